@@ -138,12 +138,23 @@ func Unmarshal(data []byte) (*Snapshot, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New("decode snapshot: empty output")
 	}
+	// Take exactly one JSON value first, so that trailing data and garbage
+	// get their own messages rather than a syntax error from the decoders
+	// below.
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("decode snapshot: %w (output starts %q)", err, preview(data))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("decode snapshot: trailing data after the snapshot")
+	}
 	// Check the version before the strict decode, so a probe from another
 	// release gets a version error rather than an unknown-field error.
 	var head struct {
 		Version *int `json:"version"`
 	}
-	if err := json.Unmarshal(data, &head); err != nil {
+	if err := json.Unmarshal(raw, &head); err != nil {
 		return nil, fmt.Errorf("decode snapshot: %w (output starts %q)", err, preview(data))
 	}
 	if head.Version == nil {
@@ -152,17 +163,11 @@ func Unmarshal(data []byte) (*Snapshot, error) {
 	if *head.Version != Version {
 		return nil, fmt.Errorf("decode snapshot: schema version %d, want %d (probe and collector from different releases)", *head.Version, Version)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
+	strict := json.NewDecoder(bytes.NewReader(raw))
+	strict.DisallowUnknownFields()
 	var s Snapshot
-	if err := dec.Decode(&s); err != nil {
+	if err := strict.Decode(&s); err != nil {
 		return nil, fmt.Errorf("decode snapshot: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("decode snapshot: trailing data after the snapshot")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("decode snapshot: trailing data after the snapshot")
 	}
 	if s.Time.IsZero() {
 		return nil, errors.New("decode snapshot: no time")

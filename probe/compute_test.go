@@ -1,0 +1,246 @@
+package main
+
+import (
+	"math"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/shirou/gopsutil/v3/cpu"
+
+	"github.com/crawlerfleet/collector/probe/snapshot"
+)
+
+func TestBusyPercent(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b cpu.TimesStat
+		want float64
+	}{
+		{"all idle", cpu.TimesStat{Idle: 100}, cpu.TimesStat{Idle: 200}, 0},
+		{"half busy", cpu.TimesStat{User: 10, Idle: 10}, cpu.TimesStat{User: 60, Idle: 60}, 50},
+		{"all busy", cpu.TimesStat{User: 10, Idle: 10}, cpu.TimesStat{User: 15, System: 5, Idle: 10}, 100},
+		{"iowait is idle", cpu.TimesStat{}, cpu.TimesStat{User: 25, Iowait: 75}, 25},
+		{
+			"nice system irq softirq steal are busy",
+			cpu.TimesStat{},
+			cpu.TimesStat{Nice: 10, System: 10, Irq: 10, Softirq: 10, Steal: 10, Idle: 50},
+			50,
+		},
+		{"guest is already in user", cpu.TimesStat{}, cpu.TimesStat{User: 50, Guest: 50, GuestNice: 10, Idle: 50}, 50},
+		{"since boot from a zero sample", cpu.TimesStat{}, cpu.TimesStat{User: 30, Idle: 70}, 30},
+		{"no time passed", cpu.TimesStat{User: 5, Idle: 5}, cpu.TimesStat{User: 5, Idle: 5}, 0},
+		{"counters went backwards", cpu.TimesStat{User: 50, Idle: 50}, cpu.TimesStat{User: 10, Idle: 10}, 0},
+		{"iowait went backwards, clamped to 100", cpu.TimesStat{Iowait: 50}, cpu.TimesStat{User: 20, Iowait: 40}, 100},
+		{"idle went up more than total, clamped to 0", cpu.TimesStat{User: 20}, cpu.TimesStat{User: 10, Idle: 20}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := busyPercent(tt.a, tt.b); math.Abs(got-tt.want) > 1e-9 {
+				t.Errorf("busyPercent(%v, %v) = %v, want %v", tt.a, tt.b, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestProcPercent(t *testing.T) {
+	tests := []struct {
+		name    string
+		a, b    cpu.TimesStat
+		elapsed time.Duration
+		want    float64
+	}{
+		{"one cpu busy", cpu.TimesStat{User: 1}, cpu.TimesStat{User: 2}, time.Second, 100},
+		{"user and system", cpu.TimesStat{User: 1, System: 1}, cpu.TimesStat{User: 1.5, System: 1.25}, time.Second, 75},
+		{"two cpus busy", cpu.TimesStat{User: 10}, cpu.TimesStat{User: 12}, time.Second, 200},
+		{"short window", cpu.TimesStat{System: 3}, cpu.TimesStat{System: 3.05}, 200 * time.Millisecond, 25},
+		{"idle process", cpu.TimesStat{User: 7}, cpu.TimesStat{User: 7}, time.Second, 0},
+		{"iowait is not cpu", cpu.TimesStat{}, cpu.TimesStat{Iowait: 5}, time.Second, 0},
+		{"lifetime average from a zero sample", cpu.TimesStat{}, cpu.TimesStat{User: 30, System: 30}, 10 * time.Minute, 10},
+		{"zero elapsed", cpu.TimesStat{}, cpu.TimesStat{User: 1}, 0, 0},
+		{"negative elapsed", cpu.TimesStat{}, cpu.TimesStat{User: 1}, -time.Second, 0},
+		{"pid reused, times went backwards", cpu.TimesStat{User: 100}, cpu.TimesStat{User: 1}, time.Second, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := procPercent(tt.a, tt.b, tt.elapsed); math.Abs(got-tt.want) > 1e-9 {
+				t.Errorf("procPercent(%v, %v, %v) = %v, want %v", tt.a, tt.b, tt.elapsed, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMatch(t *testing.T) {
+	procs := []procInfo{
+		{PID: 1, Name: "systemd", Cmdline: "/sbin/init splash"},
+		{PID: 42, Name: "python3", Cmdline: "python3 /srv/app.py --port 8000"},
+		{PID: 7, Name: "bash", Cmdline: "bash -c python3 -m http.server"},
+		{PID: 99, Name: "gunicorn", Cmdline: "/usr/bin/python3 /usr/bin/gunicorn app:wsgi"},
+		{PID: 5, Name: "Python", Cmdline: "Python"},
+		{PID: 13, Name: "sh", Cmdline: "sh -c x'; touch /tmp/pwned; '"},
+		{PID: 21, Name: "kworker/0:1", Cmdline: ""},
+	}
+	m := func(keyword string, pids ...int32) snapshot.Match {
+		if pids == nil {
+			pids = []int32{}
+		}
+		return snapshot.Match{Keyword: keyword, Count: len(pids), PIDs: pids}
+	}
+	tests := []struct {
+		name     string
+		keywords []string
+		want     []snapshot.Match
+		wantAll  []int32
+	}{
+		{
+			name:     "name or cmdline, pids sorted",
+			keywords: []string{"python"},
+			want:     []snapshot.Match{m("python", 7, 42, 99)},
+			wantAll:  []int32{7, 42, 99},
+		},
+		{
+			name:     "a process under two keywords counts once in all",
+			keywords: []string{"gunicorn", "python"},
+			want:     []snapshot.Match{m("gunicorn", 99), m("python", 7, 42, 99)},
+			wantAll:  []int32{7, 42, 99},
+		},
+		{
+			name:     "name only",
+			keywords: []string{"systemd"},
+			want:     []snapshot.Match{m("systemd", 1)},
+			wantAll:  []int32{1},
+		},
+		{
+			name:     "cmdline only",
+			keywords: []string{"app.py"},
+			want:     []snapshot.Match{m("app.py", 42)},
+			wantAll:  []int32{42},
+		},
+		{
+			name:     "across arguments joined by a space",
+			keywords: []string{"--port 8000"},
+			want:     []snapshot.Match{m("--port 8000", 42)},
+			wantAll:  []int32{42},
+		},
+		{
+			name:     "case sensitive",
+			keywords: []string{"Python"},
+			want:     []snapshot.Match{m("Python", 5)},
+			wantAll:  []int32{5},
+		},
+		{
+			name:     "kernel thread by name",
+			keywords: []string{"kworker"},
+			want:     []snapshot.Match{m("kworker", 21)},
+			wantAll:  []int32{21},
+		},
+		{
+			name:     "no match gives an empty, non-nil pid list",
+			keywords: []string{"ruby"},
+			want:     []snapshot.Match{m("ruby")},
+			wantAll:  []int32{},
+		},
+		{
+			name:     "shell metacharacters are literal",
+			keywords: []string{"x'; touch /tmp/pwned; '", "$(id)", "*"},
+			want:     []snapshot.Match{m("x'; touch /tmp/pwned; '", 13), m("$(id)"), m("*")},
+			wantAll:  []int32{13},
+		},
+		{
+			name:     "repeated keyword reported once",
+			keywords: []string{"python", "app.py", "python"},
+			want:     []snapshot.Match{m("python", 7, 42, 99), m("app.py", 42)},
+			wantAll:  []int32{7, 42, 99},
+		},
+		{
+			name:     "empty keyword skipped",
+			keywords: []string{"", "gunicorn"},
+			want:     []snapshot.Match{m("gunicorn", 99)},
+			wantAll:  []int32{99},
+		},
+		{
+			name:     "no keywords",
+			keywords: nil,
+			want:     []snapshot.Match{},
+			wantAll:  []int32{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, all := match(procs, tt.keywords)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("match(%q) = %+v, want %+v", tt.keywords, got, tt.want)
+			}
+			if !reflect.DeepEqual(all, tt.wantAll) {
+				t.Errorf("match(%q) all = %v, want %v", tt.keywords, all, tt.wantAll)
+			}
+		})
+	}
+}
+
+func TestMatchDuplicatePID(t *testing.T) {
+	procs := []procInfo{{PID: 3, Name: "python"}, {PID: 3, Name: "python"}}
+	got, all := match(procs, []string{"python"})
+	if want := []int32{3}; !reflect.DeepEqual(got[0].PIDs, want) || got[0].Count != 1 || !reflect.DeepEqual(all, want) {
+		t.Errorf("match of a pid listed twice = %+v, all %v; want pids %v once", got, all, want)
+	}
+}
+
+func TestSelfExcludes(t *testing.T) {
+	me := self{pid: 100, ppid: 50, argv0: "/tmp/probe"}
+	tests := []struct {
+		name string
+		me   self
+		p    procInfo
+		want bool
+	}{
+		{"itself", me, procInfo{PID: 100, Name: "probe", Cmdline: "/tmp/probe python"}, true},
+		{"wrapper shell", me, procInfo{PID: 50, Name: "sh", Cmdline: "sh -c /tmp/probe python; rm -f /tmp/probe"}, true},
+		{"another run of the same probe", me, procInfo{PID: 300, Name: "probe", Cmdline: "/tmp/probe -sample 1s -- python"}, true},
+		{"another program under the probe's path", me, procInfo{PID: 301, Name: "probe2", Cmdline: "/tmp/probe2 python"}, false},
+		{"a shell about to exec another run", me, procInfo{PID: 302, Name: "bash", Cmdline: "bash -c exec '/tmp/probe' '--' 'python'"}, true},
+		{"a path that only starts like the probe's", me, procInfo{PID: 303, Name: "probe.sh", Cmdline: "sh /tmp/probe.sh python"}, false},
+		{"a bare argv0 in another command line", self{pid: 100, ppid: 50, argv0: "probe"}, procInfo{PID: 304, Cmdline: "python probe"}, false},
+		{"parent that is no wrapper", me, procInfo{PID: 50, Name: "python3", Cmdline: "python3 runner.py"}, false},
+		{"parent when argv0 is unknown", self{pid: 100, ppid: 50}, procInfo{PID: 50, Cmdline: "sh -c probe"}, false},
+		{"unrelated", me, procInfo{PID: 1, Name: "systemd", Cmdline: "/sbin/init"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.me.excludes(tt.p); got != tt.want {
+				t.Errorf("%+v.excludes(%+v) = %v, want %v", tt.me, tt.p, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAddUsage(t *testing.T) {
+	matches := []snapshot.Match{
+		{Keyword: "python", Count: 3, PIDs: []int32{1, 2, 3}},
+		{Keyword: "gunicorn", Count: 1, PIDs: []int32{2}},
+		{Keyword: "ruby", PIDs: []int32{}},
+	}
+	used := map[int32]usage{
+		1: {RSSBytes: 100, CPUPercent: 10.5},
+		2: {RSSBytes: 200, CPUPercent: 20.25},
+		// 3 exited before it was measured.
+		4: {RSSBytes: 1000, CPUPercent: 99}, // matched by no keyword
+	}
+	addUsage(matches, used)
+	want := []snapshot.Match{
+		{Keyword: "python", Count: 3, PIDs: []int32{1, 2, 3}, RSSBytes: 300, CPUPercent: 30.75},
+		{Keyword: "gunicorn", Count: 1, PIDs: []int32{2}, RSSBytes: 200, CPUPercent: 20.25},
+		{Keyword: "ruby", PIDs: []int32{}},
+	}
+	if !reflect.DeepEqual(matches, want) {
+		t.Errorf("addUsage = %+v, want %+v", matches, want)
+	}
+}
+
+func TestAddUsageRoundsTheSum(t *testing.T) {
+	matches := []snapshot.Match{{Keyword: "k", Count: 2, PIDs: []int32{1, 2}}}
+	addUsage(matches, map[int32]usage{1: {CPUPercent: 0.334}, 2: {CPUPercent: 0.334}})
+	if got := matches[0].CPUPercent; got != 0.67 {
+		t.Errorf("CPUPercent = %v, want the sum 0.668 rounded to 0.67", got)
+	}
+}

@@ -1,0 +1,127 @@
+// Command probe prints one snapshot of the host it runs on: CPU, memory, the
+// file system at "/", and the processes that match some keywords.
+//
+// Usage:
+//
+//	probe [-sample 1s] [-timeout 20s] [-version] [keyword ...]
+//
+// The collector uploads probe to a target over SSH and runs it; it needs no
+// shell, interpreter or root. Flags come before the keywords; use "--" before
+// a keyword that starts with "-". With no keywords, probe matches "python".
+// A process matches a keyword when its name or its command line contains the
+// keyword as a literal, case-sensitive substring. Repeated keywords are
+// reported once; an empty keyword is a usage error, as it would match every
+// process. The probe never counts itself, nor any process whose command line
+// names its own path (argv[0]): other runs of the same binary (two
+// collectors probing one host at once) and the shells that start them (such
+// as sh -c './probe python; rm probe'), since all those command lines contain
+// the keywords. With a bare argv[0] only the parent is checked.
+//
+// -sample is the window over which CPU percents are measured (default 1s).
+// With -sample 0 there is no window: the CPU percent is the average since
+// boot, and each process's percent is its average since it started, as ps
+// shows it.
+//
+// -timeout bounds the whole run (default 20s). A section not read by then
+// carries an error ending in "timed out after 20s" (and keeps what it had,
+// such as the process list when only the sample window was cut short); the
+// rest still prints and the exit status is still 0.
+//
+// Output: exactly one JSON object, a snapshot.Snapshot of schema version
+// snapshot.Version, then a newline, on stdout. A section that could not be
+// read carries its own error. Diagnostics go to stderr.
+//
+// Exit status: 0 when the snapshot was printed, even with section errors
+// (and for -version and -help); 1 when it could not be written; 2 for a
+// usage error, with nothing on stdout.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/crawlerfleet/collector/probe/snapshot"
+)
+
+const usageLine = "usage: probe [-sample 1s] [-timeout 20s] [-version] [keyword ...]"
+
+// defaultKeywords are matched when no keyword is given.
+var defaultKeywords = []string{"python"}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run parses args, collects one snapshot and writes it to stdout. It returns
+// the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sample := fs.Duration("sample", time.Second, "CPU sample `window`; 0 gives averages since boot and since each process started")
+	timeout := fs.Duration("timeout", 20*time.Second, "`deadline` for the whole run; sections unread by then report \"timed out\"")
+	version := fs.Bool("version", false, "print the snapshot schema version and exit")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), usageLine)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2 // flag has printed the error and the usage
+	}
+	if *version {
+		fmt.Fprintln(stdout, snapshot.Version)
+		return 0
+	}
+	opts, err := newOptions(*sample, *timeout, fs.Args())
+	if err != nil {
+		fmt.Fprintf(stderr, "probe: %v\n%s\n", err, usageLine)
+		return 2
+	}
+
+	snap := collect(ctx, system, opts, time.Now)
+	if err := json.NewEncoder(stdout).Encode(snap); err != nil {
+		fmt.Fprintf(stderr, "probe: write snapshot: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// options are the validated command-line settings of one run.
+type options struct {
+	sample   time.Duration // CPU sample window; 0 for averages
+	timeout  time.Duration // deadline for the whole run
+	keywords []string      // non-empty, in the order given
+}
+
+// newOptions validates the flags and keywords, applying defaultKeywords when
+// keywords is empty.
+func newOptions(sample, timeout time.Duration, keywords []string) (options, error) {
+	if sample < 0 {
+		return options{}, fmt.Errorf("-sample %v is negative; use 0 for no window", sample)
+	}
+	if timeout <= 0 {
+		return options{}, fmt.Errorf("-timeout %v must be positive", timeout)
+	}
+	for i, k := range keywords {
+		if k == "" {
+			return options{}, fmt.Errorf("keyword %d is empty; it would match every process", i+1)
+		}
+	}
+	if len(keywords) == 0 {
+		keywords = defaultKeywords
+	}
+	return options{sample: sample, timeout: timeout, keywords: keywords}, nil
+}

@@ -1,0 +1,65 @@
+package inventory
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr string
+	}{
+		{in: "30s", want: 30 * time.Second},
+		{in: "1m30s", want: 90 * time.Second},
+		{in: "500ms", want: 500 * time.Millisecond},
+		{in: "0", want: 0},
+		{in: "-5s", want: -5 * time.Second},
+		{in: "90d", want: 90 * 24 * time.Hour},
+		{in: "1d12h", want: 36 * time.Hour},
+		{in: "1.5d", want: 36 * time.Hour},
+		{in: "-1d", want: -24 * time.Hour},
+		{in: "", wantErr: `invalid duration ""`},
+		{in: "5x", wantErr: `invalid duration "5x"`},
+		{in: "30", wantErr: `invalid duration "30"`},
+		{in: "d", wantErr: `invalid duration "d"`},
+		{in: "1e2d", wantErr: `invalid duration "1e2d"`},
+		{in: "1d-5h", wantErr: `invalid duration "1d-5h"`},
+		{in: "--5s", wantErr: `invalid duration "--5s"`},
+		{in: "1d1d", wantErr: `invalid duration "1d1d"`},
+		{in: "200000d", wantErr: `duration "200000d" is too long`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseDuration(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("ParseDuration(%q) = %v, %v; want error %q", tt.in, got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("ParseDuration(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDurationText(t *testing.T) {
+	var d Duration
+	if err := d.UnmarshalText([]byte("2d")); err != nil || time.Duration(d) != 48*time.Hour {
+		t.Fatalf("UnmarshalText(2d) = %v, %v", time.Duration(d), err)
+	}
+	if err := d.UnmarshalText([]byte("soon")); err == nil {
+		t.Error("UnmarshalText(soon) succeeded")
+	}
+	if time.Duration(d) != 48*time.Hour {
+		t.Errorf("a failed UnmarshalText changed the value to %v", time.Duration(d))
+	}
+	text, err := Duration(90 * time.Second).MarshalText()
+	if err != nil || string(text) != "1m30s" {
+		t.Errorf("MarshalText = %q, %v", text, err)
+	}
+}

@@ -1,0 +1,640 @@
+package inventory
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testEnv is a machine where home is /home/tester and the OS user is tester.
+var testEnv = environment{
+	home: func() (string, error) { return "/home/tester", nil },
+	user: func() (string, error) { return "tester", nil },
+}
+
+// parseFile parses path with testEnv, naming it by its base name.
+func parseFile(t *testing.T, path string) (*Inventory, error) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return parse(f, filepath.Base(path), testEnv)
+}
+
+func mustParse(t *testing.T, path string) *Inventory {
+	t.Helper()
+	inv, err := parseFile(t, path)
+	if err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	return inv
+}
+
+func mustServer(t *testing.T, inv *Inventory, name string) Server {
+	t.Helper()
+	s, ok := inv.Server(name)
+	if !ok {
+		t.Fatalf("no server %q in %s", name, inv.Path)
+	}
+	return s
+}
+
+// badConfigs maps each file in testdata/bad to substrings its error must hold.
+var badConfigs = map[string][]string{
+	"syntax.toml":               {"syntax.toml:3:28: strings cannot contain newlines"},
+	"unknown_server_key.toml":   {"unknown key 'adress' in server 'web1' (unknown_server_key.toml:4); did you mean 'address'?"},
+	"unknown_defaults_key.toml": {"unknown key 'usr' in [defaults] (unknown_defaults_key.toml:2); did you mean 'user'?"},
+	"unknown_table.toml":        {"unknown table [store] (unknown_table.toml:5)"},
+	"unknown_top_key.toml":      {"unknown top-level key 'user' (unknown_top_key.toml:1); 'user' can only be set in [defaults] or [[server]]"},
+	"misspelled_table.toml":     {"unknown table [[servers]] (misspelled_table.toml:1); did you mean [[server]]?"},
+	"single_bracket_server.toml": {
+		"wrong type for 'server': found a table (single_bracket_server.toml:1); write [[server]] (double brackets)",
+	},
+	"tags_in_defaults.toml": {"unknown key 'tags' in [defaults] (tags_in_defaults.toml:2); 'tags' can only be set in [[server]]"},
+	"password.toml": {
+		"unknown key 'password' in server 'web1' (password.toml:4); secrets are never written in this file",
+		"SSH password login is not supported", "identity_passphrase_env",
+	},
+	"passphrase.toml": {
+		"unknown key 'identity_passphrase' in [defaults] (passphrase.toml:3); secrets are never written in this file: put it in an environment variable and set identity_passphrase_env to the variable's name",
+	},
+	"token.toml": {"unknown top-level key 'token' (token.toml:1); secrets are never written in this file: put it in an environment variable"},
+	"passphrase_env_value.toml": {
+		"identity_passphrase_env is not an environment variable name in server 'web1' (passphrase_env_value.toml:4)",
+		"never to the passphrase itself",
+	},
+	"duplicate_name.toml": {"duplicate name in server 'web1' (duplicate_name.toml:6); 'web1' is already used at duplicate_name.toml:1; server names must be unique"},
+	"missing_name.toml":   {"no name in server #2 (missing_name.toml:5); add name = "},
+	"empty_name.toml":     {"empty name in server #1 (empty_name.toml:2)"},
+	"bad_name.toml": {
+		`server name "web 1" is not usable on the command line in server 'web 1' (bad_name.toml:2); use only letters, digits, '.', '-' and '_'`,
+	},
+	"dash_name.toml":          {`server name "-web1" is not usable on the command line`, "do not start with '-'"},
+	"bad_tag.toml":            {`tag "eu west" is not usable on the command line in server 'web1' (bad_tag.toml:4)`},
+	"missing_address.toml":    {"no address in server 'web1' (missing_address.toml:1); add address = "},
+	"empty_address.toml":      {`bad address "": empty address in server 'web1' (empty_address.toml:3)`},
+	"address_with_user.toml":  {`bad address "root@web1.example.com": "root@web1.example.com" contains a user name`},
+	"address_bad_port.toml":   {`bad address "web1.example.com:99999": port "99999" after ':' is not a number from 1 to 65535 in server 'web1' (address_bad_port.toml:3)`},
+	"address_bad_ipv6.toml":   {`"fe80::zz" is not an IPv6 address`},
+	"port_range.toml":         {"port 70000 is out of range in server 'web1' (port_range.toml:4); use a port from 1 to 65535"},
+	"port_zero_defaults.toml": {"port 0 is out of range in [defaults] (port_zero_defaults.toml:2)"},
+	"address_port_conflict.toml": {
+		`address "web1.example.com:2222" has port 2222 but port = 22 in server 'web1' (address_port_conflict.toml:4); remove one of them`,
+	},
+	"wrong_type_port.toml": {"wrong type for 'port': found a string in server 'web1' (wrong_type_port.toml:4); write a number without quotes"},
+	"wrong_type_identity_file.toml": {
+		"bad value for 'identity_file': found an integer, want a string or an array of strings in server 'web1' (wrong_type_identity_file.toml:4)",
+	},
+	// The second server's timeout must not steal the line: BurntSushi/toml
+	// alone would report line 9.
+	"bad_duration.toml":             {`bad value for 'timeout': invalid duration "5x" in server 'web1' (bad_duration.toml:4); write a number and a unit`},
+	"bad_duration_defaults.toml":    {`bad value for 'sample': invalid duration "one second" in [defaults] (bad_duration_defaults.toml:2)`},
+	"duration_not_string.toml":      {`bad value for 'timeout': invalid duration "30" in server 'web1' (duration_not_string.toml:4)`},
+	"timeout_zero.toml":             {"timeout 0s is not positive in server 'web1' (timeout_zero.toml:4)"},
+	"connect_timeout_negative.toml": {"connect_timeout -5s is not positive in [defaults] (connect_timeout_negative.toml:2)"},
+	"sample_negative.toml":          {"sample -1s is negative in server 'web1' (sample_negative.toml:4)"},
+	"connect_longer_than_timeout.toml": {
+		"connect_timeout 1m0s is longer than timeout 30s in server 'web1' (connect_longer_than_timeout.toml:4)",
+	},
+	"sample_longer_than_timeout.toml": {"sample 20s does not fit in timeout 20s in [defaults] (sample_longer_than_timeout.toml:2)"},
+	"empty_keyword.toml":              {"keyword 2 is empty in server 'web1' (empty_keyword.toml:4)"},
+	"empty_identity_file.toml":        {"empty identity_file in [defaults] (empty_identity_file.toml:2)"},
+	"tilde_user.toml":                 {`bad known_hosts: "~bob/.ssh/known_hosts": only ~ and ~/... are expanded, not ~user in server 'web1' (tilde_user.toml:4); write the full path`},
+	"relative_probe_dir.toml":         {`probe_dir "collector" is relative in server 'web1' (relative_probe_dir.toml:4)`},
+	"empty_user.toml":                 {"empty user in [defaults] (empty_user.toml:2)"},
+	"jump_self.toml":                  {"jump names the server itself in server 'web1' (jump_self.toml:4)"},
+	"jump_cycle.toml":                 {"jump cycle: a -> b -> a in server 'a' (jump_cycle.toml:4)"},
+	"jump_cycle_long.toml":            {"jump cycle: a -> b -> c -> a in server 'a' (jump_cycle_long.toml:9)"},
+	"jump_cycle_defaults.toml": {
+		"jump cycle: bastion -> outer -> bastion in server 'bastion' (jump_cycle_defaults.toml:7)",
+		`the jump of 'outer' comes from [defaults]; set jump = "" in it`,
+	},
+	"jump_to_local_server.toml": {`jump 'master' names the master itself (address = "local") in server 'web1' (jump_to_local_server.toml:8)`},
+	"jump_local.toml":           {`jump = "local" names the master itself in server 'web1' (jump_local.toml:4)`},
+	"jump_default_local.toml":   {`jump = "local" names the master itself in [defaults] (jump_default_local.toml:2)`},
+	"local_with_jump.toml": {
+		`the master itself (address = "local") cannot be reached through a jump host in server 'master' (local_with_jump.toml:8); remove jump`,
+	},
+	"jump_bad.toml": {`jump "ops@gw.example.com:0" is neither a server name nor [user@]host[:port]`},
+	"many_errors.toml": {
+		"unknown key 'usr' in [defaults] (many_errors.toml:3)",
+		"port 0 is out of range in [defaults] (many_errors.toml:4)",
+		`invalid duration "soon" in server 'web1' (many_errors.toml:9)`,
+		"port 70000 is out of range in server 'web1' (many_errors.toml:14)",
+		"unknown key 'adress' in server 'web1' (many_errors.toml:15)",
+	},
+	"inline_server.toml": {"unknown key 'adress' in a [[server]] entry (inline_server.toml:1); did you mean 'address'?"},
+}
+
+func TestParseBad(t *testing.T) {
+	files, err := filepath.Glob("testdata/bad/*.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range files {
+		if _, ok := badConfigs[filepath.Base(path)]; !ok {
+			t.Errorf("%s has no expected error in badConfigs", path)
+		}
+	}
+	for name, want := range badConfigs {
+		t.Run(strings.TrimSuffix(name, ".toml"), func(t *testing.T) {
+			inv, err := parseFile(t, filepath.Join("testdata/bad", name))
+			if err == nil {
+				t.Fatalf("no error; got %d servers", len(inv.Servers))
+			}
+			if inv != nil {
+				t.Errorf("got an inventory along with the error")
+			}
+			for _, w := range want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain\n\t%s\ngot:\n\t%s", w, strings.ReplaceAll(err.Error(), "\n", "\n\t"))
+				}
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Errorf("errors.As(%T, *Error) = false", err)
+			} else if e.File != name {
+				t.Errorf("Error.File = %q, want %q", e.File, name)
+			}
+		})
+	}
+}
+
+// TestErrorFormat pins the exact shape of the messages.
+func TestErrorFormat(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      []string // the lines of the error, in order
+	}{
+		{
+			name: "unknown keys",
+			src: `[defaults]
+usr = "monitor"
+
+[[server]]
+name = "web1"
+description = "front"
+adress = "web1.example.com"
+`,
+			want: []string{
+				"unknown key 'usr' in [defaults] (servers.toml:2); did you mean 'user'?",
+				"no address in server 'web1' (servers.toml:4); add address = \"host\", \"host:port\", \"[IPv6]:port\", or \"local\" for the master itself",
+				"unknown key 'adress' in server 'web1' (servers.toml:7); did you mean 'address'?",
+			},
+		},
+		{
+			name: "syntax",
+			src:  "[[server]]\nname = \"web1\"\n\n\n\n\n  =\n",
+			want: []string{"servers.toml:7:3: unexpected '=': key name appears blank"},
+		},
+		{
+			name: "no suggestion when nothing is close",
+			src:  "[[server]]\nname = \"web1\"\naddress = \"web1\"\nflavour = \"vanilla\"\n",
+			want: []string{"unknown key 'flavour' in server 'web1' (servers.toml:4)"},
+		},
+		{
+			name: "alias",
+			src:  "[[server]]\nname = \"web1\"\nhostname = \"web1\"\n",
+			want: []string{
+				"no address in server 'web1' (servers.toml:1); add address = \"host\", \"host:port\", \"[IPv6]:port\", or \"local\" for the master itself",
+				"unknown key 'hostname' in server 'web1' (servers.toml:3); did you mean 'address'?",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parse(strings.NewReader(tt.src), "servers.toml", testEnv)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, tt.want) {
+				t.Errorf("got:\n\t%s\nwant:\n\t%s", strings.Join(got, "\n\t"), strings.Join(tt.want, "\n\t"))
+			}
+		})
+	}
+}
+
+func TestSyntaxErrorHasColumn(t *testing.T) {
+	_, err := parseFile(t, "testdata/bad/syntax.toml")
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("got %v, want an *Error", err)
+	}
+	if e.Line != 3 || e.Col != 28 {
+		t.Errorf("position = %d:%d, want 3:28", e.Line, e.Col)
+	}
+	if !regexp.MustCompile(`^syntax\.toml:3:28: \S`).MatchString(err.Error()) {
+		t.Errorf("error %q does not start with syntax.toml:3:28: ", err)
+	}
+}
+
+func TestErrorsAreSortedAndStructured(t *testing.T) {
+	_, err := parseFile(t, "testdata/bad/many_errors.toml")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		t.Fatalf("error %T does not hold a list", err)
+	}
+	var lines []int
+	for _, e := range joined.Unwrap() {
+		var ie *Error
+		if !errors.As(e, &ie) {
+			t.Fatalf("%T is not an *Error", e)
+		}
+		lines = append(lines, ie.Line)
+	}
+	if want := []int{3, 4, 9, 14, 15}; !slices.Equal(lines, want) {
+		t.Errorf("lines = %v, want %v", lines, want)
+	}
+	var first *Error
+	errors.As(err, &first)
+	want := &Error{File: "many_errors.toml", Line: 3, Table: "defaults", Key: "usr", Msg: "unknown key 'usr'", Fix: "did you mean 'user'?"}
+	if !reflect.DeepEqual(first, want) {
+		t.Errorf("first error = %+v, want %+v", first, want)
+	}
+}
+
+func TestBuiltinDefaults(t *testing.T) {
+	inv := mustParse(t, "testdata/minimal.toml")
+	want := Server{
+		Name:           "web1",
+		Address:        "web1.example.com",
+		Port:           22,
+		User:           "tester",
+		KnownHosts:     "/home/tester/.ssh/known_hosts",
+		Keywords:       []string{"python"},
+		ProbeDir:       "~/.cache/collector",
+		Timeout:        30 * time.Second,
+		ConnectTimeout: 10 * time.Second,
+		Sample:         time.Second,
+		Line:           1,
+	}
+	if len(inv.Servers) != 1 || !reflect.DeepEqual(inv.Servers[0], want) {
+		t.Errorf("servers = %+v\nwant [%+v]", inv.Servers, want)
+	}
+	if inv.Path != "minimal.toml" {
+		t.Errorf("Path = %q", inv.Path)
+	}
+}
+
+func TestDefaultsFlowIntoServers(t *testing.T) {
+	inv := mustParse(t, "testdata/defaults.toml")
+	wantDefaults := Defaults{
+		User:                  "monitor",
+		Port:                  2200,
+		IdentityFiles:         []string{"/home/tester/.ssh/fleet_ed25519", "/etc/collector/id_rsa"},
+		IdentityPassphraseEnv: "FLEET_KEY_PASSPHRASE",
+		KnownHosts:            "/home/tester/.ssh/fleet_known_hosts",
+		Jump:                  "gw.example.com",
+		Keywords:              []string{"python", "node"},
+		ProbeDir:              "/var/tmp/collector",
+		Timeout:               45 * time.Second,
+		ConnectTimeout:        5 * time.Second,
+		Sample:                2 * time.Second,
+	}
+	if !reflect.DeepEqual(inv.Defaults, wantDefaults) {
+		t.Errorf("Defaults = %+v\nwant %+v", inv.Defaults, wantDefaults)
+	}
+	tests := []struct {
+		name string
+		want Server
+	}{
+		{"inherits", Server{
+			Name:                  "inherits",
+			Address:               "inherits.example.com",
+			Port:                  2200,
+			User:                  "monitor",
+			IdentityFiles:         []string{"/home/tester/.ssh/fleet_ed25519", "/etc/collector/id_rsa"},
+			IdentityPassphraseEnv: "FLEET_KEY_PASSPHRASE",
+			KnownHosts:            "/home/tester/.ssh/fleet_known_hosts",
+			Jump:                  "gw.example.com",
+			Keywords:              []string{"python", "node"},
+			ProbeDir:              "/var/tmp/collector",
+			Timeout:               45 * time.Second,
+			ConnectTimeout:        5 * time.Second,
+			Sample:                2 * time.Second,
+			Line:                  15,
+		}},
+		{"overrides", Server{
+			Name:                  "overrides",
+			Description:           "sets every key",
+			Address:               "overrides.example.com",
+			Port:                  22,
+			User:                  "root",
+			IdentityFiles:         []string{"/home/tester/.ssh/id_root"},
+			IdentityPassphraseEnv: "ROOT_KEY_PASSPHRASE",
+			KnownHosts:            "/etc/ssh/ssh_known_hosts",
+			Jump:                  "",
+			Keywords:              []string{},
+			Tags:                  []string{"db", "eu"},
+			ProbeDir:              "~/collector",
+			Timeout:               2 * time.Minute,
+			ConnectTimeout:        20 * time.Second,
+			Sample:                0,
+			Line:                  19,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := mustServer(t, inv, tt.name); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+	// Servers must not share slices with the defaults or each other.
+	inv.Servers[0].Keywords[0] = "changed"
+	inv.Servers[0].IdentityFiles[0] = "changed"
+	if inv.Defaults.Keywords[0] != "python" || inv.Defaults.IdentityFiles[0] == "changed" {
+		t.Errorf("a server shares slices with Defaults: %+v", inv.Defaults)
+	}
+}
+
+func TestIPv6Addresses(t *testing.T) {
+	inv := mustParse(t, "testdata/ipv6.toml")
+	tests := []struct {
+		name, address string
+		port          int
+		hostPort      string
+	}{
+		{"bracketed-port", "::1", 2222, "[::1]:2222"},
+		{"bare", "::1", 22, "[::1]:22"},
+		{"bare-with-port-key", "2001:db8::10", 2022, "[2001:db8::10]:2022"},
+		{"bracketed", "2001:db8::11", 22, "[2001:db8::11]:22"},
+		{"zone", "fe80::1%eth0", 22, "[fe80::1%eth0]:22"},
+		{"ipv4-port", "192.0.2.7", 2200, "192.0.2.7:2200"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := mustServer(t, inv, tt.name)
+			if s.Address != tt.address || s.Port != tt.port || s.HostPort() != tt.hostPort {
+				t.Errorf("Address, Port, HostPort() = %q, %d, %q; want %q, %d, %q",
+					s.Address, s.Port, s.HostPort(), tt.address, tt.port, tt.hostPort)
+			}
+			if s.IsLocal() {
+				t.Error("IsLocal() = true")
+			}
+		})
+	}
+}
+
+func TestRoute(t *testing.T) {
+	inv := mustParse(t, "testdata/jumps.toml")
+	fleetKey := []string{"/home/tester/.ssh/fleet"}
+	tests := []struct {
+		name string
+		want []string // "name user@host:port" per hop
+	}{
+		{"master", []string{"master monitor@local:2200"}},
+		{"bastion", []string{"bastion ops@bastion.example.com:2200"}},
+		{"inner", []string{"bastion ops@bastion.example.com:2200", "inner monitor@10.0.0.2:2200"}},
+		{"deep", []string{"bastion ops@bastion.example.com:2200", "inner monitor@10.0.0.2:2200", "deep monitor@10.1.0.3:2200"}},
+		{"via-host", []string{"admin@gw.example.com:2022 admin@gw.example.com:2022", "via-host monitor@10.2.0.4:2200"}},
+		{"via-bare-host", []string{"gw2.example.com monitor@gw2.example.com:2200", "via-bare-host monitor@10.2.0.5:2200"}},
+		{"via-ipv6", []string{"[2001:db8::1]:2222 monitor@[2001:db8::1]:2222", "via-ipv6 monitor@10.2.0.6:2200"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := mustServer(t, inv, tt.name)
+			hops, err := inv.Route(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, h := range hops {
+				got = append(got, h.Name+" "+h.User+"@"+h.HostPort())
+				if !h.IsLocal() && !slices.Equal(h.IdentityFiles, fleetKey) {
+					t.Errorf("hop %s: IdentityFiles = %q, want %q", h.Name, h.IdentityFiles, fleetKey)
+				}
+				if h.KnownHosts != "/home/tester/.ssh/known_hosts" || h.ConnectTimeout != 10*time.Second {
+					t.Errorf("hop %s: KnownHosts, ConnectTimeout = %q, %s; want the defaults", h.Name, h.KnownHosts, h.ConnectTimeout)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("route = %q\nwant    %q", got, tt.want)
+			}
+			if !reflect.DeepEqual(hops[len(hops)-1], s) {
+				t.Errorf("last hop = %+v, want the server itself", hops[len(hops)-1])
+			}
+		})
+	}
+}
+
+func TestRouteRejectsCycleOutsideParse(t *testing.T) {
+	inv := mustParse(t, "testdata/jumps.toml")
+	// A Server built by hand, not checked by Parse, jumping through itself via inner.
+	inv.Servers[inv.byName["bastion"]].Jump = "inner"
+	_, err := inv.Route(mustServer(t, inv, "inner"))
+	if err == nil || !strings.Contains(err.Error(), "cycle") {
+		t.Errorf("Route = %v, want a cycle error", err)
+	}
+}
+
+func TestDefaultJump(t *testing.T) {
+	inv := mustParse(t, "testdata/default_jump.toml")
+	for name, want := range map[string]string{"master": "", "bastion": "", "inner": "bastion", "direct": ""} {
+		if got := mustServer(t, inv, name).Jump; got != want {
+			t.Errorf("%s: Jump = %q, want %q", name, got, want)
+		}
+	}
+	hops, err := inv.Route(mustServer(t, inv, "inner"))
+	if err != nil || len(hops) != 2 || hops[0].Name != "bastion" {
+		t.Errorf("Route(inner) = %v, %v; want bastion, inner", hops, err)
+	}
+}
+
+func TestSelect(t *testing.T) {
+	inv := mustParse(t, "testdata/jumps.toml")
+	names := func(servers []Server) []string {
+		var out []string
+		for _, s := range servers {
+			out = append(out, s.Name)
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		want    []string
+		wantErr []string
+	}{
+		{"all", nil, []string{"master", "bastion", "inner", "deep", "via-host", "via-bare-host", "via-ipv6"}, nil},
+		{"given order", []string{"deep", "master"}, []string{"deep", "master"}, nil},
+		{"duplicates once", []string{"inner", "inner"}, []string{"inner"}, nil},
+		{"typo", []string{"inner", "bastoin"}, nil, []string{"unknown server 'bastoin' in jumps.toml; did you mean 'bastion'?"}},
+		{"no close name", []string{"zzzzzzzzzz"}, nil, []string{"unknown server 'zzzzzzzzzz' in jumps.toml; known servers: master, bastion, inner, deep, via-host, via-bare-host, via-ipv6"}},
+		{"every unknown name", []string{"mastr", "dep"}, nil, []string{"'mastr'", "did you mean 'master'?", "'dep'", "did you mean 'deep'?"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := inv.Select(tt.args)
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(names(got), tt.want) {
+					t.Errorf("Select(%q) = %q, want %q", tt.args, names(got), tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Select(%q) = %q, want an error", tt.args, names(got))
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			var u *UnknownServerError
+			if !errors.As(err, &u) || !slices.Contains(tt.args, u.Name) || u.File != "jumps.toml" {
+				t.Errorf("errors.As(*UnknownServerError) failed for %v", err)
+			}
+		})
+	}
+	all, _ := inv.Select(nil)
+	all[0].Name = "changed"
+	if inv.Servers[0].Name == "changed" {
+		t.Error("Select(nil) returned the inventory's own slice")
+	}
+}
+
+func TestHomeExpansion(t *testing.T) {
+	src := `[defaults]
+identity_file = "~"
+known_hosts = "~/kh"
+
+[[server]]
+name = "a"
+address = "a"
+identity_file = ["~/.ssh/a", "/abs/b", "rel/c"]
+`
+	inv, err := parse(strings.NewReader(src), "servers.toml", testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := inv.Defaults.IdentityFiles, []string{"/home/tester"}; !slices.Equal(got, want) {
+		t.Errorf("Defaults.IdentityFiles = %q, want %q", got, want)
+	}
+	s := inv.Servers[0]
+	if want := []string{"/home/tester/.ssh/a", "/abs/b", "rel/c"}; !slices.Equal(s.IdentityFiles, want) {
+		t.Errorf("IdentityFiles = %q, want %q", s.IdentityFiles, want)
+	}
+	if s.KnownHosts != "/home/tester/kh" {
+		t.Errorf("KnownHosts = %q", s.KnownHosts)
+	}
+
+	noHome := environment{
+		home: func() (string, error) { return "", errors.New("$HOME is not defined") },
+		user: testEnv.user,
+	}
+	_, err = parse(strings.NewReader(src), "servers.toml", noHome)
+	for _, w := range []string{
+		`bad identity_file: expand ~ in "~": $HOME is not defined in [defaults] (servers.toml:2)`,
+		`bad known_hosts: expand ~ in "~/kh": $HOME is not defined in [defaults] (servers.toml:3)`,
+		`bad identity_file: expand ~ in "~/.ssh/a": $HOME is not defined in server 'a' (servers.toml:8)`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v does not contain %q", err, w)
+		}
+	}
+	// Without any ~ the home directory is not needed.
+	_, err = parse(strings.NewReader("[defaults]\nknown_hosts = \"/etc/kh\"\n[[server]]\nname = \"a\"\naddress = \"a\"\n"), "servers.toml", noHome)
+	if err != nil {
+		t.Errorf("parse without ~: %v", err)
+	}
+}
+
+func TestNoOSUser(t *testing.T) {
+	noUser := environment{home: testEnv.home, user: func() (string, error) { return "", errors.New("unknown uid 1234") }}
+	src := "[[server]]\nname = \"master\"\naddress = \"local\"\n[[server]]\nname = \"a\"\naddress = \"a\"\n"
+	_, err := parse(strings.NewReader(src), "servers.toml", noUser)
+	want := "no SSH user (unknown uid 1234) in server 'a' (servers.toml:4); set user = \"...\" in [defaults] or in this server"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+	if _, err := parse(strings.NewReader("[defaults]\nuser = \"u\"\n"+src), "servers.toml", noUser); err != nil {
+		t.Errorf("with user in [defaults]: %v", err)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile("testdata/minimal.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "servers.toml"), src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := environment{home: func() (string, error) { return dir, nil }, user: testEnv.user}
+	inv, err := load("~/servers.toml", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "servers.toml"); inv.Path != want {
+		t.Errorf("Path = %q, want %q", inv.Path, want)
+	}
+	if len(inv.Servers) != 1 {
+		t.Errorf("got %d servers, want 1", len(inv.Servers))
+	}
+
+	_, err = load(filepath.Join(dir, "missing.toml"), env)
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("load(missing) = %v, want os.ErrNotExist", err)
+	}
+}
+
+// TestExampleInventory keeps the documented example in the repository valid.
+func TestExampleInventory(t *testing.T) {
+	inv := mustParse(t, "../servers.toml")
+	if len(inv.Servers) < 3 {
+		t.Fatalf("example has %d servers", len(inv.Servers))
+	}
+	var local, jumped, tagged bool
+	for _, s := range inv.Servers {
+		local = local || s.IsLocal()
+		tagged = tagged || len(s.Tags) > 0
+		if s.Jump != "" {
+			hops, err := inv.Route(s)
+			if err != nil {
+				t.Errorf("Route(%s): %v", s.Name, err)
+			}
+			jumped = jumped || len(hops) > 1
+		}
+	}
+	if !local || !jumped || !tagged {
+		t.Errorf("example should show a local server (%v), a jump (%v) and tags (%v)", local, jumped, tagged)
+	}
+	// The example comments every key it can hold.
+	src, err := os.ReadFile("../servers.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(tableKeys(reflect.TypeFor[settings]()), tableKeys(reflect.TypeFor[rawServer]())...) {
+		if !regexp.MustCompile(`(?m)^#? ?` + f.key + ` = `).Match(src) {
+			t.Errorf("../servers.toml does not show key %q", f.key)
+		}
+	}
+}
+
+func TestPositionsFollowTOML(t *testing.T) {
+	inv := mustParse(t, "testdata/quirks.toml")
+	if len(inv.Servers) != 2 {
+		t.Fatalf("got %d servers, want 2", len(inv.Servers))
+	}
+	if l0, l1 := inv.Servers[0].Line, inv.Servers[1].Line; l0 != 9 || l1 != 17 {
+		t.Errorf("server lines = %d, %d; want 9, 17", l0, l1)
+	}
+	if got := inv.Servers[0].Description; got != "address = \"not a key\"\n[[server]]\n" {
+		t.Errorf("description = %q", got)
+	}
+}

@@ -1,0 +1,354 @@
+// Package sshdtest runs a real OpenSSH server on 127.0.0.1 for tests.
+package sshdtest
+
+import (
+	"bufio"
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// SSHDPath is where Start looks for sshd first; when it is missing, sshd is looked up in PATH.
+const SSHDPath = "/usr/sbin/sshd"
+
+// A Server is a running sshd that accepts ClientSigner for User.
+type Server struct {
+	Addr string // "127.0.0.1:PORT"
+	Host string
+	Port int
+	User string // the current OS user
+
+	HostKey  ssh.PublicKey   // the ed25519 host key
+	HostKeys []ssh.PublicKey // all host keys, HostKey first
+
+	ClientKeyFile  string // private key (OpenSSH PEM, unencrypted) authorized on this server
+	ClientSigner   ssh.Signer
+	KnownHostsFile string // known_hosts holding exactly HostKey for Addr
+	Dir            string // the temporary directory with config, keys and logs
+}
+
+// An Option changes how Start configures sshd.
+type Option func(*options)
+
+type options struct {
+	ecdsaHostKey bool
+}
+
+// WithECDSAHostKey gives the server an ECDSA P-256 host key in addition to
+// its ed25519 one (Server.HostKeys[1]). Server.KnownHostsFile still records
+// only the ed25519 key.
+func WithECDSAHostKey() Option {
+	return func(o *options) { o.ecdsaHostKey = true }
+}
+
+// Start starts sshd -D -e on 127.0.0.1 with a free port, everything in
+// t.TempDir(), and waits until it sends its SSH banner. sshd is killed in
+// t.Cleanup, and its stderr is logged when the test failed. When sshd is not
+// installed, Start skips the test, or fails it when the environment has
+// CI=true or COLLECTOR_TEST_DISALLOW_SKIP=1.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	sshd := findSSHD(t)
+
+	u, err := user.Current()
+	if err != nil {
+		t.Fatalf("sshdtest: current user: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		// sshd running as root needs its privilege separation directory.
+		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+			t.Fatalf("sshdtest: create privilege separation dir: %v", err)
+		}
+	}
+
+	dir := t.TempDir()
+	s := &Server{Host: "127.0.0.1", User: u.Username, Dir: dir}
+
+	hostPriv := mustEd25519(t)
+	hostKeyFiles := []string{filepath.Join(dir, "ssh_host_ed25519_key")}
+	hostPrivs := []crypto.Signer{hostPriv}
+	if o.ecdsaHostKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatalf("sshdtest: generate ecdsa key: %v", err)
+		}
+		hostKeyFiles = append(hostKeyFiles, filepath.Join(dir, "ssh_host_ecdsa_key"))
+		hostPrivs = append(hostPrivs, k)
+	}
+	for i, k := range hostPrivs {
+		writePrivateKey(t, hostKeyFiles[i], k)
+		pub, err := ssh.NewPublicKey(k.Public())
+		if err != nil {
+			t.Fatalf("sshdtest: host public key: %v", err)
+		}
+		s.HostKeys = append(s.HostKeys, pub)
+	}
+	s.HostKey = s.HostKeys[0]
+
+	clientPriv := mustEd25519(t)
+	s.ClientKeyFile = filepath.Join(dir, "id_ed25519")
+	writePrivateKey(t, s.ClientKeyFile, clientPriv)
+	if s.ClientSigner, err = ssh.NewSignerFromKey(clientPriv); err != nil {
+		t.Fatalf("sshdtest: client signer: %v", err)
+	}
+	authorized := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(authorized, ssh.MarshalAuthorizedKey(s.ClientSigner.PublicKey()), 0o600); err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
+
+	// The port is free when we look; another process may take it before sshd
+	// binds it, so retry a few times with a fresh port.
+	var lastErr error
+	for range 5 {
+		port := freePort(t)
+		var proc *process
+		proc, lastErr = startSSHD(t, sshd, dir, port, hostKeyFiles, authorized)
+		if lastErr == nil {
+			s.Port = port
+			s.Addr = net.JoinHostPort(s.Host, strconv.Itoa(port))
+			t.Cleanup(func() {
+				proc.stop()
+				if t.Failed() {
+					t.Logf("sshdtest: sshd stderr:\n%s", proc.stderr.String())
+				}
+			})
+			break
+		}
+		if !strings.Contains(lastErr.Error(), "Address already in use") {
+			break
+		}
+	}
+	if lastErr != nil {
+		t.Fatalf("sshdtest: %v", lastErr)
+	}
+
+	s.KnownHostsFile = filepath.Join(dir, "known_hosts")
+	line := knownhosts.Line([]string{s.Addr}, s.HostKey) + "\n"
+	if err := os.WriteFile(s.KnownHostsFile, []byte(line), 0o600); err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
+	return s
+}
+
+func findSSHD(t testing.TB) string {
+	t.Helper()
+	if _, err := os.Stat(SSHDPath); err == nil {
+		return SSHDPath
+	}
+	path, err := exec.LookPath("sshd")
+	if err == nil {
+		if path, err = filepath.Abs(path); err == nil {
+			return path
+		}
+	}
+	msg := fmt.Sprintf("sshdtest: OpenSSH server not found at %s or in PATH (install openssh-server)", SSHDPath)
+	if os.Getenv("CI") == "true" || os.Getenv("COLLECTOR_TEST_DISALLOW_SKIP") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+func startSSHD(t testing.TB, sshd, dir string, port int, hostKeyFiles []string, authorized string) (*process, error) {
+	t.Helper()
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "Port %d\nListenAddress 127.0.0.1\n", port)
+	for _, f := range hostKeyFiles {
+		fmt.Fprintf(&cfg, "HostKey %s\n", f)
+	}
+	fmt.Fprintf(&cfg, "AuthorizedKeysFile %s\n", authorized)
+	fmt.Fprintf(&cfg, "PidFile %s\n", filepath.Join(dir, "sshd.pid"))
+	cfg.WriteString(`StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin prohibit-password
+AllowTcpForwarding yes
+UseDNS no
+MaxStartups 100
+MaxSessions 100
+LogLevel VERBOSE
+`)
+	config := filepath.Join(dir, "sshd_config")
+	if err := os.WriteFile(config, []byte(cfg.String()), 0o600); err != nil {
+		return nil, err
+	}
+
+	p := &process{exited: make(chan struct{})}
+	p.cmd = exec.Command(sshd, "-D", "-e", "-f", config)
+	p.cmd.Stderr = &p.stderr
+	p.cmd.Stdout = &p.stderr
+	setProcessGroup(p.cmd)
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", sshd, err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case <-p.exited:
+			return nil, fmt.Errorf("sshd exited before accepting connections (%v): %s", p.waitErr, p.stderr.String())
+		default:
+		}
+		if err := readBanner(addr); err == nil {
+			return p, nil
+		} else if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("sshd did not answer on %s within 10s (%v): %s", addr, err, p.stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// readBanner connects to addr and reads the SSH identification line.
+func readBanner(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "SSH-") {
+		return fmt.Errorf("unexpected banner %q", line)
+	}
+	return nil
+}
+
+type process struct {
+	cmd     *exec.Cmd
+	stderr  syncBuffer
+	exited  chan struct{}
+	waitErr error
+	once    sync.Once
+}
+
+// stop kills sshd and the per-connection processes it forked, and waits for it.
+func (p *process) stop() {
+	p.once.Do(func() {
+		killProcessGroup(p.cmd)
+		<-p.exited
+	})
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("sshdtest: find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func mustEd25519(t testing.TB) ed25519.PrivateKey {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatalf("sshdtest: generate ed25519 key: %v", err)
+	}
+	return priv
+}
+
+func writePrivateKey(t testing.TB, path string, key crypto.PrivateKey) {
+	t.Helper()
+	block, err := ssh.MarshalPrivateKey(key, "")
+	if err != nil {
+		t.Fatalf("sshdtest: marshal private key: %v", err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
+}
+
+// HungListener listens on 127.0.0.1:0, accepts connections and never writes
+// to them: a host that accepts TCP but never answers SSH. It returns the
+// address; the listener and the connections are closed in t.Cleanup.
+func HungListener(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("sshdtest: listen: %v", err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		done  = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				if !errors.Is(err, net.ErrClosed) {
+					t.Logf("sshdtest: hung listener: accept: %v", err)
+				}
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}

@@ -1,0 +1,137 @@
+package remote
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// ErrOutputTooLarge is returned by Run when a command prints more than the
+// allowed number of bytes on stdout.
+var ErrOutputTooLarge = errors.New("output too large")
+
+// An UnknownHostError reports that no key is recorded for the server in its
+// known_hosts file.
+type UnknownHostError struct {
+	Name        string
+	Addr        string
+	KnownHosts  string
+	Key         ssh.PublicKey // the key the server offered
+	Fingerprint string        // of Key, as by Fingerprint
+}
+
+func (e *UnknownHostError) Error() string {
+	return fmt.Sprintf("%s: host key is not known (%s %s not in %s); check the fingerprint and run: collector trust %s",
+		where(e.Name, e.Addr), keyType(e.Key), e.Fingerprint, e.KnownHosts, e.Name)
+}
+
+// A HostKeyChangedError reports that the server offered a key other than the
+// one(s) recorded for it: a man-in-the-middle attack or a reinstalled server.
+type HostKeyChangedError struct {
+	Name        string
+	Addr        string
+	KnownHosts  string
+	Key         ssh.PublicKey // the key the server offered
+	Fingerprint string        // of Key, as by Fingerprint
+	Lines       []int         // the lines of KnownHosts that record other keys for Addr
+}
+
+func (e *HostKeyChangedError) Error() string {
+	lines := make([]string, len(e.Lines))
+	for i, l := range e.Lines {
+		lines[i] = strconv.Itoa(l)
+	}
+	recorded, remove := e.KnownHosts+":"+strings.Join(lines, ","), "line "+strings.Join(lines, ", ")
+	if len(e.Lines) > 1 {
+		remove = "lines " + strings.Join(lines, ", ")
+	}
+	return fmt.Sprintf("%s: host key CHANGED: the server offers %s %s, but %s records another key; "+
+		"this could be an attack (man-in-the-middle) or a reinstalled server; if you know the change is legitimate, "+
+		"remove %s of %s (or run: ssh-keygen -R %s -f %s), then run: collector trust %s",
+		where(e.Name, e.Addr), keyType(e.Key), e.Fingerprint, recorded,
+		remove, e.KnownHosts, Quote(knownhosts.Normalize(e.Addr)), Quote(e.KnownHosts), e.Name)
+}
+
+// An AuthError reports that the server accepted none of the keys offered.
+type AuthError struct {
+	Name    string
+	Addr    string
+	User    string
+	Methods []string // authentication methods tried, such as "publickey"
+	Allowed []string // methods the server accepts, as it said
+	Keys    []string // the keys offered, as "SOURCE TYPE FINGERPRINT"
+	Skipped []string // identity files that could not be used, with the reason
+	Err     error    // the error of the SSH library
+}
+
+func (e *AuthError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: unable to authenticate as %s", where(e.Name, e.Addr), e.User)
+	if len(e.Keys) == 0 {
+		b.WriteString(" (no keys to offer: no identity file found and no ssh-agent")
+	} else {
+		fmt.Fprintf(&b, " (offered %s", strings.Join(e.Keys, ", "))
+	}
+	if len(e.Skipped) > 0 {
+		fmt.Fprintf(&b, "; skipped %s", strings.Join(e.Skipped, ", "))
+	}
+	if len(e.Allowed) > 0 {
+		fmt.Fprintf(&b, "; server accepts %s", strings.Join(e.Allowed, ", "))
+	}
+	fmt.Fprintf(&b, "); add the public key to ~%s/.ssh/authorized_keys on %s, or check identity_file and user for %s",
+		e.User, e.Name, e.Name)
+	return b.String()
+}
+
+func (e *AuthError) Unwrap() error { return e.Err }
+
+// A DialError reports that the TCP connection to the server could not be
+// opened: refused, no route, a name that does not resolve, or a connect
+// timeout (then it wraps context.DeadlineExceeded).
+type DialError struct {
+	Name string
+	Addr string
+	Err  error
+}
+
+func (e *DialError) Error() string {
+	return fmt.Sprintf("%s: unreachable: %v; check the address and port, and that the host is up and sshd listens there",
+		where(e.Name, e.Addr), e.Err)
+}
+
+func (e *DialError) Unwrap() error { return e.Err }
+
+// where names a server in messages: "web1 (10.0.0.1:22)".
+func where(name, addr string) string {
+	if name == "" || name == addr {
+		return addr
+	}
+	return name + " (" + addr + ")"
+}
+
+// keyType names a key type the way ssh-keygen -l does: "ED25519", "RSA".
+func keyType(k ssh.PublicKey) string {
+	if k == nil {
+		return "?"
+	}
+	t := k.Type()
+	switch {
+	case t == ssh.KeyAlgoRSA:
+		return "RSA"
+	case t == ssh.KeyAlgoED25519:
+		return "ED25519"
+	case strings.HasPrefix(t, "ecdsa-"):
+		return "ECDSA"
+	case t == ssh.KeyAlgoDSA:
+		return "DSA"
+	case strings.HasPrefix(t, "sk-ecdsa"):
+		return "ECDSA-SK"
+	case strings.HasPrefix(t, "sk-ssh-ed25519"):
+		return "ED25519-SK"
+	}
+	return t
+}

@@ -1,0 +1,207 @@
+package remote
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// Fingerprint returns the SHA256 fingerprint of key as ssh-keygen -l prints
+// it: "SHA256:...".
+func Fingerprint(key ssh.PublicKey) string {
+	return ssh.FingerprintSHA256(key)
+}
+
+// hostKeys is the known_hosts database of one endpoint.
+type hostKeys struct {
+	file  string
+	check ssh.HostKeyCallback
+}
+
+// readKnownHosts reads the known_hosts file at path. A missing file is an
+// empty database; a file without a single valid line is an error.
+func readKnownHosts(path string) (*hostKeys, error) {
+	if path == "" {
+		return nil, errors.New("no known_hosts file given")
+	}
+	files := []string{path}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		files = nil
+	}
+	check, err := knownhosts.New(files...)
+	if err != nil {
+		return nil, fmt.Errorf("read known_hosts file %s: %w", path, err)
+	}
+	return &hostKeys{file: path, check: check}, nil
+}
+
+// probeKey is a key that no known_hosts file records: checking it for an
+// address returns every key recorded for that address in a KeyError.
+var probeKey = sync.OnceValue(func() ssh.PublicKey {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+// recorded returns the keys recorded for addr.
+func (h *hostKeys) recorded(addr string) []knownhosts.KnownKey {
+	var ke *knownhosts.KeyError
+	if errors.As(h.check(addr, &net.TCPAddr{}, probeKey()), &ke) {
+		return ke.Want
+	}
+	return nil
+}
+
+// algorithms returns the host key algorithms that match the key types
+// recorded for addr, or nil when none are recorded. Without it, a server with
+// several host keys may offer one of a type not recorded here, and the check
+// would report a changed key although the recorded one is still valid.
+func (h *hostKeys) algorithms(addr string) []string {
+	var algos []string
+	for _, k := range h.recorded(addr) {
+		for _, a := range algorithmsForKeyType(k.Key.Type()) {
+			if !slices.Contains(algos, a) {
+				algos = append(algos, a)
+			}
+		}
+	}
+	return algos
+}
+
+func algorithmsForKeyType(t string) []string {
+	switch t {
+	case ssh.KeyAlgoRSA:
+		// RSA keys sign with SHA-2; the SHA-1 "ssh-rsa" signature is off by
+		// default in OpenSSH and here.
+		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
+	case ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
+		ssh.KeyAlgoSKED25519, ssh.KeyAlgoSKECDSA256:
+		return []string{t}
+	}
+	return nil
+}
+
+// fetchAlgorithms is the host key preference when fetching a key to record:
+// plain keys, strongest and most common first, like OpenSSH.
+var fetchAlgorithms = []string{
+	ssh.KeyAlgoED25519,
+	ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
+	ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256,
+}
+
+// verify checks key, offered by the server of ep, against the database.
+func (h *hostKeys) verify(ep Endpoint, key ssh.PublicKey) error {
+	err := h.check(ep.Addr, &net.TCPAddr{}, key)
+	if err == nil {
+		return nil
+	}
+	var (
+		ke *knownhosts.KeyError
+		re *knownhosts.RevokedError
+	)
+	switch {
+	case errors.As(err, &ke) && len(ke.Want) == 0:
+		return &UnknownHostError{Name: ep.name(), Addr: ep.Addr, KnownHosts: h.file, Key: key, Fingerprint: Fingerprint(key)}
+	case errors.As(err, &ke):
+		e := &HostKeyChangedError{Name: ep.name(), Addr: ep.Addr, KnownHosts: h.file, Key: key, Fingerprint: Fingerprint(key)}
+		for _, w := range ke.Want {
+			e.Lines = append(e.Lines, w.Line)
+		}
+		return e
+	case errors.As(err, &re):
+		return fmt.Errorf("%s: host key %s %s is marked @revoked in %s:%d; the server must get a new host key",
+			ep, keyType(key), Fingerprint(key), re.Revoked.Filename, re.Revoked.Line)
+	}
+	return fmt.Errorf("%s: check host key against %s: %w", ep, h.file, err)
+}
+
+// AddKnownHost appends a line for addr (host:port; port 22 when missing) and
+// key to the known_hosts file at path, creating the file (mode 0600) and its
+// directory (0700) when missing. It does nothing when key is already recorded
+// for addr, and refuses a key that the file marks @revoked. Other keys
+// recorded for addr stay; removing a changed key is left to the user.
+func AddKnownHost(path, addr string, key ssh.PublicKey) error {
+	addr = withPort(addr)
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("add %s to known_hosts: %w", addr, err)
+	}
+	h, err := readKnownHosts(path)
+	if err != nil {
+		return err
+	}
+	var re *knownhosts.RevokedError
+	switch err := h.check(addr, &net.TCPAddr{}, key); {
+	case err == nil:
+		return nil
+	case errors.As(err, &re):
+		return fmt.Errorf("add %s to known_hosts: key %s is marked @revoked in %s:%d",
+			addr, Fingerprint(key), re.Revoked.Filename, re.Revoked.Line)
+	}
+
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("add %s to known_hosts: %w", addr, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("add %s to known_hosts: %w", addr, err)
+	}
+	line := knownhosts.Line([]string{addr}, key) + "\n"
+	// Start on a line of our own when the file does not end with a newline.
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err != nil && err != io.EOF {
+			f.Close()
+			return fmt.Errorf("add %s to known_hosts: read %s: %w", addr, path, err)
+		}
+		if last[0] != '\n' {
+			line = "\n" + line
+		}
+	}
+	if _, err := f.WriteString(line); err != nil {
+		f.Close()
+		return fmt.Errorf("add %s to known_hosts: write %s: %w", addr, path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("add %s to known_hosts: write %s: %w", addr, path, err)
+	}
+	return nil
+}
+
+// withPort adds the SSH port to an address without one.
+func withPort(addr string) string {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) && ae.Err == "missing port in address" {
+			return net.JoinHostPort(addr, "22")
+		}
+	}
+	return addr
+}
+
+// CheckKnownHost checks key against what ep's known_hosts file records for
+// ep.Addr, as Dial would: nil when it is recorded, an *UnknownHostError when
+// nothing is, and a *HostKeyChangedError when another key is.
+func CheckKnownHost(ep Endpoint, key ssh.PublicKey) error {
+	h, err := readKnownHosts(ep.KnownHosts)
+	if err != nil {
+		return fmt.Errorf("%s: %w", ep, err)
+	}
+	return h.verify(ep, key)
+}

@@ -1,0 +1,215 @@
+package pull
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/crawlerfleet/collector/collector/probebin"
+	"github.com/crawlerfleet/collector/collector/remote"
+)
+
+// countingRunner runs commands on this machine and counts them.
+type countingRunner struct {
+	remote.Local
+	uname, runs atomic.Int32
+}
+
+func (c *countingRunner) Run(ctx context.Context, cmd string, stdin io.Reader, max int64) (remote.Result, error) {
+	if cmd == "uname -sm" {
+		c.uname.Add(1)
+	}
+	c.runs.Add(1)
+	return c.Local.Run(ctx, cmd, stdin, max)
+}
+
+// scriptProbe returns a probe "build" for this machine that is a shell script.
+// The script body gets the probe's arguments as "$@".
+func scriptProbe(t *testing.T, body string) probebin.Set {
+	t.Helper()
+	res, err := remote.Local{}.Run(context.Background(), "uname -sm", nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goos, goarch, err := probebin.Platform(string(res.Stdout))
+	if err != nil {
+		t.Skipf("this machine: %v", err)
+	}
+	b := probebin.NewBuild(goos, goarch, []byte("#!/bin/sh\n"+body+"\n"))
+	return probebin.Set{b.Platform(): b}
+}
+
+// probesPlatform returns the platform of a one-build set.
+func probesPlatform(s probebin.Set) (goos, goarch string) {
+	for _, b := range s {
+		return b.GOOS, b.GOARCH
+	}
+	return "", ""
+}
+
+const goodSnapshot = `{"version":1,"time":"2026-11-25T10:00:00Z","hostname":"h","uptime_seconds":5,` +
+	`"cpu":{"count":1,"logical_count":2,"percent":12.5,"load1":0.1,"load5":0.2,"load15":0.3},` +
+	`"memory":{"total":1000,"used":400,"free":600,"available":600,"buffers":1,"cached":2,"used_percent":40},` +
+	`"disk":{"path":"/","total":10,"used":5,"free":5,"used_percent":50},` +
+	`"processes":{"total":3,"matched":[{"keyword":"python","count":1,"pids":[7],"rss_bytes":9,"cpu_percent":1}],"matched_total":1}}`
+
+func TestPullUploadsOnceThenRunsCached(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache dir")
+	probes := scriptProbe(t, "echo '"+goodSnapshot+"'")
+	r := &countingRunner{}
+	target := NewTarget(r, probes)
+	opts := Options{ProbeDir: dir}
+
+	snap, info, err := target.Pull(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Uploaded {
+		t.Error("first pull: Uploaded = false, want true")
+	}
+	if snap.Processes.Count("python") != 1 || snap.Memory.Total != 1000 {
+		t.Errorf("snapshot = %+v", snap)
+	}
+	b, err := probes.For(probesPlatform(probes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, b.FileName()))
+	if err != nil {
+		t.Fatalf("probe not cached: %v", err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("probe mode = %v, want 0700", fi.Mode().Perm())
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("cache dir holds %d files, want only the probe (no temp files left)", len(entries))
+	}
+
+	// A second pull on a new connection finds the cached probe.
+	target2 := NewTarget(r, probes)
+	runsBefore := r.runs.Load()
+	if _, info, err = target2.Pull(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if info.Uploaded {
+		t.Error("second pull uploaded again")
+	}
+	if got := r.runs.Load() - runsBefore; got != 2 {
+		t.Errorf("second pull ran %d commands, want 2 (uname, probe)", got)
+	}
+	// The same connection does not ask for the platform again.
+	if _, _, err = target2.Pull(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.uname.Load(); got != 2 {
+		t.Errorf("uname ran %d times for two connections, want 2", got)
+	}
+}
+
+func TestPullQuotesArguments(t *testing.T) {
+	dir := t.TempDir()
+	argsFile := filepath.Join(dir, "args")
+	pwned := filepath.Join(dir, "pwned")
+	probes := scriptProbe(t, `for a in "$@"; do printf '%s\n' "$a"; done > `+remote.Quote(argsFile)+"\necho '"+goodSnapshot+"'")
+	keywords := []string{"x'; touch " + pwned + "; '", "$(touch " + pwned + ")", "a b", "*", "-sample"}
+	_, _, err := NewTarget(remote.Local{}, probes).Pull(context.Background(), Options{
+		ProbeDir: filepath.Join(dir, "cache"),
+		Keywords: keywords,
+		Sample:   1500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(pwned); err == nil {
+		t.Fatal("a keyword was run by the shell")
+	}
+	got, err := os.ReadFile(argsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "-sample\n1.5s\n--\n" + strings.Join(keywords, "\n") + "\n"
+	if string(got) != want {
+		t.Errorf("probe arguments:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestPullFailures(t *testing.T) {
+	tests := []struct {
+		name   string
+		script string
+		opts   Options
+		want   string // in the error
+		tooBig bool
+	}{
+		{"garbage", "echo 'Welcome to Ubuntu'", Options{}, "decode snapshot", false},
+		{"empty", "true", Options{}, "empty output", false},
+		{"exit status", "echo 'disk on fire' >&2; exit 3", Options{}, "exit status 3: disk on fire", false},
+		{"wrong version", `echo '{"version":99,"time":"2026-11-25T10:00:00Z"}'`, Options{}, "schema version 99", false},
+		{"huge output", "head -c 5000000 /dev/zero", Options{MaxOutput: 1 << 20}, "", true},
+		{"two snapshots", "echo '" + goodSnapshot + "'; echo '" + goodSnapshot + "'", Options{}, "trailing data", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.ProbeDir = t.TempDir()
+			_, _, err := NewTarget(remote.Local{}, scriptProbe(t, tt.script)).Pull(context.Background(), tt.opts)
+			var pe *ProbeError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error = %v, want a *ProbeError", err)
+			}
+			if tt.tooBig && !errors.Is(err, remote.ErrOutputTooLarge) {
+				t.Errorf("error = %v, want ErrOutputTooLarge", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestPullTimeoutIsNotAProbeError(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, err := NewTarget(remote.Local{}, scriptProbe(t, "sleep 30")).Pull(ctx, Options{ProbeDir: t.TempDir()})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("error = %v, want DeadlineExceeded", err)
+	}
+	var pe *ProbeError
+	if errors.As(err, &pe) {
+		t.Errorf("a timeout is reported as a probe error: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("pull took %v after a 300ms deadline", d)
+	}
+}
+
+func TestPullUnsupportedPlatform(t *testing.T) {
+	b := probebin.NewBuild("linux", "riscv64", []byte("x"))
+	_, _, err := NewTarget(remote.Local{}, probebin.Set{b.Platform(): b}).Pull(context.Background(), Options{ProbeDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "no probe build for") {
+		t.Fatalf("error = %v, want no probe build", err)
+	}
+}
+
+func TestStderrText(t *testing.T) {
+	long := strings.Repeat("x", 1000) + "END"
+	tests := []struct{ name, in, want string }{
+		{"empty", "", "no error output"},
+		{"lines folded", "a\nb\n", "a b"},
+		{"control characters", "bad\x1b[31mred", "bad?[31mred"},
+		{"keeps the tail", long, "…" + long[len(long)-300:]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := stderrText(remote.Result{Stderr: []byte(tt.in)}); got != tt.want {
+				t.Errorf("stderrText(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}

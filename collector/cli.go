@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/crawlerfleet/collector/collector/probebin"
+	"github.com/crawlerfleet/collector/inventory"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // a server failed, or the command could not do its job
+	exitUsage   = 2 // bad command line or configuration
+)
+
+// env is what a command may touch of the outside world. Tests fill it with
+// buffers and test probe builds.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	isTerminal     func(io.Reader) bool
+	probes         probebin.Set
+	getenv         func(string) string
+
+	configPath  string     // set from --config by run
+	logLevel    slog.Level // set from --log-level by run; commands may lower their default
+	logLevelSet bool
+}
+
+func newEnv() *env {
+	return &env{
+		stdin:      os.Stdin,
+		stdout:     os.Stdout,
+		stderr:     os.Stderr,
+		isTerminal: isTerminal,
+		probes:     probebin.Embedded,
+		getenv:     os.Getenv,
+	}
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// logger returns the logger for a command whose default level is def.
+func (e *env) logger(def slog.Level) *slog.Logger {
+	level := def
+	if e.logLevelSet {
+		level = e.logLevel
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// loadInventory loads the inventory named by --config.
+func (e *env) loadInventory() (*inventory.Inventory, error) {
+	inv, err := inventory.Load(e.configPath)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w (set --config or COLLECTOR_CONFIG; the repository's servers.toml is a documented example)", err)
+		}
+		return nil, err
+	}
+	return inv, nil
+}
+
+// selectServers loads the inventory and picks the named servers. On failure
+// it prints why and returns the exit code to use; otherwise exitOK.
+func (e *env) selectServers(names []string) (*inventory.Inventory, []inventory.Server, int) {
+	inv, err := e.loadInventory()
+	if err == nil {
+		var servers []inventory.Server
+		if servers, err = inv.Select(names); err == nil {
+			return inv, servers, exitOK
+		}
+	}
+	fmt.Fprintf(e.stderr, "collector: %v\n", err)
+	return nil, nil, exitUsage
+}
+
+// A command is one subcommand.
+type command struct {
+	name, args, summary string
+	run                 func(ctx context.Context, e *env, args []string) int
+}
+
+var commands []command
+
+func init() {
+	// Assigned here, not in the declaration: help refers to commands.
+	commands = []command{
+		{"once", "NAME...", "probe the named servers now and print what they report", runOnce},
+		{"trust", "NAME", "fetch a server's host key, show its fingerprint and record it in known_hosts", runTrust},
+		{"version", "", "print the collector's version and its probe builds", runVersion},
+		{"help", "", "print this help", runHelp},
+	}
+}
+
+// run parses the global flags and runs one command; it returns the exit code.
+func run(ctx context.Context, args []string, e *env) int {
+	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	defConfig := "servers.toml"
+	if v := e.getenv("COLLECTOR_CONFIG"); v != "" {
+		defConfig = v
+	}
+	fs.StringVar(&e.configPath, "config", defConfig, "inventory file (env COLLECTOR_CONFIG)")
+	level := fs.String("log-level", "", "log level: debug, info, warn or error")
+	fs.Usage = func() { usage(e.stderr) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if *level != "" {
+		if err := e.logLevel.UnmarshalText([]byte(*level)); err != nil {
+			fmt.Fprintf(e.stderr, "collector: --log-level: %v\n", err)
+			return exitUsage
+		}
+		e.logLevelSet = true
+	}
+	if fs.NArg() == 0 {
+		usage(e.stderr)
+		return exitUsage
+	}
+	name, rest := fs.Arg(0), fs.Args()[1:]
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(ctx, e, rest)
+		}
+	}
+	fmt.Fprintf(e.stderr, "collector: unknown command %q; run 'collector help'\n", name)
+	return exitUsage
+}
+
+func runHelp(_ context.Context, e *env, _ []string) int {
+	usage(e.stdout)
+	return exitOK
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "collector: an agentless server monitor that pulls snapshots over SSH.\n\n")
+	fmt.Fprintf(w, "Usage: collector [--config FILE] [--log-level LEVEL] COMMAND [ARGS]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-22s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+	}
+	fmt.Fprintf(w, "\nGlobal flags:\n  --config FILE          inventory file (default ./servers.toml, env COLLECTOR_CONFIG)\n")
+	fmt.Fprintf(w, "  --log-level LEVEL      debug, info, warn or error (logs go to stderr)\n")
+	fmt.Fprintf(w, "\nRun 'collector COMMAND -h' for a command's flags.\n")
+}
+
+// parseInterspersed parses flags that may stand before, between or after the
+// positional arguments ("once web1 --json"), and returns the positionals.
+// Everything after "--" is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}

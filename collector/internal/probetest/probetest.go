@@ -1,0 +1,60 @@
+// Package probetest builds the real probe for tests, so that tests run from
+// a fresh clone, before `make build` has embedded any probe builds.
+package probetest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/crawlerfleet/collector/collector/probebin"
+)
+
+var (
+	once  sync.Once
+	set   probebin.Set
+	err   error
+	build []byte
+)
+
+// Set returns a probe build for this machine's platform, built once per
+// test binary with the same flags as the release builds.
+func Set(tb testing.TB) probebin.Set {
+	tb.Helper()
+	once.Do(func() {
+		var dir string
+		dir, err = os.MkdirTemp("", "probetest-")
+		if err != nil {
+			return
+		}
+		defer os.RemoveAll(dir)
+		out := filepath.Join(dir, "probe")
+		cmd := exec.Command(goTool(), "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", out, "github.com/crawlerfleet/collector/probe")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+		if build, err = cmd.CombinedOutput(); err != nil {
+			return
+		}
+		var bin []byte
+		if bin, err = os.ReadFile(out); err != nil {
+			return
+		}
+		b := probebin.NewBuild("linux", runtime.GOARCH, bin)
+		set = probebin.Set{b.Platform(): b}
+	})
+	if err != nil {
+		tb.Fatalf("build the probe: %v\n%s", err, build)
+	}
+	return set
+}
+
+// goTool finds the go command: on PATH, else where `go test` itself runs
+// from (GOROOT is set in the environment of tests it starts).
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/crawlerfleet/collector/collector/fleet"
+	"github.com/crawlerfleet/collector/probe/snapshot"
+)
+
+func runOnce(ctx context.Context, e *env, args []string) int {
+	fs := flag.NewFlagSet("once", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	asJSON := fs.Bool("json", false, "print one JSON object per server and line")
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: collector once [--json] NAME...\n\nProbe the named servers now and print what they report.\n\n")
+		fs.PrintDefaults()
+	}
+	names, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(names) == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	inv, servers, code := e.selectServers(names)
+	if code != exitOK {
+		return code
+	}
+	// Failures are in the results; logs below error level would repeat them.
+	f := fleet.New(inv, fleet.Options{Probes: e.probes, Logger: e.logger(slog.LevelError)})
+	defer f.Close()
+	results := f.Probe(ctx, servers, nil)
+
+	code = exitOK
+	for i, r := range results {
+		if r.Err != nil {
+			code = exitFailure
+		}
+		if *asJSON {
+			err = writeJSONResult(e.stdout, r)
+		} else {
+			if i > 0 {
+				fmt.Fprintln(e.stdout)
+			}
+			err = writeTable(e.stdout, r)
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "collector: write output: %v\n", err)
+			return exitFailure
+		}
+	}
+	return code
+}
+
+// jsonResult is the line `once --json` prints per server.
+type jsonResult struct {
+	Server     string             `json:"server"`
+	OK         bool               `json:"ok"`
+	Error      string             `json:"error,omitempty"`
+	Kind       fleet.Kind         `json:"kind,omitempty"`
+	DurationMS int64              `json:"duration_ms"`
+	Snapshot   *snapshot.Snapshot `json:"snapshot,omitempty"`
+}
+
+func writeJSONResult(w io.Writer, r fleet.Result) error {
+	out := jsonResult{
+		Server:     r.Server,
+		OK:         r.Err == nil,
+		Kind:       r.Kind,
+		DurationMS: r.Duration.Milliseconds(),
+		Snapshot:   r.Snapshot,
+	}
+	if r.Err != nil {
+		out.Error = r.Err.Error()
+	}
+	return json.NewEncoder(w).Encode(out)
+}
+
+// writeTable prints one server's result for a person to read.
+func writeTable(w io.Writer, r fleet.Result) error {
+	if r.Err != nil {
+		_, err := fmt.Fprintf(w, "%s  FAILED (%s) after %s\n  %v\n", r.Server, r.Kind, roundDuration(r.Duration), r.Err)
+		return err
+	}
+	s := r.Snapshot
+	fmt.Fprintf(w, "%s  ok in %s  host %s, up %s, probe clock %s\n", r.Server, roundDuration(r.Duration),
+		s.Hostname, roundDuration(time.Duration(s.UptimeSeconds)*time.Second), s.Time.Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(name, errText string, cells ...string) {
+		if errText != "" {
+			cells = []string{"error: " + errText}
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", name, strings.Join(cells, "\t"))
+	}
+	row("cpu", s.CPU.Error,
+		fmt.Sprintf("%d cores, %d threads", s.CPU.Count, s.CPU.LogicalCount),
+		fmt.Sprintf("busy %.1f %%", s.CPU.Percent),
+		fmt.Sprintf("load %.2f %.2f %.2f", s.CPU.Load1, s.CPU.Load5, s.CPU.Load15))
+	m := s.Memory
+	row("memory", m.Error,
+		humanize.IBytes(m.Total)+" total",
+		fmt.Sprintf("%s used (%.1f %%)", humanize.IBytes(m.Used), m.UsedPercent),
+		fmt.Sprintf("%s free, %s available (%.1f %%)", humanize.IBytes(m.Free), humanize.IBytes(m.Available), m.FreePercent()),
+		fmt.Sprintf("buffers %s, cached %s", humanize.IBytes(m.Buffers), humanize.IBytes(m.Cached)))
+	d := s.Disk
+	row("disk "+d.Path, d.Error,
+		humanize.IBytes(d.Total)+" total",
+		fmt.Sprintf("%s used (%.1f %%)", humanize.IBytes(d.Used), d.UsedPercent),
+		humanize.IBytes(d.Free)+" free")
+	p := s.Processes
+	row("processes", p.Error, fmt.Sprintf("%d total", p.Total), fmt.Sprintf("%d matched", p.MatchedTotal))
+	if p.Error == "" {
+		for _, m := range p.Matched {
+			row("  "+m.Keyword, "", fmt.Sprintf("%d processes", m.Count),
+				fmt.Sprintf("%s rss, %.1f %% cpu", humanize.IBytes(m.RSSBytes), m.CPUPercent),
+				"pids "+pidList(m.PIDs, 12))
+		}
+	}
+	if s.Error != "" {
+		row("other", s.Error)
+	}
+	return tw.Flush()
+}
+
+// pidList prints at most max pids, then how many more there are.
+func pidList(pids []int32, max int) string {
+	if len(pids) == 0 {
+		return "-"
+	}
+	var b strings.Builder
+	for i, p := range pids {
+		if i == max {
+			fmt.Fprintf(&b, " … (+%d)", len(pids)-max)
+			break
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprint(&b, p)
+	}
+	return b.String()
+}
+
+// roundDuration prints a duration to the precision a person wants from it.
+func roundDuration(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d >= day:
+		return fmt.Sprintf("%dd%dh", d/day, d%day/time.Hour)
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh%dm", d/time.Hour, d%time.Hour/time.Minute)
+	case d >= time.Minute:
+		return d.Round(time.Second).String()
+	default:
+		return d.Round(time.Millisecond).String()
+	}
+}

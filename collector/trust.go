@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/crawlerfleet/collector/collector/fleet"
+	"github.com/crawlerfleet/collector/collector/remote"
+)
+
+func runTrust(ctx context.Context, e *env, args []string) int {
+	fs := flag.NewFlagSet("trust", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	yes := fs.Bool("yes", false, "record the key without asking (check the fingerprint another way first)")
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: collector trust [--yes] NAME\n\n"+
+			"Fetch NAME's SSH host key, print its SHA256 fingerprint and, once confirmed,\n"+
+			"record it in the server's known_hosts file. Jump hosts must be trusted first.\n\n")
+		fs.PrintDefaults()
+	}
+	names, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(names) != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	inv, servers, code := e.selectServers(names)
+	if code != exitOK {
+		return code
+	}
+	s := servers[0]
+	if s.IsLocal() {
+		fmt.Fprintf(e.stderr, "collector: %s runs on this machine (address = \"local\"): there is no host key to trust\n", s.Name)
+		return exitUsage
+	}
+	route, err := fleet.Route(inv, s)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "collector: %s: %v\n", s.Name, err)
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	key, err := remote.FetchHostKey(ctx, route)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "collector: trust %s: %v\n", s.Name, err)
+		return exitFailure
+	}
+	target := route[len(route)-1]
+	fmt.Fprintf(e.stdout, "%s (%s) offers this host key:\n  %s %s\n", s.Name, target.Addr, key.Type(), remote.Fingerprint(key))
+
+	// Trust never overwrites: a different recorded key must be removed by
+	// hand, after the operator has found out why it changed.
+	var unknown *remote.UnknownHostError
+	switch err := remote.CheckKnownHost(target, key); {
+	case err == nil:
+		fmt.Fprintf(e.stdout, "This key is already recorded in %s.\n", target.KnownHosts)
+		return exitOK
+	case !errors.As(err, &unknown):
+		fmt.Fprintf(e.stderr, "collector: trust %s: not recording the key: %v\n", s.Name, err)
+		return exitFailure
+	}
+
+	if !*yes {
+		if !e.isTerminal(e.stdin) {
+			fmt.Fprintf(e.stderr, "collector: not recording the key: standard input is not a terminal to confirm on; "+
+				"check the fingerprint (on the server: ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub) and run again with --yes\n", keyFileType(key.Type()))
+			return exitFailure
+		}
+		fmt.Fprintf(e.stdout, "Check it against the server (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub there).\nRecord it in %s? [y/N] ", keyFileType(key.Type()), target.KnownHosts)
+		answer, _ := bufio.NewReader(e.stdin).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+			fmt.Fprintf(e.stdout, "Not recorded.\n")
+			return exitFailure
+		}
+	}
+	if err := remote.AddKnownHost(target.KnownHosts, target.Addr, key); err != nil {
+		fmt.Fprintf(e.stderr, "collector: trust %s: %v\n", s.Name, err)
+		return exitFailure
+	}
+	fmt.Fprintf(e.stdout, "Recorded %s's key in %s.\n", s.Name, target.KnownHosts)
+	return exitOK
+}
+
+// keyFileType maps an SSH key type to the name sshd gives its key file.
+func keyFileType(t string) string {
+	switch {
+	case strings.Contains(t, "ed25519"):
+		return "ed25519"
+	case strings.Contains(t, "ecdsa"):
+		return "ecdsa"
+	case strings.Contains(t, "rsa"):
+		return "rsa"
+	}
+	return "*"
+}

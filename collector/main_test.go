@@ -31,6 +31,9 @@ type harness struct {
 	config   string
 	probes   probebin.Set
 	probeDir string
+	stdin    string            // what the user types
+	terminal bool              // whether stdin is a terminal
+	environ  map[string]string // the collector's environment variables
 }
 
 func newHarness(t *testing.T) *harness {
@@ -69,16 +72,19 @@ func (h *harness) run(args ...string) (code int, stdout, stderr string) {
 	h.t.Helper()
 	var out, errOut bytes.Buffer
 	e := &env{
-		stdin:      strings.NewReader(""),
+		stdin:      strings.NewReader(h.stdin),
 		stdout:     &out,
 		stderr:     &errOut,
-		isTerminal: func(io.Reader) bool { return false },
+		isTerminal: func(io.Reader) bool { return h.terminal },
 		probes:     h.probes,
-		getenv:     func(string) string { return "" },
+		getenv:     func(k string) string { return h.environ[k] },
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	code = run(ctx, append([]string{"--config", h.config}, args...), e)
+	if h.environ["COLLECTOR_CONFIG"] == "" {
+		args = append([]string{"--config", h.config}, args...)
+	}
+	code = run(ctx, args, e)
 	return code, out.String(), errOut.String()
 }
 
@@ -403,5 +409,42 @@ func TestTrustRefusesToReplaceARecordedKey(t *testing.T) {
 	data, _ := os.ReadFile(known)
 	if strings.Count(string(data), "\n") != 1 {
 		t.Errorf("known_hosts was changed:\n%s", data)
+	}
+}
+
+func TestTrustAsksOnATerminal(t *testing.T) {
+	h := newHarness(t)
+	known := filepath.Join(h.dir, "known_hosts")
+	h.writeConfig(known, h.server("web1", ""))
+	h.terminal = true
+
+	h.stdin = "n\n"
+	code, stdout, _ := h.run("trust", "web1")
+	if code == exitOK || !strings.Contains(stdout, "[y/N]") || !strings.Contains(stdout, "Not recorded") {
+		t.Fatalf("answer no: exit %d\n%s", code, stdout)
+	}
+	if _, err := os.Stat(known); err == nil {
+		t.Fatal("a key was recorded after the user said no")
+	}
+
+	h.stdin = "yes\n"
+	if code, stdout, stderr := h.run("trust", "web1"); code != exitOK {
+		t.Fatalf("answer yes: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if err := remote.CheckKnownHost(remote.Endpoint{Name: "web1", Addr: h.srv.Addr, KnownHosts: known}, h.srv.HostKey); err != nil {
+		t.Errorf("after trust: %v", err)
+	}
+	// Trusting again changes nothing.
+	if code, stdout, _ := h.run("trust", "--yes", "web1"); code != exitOK || !strings.Contains(stdout, "already recorded") {
+		t.Errorf("trust again: exit %d\n%s", code, stdout)
+	}
+}
+
+func TestConfigFromEnvironment(t *testing.T) {
+	h := newHarness(t)
+	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", ""))
+	h.environ = map[string]string{"COLLECTOR_CONFIG": h.config}
+	if code, results := h.onceJSON("web1"); code != exitOK || !results["web1"].OK {
+		t.Fatalf("once with COLLECTOR_CONFIG: exit %d, %+v", code, results)
 	}
 }

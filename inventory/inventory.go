@@ -35,6 +35,8 @@ type Inventory struct {
 	Path     string
 	Defaults Defaults // as written in [defaults], merged over the built-in defaults
 	Servers  []Server // in file order, each with defaults applied and validated
+	Store    Store    // [store]
+	Schedule Schedule // [schedule]
 
 	byName map[string]int
 }
@@ -86,6 +88,9 @@ type Server struct {
 	Timeout        time.Duration // the whole probe run, connecting included
 	ConnectTimeout time.Duration // dial and SSH handshake
 	Sample         time.Duration // CPU sample window passed to the probe
+	// Schedule is when the daemon probes this server: the server's own
+	// schedule key, else [schedule] cron. CronParser parses it.
+	Schedule string
 	// Line is the line of this server's [[server]] header, for messages. For a
 	// jump host built by Route it is the line of the server that names it.
 	Line int

@@ -52,9 +52,22 @@ var badConfigs = map[string][]string{
 	"syntax.toml":               {"syntax.toml:3:28: strings cannot contain newlines"},
 	"unknown_server_key.toml":   {"unknown key 'adress' in server 'web1' (unknown_server_key.toml:4); did you mean 'address'?"},
 	"unknown_defaults_key.toml": {"unknown key 'usr' in [defaults] (unknown_defaults_key.toml:2); did you mean 'user'?"},
-	"unknown_table.toml":        {"unknown table [store] (unknown_table.toml:5)"},
-	"unknown_top_key.toml":      {"unknown top-level key 'user' (unknown_top_key.toml:1); 'user' can only be set in [defaults] or [[server]]"},
-	"misspelled_table.toml":     {"unknown table [[servers]] (misspelled_table.toml:1); did you mean [[server]]?"},
+	"unknown_table.toml":        {"unknown table [metrics] (unknown_table.toml:5)"},
+	"bad_server_schedule.toml":  {`bad schedule "every minute"`, "in server 'web1' (bad_server_schedule.toml:4)", "@every 30s"},
+	"bad_schedule.toml": {
+		`bad schedule "61 * * * *"`, "in [schedule] (bad_schedule.toml:2)",
+		`unknown time zone "Mars/Olympus" in [schedule] (bad_schedule.toml:3)`,
+		"concurrency 0 is below 1 in [schedule] (bad_schedule.toml:4)",
+	},
+	"bad_spool_max.toml":  {`invalid size "lots"`, "(bad_spool_max.toml:2)"},
+	"store_password.toml": {"uri holds a password in [store] (store_password.toml:2)", "COLLECTOR_MONGO_URI"},
+	"bad_store.toml": {
+		`uri "postgres://db.example.com" is not a MongoDB URI in [store] (bad_store.toml:2)`,
+		"retention 10m0s is shorter than an hour in [store] (bad_store.toml:3)",
+		`database name "a.b" is not usable in [store] (bad_store.toml:4)`,
+	},
+	"unknown_top_key.toml":  {"unknown top-level key 'user' (unknown_top_key.toml:1); 'user' can only be set in [defaults] or [[server]]"},
+	"misspelled_table.toml": {"unknown table [[servers]] (misspelled_table.toml:1); did you mean [[server]]?"},
 	"single_bracket_server.toml": {
 		"wrong type for 'server': found a table (single_bracket_server.toml:1); write [[server]] (double brackets)",
 	},
@@ -277,6 +290,7 @@ func TestBuiltinDefaults(t *testing.T) {
 		Timeout:        30 * time.Second,
 		ConnectTimeout: 10 * time.Second,
 		Sample:         time.Second,
+		Schedule:       DefaultCron,
 		Line:           1,
 	}
 	if len(inv.Servers) != 1 || !reflect.DeepEqual(inv.Servers[0], want) {
@@ -305,6 +319,25 @@ func TestDefaultsFlowIntoServers(t *testing.T) {
 	if !reflect.DeepEqual(inv.Defaults, wantDefaults) {
 		t.Errorf("Defaults = %+v\nwant %+v", inv.Defaults, wantDefaults)
 	}
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSchedule := Schedule{Cron: "*/5 * * * *", Location: shanghai, Concurrency: 64, Splay: 5 * time.Second, Grace: time.Minute}
+	if !reflect.DeepEqual(inv.Schedule, wantSchedule) {
+		t.Errorf("Schedule = %+v\nwant %+v", inv.Schedule, wantSchedule)
+	}
+	wantStore := Store{
+		URI:             "mongodb://db1.example.com:27017,db2.example.com:27017/?replicaSet=rs0",
+		Database:        "fleet",
+		DataDir:         "/var/lib/collector",
+		Retention:       30 * 24 * time.Hour,
+		RollupRetention: 2 * 365 * 24 * time.Hour,
+		SpoolMax:        512 << 20,
+	}
+	if inv.Store != wantStore {
+		t.Errorf("Store = %+v\nwant %+v", inv.Store, wantStore)
+	}
 	tests := []struct {
 		name string
 		want Server
@@ -323,6 +356,7 @@ func TestDefaultsFlowIntoServers(t *testing.T) {
 			Timeout:               45 * time.Second,
 			ConnectTimeout:        5 * time.Second,
 			Sample:                2 * time.Second,
+			Schedule:              "*/5 * * * *",
 			Line:                  15,
 		}},
 		{"overrides", Server{
@@ -341,6 +375,7 @@ func TestDefaultsFlowIntoServers(t *testing.T) {
 			Timeout:               2 * time.Minute,
 			ConnectTimeout:        20 * time.Second,
 			Sample:                0,
+			Schedule:              "@every 30s",
 			Line:                  19,
 		}},
 	}
@@ -619,7 +654,11 @@ func TestExampleInventory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range append(tableKeys(reflect.TypeFor[settings]()), tableKeys(reflect.TypeFor[rawServer]())...) {
+	var keys []schemaField
+	for _, t := range []reflect.Type{reflect.TypeFor[settings](), reflect.TypeFor[rawServer](), reflect.TypeFor[storeTable](), reflect.TypeFor[scheduleTable]()} {
+		keys = append(keys, tableKeys(t)...)
+	}
+	for _, f := range keys {
 		if !regexp.MustCompile(`(?m)^#? ?` + f.key + ` = `).Match(src) {
 			t.Errorf("../servers.toml does not show key %q", f.key)
 		}

@@ -100,6 +100,7 @@ func parse(r io.Reader, name string, env environment) (*Inventory, error) {
 		return nil, err
 	}
 	inv.Path = name
+	inv.Store.resolveDataDir(name)
 	return inv, nil
 }
 
@@ -364,6 +365,14 @@ func (c *checker) build(f *file) *Inventory {
 	defaults := c.resolveDefaults(dp, merged, osUser)
 
 	inv := &Inventory{Defaults: defaults, byName: map[string]int{}}
+	// A table that did not decode fully has been reported; its half-decoded
+	// values would only add confusing errors.
+	if !c.failed[atKey("store", -1)] {
+		inv.Store = c.buildStore(f.Store)
+	}
+	if !c.failed[atKey("schedule", -1)] {
+		inv.Schedule = c.buildSchedule(f.Schedule)
+	}
 	metas := make([]serverMeta, 0, len(f.Servers))
 	anyFailed := len(c.failed) > 0
 	for i, rs := range f.Servers {
@@ -383,6 +392,11 @@ func (c *checker) build(f *file) *Inventory {
 		}
 		if s.Name != "" {
 			inv.byName[s.Name] = len(inv.Servers)
+		}
+		s.Schedule = inv.Schedule.Cron
+		if rs.Schedule != nil {
+			s.Schedule = *rs.Schedule
+			c.checkCron(m.place, "schedule", s.Schedule)
 		}
 		inv.Servers = append(inv.Servers, s)
 		metas = append(metas, m)

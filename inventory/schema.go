@@ -12,8 +12,10 @@ import (
 // new table ([store], [schedule], ...) is one more field with a toml tag, and
 // unknown-key checks and suggestions pick it up from the tag.
 type file struct {
-	Defaults settings    `toml:"defaults"`
-	Servers  []rawServer `toml:"server"`
+	Defaults settings      `toml:"defaults"`
+	Servers  []rawServer   `toml:"server"`
+	Store    storeTable    `toml:"store"`
+	Schedule scheduleTable `toml:"schedule"`
 }
 
 // settings are the keys allowed both in [defaults] and in a [[server]].
@@ -38,6 +40,7 @@ type rawServer struct {
 	Address     *string  `toml:"address"`
 	Description string   `toml:"description"`
 	Tags        []string `toml:"tags"`
+	Schedule    *string  `toml:"schedule"`
 	settings
 }
 

@@ -1,0 +1,51 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// BenchmarkWrite measures the write path into the embedded store: raw
+// snapshots, hourly and daily rollup upkeep, server pointers. Each Write
+// carries one or more rounds of 100 servers, a round a minute apart; the
+// store grows as it runs, as in production. One round is a live round;
+// 50 rounds (5,000 snapshots) is one chunk of a spool replay.
+func BenchmarkWrite(b *testing.B) {
+	const servers = 100
+	for _, rounds := range []int{1, 10, 50} {
+		b.Run(fmt.Sprintf("servers=%d/rounds_per_write=%d", servers, rounds), func(b *testing.B) {
+			ctx := context.Background()
+			s, _ := openTest(b, Config{})
+			t0 := mustTime(b, "2024-05-01T00:00:00Z")
+			procs := []KeywordCount{{"python", 5}, {"scrapy", 3}, {"chrome", 4}}
+			names := make([]string, servers)
+			for i := range names {
+				names[i] = fmt.Sprintf("crawler-%03d", i)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				batch := make([]Result, 0, servers*rounds)
+				for r := 0; r < rounds; r++ {
+					at := t0.Add(time.Duration(i*rounds+r) * time.Minute)
+					for j, name := range names {
+						v := float64((i*rounds + r + j) % 97)
+						batch = append(batch, snapResult(name, at, reading{cpu: v, mem: v / 2, disk: 40 + v/10, load1: v / 20, procs: procs}))
+					}
+				}
+				b.StartTimer()
+				if err := s.Write(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if s.spool.pending() {
+				b.Fatal("results went to the spool: the figure would not measure the database")
+			}
+			b.ReportMetric(float64(b.N*servers*rounds)/b.Elapsed().Seconds(), "snapshots/s")
+		})
+	}
+}

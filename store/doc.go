@@ -1,0 +1,60 @@
+// Package store keeps snapshots, failed attempts and their hourly and daily
+// rollups in MongoDB, or in an embedded FerretDB when no database is given,
+// with an on-disk spool that holds writes while the database is down.
+//
+// # Collections
+//
+// Only operations that both MongoDB and FerretDB v1.24 (SQLite backend)
+// support are used: inserts, finds with range, sort and limit, updateOne
+// upserts with $setOnInsert, $inc, $min and $max, countDocuments and
+// deleteMany. There is no aggregation and no TTL index.
+//
+//	snapshots  {_id: "server|2024-05-01T10:17:00.000Z", server, at, probe_time,
+//	            duration_ms, snapshot: "<the snapshot as JSON>"}
+//	attempts   {_id: "server|<at>", server, at, duration_ms,
+//	            kind: unreachable|auth|hostkey|timeout|probe, error}
+//	rollups    {_id: "server|hour|2024-05-01T10:00:00.000Z", server,
+//	            period: "hour"|"day", start, count, failed, rolled_to,
+//	            cpu:   {peak: {value, order, at, procs_known, matched_total,
+//	                           procs: [{keyword, count}, ...]}, sum, n},
+//	            mem:   {...}, disk: {...}, load1: {...},
+//	            matched: {min, max, sum, n}}
+//	servers    {_id: "server", latest: {at, id}, last_failure: {at, duration_ms, kind, error}}
+//
+// The _id of a result is its server and collector time, so writing a result
+// twice stores it once. A rollup is kept up to date by one upsert per write:
+// $inc adds counts and sums, $min and $max move the matched-process range,
+// and $max on the peak document keeps the highest reading together with the
+// time and process counts of that reading. Documents compare field by field,
+// so the peak with the higher value wins, and on equal values the one with
+// the higher order, which is minus the time in milliseconds: the earliest.
+// rolled_to, the newest result folded in, moves in the same update; a
+// result found already stored is folded in again only when newer than
+// rolled_to, which is the case after a write that stored it and failed
+// before its rollup upkeep. So a replay counts nothing twice, and an
+// interrupted write loses nothing.
+//
+// # Spool
+//
+// While the database is down, Write appends results to
+// <data_dir>/spool/results.jsonl, one JSON line each, and syncs the file:
+//
+//	{"v":1,"server":"web1","at":"2024-05-01T10:17:00Z","duration_ms":812,"snapshot":{...}}
+//	{"v":1,"server":"web2","at":"2024-05-01T10:17:00Z","duration_ms":5000,"err_kind":"timeout","err":"..."}
+//
+// Replay (and every Write, first) writes the spool back in order, 5,000
+// results at a time, recording its progress in results.offset. A line that
+// is not a valid result is logged with its line number, copied to
+// rejected.jsonl and skipped. The spool survives restarts and is capped by
+// Config.SpoolMax; past that Write drops results with an error log.
+//
+// # Embedded FerretDB
+//
+// With no URI, Open runs FerretDB in-process on a loopback port with its
+// SQLite files under <data_dir>/db. FerretDB v1.24 evaluates every filter
+// but a lone _id outside SQLite, so reads that matter go by _id: Latest via
+// the servers collection, Rollups by enumerating rollup _ids. Its own _id
+// index does not match the expression it queries by, so Open adds one that
+// does; without it every lookup, update and upsert by _id reads the whole
+// table.
+package store

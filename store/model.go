@@ -1,0 +1,314 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/crawlerfleet/collector/probe/snapshot"
+)
+
+// ErrNotFound is returned by reads that find nothing.
+var ErrNotFound = errors.New("not found")
+
+// ErrKind says why a probe attempt failed.
+type ErrKind string
+
+// The kinds of failed attempt.
+const (
+	KindUnreachable ErrKind = "unreachable" // no TCP connection, or it dropped
+	KindAuth        ErrKind = "auth"        // SSH authentication refused
+	KindHostKey     ErrKind = "hostkey"     // host key unknown or changed
+	KindTimeout     ErrKind = "timeout"     // the round's deadline passed
+	KindProbe       ErrKind = "probe"       // the probe ran but failed or printed no valid snapshot
+	KindConfig      ErrKind = "config"      // the inventory entry cannot be used as written
+)
+
+// Valid reports whether k is one of the kinds above.
+func (k ErrKind) Valid() bool {
+	switch k {
+	case KindUnreachable, KindAuth, KindHostKey, KindTimeout, KindProbe, KindConfig:
+		return true
+	}
+	return false
+}
+
+// Result is one probe attempt: a snapshot, or a failure with its kind.
+type Result struct {
+	Server string
+	// At is the collector's clock when the attempt finished. Write stores it
+	// in UTC to the millisecond; with Server it identifies the result.
+	At time.Time
+	// Duration of the attempt, kept to the millisecond.
+	Duration time.Duration
+	// Snapshot is set for a successful attempt; ErrKind and Err otherwise.
+	Snapshot *snapshot.Snapshot
+	ErrKind  ErrKind
+	Err      string
+}
+
+// normalize returns r with At in UTC to the millisecond and Duration to the
+// millisecond, or an error when r is neither a snapshot nor a failure.
+func (r Result) normalize() (Result, error) {
+	r.At = r.At.UTC().Truncate(time.Millisecond)
+	r.Duration = r.Duration.Truncate(time.Millisecond)
+	switch {
+	case r.Server == "":
+		return r, errors.New("result has no server name")
+	case r.At.IsZero():
+		return r, fmt.Errorf("result for %s has no time", r.Server)
+	case r.Snapshot != nil && r.ErrKind != "":
+		return r, fmt.Errorf("result for %s at %s has both a snapshot and an error", r.Server, r.At.Format(time.RFC3339))
+	case r.Snapshot == nil && !r.ErrKind.Valid():
+		return r, fmt.Errorf("result for %s at %s has no snapshot and error kind %q (want unreachable, auth, hostkey, timeout, probe or config)", r.Server, r.At.Format(time.RFC3339), r.ErrKind)
+	}
+	return r, nil
+}
+
+// Record is a stored snapshot.
+type Record struct {
+	Server    string
+	At        time.Time // collector clock, UTC, millisecond
+	ProbeTime time.Time // the probe's clock, to the millisecond (Snapshot.Time is exact)
+	Duration  time.Duration
+	Snapshot  *snapshot.Snapshot
+}
+
+// Attempt is a stored failed attempt.
+type Attempt struct {
+	Server   string
+	At       time.Time
+	Duration time.Duration
+	Kind     ErrKind
+	Err      string
+}
+
+// Period is the length of a rollup.
+type Period string
+
+// Rollup periods. Periods start on the hour and at midnight UTC.
+const (
+	Hour Period = "hour"
+	Day  Period = "day"
+)
+
+// Start returns the start of the period that contains t.
+func (p Period) Start(t time.Time) time.Time {
+	t = t.UTC()
+	if p == Day {
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	}
+	return t.Truncate(time.Hour)
+}
+
+// Next returns the start of the period after the one that starts at start.
+func (p Period) Next(start time.Time) time.Time {
+	if p == Day {
+		return start.AddDate(0, 0, 1)
+	}
+	return start.Add(time.Hour)
+}
+
+func (p Period) valid() bool { return p == Hour || p == Day }
+
+// KeywordCount is how many processes matched a keyword.
+type KeywordCount struct {
+	Keyword string `bson:"keyword"`
+	Count   int    `bson:"count"`
+}
+
+// Peak is the highest reading of a metric in a period and the matched
+// processes at that moment. On a tie the earliest reading is kept.
+type Peak struct {
+	Value float64
+	At    time.Time
+	// ProcsKnown is false when the snapshot at the peak could not count
+	// processes; MatchedTotal and Procs are then empty.
+	ProcsKnown   bool
+	MatchedTotal int            // distinct processes matching any keyword
+	Procs        []KeywordCount // per keyword, in the probe's order
+}
+
+// Metric sums up one metric over a period.
+type Metric struct {
+	Peak Peak
+	Sum  float64 // of all readings, for the mean
+	N    int64   // readings; snapshots whose section failed are not counted
+}
+
+// Mean returns Sum/N, or 0 without readings.
+func (m Metric) Mean() float64 {
+	if m.N == 0 {
+		return 0
+	}
+	return m.Sum / float64(m.N)
+}
+
+// Matched sums up the matched-process total over a period.
+type Matched struct {
+	Min, Max int
+	Sum      int64
+	N        int64
+}
+
+// Mean returns Sum/N, or 0 without readings.
+func (m Matched) Mean() float64 {
+	if m.N == 0 {
+		return 0
+	}
+	return float64(m.Sum) / float64(m.N)
+}
+
+// Rollup sums up one server over one hour or day.
+type Rollup struct {
+	Server string
+	Period Period
+	Start  time.Time
+	Count  int64 // snapshots
+	Failed int64 // failed attempts
+	CPU    Metric
+	Mem    Metric // memory used percent
+	Disk   Metric // disk used percent
+	Load1  Metric
+	// Matched covers snapshots whose process section was read.
+	Matched Matched
+}
+
+// RollupQuery selects rollups.
+type RollupQuery struct {
+	Servers []string // empty: all servers
+	Period  Period
+	// From and To bound the period starts: From <= start < To. From is
+	// rounded down to the start of its period.
+	From, To time.Time
+}
+
+// The documents as stored.
+
+// snapshotDoc is a raw snapshot; _id is server|at. The snapshot itself is
+// kept as its JSON wire form in a string: nothing queries inside it (rollups
+// carry the figures), it keeps every value exact (nanosecond probe time,
+// uint64 bytes), and FerretDB stores one string field 2.5 times faster than
+// the fifty fields of a nested document.
+type snapshotDoc struct {
+	ID         string    `bson:"_id"`
+	Server     string    `bson:"server"`
+	At         time.Time `bson:"at"`
+	ProbeTime  time.Time `bson:"probe_time"`
+	DurationMS int64     `bson:"duration_ms"`
+	Snapshot   string    `bson:"snapshot"` // as JSON, see snapshotDoc
+}
+
+// attemptDoc is a failed attempt; _id is server|at.
+type attemptDoc struct {
+	ID         string    `bson:"_id"`
+	Server     string    `bson:"server"`
+	At         time.Time `bson:"at"`
+	DurationMS int64     `bson:"duration_ms"`
+	Kind       ErrKind   `bson:"kind"`
+	Err        string    `bson:"error"`
+}
+
+// peakDoc is compared as a whole by $max: value first, then order, which is
+// minus the time in milliseconds so that on equal values the earliest
+// reading is the greater. Field order matters; the fields after order only
+// differ when value and order are equal, that is for the same snapshot.
+type peakDoc struct {
+	Value        float64        `bson:"value"`
+	Order        int64          `bson:"order"`
+	At           time.Time      `bson:"at"`
+	ProcsKnown   bool           `bson:"procs_known"`
+	MatchedTotal int            `bson:"matched_total"`
+	Procs        []KeywordCount `bson:"procs"`
+}
+
+type metricDoc struct {
+	Peak *peakDoc `bson:"peak"`
+	Sum  float64  `bson:"sum"`
+	N    int64    `bson:"n"`
+}
+
+type matchedDoc struct {
+	Min int   `bson:"min"`
+	Max int   `bson:"max"`
+	Sum int64 `bson:"sum"`
+	N   int64 `bson:"n"`
+}
+
+// rollupDoc is a rollup; _id is server|period|start.
+type rollupDoc struct {
+	ID       string     `bson:"_id"`
+	Server   string     `bson:"server"`
+	Period   Period     `bson:"period"`
+	Start    time.Time  `bson:"start"`
+	Count    int64      `bson:"count"`
+	Failed   int64      `bson:"failed"`
+	RolledTo time.Time  `bson:"rolled_to"` // latest result folded in
+	CPU      metricDoc  `bson:"cpu"`
+	Mem      metricDoc  `bson:"mem"`
+	Disk     metricDoc  `bson:"disk"`
+	Load1    metricDoc  `bson:"load1"`
+	Matched  matchedDoc `bson:"matched"`
+}
+
+// serverDoc tracks each server's newest results; _id is the server name.
+type serverDoc struct {
+	ID          string      `bson:"_id"`
+	Latest      *latestRef  `bson:"latest"`
+	LastFailure *failureRef `bson:"last_failure"`
+}
+
+// latestRef and failureRef are compared as a whole by $max: time first.
+type latestRef struct {
+	At time.Time `bson:"at"`
+	ID string    `bson:"id"`
+}
+
+type failureRef struct {
+	At         time.Time `bson:"at"`
+	DurationMS int64     `bson:"duration_ms"`
+	Kind       ErrKind   `bson:"kind"`
+	Err        string    `bson:"error"`
+}
+
+// timeID formats t for _id: fixed width, so that "name|time" splits
+// unambiguously even when a name contains '|'.
+func timeID(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+func resultID(server string, at time.Time) string { return server + "|" + timeID(at) }
+
+func rollupID(server string, p Period, start time.Time) string {
+	return server + "|" + string(p) + "|" + timeID(start)
+}
+
+func (d rollupDoc) rollup() Rollup {
+	return Rollup{
+		Server:  d.Server,
+		Period:  d.Period,
+		Start:   d.Start.UTC(),
+		Count:   d.Count,
+		Failed:  d.Failed,
+		CPU:     d.CPU.metric(),
+		Mem:     d.Mem.metric(),
+		Disk:    d.Disk.metric(),
+		Load1:   d.Load1.metric(),
+		Matched: Matched(d.Matched),
+	}
+}
+
+func (d metricDoc) metric() Metric {
+	m := Metric{Sum: d.Sum, N: d.N}
+	if d.Peak != nil {
+		m.Peak = Peak{
+			Value:        d.Peak.Value,
+			At:           d.Peak.At.UTC(),
+			ProcsKnown:   d.Peak.ProcsKnown,
+			MatchedTotal: d.Peak.MatchedTotal,
+			Procs:        d.Peak.Procs,
+		}
+	}
+	return m
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

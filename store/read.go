@@ -1,0 +1,294 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/crawlerfleet/collector/probe/snapshot"
+)
+
+// maxLookups is the most rollups Rollups fetches one by one from FerretDB;
+// above it a range query reads the whole collection once.
+const maxLookups = 50_000
+
+// Latest returns the newest snapshot of server, or ErrNotFound.
+func (s *Store) Latest(ctx context.Context, server string) (*Record, error) {
+	var sd serverDoc
+	err := s.servers.FindOne(ctx, bson.D{{Key: "_id", Value: server}}).Decode(&sd)
+	if errors.Is(err, mongo.ErrNoDocuments) || err == nil && sd.Latest == nil {
+		return nil, fmt.Errorf("latest snapshot of %s: %w", server, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("latest snapshot of %s: %w", server, err)
+	}
+	var d snapshotDoc
+	err = s.snapshots.FindOne(ctx, bson.D{{Key: "_id", Value: sd.Latest.ID}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("latest snapshot of %s (pruned): %w", server, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("latest snapshot of %s: %w", server, err)
+	}
+	return d.record()
+}
+
+// LastFailure returns the newest failed attempt of server, or ErrNotFound.
+func (s *Store) LastFailure(ctx context.Context, server string) (*Attempt, error) {
+	var sd serverDoc
+	err := s.servers.FindOne(ctx, bson.D{{Key: "_id", Value: server}}).Decode(&sd)
+	if errors.Is(err, mongo.ErrNoDocuments) || err == nil && sd.LastFailure == nil {
+		return nil, fmt.Errorf("last failure of %s: %w", server, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("last failure of %s: %w", server, err)
+	}
+	f := sd.LastFailure
+	return &Attempt{
+		Server:   server,
+		At:       f.At.UTC(),
+		Duration: time.Duration(f.DurationMS) * time.Millisecond,
+		Kind:     f.Kind,
+		Err:      f.Err,
+	}, nil
+}
+
+// Snapshots returns the snapshots of server with from <= At < to, oldest
+// first. With limit > 0 it returns the newest limit of them.
+//
+// On FerretDB this reads the whole snapshots collection (FerretDB v1.24
+// filters outside SQLite); prefer Latest and Rollups for anything frequent.
+func (s *Store) Snapshots(ctx context.Context, server string, from, to time.Time, limit int) ([]Record, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "at", Value: -1}})
+	if limit > 0 {
+		opts.SetLimit(int64(limit))
+	}
+	cur, err := s.snapshots.Find(ctx, bson.D{
+		{Key: "server", Value: server},
+		{Key: "at", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lt", Value: to}}},
+	}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("read snapshots of %s: %w", server, err)
+	}
+	var docs []snapshotDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("read snapshots of %s: %w", server, err)
+	}
+	out := make([]Record, len(docs))
+	for i, d := range docs {
+		r, err := d.record()
+		if err != nil {
+			return nil, fmt.Errorf("read snapshots of %s: %w", server, err)
+		}
+		out[len(docs)-1-i] = *r
+	}
+	return out, nil
+}
+
+// Attempts returns the failed attempts of server with from <= At < to,
+// oldest first. On FerretDB it reads the whole attempts collection.
+func (s *Store) Attempts(ctx context.Context, server string, from, to time.Time) ([]Attempt, error) {
+	cur, err := s.attempts.Find(ctx, bson.D{
+		{Key: "server", Value: server},
+		{Key: "at", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lt", Value: to}}},
+	}, options.Find().SetSort(bson.D{{Key: "at", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("read attempts of %s: %w", server, err)
+	}
+	var docs []attemptDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("read attempts of %s: %w", server, err)
+	}
+	out := make([]Attempt, len(docs))
+	for i, d := range docs {
+		out[i] = Attempt{
+			Server:   d.Server,
+			At:       d.At.UTC(),
+			Duration: time.Duration(d.DurationMS) * time.Millisecond,
+			Kind:     d.Kind,
+			Err:      d.Err,
+		}
+	}
+	return out, nil
+}
+
+// Servers returns the names of all servers with a stored result, sorted.
+func (s *Store) Servers(ctx context.Context) ([]string, error) {
+	cur, err := s.servers.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("list servers: %w", err)
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("list servers: %w", err)
+	}
+	names := make([]string, len(docs))
+	for i, d := range docs {
+		names[i] = d.ID
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Rollups returns the rollups that q selects, sorted by server and start.
+// Periods without results have no rollup.
+//
+// MongoDB answers with one indexed range query. FerretDB v1.24 would read
+// the whole rollups collection for it, so there the rollups are looked up by
+// their _id (server|period|start), one per server and period in the range,
+// unless that makes more than 50,000 lookups.
+func (s *Store) Rollups(ctx context.Context, q RollupQuery) ([]Rollup, error) {
+	if q.Period == "" {
+		q.Period = Hour
+	}
+	if !q.Period.valid() {
+		return nil, fmt.Errorf("read rollups: period %q (want hour or day)", q.Period)
+	}
+	q.From = q.Period.Start(q.From)
+	if !q.To.After(q.From) {
+		return nil, nil
+	}
+	servers := q.Servers
+	if len(servers) == 0 && s.ferret {
+		var err error
+		if servers, err = s.Servers(ctx); err != nil {
+			return nil, fmt.Errorf("read rollups: %w", err)
+		}
+	}
+	var docs []rollupDoc
+	var err error
+	if n := int(q.To.Sub(q.From)/periodLength(q.Period)+1) * len(servers); s.ferret && n <= maxLookups {
+		docs, err = s.rollupsByID(ctx, servers, q)
+	} else {
+		docs, err = s.rollupsByRange(ctx, q)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read rollups: %w", err)
+	}
+	out := make([]Rollup, len(docs))
+	for i, d := range docs {
+		out[i] = d.rollup()
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Server != out[j].Server {
+			return out[i].Server < out[j].Server
+		}
+		return out[i].Start.Before(out[j].Start)
+	})
+	return out, nil
+}
+
+func periodLength(p Period) time.Duration {
+	if p == Day {
+		return 24 * time.Hour
+	}
+	return time.Hour
+}
+
+func (s *Store) rollupsByRange(ctx context.Context, q RollupQuery) ([]rollupDoc, error) {
+	filter := bson.D{
+		{Key: "period", Value: q.Period},
+		{Key: "start", Value: bson.D{{Key: "$gte", Value: q.From}, {Key: "$lt", Value: q.To}}},
+	}
+	if len(q.Servers) > 0 {
+		filter = append(bson.D{{Key: "server", Value: bson.D{{Key: "$in", Value: q.Servers}}}}, filter...)
+	}
+	cur, err := s.rollups.Find(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	var docs []rollupDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	return docs, nil
+}
+
+func (s *Store) rollupsByID(ctx context.Context, servers []string, q RollupQuery) ([]rollupDoc, error) {
+	var ids []string
+	for _, server := range slices.Compact(slices.Sorted(slices.Values(servers))) {
+		for t := q.From; t.Before(q.To); t = q.Period.Next(t) {
+			ids = append(ids, rollupID(server, q.Period, t))
+		}
+	}
+	found := make([]*rollupDoc, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for i, id := range ids {
+		g.Go(func() error {
+			var d rollupDoc
+			err := s.rollups.FindOne(gctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			found[i] = &d
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var docs []rollupDoc
+	for _, d := range found {
+		if d != nil {
+			docs = append(docs, *d)
+		}
+	}
+	return docs, nil
+}
+
+// Prune deletes raw snapshots and attempts older than the retention, and
+// rollups older than the rollup retention, counted back from now. Call it
+// periodically; the embedded store has no TTL indexes.
+func (s *Store) Prune(ctx context.Context, now time.Time) error {
+	raw := now.Add(-s.cfg.Retention)
+	roll := now.Add(-s.cfg.RollupRetention)
+	var errs []error
+	for _, p := range []struct {
+		coll   *mongo.Collection
+		field  string
+		before time.Time
+	}{
+		{s.snapshots, "at", raw},
+		{s.attempts, "at", raw},
+		{s.rollups, "start", roll},
+	} {
+		res, err := p.coll.DeleteMany(ctx, bson.D{{Key: p.field, Value: bson.D{{Key: "$lt", Value: p.before}}}})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("prune %s: %w", p.coll.Name(), err))
+			continue
+		}
+		if res.DeletedCount > 0 {
+			s.logger.Info("pruned", "collection", p.coll.Name(), "before", p.before, "deleted", res.DeletedCount)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d snapshotDoc) record() (*Record, error) {
+	var snap snapshot.Snapshot
+	if err := json.Unmarshal([]byte(d.Snapshot), &snap); err != nil {
+		return nil, fmt.Errorf("decode stored snapshot %s: %w", d.ID, err)
+	}
+	return &Record{
+		Server:    d.Server,
+		At:        d.At.UTC(),
+		ProbeTime: d.ProbeTime.UTC(),
+		Duration:  time.Duration(d.DurationMS) * time.Millisecond,
+		Snapshot:  &snap,
+	}, nil
+}

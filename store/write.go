@@ -1,0 +1,503 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/bsonrw"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/crawlerfleet/collector/probe/snapshot"
+)
+
+// maxStatements caps the updates sent in one command. FerretDB v1.24 keeps
+// one SQLite connection open per update statement until the whole command
+// ends, and its pool has 100: a bigger command deadlocks the server.
+const maxStatements = 32
+
+// Write stores results: snapshots with their rollup upkeep, failures as
+// attempts. A result already stored (same server and time) is skipped, and
+// so is its rollup upkeep, so a replayed batch changes nothing.
+//
+// When the database fails, or earlier results still wait in the spool,
+// results go to the spool and Write returns nil. Write returns an error only
+// for results that could not be kept anywhere: invalid ones, ones the
+// database refused, or ones the full spool could not take.
+func (s *Store) Write(ctx context.Context, results []Result) error {
+	valid := make([]Result, 0, len(results))
+	var errs []error
+	for _, r := range results {
+		r, err := r.normalize()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("write: %w", err))
+			continue
+		}
+		valid = append(valid, r)
+	}
+	if len(valid) == 0 {
+		return errors.Join(errs...)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	if s.spool.pending() && s.dbAllowed() {
+		_, _ = s.replayLocked(ctx, writeReplayChunks) // logs its own failure; the spool keeps order
+	}
+	if !s.spool.pending() && s.dbAllowed() {
+		rejected, err := s.writeDB(ctx, valid)
+		if err == nil {
+			s.dbUp()
+			for _, rj := range rejected {
+				errs = append(errs, fmt.Errorf("write: %w", rj.err))
+			}
+			return errors.Join(errs...)
+		}
+		s.dbDown(err)
+	}
+	if err := s.spool.append(valid); err != nil {
+		errs = append(errs, fmt.Errorf("write: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// dbAllowed reports whether Write may try the database now.
+func (s *Store) dbAllowed() bool { return !s.now().Before(s.retryAt) }
+
+// dbDown notes a failed database attempt: results go to the spool for a
+// while. An error that is not an outage (the database refused the batch) is
+// retried at once, so that replay can single out the result at fault.
+func (s *Store) dbDown(err error) {
+	if isOutage(err) {
+		if !s.outage {
+			s.logger.Warn("database unavailable; spooling results", "err", err, "spool", s.spool.path)
+		}
+		s.outage = true
+		s.retryAt = s.now().Add(s.retryAfter)
+		return
+	}
+	s.logger.Error("database refused a batch; spooled for replay", "err", err)
+}
+
+func (s *Store) dbUp() {
+	if s.outage {
+		s.logger.Info("database available again")
+	}
+	s.outage = false
+	s.retryAt = time.Time{}
+}
+
+// rejection is a result the database refused for itself (not an outage).
+type rejection struct {
+	index int
+	err   error
+}
+
+// writeDB writes results in one pass: raw documents, rollups, server
+// pointers. It returns the results refused one by one, and an error when the
+// pass failed as a whole; the pass can then be repeated without harm.
+func (s *Store) writeDB(ctx context.Context, results []Result) ([]rejection, error) {
+	if err := s.setup(ctx); err != nil {
+		return nil, err
+	}
+
+	var snapIdx, attIdx []int
+	var snapDocs, attDocs []any
+	var rejected []rejection
+	ids := make(map[string]bool, len(results))
+	for i, r := range results {
+		id := resultID(r.Server, r.At)
+		if ids[id] {
+			continue // the same result twice in one batch: keep the first
+		}
+		ids[id] = true
+		doc, err := rawDoc(r)
+		if err != nil {
+			rejected = append(rejected, rejection{i, err})
+			continue
+		}
+		raw, err := marshal(doc)
+		if err != nil {
+			rejected = append(rejected, rejection{i, fmt.Errorf("encode result for %s at %s: %w", r.Server, timeID(r.At), err)})
+			continue
+		}
+		if r.Snapshot != nil {
+			snapIdx, snapDocs = append(snapIdx, i), append(snapDocs, raw)
+		} else {
+			attIdx, attDocs = append(attIdx, i), append(attDocs, raw)
+		}
+	}
+
+	// fresh[i]: inserted now; seen[i]: inserted now or before.
+	fresh := make([]bool, len(results))
+	seen := make([]bool, len(results))
+	for _, part := range []struct {
+		coll *mongo.Collection
+		idx  []int
+		docs []any
+	}{{s.snapshots, snapIdx, snapDocs}, {s.attempts, attIdx, attDocs}} {
+		status, errs, err := insertAll(ctx, part.coll, part.docs)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range part.idx {
+			switch {
+			case errs[j] != nil:
+				r := results[i]
+				rejected = append(rejected, rejection{i, fmt.Errorf("store result for %s at %s: %w", r.Server, timeID(r.At), errs[j])})
+			case status[j]:
+				fresh[i], seen[i] = true, true
+			default:
+				seen[i] = true
+			}
+		}
+	}
+
+	if err := s.upkeepRollups(ctx, results, fresh, seen); err != nil {
+		return nil, err
+	}
+	if err := s.upkeepServers(ctx, results, seen); err != nil {
+		return nil, err
+	}
+	return rejected, nil
+}
+
+// rawDoc returns the document that stores r: a snapshotDoc or an
+// attemptDoc.
+func rawDoc(r Result) (any, error) {
+	id := resultID(r.Server, r.At)
+	if r.Snapshot == nil {
+		return attemptDoc{
+			ID:         id,
+			Server:     r.Server,
+			At:         r.At,
+			DurationMS: r.Duration.Milliseconds(),
+			Kind:       r.ErrKind,
+			Err:        r.Err,
+		}, nil
+	}
+	js, err := json.Marshal(r.Snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("encode snapshot of %s at %s: %w", r.Server, timeID(r.At), err)
+	}
+	return snapshotDoc{
+		ID:         id,
+		Server:     r.Server,
+		At:         r.At,
+		ProbeTime:  r.Snapshot.Time,
+		DurationMS: r.Duration.Milliseconds(),
+		Snapshot:   string(js),
+	}, nil
+}
+
+// insertAll inserts docs unordered. For each it reports whether it was
+// inserted now (false: already there, or refused with errs[i] set). err is
+// set when the insert failed as a whole.
+func insertAll(ctx context.Context, coll *mongo.Collection, docs []any) (inserted []bool, errs []error, err error) {
+	inserted = make([]bool, len(docs))
+	errs = make([]error, len(docs))
+	if len(docs) == 0 {
+		return inserted, errs, nil
+	}
+	for i := range inserted {
+		inserted[i] = true
+	}
+	_, err = coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	var bwe mongo.BulkWriteException
+	if errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) > 0 {
+		for _, we := range bwe.WriteErrors {
+			if we.Index < 0 || we.Index >= len(docs) {
+				return nil, nil, fmt.Errorf("insert into %s: write error for document %d of %d: %w", coll.Name(), we.Index, len(docs), err)
+			}
+			inserted[we.Index] = false
+			if !isDuplicateKey(we.Code) {
+				errs[we.Index] = fmt.Errorf("insert into %s: %s (code %d)", coll.Name(), we.Message, we.Code)
+			}
+		}
+		return inserted, errs, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("insert into %s: %w", coll.Name(), err)
+	}
+	return inserted, errs, nil
+}
+
+func isDuplicateKey(code int) bool { return code == 11000 || code == 11001 || code == 12582 }
+
+// upkeepRollups folds results into their hourly and daily rollups.
+//
+// A result inserted just now is folded in. A result that was already stored
+// is folded into a rollup only when it is newer than the rollup's rolled_to,
+// the newest result that rollup has taken: that is a result whose insert
+// succeeded in an earlier pass that failed before its rollup upkeep. Each
+// rollup's counters and rolled_to change in one atomic update, so a pass
+// repeated after any failure counts each result exactly once, provided the
+// results of one server arrive in time order (the spool keeps that order).
+func (s *Store) upkeepRollups(ctx context.Context, results []Result, fresh, seen []bool) error {
+	type target struct {
+		period Period
+		id     string
+		start  time.Time
+	}
+	targets := func(r Result) [2]target {
+		h, d := Hour.Start(r.At), Day.Start(r.At)
+		return [2]target{{Hour, rollupID(r.Server, Hour, h), h}, {Day, rollupID(r.Server, Day, d), d}}
+	}
+
+	// rolled_to of the rollups that results stored before would go to.
+	rolledTo := map[string]time.Time{}
+	for i, r := range results {
+		if seen[i] && !fresh[i] {
+			for _, t := range targets(r) {
+				rolledTo[t.id] = time.Time{}
+			}
+		}
+	}
+	for id := range rolledTo {
+		var d struct {
+			RolledTo time.Time `bson:"rolled_to"`
+		}
+		err := s.rollups.FindOne(ctx, bson.D{{Key: "_id", Value: id}},
+			options.FindOne().SetProjection(bson.D{{Key: "rolled_to", Value: 1}})).Decode(&d)
+		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+			return fmt.Errorf("read rollup %s: %w", id, err)
+		}
+		rolledTo[id] = d.RolledTo
+	}
+
+	aggs := map[string]*rollupAgg{}
+	for i, r := range results {
+		if !seen[i] {
+			continue
+		}
+		for _, t := range targets(r) {
+			if !fresh[i] && !r.At.After(rolledTo[t.id]) {
+				continue
+			}
+			a := aggs[t.id]
+			if a == nil {
+				a = &rollupAgg{id: t.id, server: r.Server, period: t.period, start: t.start}
+				aggs[t.id] = a
+			}
+			a.add(r)
+		}
+	}
+
+	ids := make([]string, 0, len(aggs))
+	for id := range aggs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	models := make([]mongo.WriteModel, 0, len(ids))
+	for _, id := range ids {
+		a := aggs[id]
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: id}}).
+			SetUpdate(a.update()).
+			SetUpsert(true))
+	}
+	return s.bulkUpdate(ctx, s.rollups, models)
+}
+
+// upkeepServers moves each server's pointers to its newest snapshot and
+// newest failure.
+func (s *Store) upkeepServers(ctx context.Context, results []Result, seen []bool) error {
+	latest := map[string]*latestRef{}
+	failures := map[string]*failureRef{}
+	var names []string
+	for i, r := range results {
+		if !seen[i] {
+			continue
+		}
+		if latest[r.Server] == nil && failures[r.Server] == nil {
+			names = append(names, r.Server)
+		}
+		if r.Snapshot != nil {
+			if l := latest[r.Server]; l == nil || r.At.After(l.At) {
+				latest[r.Server] = &latestRef{At: r.At, ID: resultID(r.Server, r.At)}
+			}
+		} else if f := failures[r.Server]; f == nil || r.At.After(f.At) {
+			failures[r.Server] = &failureRef{At: r.At, DurationMS: r.Duration.Milliseconds(), Kind: r.ErrKind, Err: r.Err}
+		}
+	}
+	sort.Strings(names)
+	models := make([]mongo.WriteModel, 0, len(names))
+	for _, name := range names {
+		max := bson.D{}
+		if l := latest[name]; l != nil {
+			max = append(max, bson.E{Key: "latest", Value: l})
+		}
+		if f := failures[name]; f != nil {
+			max = append(max, bson.E{Key: "last_failure", Value: f})
+		}
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: name}}).
+			SetUpdate(bson.D{{Key: "$max", Value: max}}).
+			SetUpsert(true))
+	}
+	return s.bulkUpdate(ctx, s.servers, models)
+}
+
+// bulkUpdate sends models unordered, maxStatements at a time. A statement
+// the database refuses is logged and skipped: the raw data is stored, and
+// repeating the pass would not help.
+func (s *Store) bulkUpdate(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel) error {
+	for len(models) > 0 {
+		n := min(len(models), maxStatements)
+		chunk := models[:n]
+		models = models[n:]
+		_, err := coll.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+		var bwe mongo.BulkWriteException
+		if errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) > 0 {
+			for _, we := range bwe.WriteErrors {
+				var id any
+				if we.Index >= 0 && we.Index < len(chunk) {
+					if m, ok := chunk[we.Index].(*mongo.UpdateOneModel); ok {
+						id = m.Filter
+					}
+				}
+				s.logger.Error("database refused an update; rollup or pointer left behind",
+					"collection", coll.Name(), "filter", fmt.Sprint(id), "err", we.Message, "code", we.Code)
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("update %s: %w", coll.Name(), err)
+		}
+	}
+	return nil
+}
+
+// rollupAgg is what one pass adds to one rollup.
+type rollupAgg struct {
+	id     string
+	server string
+	period Period
+	start  time.Time
+
+	count, failed         int64
+	rolledTo              time.Time
+	cpu, mem, disk, load1 metricAgg
+	matched               matchedAgg
+}
+
+type metricAgg struct {
+	peak *peakDoc
+	sum  float64
+	n    int64
+}
+
+type matchedAgg struct {
+	min, max int
+	sum, n   int64
+}
+
+func (a *rollupAgg) add(r Result) {
+	if r.At.After(a.rolledTo) {
+		a.rolledTo = r.At
+	}
+	snap := r.Snapshot
+	if snap == nil {
+		a.failed++
+		return
+	}
+	a.count++
+	if snap.CPU.Error == "" {
+		a.cpu.add(snap.CPU.Percent, r.At, snap)
+		a.load1.add(snap.CPU.Load1, r.At, snap)
+	}
+	if snap.Memory.Error == "" {
+		a.mem.add(snap.Memory.UsedPercent, r.At, snap)
+	}
+	if snap.Disk.Error == "" {
+		a.disk.add(snap.Disk.UsedPercent, r.At, snap)
+	}
+	if snap.Processes.Error == "" {
+		m := snap.Processes.MatchedTotal
+		if a.matched.n == 0 || m < a.matched.min {
+			a.matched.min = m
+		}
+		if a.matched.n == 0 || m > a.matched.max {
+			a.matched.max = m
+		}
+		a.matched.sum += int64(m)
+		a.matched.n++
+	}
+}
+
+func (m *metricAgg) add(v float64, at time.Time, snap *snapshot.Snapshot) {
+	if !finite(v) {
+		return
+	}
+	m.sum += v
+	m.n++
+	if m.peak != nil && (v < m.peak.Value || v == m.peak.Value && !at.Before(m.peak.At)) {
+		return
+	}
+	p := &peakDoc{Value: v, Order: -at.UnixMilli(), At: at}
+	if snap.Processes.Error == "" {
+		p.ProcsKnown = true
+		p.MatchedTotal = snap.Processes.MatchedTotal
+		p.Procs = make([]KeywordCount, 0, len(snap.Processes.Matched))
+		for _, k := range snap.Processes.Matched {
+			p.Procs = append(p.Procs, KeywordCount{Keyword: k.Keyword, Count: k.Count})
+		}
+	}
+	m.peak = p
+}
+
+// update builds the upsert: counters with $inc, peaks and rolled_to with
+// $max (a peak is a document compared value first), the matched minimum with
+// $min.
+func (a *rollupAgg) update() bson.D {
+	inc := bson.D{{Key: "count", Value: a.count}, {Key: "failed", Value: a.failed}}
+	maxes := bson.D{{Key: "rolled_to", Value: a.rolledTo}}
+	for _, m := range []struct {
+		name string
+		agg  *metricAgg
+	}{{"cpu", &a.cpu}, {"mem", &a.mem}, {"disk", &a.disk}, {"load1", &a.load1}} {
+		if m.agg.n == 0 {
+			continue
+		}
+		inc = append(inc, bson.E{Key: m.name + ".sum", Value: m.agg.sum}, bson.E{Key: m.name + ".n", Value: m.agg.n})
+		maxes = append(maxes, bson.E{Key: m.name + ".peak", Value: m.agg.peak})
+	}
+	u := bson.D{
+		{Key: "$setOnInsert", Value: bson.D{
+			{Key: "server", Value: a.server},
+			{Key: "period", Value: a.period},
+			{Key: "start", Value: a.start},
+		}},
+	}
+	if a.matched.n > 0 {
+		inc = append(inc, bson.E{Key: "matched.sum", Value: a.matched.sum}, bson.E{Key: "matched.n", Value: a.matched.n})
+		maxes = append(maxes, bson.E{Key: "matched.max", Value: a.matched.max})
+		u = append(u, bson.E{Key: "$min", Value: bson.D{{Key: "matched.min", Value: a.matched.min}}})
+	}
+	return append(u, bson.E{Key: "$inc", Value: inc}, bson.E{Key: "$max", Value: maxes})
+}
+
+// marshal encodes v as the client does, so that a document that cannot be
+// encoded is singled out before the batch is sent.
+func marshal(v any) (bson.Raw, error) {
+	var buf bytes.Buffer
+	vw, err := bsonrw.NewBSONValueWriter(&buf)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := bson.NewEncoder(vw)
+	if err != nil {
+		return nil, err
+	}
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -9,11 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/crawlerfleet/collector/collector/probebin"
 	"github.com/crawlerfleet/collector/collector/pull"
@@ -29,8 +29,16 @@ type Result struct {
 	Duration time.Duration
 	Snapshot *snapshot.Snapshot // nil when Err is set
 	Err      error
-	Kind     Kind // KindOK when Err is nil
-	Uploaded bool // the probe was uploaded during this attempt
+	Kind     Kind   // KindOK when Err is nil
+	Platform string // the target's platform, such as "linux/amd64", once known
+	Uploaded bool   // the probe was uploaded during this attempt
+
+	// Reused is set when the attempt began on a connection kept from an
+	// earlier one, and Dialed when it opened a connection: the first, one
+	// replacing a connection that had ended, or a second try after the kept
+	// connection failed (then both are set). For a local server the
+	// "connection" is the cached knowledge of its platform.
+	Reused, Dialed bool
 }
 
 // DefaultConcurrency bounds how many servers are probed at once.
@@ -38,20 +46,30 @@ const DefaultConcurrency = 256
 
 // A Fleet probes servers of one inventory and keeps their connections open
 // between calls to Probe. Close it when done.
+//
+// A kept connection whose keepalives went unanswered, or that the server
+// closed, is dropped before it is used again. When a probe over a kept
+// connection fails on the transport (not a *pull.ProbeError, and not because
+// the context ended), the server is dialed once more and probed again within
+// the same attempt, so that a connection that died while idle costs a new
+// session, not a failure. A failure over a new connection is reported as is.
 type Fleet struct {
-	inv         *inventory.Inventory
 	probes      probebin.Set
 	logger      *slog.Logger
 	concurrency int
+	splay       time.Duration
+	dialOpts    []remote.Option
 
 	mu    sync.Mutex
+	inv   *inventory.Inventory
 	conns map[string]*conn // by server name
 }
 
 // conn is an open connection to one server and what was learned about it.
 type conn struct {
-	client *remote.Client // nil for a local server
-	target *pull.Target
+	client   *remote.Client // nil for a local server
+	target   *pull.Target
+	settings string // what the connection was made with; see connSettings
 }
 
 // Options configure a Fleet.
@@ -59,11 +77,18 @@ type Options struct {
 	Probes      probebin.Set // probebin.Embedded when nil
 	Logger      *slog.Logger // slog.Default() when nil
 	Concurrency int          // DefaultConcurrency when zero
+	// DialOptions are passed to remote.Dial after remote.WithLogger(Logger),
+	// such as remote.WithKeepAlive. Dial's defaults apply otherwise.
+	DialOptions []remote.Option
+	// Splay spreads the start of each Probe: every server waits a random
+	// part of it first (without holding a concurrency slot), so that a large
+	// fleet is not hit in the same millisecond.
+	Splay time.Duration
 }
 
 // New returns a Fleet for the servers of inv.
 func New(inv *inventory.Inventory, opts Options) *Fleet {
-	f := &Fleet{inv: inv, probes: opts.Probes, logger: opts.Logger, concurrency: opts.Concurrency, conns: map[string]*conn{}}
+	f := &Fleet{inv: inv, probes: opts.Probes, logger: opts.Logger, concurrency: opts.Concurrency, splay: opts.Splay, conns: map[string]*conn{}}
 	if f.probes == nil {
 		f.probes = probebin.Embedded
 	}
@@ -73,6 +98,7 @@ func New(inv *inventory.Inventory, opts Options) *Fleet {
 	if f.concurrency <= 0 {
 		f.concurrency = DefaultConcurrency
 	}
+	f.dialOpts = append([]remote.Option{remote.WithLogger(f.logger)}, opts.DialOptions...)
 	return f
 }
 
@@ -81,22 +107,35 @@ func New(inv *inventory.Inventory, opts Options) *Fleet {
 // several goroutines, one call at a time).
 func (f *Fleet) Probe(ctx context.Context, servers []inventory.Server, onResult func(Result)) []Result {
 	results := make([]Result, len(servers))
-	var mu sync.Mutex
-	g := errgroup.Group{}
-	g.SetLimit(f.concurrency)
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, f.concurrency)
+	)
 	for i, s := range servers {
-		g.Go(func() error {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if f.splay > 0 {
+				t := time.NewTimer(rand.N(f.splay))
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+				}
+			}
+			slots <- struct{}{}
 			r := f.probeOne(ctx, s)
+			<-slots
 			results[i] = r
 			if onResult != nil {
 				mu.Lock()
 				onResult(r)
 				mu.Unlock()
 			}
-			return nil
-		})
+		}()
 	}
-	_ = g.Wait() // probeOne never fails the group: each result carries its own error
+	wg.Wait()
 	return results
 }
 
@@ -107,8 +146,9 @@ func (f *Fleet) probeOne(ctx context.Context, s inventory.Server) Result {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 
-	snap, uploaded, err := f.pull(ctx, s)
-	r := Result{Server: s.Name, Start: start, Duration: time.Since(start), Snapshot: snap, Uploaded: uploaded}
+	r := Result{Server: s.Name, Start: start}
+	err := f.pull(ctx, s, &r, log)
+	r.Duration = time.Since(start)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 			err = fmt.Errorf("%w (timeout %v)", err, s.Timeout)
@@ -116,59 +156,119 @@ func (f *Fleet) probeOne(ctx context.Context, s inventory.Server) Result {
 		r.Err = fmt.Errorf("%s: %w", s.Name, err)
 		r.Kind = Classify(err)
 		r.Snapshot = nil
-		log.Warn("probe failed", "kind", r.Kind, "err", err, "duration_ms", r.Duration.Milliseconds())
+		log.Warn("probe failed", "kind", r.Kind, "err", err, "duration_ms", r.Duration.Milliseconds(), "reused", r.Reused)
 	} else {
-		log.Debug("probe done", "duration_ms", r.Duration.Milliseconds(), "uploaded", uploaded)
+		log.Debug("probe done", "duration_ms", r.Duration.Milliseconds(), "uploaded", r.Uploaded, "reused", r.Reused, "dialed", r.Dialed)
 	}
 	return r
 }
 
-func (f *Fleet) pull(ctx context.Context, s inventory.Server) (*snapshot.Snapshot, bool, error) {
-	c, err := f.connect(ctx, s)
+// pull probes s over its kept connection or a new one, and fills in r.
+func (f *Fleet) pull(ctx context.Context, s inventory.Server, r *Result, log *slog.Logger) error {
+	c, reused, err := f.connect(ctx, s, log)
 	if err != nil {
-		return nil, false, err
+		return err
 	}
+	r.Reused, r.Dialed = reused, !reused
+	err = f.pullOver(ctx, s, c, r)
+	if err == nil || !reused || !retryable(ctx, err) {
+		return err
+	}
+	// The kept connection died while idle: dial once more.
+	log.Debug("kept connection failed; dialing again", "err", err)
+	if c, err = f.dial(ctx, s); err != nil {
+		return err
+	}
+	r.Dialed = true
+	return f.pullOver(ctx, s, c, r)
+}
+
+// pullOver runs the probe over c, and drops c when the failure may be its.
+func (f *Fleet) pullOver(ctx context.Context, s inventory.Server, c *conn, r *Result) error {
 	snap, info, err := c.target.Pull(ctx, pull.Options{Keywords: s.Keywords, Sample: s.Sample, ProbeDir: s.ProbeDir})
+	if info.Platform != "" {
+		r.Platform = info.Platform
+	}
+	r.Uploaded = r.Uploaded || info.Uploaded
 	if err != nil {
 		var pe *pull.ProbeError
 		if !errors.As(err, &pe) {
-			// The connection may be dead: drop it, the next round dials anew.
+			// The connection may be dead: drop it, the next attempt dials anew.
 			f.drop(s.Name, c)
 		}
-		return nil, info.Uploaded, err
+		return err
 	}
-	return snap, info.Uploaded, nil
+	r.Snapshot = snap
+	return nil
 }
 
-// connect returns the open connection to s, dialing when there is none.
-func (f *Fleet) connect(ctx context.Context, s inventory.Server) (*conn, error) {
+// retryable reports whether err, from a kept connection, is worth a second
+// try over a new one: a transport failure while there is time left.
+func retryable(ctx context.Context, err error) bool {
+	var pe *pull.ProbeError
+	return ctx.Err() == nil && !errors.As(err, &pe) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// connect returns the kept connection to s, or a new one when there is none
+// that is still open and was made with s's current settings. reused tells
+// which.
+func (f *Fleet) connect(ctx context.Context, s inventory.Server, log *slog.Logger) (c *conn, reused bool, err error) {
 	f.mu.Lock()
-	c := f.conns[s.Name]
+	c = f.conns[s.Name]
+	inv := f.inv
 	f.mu.Unlock()
 	if c != nil {
-		return c, nil
+		settings, err := connSettings(inv, s)
+		switch {
+		case c.ended():
+			log.Debug("kept connection ended; dialing again", "err", c.client.Err())
+			f.drop(s.Name, c)
+		case err != nil || settings != c.settings:
+			log.Debug("connection settings changed; dialing again")
+			f.drop(s.Name, c)
+		default:
+			return c, true, nil
+		}
 	}
+	c, err = f.dial(ctx, s)
+	return c, false, err
+}
+
+// dial opens a new connection to s and keeps it, unless another caller kept
+// one meanwhile: then it returns that one.
+func (f *Fleet) dial(ctx context.Context, s inventory.Server) (*conn, error) {
+	f.mu.Lock()
+	inv := f.inv
+	f.mu.Unlock()
+	settings, err := connSettings(inv, s)
+	if err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	c := &conn{settings: settings}
 	if s.IsLocal() {
-		c = &conn{target: pull.NewTarget(remote.Local{}, f.probes)}
+		c.target = pull.NewTarget(remote.Local{}, f.probes)
 	} else {
-		route, err := Route(f.inv, s)
+		route, err := Route(inv, s)
 		if err != nil {
 			return nil, &ConfigError{Err: err}
 		}
-		client, err := remote.Dial(ctx, route)
-		if err != nil {
+		if c.client, err = remote.Dial(ctx, route, f.dialOpts...); err != nil {
 			return nil, err
 		}
-		c = &conn{client: client, target: pull.NewTarget(client, f.probes)}
+		c.target = pull.NewTarget(c.client, f.probes)
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if old := f.conns[s.Name]; old != nil {
+	old := f.conns[s.Name]
+	if old == nil {
+		f.conns[s.Name] = c
+	}
+	f.mu.Unlock()
+	if old != nil {
 		// Another caller connected meanwhile; keep theirs.
 		c.close()
 		return old, nil
 	}
-	f.conns[s.Name] = c
 	return c, nil
 }
 
@@ -179,6 +279,62 @@ func (f *Fleet) drop(name string, c *conn) {
 	}
 	f.mu.Unlock()
 	c.close()
+}
+
+// Forget closes the kept connections of the named servers, such as servers
+// removed from the inventory. Unknown names are ignored.
+func (f *Fleet) Forget(names ...string) {
+	var gone []*conn
+	f.mu.Lock()
+	for _, n := range names {
+		if c := f.conns[n]; c != nil {
+			gone = append(gone, c)
+			delete(f.conns, n)
+		}
+	}
+	f.mu.Unlock()
+	for _, c := range gone {
+		c.close()
+	}
+}
+
+// SetInventory makes the Fleet probe the servers of inv from now on. It
+// closes the kept connections of servers that inv no longer lists, and of
+// those whose connection settings (address, port, user, keys, known_hosts
+// or any jump host's) changed; the others stay open.
+func (f *Fleet) SetInventory(inv *inventory.Inventory) {
+	var gone []string
+	f.mu.Lock()
+	f.inv = inv
+	for name, c := range f.conns {
+		s, ok := inv.Server(name)
+		if !ok {
+			gone = append(gone, name)
+			continue
+		}
+		if settings, err := connSettings(inv, s); err != nil || settings != c.settings {
+			gone = append(gone, name)
+		}
+	}
+	f.mu.Unlock()
+	f.Forget(gone...)
+}
+
+// connSettings returns, as one comparable string, what a connection to s is
+// made with: the SSH settings of each hop of its route.
+func connSettings(inv *inventory.Inventory, s inventory.Server) (string, error) {
+	if s.IsLocal() {
+		return inventory.LocalAddress, nil
+	}
+	hops, err := inv.Route(s)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, h := range hops {
+		fmt.Fprintf(&b, "%q %q %d %q %q %q %q\n", h.Name, h.Address, h.Port, h.User, h.IdentityFiles, h.IdentityPassphraseEnv, h.KnownHosts)
+	}
+	return b.String(), nil
 }
 
 // A ConfigError is an inventory entry that cannot be used as written, such
@@ -203,6 +359,19 @@ func (f *Fleet) Close() error {
 func (c *conn) close() {
 	if c.client != nil {
 		c.client.Close()
+	}
+}
+
+// ended reports whether the connection has ended since it was made.
+func (c *conn) ended() bool {
+	if c.client == nil {
+		return false
+	}
+	select {
+	case <-c.client.Done():
+		return true
+	default:
+		return false
 	}
 }
 

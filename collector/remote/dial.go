@@ -1,6 +1,9 @@
 // Package remote runs commands on servers over SSH, directly or through jump
 // hosts, verifying each host key against a known_hosts file; Local runs them
 // on this machine under the same contract.
+//
+// Errors that a person can resolve have a method Fix() string that says how;
+// their message ends with "; " and that fix.
 package remote
 
 import (
@@ -63,7 +66,9 @@ func (e Endpoint) timeout() time.Duration {
 type Option func(*options)
 
 type options struct {
-	logger *slog.Logger
+	logger            *slog.Logger
+	keepAliveInterval time.Duration
+	keepAliveMissed   int
 }
 
 // WithLogger sets the logger for debug messages (keys skipped, agent not
@@ -73,7 +78,7 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 func newOptions(opts []Option) *options {
-	o := &options{logger: slog.Default()}
+	o := &options{logger: slog.Default(), keepAliveInterval: DefaultKeepAliveInterval, keepAliveMissed: DefaultKeepAliveMaxMissed}
 	for _, opt := range opts {
 		opt(o)
 	}
@@ -81,11 +86,20 @@ func newOptions(opts []Option) *options {
 }
 
 // A Client is an SSH connection to a server, possibly through jump hosts. It
-// is safe for concurrent use: each Run opens its own session.
+// is safe for concurrent use: each Run opens its own session. Done tells
+// when the connection has ended, and Err why.
 type Client struct {
 	conn  *ssh.Client
 	jumps []*ssh.Client // outermost first
 	ep    Endpoint
+
+	done      chan struct{} // closed when conn has ended
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
+	mu  sync.Mutex
+	err error // why the connection ended; set before done is closed
 }
 
 // Dial connects to the last endpoint of route through the earlier ones as
@@ -122,7 +136,7 @@ func Dial(ctx context.Context, route []Endpoint, opts ...Option) (*Client, error
 		}
 		hops = append(hops, c)
 	}
-	return &Client{conn: hops[len(hops)-1], jumps: hops[:len(hops)-1], ep: target}, nil
+	return newClient(hops[len(hops)-1], hops[:len(hops)-1], target, o), nil
 }
 
 // hopError says where on route the failure of hop i happened.
@@ -136,17 +150,6 @@ func hopError(route []Endpoint, i int, err error) error {
 	}
 	if i < len(route)-1 {
 		err = fmt.Errorf("jump host for %s: %w", route[len(route)-1].name(), err)
-	}
-	return err
-}
-
-// Close closes the connection and the jump connections under it.
-func (c *Client) Close() error {
-	err := c.conn.Close()
-	for i := len(c.jumps) - 1; i >= 0; i-- {
-		if e := c.jumps[i].Close(); err == nil {
-			err = e
-		}
 	}
 	return err
 }
@@ -286,8 +289,8 @@ func dialHop(ctx context.Context, via *ssh.Client, ep Endpoint, o *options, fetc
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("handshake with %s: %w", ep, ctx.Err())
 		}
-		return nil, fmt.Errorf("handshake with %s timed out after %s: %w; check that this port is an SSH server, or raise the connect timeout",
-			ep, timeout, hopCtx.Err())
+		return nil, withFix(fmt.Errorf("handshake with %s timed out after %s: %w", ep, timeout, hopCtx.Err()),
+			"check that this port is an SSH server, or raise the connect timeout")
 	}
 	if err != nil {
 		conn.Close()
@@ -327,7 +330,7 @@ func handshakeError(ep Endpoint, hs *handshake, keys *keySet, err error, fetch *
 		}
 		return e
 	}
-	return fmt.Errorf("%s: %w; check that this port is an SSH server, and the server's sshd log", ep, err)
+	return withFix(fmt.Errorf("%s: %w", ep, err), "check that this port is an SSH server, and the server's sshd log")
 }
 
 // dialTCP opens a TCP connection to addr, from this machine or, when via is

@@ -25,8 +25,13 @@ type UnknownHostError struct {
 }
 
 func (e *UnknownHostError) Error() string {
-	return fmt.Sprintf("%s: host key is not known (%s %s not in %s); check the fingerprint and run: collector trust %s",
-		where(e.Name, e.Addr), keyType(e.Key), e.Fingerprint, e.KnownHosts, e.Name)
+	return fmt.Sprintf("%s: host key is not known (%s %s not in %s); %s",
+		where(e.Name, e.Addr), keyType(e.Key), e.Fingerprint, e.KnownHosts, e.Fix())
+}
+
+// Fix says how to resolve the error; Error ends with "; " and Fix.
+func (e *UnknownHostError) Fix() string {
+	return "check the fingerprint and run: collector trust " + e.Name
 }
 
 // A HostKeyChangedError reports that the server offered a key other than the
@@ -41,19 +46,28 @@ type HostKeyChangedError struct {
 }
 
 func (e *HostKeyChangedError) Error() string {
+	return fmt.Sprintf("%s: host key CHANGED: the server offers %s %s, but %s:%s records another key; "+
+		"this could be an attack (man-in-the-middle) or a reinstalled server; %s",
+		where(e.Name, e.Addr), keyType(e.Key), e.Fingerprint, e.KnownHosts, strings.Join(e.lines(), ","), e.Fix())
+}
+
+// Fix says how to resolve the error; Error ends with "; " and Fix.
+func (e *HostKeyChangedError) Fix() string {
+	lines := e.lines()
+	remove := "line " + strings.Join(lines, ", ")
+	if len(lines) > 1 {
+		remove = "lines " + strings.Join(lines, ", ")
+	}
+	return fmt.Sprintf("if you know the change is legitimate, remove %s of %s (or run: ssh-keygen -R %s -f %s), then run: collector trust %s",
+		remove, e.KnownHosts, Quote(knownhosts.Normalize(e.Addr)), Quote(e.KnownHosts), e.Name)
+}
+
+func (e *HostKeyChangedError) lines() []string {
 	lines := make([]string, len(e.Lines))
 	for i, l := range e.Lines {
 		lines[i] = strconv.Itoa(l)
 	}
-	recorded, remove := e.KnownHosts+":"+strings.Join(lines, ","), "line "+strings.Join(lines, ", ")
-	if len(e.Lines) > 1 {
-		remove = "lines " + strings.Join(lines, ", ")
-	}
-	return fmt.Sprintf("%s: host key CHANGED: the server offers %s %s, but %s records another key; "+
-		"this could be an attack (man-in-the-middle) or a reinstalled server; if you know the change is legitimate, "+
-		"remove %s of %s (or run: ssh-keygen -R %s -f %s), then run: collector trust %s",
-		where(e.Name, e.Addr), keyType(e.Key), e.Fingerprint, recorded,
-		remove, e.KnownHosts, Quote(knownhosts.Normalize(e.Addr)), Quote(e.KnownHosts), e.Name)
+	return lines
 }
 
 // An AuthError reports that the server accepted none of the keys offered.
@@ -82,9 +96,15 @@ func (e *AuthError) Error() string {
 	if len(e.Allowed) > 0 {
 		fmt.Fprintf(&b, "; server accepts %s", strings.Join(e.Allowed, ", "))
 	}
-	fmt.Fprintf(&b, "); add the public key to ~%s/.ssh/authorized_keys on %s, or check identity_file and user for %s",
-		e.User, e.Name, e.Name)
+	b.WriteString("); ")
+	b.WriteString(e.Fix())
 	return b.String()
+}
+
+// Fix says how to resolve the error; Error ends with "; " and Fix.
+func (e *AuthError) Fix() string {
+	return fmt.Sprintf("add the public key to ~%s/.ssh/authorized_keys on %s, or check identity_file and user for %s",
+		e.User, e.Name, e.Name)
 }
 
 func (e *AuthError) Unwrap() error { return e.Err }
@@ -99,11 +119,30 @@ type DialError struct {
 }
 
 func (e *DialError) Error() string {
-	return fmt.Sprintf("%s: unreachable: %v; check the address and port, and that the host is up and sshd listens there",
-		where(e.Name, e.Addr), e.Err)
+	return fmt.Sprintf("%s: unreachable: %v; %s", where(e.Name, e.Addr), e.Err, e.Fix())
+}
+
+// Fix says how to resolve the error; Error ends with "; " and Fix.
+func (e *DialError) Fix() string {
+	return "check the address and port, and that the host is up and sshd listens there"
 }
 
 func (e *DialError) Unwrap() error { return e.Err }
+
+// A fixError is an error whose message ends with how to fix it.
+type fixError struct {
+	err error
+	fix string
+}
+
+// withFix returns err with "; " and fix added to its message.
+func withFix(err error, fix string) error { return &fixError{err: err, fix: fix} }
+
+func (e *fixError) Error() string { return e.err.Error() + "; " + e.fix }
+func (e *fixError) Unwrap() error { return e.err }
+
+// Fix says how to resolve the error; Error ends with "; " and Fix.
+func (e *fixError) Fix() string { return e.fix }
 
 // where names a server in messages: "web1 (10.0.0.1:22)".
 func where(name, addr string) string {

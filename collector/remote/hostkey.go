@@ -126,8 +126,8 @@ func (h *hostKeys) verify(ep Endpoint, key ssh.PublicKey) error {
 		}
 		return e
 	case errors.As(err, &re):
-		return fmt.Errorf("%s: host key %s %s is marked @revoked in %s:%d; the server must get a new host key",
-			ep, keyType(key), Fingerprint(key), re.Revoked.Filename, re.Revoked.Line)
+		return withFix(fmt.Errorf("%s: host key %s %s is marked @revoked in %s:%d",
+			ep, keyType(key), Fingerprint(key), re.Revoked.Filename, re.Revoked.Line), "the server must get a new host key")
 	}
 	return fmt.Errorf("%s: check host key against %s: %w", ep, h.file, err)
 }

@@ -483,10 +483,13 @@ func TestDialHandshakeTimeout(t *testing.T) {
 }
 
 // forwarder accepts connections and forwards them to target. It counts the
-// connections and can cut them all.
+// connections and can cut them all, or freeze them: drop everything sent
+// either way while keeping the TCP connections open, as a powered-off host
+// or a firewall that forgot the connection does.
 type forwarder struct {
 	addr     string
 	accepted atomic.Int32
+	frozen   atomic.Bool
 	mu       sync.Mutex
 	conns    []net.Conn
 }
@@ -513,11 +516,27 @@ func newForwarder(t *testing.T, target string) *forwarder {
 			f.mu.Lock()
 			f.conns = append(f.conns, c, u)
 			f.mu.Unlock()
-			go func() { io.Copy(u, c); u.Close() }()
-			go func() { io.Copy(c, u); c.Close() }()
+			go func() { f.copy(u, c); u.Close() }()
+			go func() { f.copy(c, u); c.Close() }()
 		}
 	}()
 	return f
+}
+
+// copy copies from src to dst, dropping what arrives while frozen.
+func (f *forwarder) copy(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !f.frozen.Load() {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (f *forwarder) cut() {

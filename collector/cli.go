@@ -100,6 +100,10 @@ func init() {
 	// Assigned here, not in the declaration: help refers to commands.
 	commands = []command{
 		{"once", "NAME...", "probe the named servers now and print what they report", runOnce},
+		{"collect", "[NAME...]", "run one collection round and store the results (fits a crontab)", runCollect},
+		{"run", "[--rounds N]", "collect every server on its cron schedule, until stopped", runRun},
+		{"status", "[NAME...]", "show what the store holds: latest snapshot, peaks and failures per server", runStatus},
+		{"check", "[NAME...]", "check servers.toml, try each server and say how to fix what fails", runCheck},
 		{"trust", "NAME", "fetch a server's host key, show its fingerprint and record it in known_hosts", runTrust},
 		{"version", "", "print the collector's version and its probe builds", runVersion},
 		{"help", "", "print this help", runHelp},

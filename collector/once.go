@@ -21,8 +21,9 @@ func runOnce(ctx context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("once", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object per server and line")
+	toStore := fs.Bool("store", false, "also write the results to the store, as `collect` does")
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: collector once [--json] NAME...\n\nProbe the named servers now and print what they report.\n\n")
+		fmt.Fprintf(e.stderr, "Usage: collector once [--json] [--store] NAME...\n\nProbe the named servers now and print what they report.\n\n")
 		fs.PrintDefaults()
 	}
 	names, err := parseInterspersed(fs, args)
@@ -38,9 +39,19 @@ func runOnce(ctx context.Context, e *env, args []string) int {
 		return code
 	}
 	// Failures are in the results; logs below error level would repeat them.
-	f := fleet.New(inv, fleet.Options{Probes: e.probes, Logger: e.logger(slog.LevelError)})
+	logger := e.logger(slog.LevelError)
+	f := fleet.New(inv, fleet.Options{Probes: e.probes, Logger: logger})
 	defer f.Close()
-	results := f.Probe(ctx, servers, nil)
+	r := &rounder{fleet: f, logger: logger}
+	if *toStore {
+		st, code := e.openStore(ctx, inv, logger)
+		if code != exitOK {
+			return code
+		}
+		defer closeStore(st, logger)
+		r.writer = st
+	}
+	results := r.run(ctx, servers, nil)
 
 	code = exitOK
 	for i, r := range results {

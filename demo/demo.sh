@@ -4,7 +4,8 @@
 # Starts a throwaway OpenSSH server on loopback with its own host key and
 # authorized key, writes an inventory of a few "servers" that all point at it
 # (one directly, one through a jump host, one crawler box) plus the master
-# itself, trusts the host key, and probes them all with `collector once`.
+# itself, trusts the host key, probes them all with `collector once`, runs the
+# daemon for a few rounds into the embedded store and shows what it stored.
 # Nothing outside a temporary directory is touched, ~/.ssh included.
 set -euo pipefail
 
@@ -83,6 +84,15 @@ tags = ["crawler"]
 name = "master"
 address = "local"
 description = "the machine the collector runs on, without SSH"
+
+[store]
+# No uri: the embedded store (FerretDB on SQLite) in this directory.
+data_dir = "$work/data"
+
+[schedule]
+# Every three seconds, for the demo; a real fleet uses "* * * * *".
+cron = "*/3 * * * * *"
+splay = "500ms"
 TOML
 export COLLECTOR_CONFIG="$work/servers.toml"
 echo "inventory: $COLLECTOR_CONFIG"
@@ -95,5 +105,14 @@ say "collector once web1 crawler1 master"
 
 say "collector once --json crawler1   (a second run: the probe is cached, nothing is uploaded)"
 "$collector" once --json crawler1
+
+say "collector check   (connect, auth, host key and probe for every server)"
+"$collector" check
+
+say "collector run --rounds 3   (the daemon: cron rounds over persistent connections into the embedded store)"
+"$collector" run --rounds 3
+
+say "collector status   (what the store holds: latest snapshot, peaks with their process counts, failures)"
+"$collector" status
 
 say "done"

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/crawlerfleet/collector/collector/fleet"
+	"github.com/crawlerfleet/collector/collector/progress"
+)
+
+// kindFixes say how to fix each kind of failure, for errors that do not say
+// it themselves.
+var kindFixes = map[fleet.Kind]string{
+	fleet.KindUnreachable: "check the address, port and firewalls, and that sshd runs there",
+	fleet.KindAuth:        "add the public key to authorized_keys on the server, or fix identity_file or user",
+	fleet.KindHostKey:     "check the fingerprint, then run: collector trust NAME",
+	fleet.KindTimeout:     "the host or network is slow or hung; raise timeout or connect_timeout",
+	fleet.KindProbe:       "the probe ran but failed: see the error",
+	fleet.KindConfig:      "fix the server's entry in servers.toml",
+	fleet.KindError:       "run the check again; if it fails again, see the server's sshd log",
+}
+
+func runCheck(ctx context.Context, e *env, args []string) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	asJSON := fs.Bool("json", false, "print one JSON object per server and line")
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: collector check [--json] [NAME...]\n\n"+
+			"Check servers.toml, then connect to each server (all, or those named) and run\n"+
+			"the probe once; print one line per server, with the fix for each failure.\n"+
+			"Exits 1 when a server failed, 2 when servers.toml has errors.\n\n")
+		fs.PrintDefaults()
+	}
+	names, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	inv, err := e.loadInventory()
+	if err != nil {
+		// One line per problem: errors.Join puts them on lines of their own.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(e.stderr, "collector: %s\n", line)
+		}
+		return exitUsage
+	}
+	servers, err := inv.Select(names)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "collector: %v\n", err)
+		return exitUsage
+	}
+	if len(servers) == 0 {
+		fmt.Fprintf(e.stderr, "collector: %s is valid and lists no servers\n", inv.Path)
+		return exitOK
+	}
+
+	var prog *progress.Progress
+	if e.stderrIsTerminal() {
+		prog = progress.New(e.stderr, len(servers), true)
+	}
+	// Failures are in the results; logs below error level would repeat them.
+	f := fleet.New(inv, fleet.Options{Probes: e.probes, Logger: e.logger(slog.LevelError)})
+	defer f.Close()
+	results := f.Probe(ctx, servers, progressFunc(prog))
+	if prog != nil {
+		prog.Finish()
+	}
+
+	width := 0
+	for _, s := range servers {
+		width = max(width, len(s.Name))
+	}
+	code := exitOK
+	for _, r := range results {
+		c := newCheckResult(r)
+		if !c.OK {
+			code = exitFailure
+		}
+		if *asJSON {
+			err = json.NewEncoder(e.stdout).Encode(c)
+		} else {
+			err = c.write(e.stdout, width)
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "collector: write output: %v\n", err)
+			return exitFailure
+		}
+	}
+	return code
+}
+
+// stderrIsTerminal reports whether stderr is a terminal, where progress can
+// be redrawn in place.
+func (e *env) stderrIsTerminal() bool {
+	r, ok := e.stderr.(io.Reader) // an *os.File is both
+	return ok && e.isTerminal(r)
+}
+
+// progressFunc returns a callback that reports each result to prog, which
+// may be nil for no progress.
+func progressFunc(prog *progress.Progress) func(fleet.Result) {
+	return func(r fleet.Result) {
+		if prog == nil {
+			return
+		}
+		var err error
+		if r.Err != nil {
+			err = kindError(r.Kind)
+		}
+		prog.Done(r.Server, err)
+	}
+}
+
+// kindError is a kind of failure as the short error progress shows.
+type kindError fleet.Kind
+
+func (k kindError) Error() string { return string(k) }
+
+// checkResult is one server's line of `check`, and its JSON object with
+// --json.
+type checkResult struct {
+	Server     string     `json:"server"`
+	OK         bool       `json:"ok"`
+	Kind       fleet.Kind `json:"kind,omitempty"`
+	Error      string     `json:"error,omitempty"` // without the fix
+	Fix        string     `json:"fix,omitempty"`
+	DurationMS int64      `json:"duration_ms"`
+	Platform   string     `json:"platform,omitempty"` // "linux/amd64"
+	duration   time.Duration
+}
+
+func newCheckResult(r fleet.Result) checkResult {
+	c := checkResult{
+		Server:     r.Server,
+		OK:         r.Err == nil,
+		Kind:       r.Kind,
+		DurationMS: r.Duration.Milliseconds(),
+		Platform:   r.Platform,
+		duration:   r.Duration,
+	}
+	if r.Err != nil {
+		c.Error, c.Fix = splitFix(r)
+	}
+	return c
+}
+
+// splitFix returns the message of r's error, without the server's name in
+// front (the line names it), and the fix apart from it: the error's own
+// (remote's errors carry theirs), or else the one for its kind.
+func splitFix(r fleet.Result) (msg, fix string) {
+	msg = strings.TrimPrefix(r.Err.Error(), r.Server+": ")
+	var fixer interface{ Fix() string }
+	if errors.As(r.Err, &fixer) {
+		if fix = fixer.Fix(); strings.Contains(msg, "; "+fix) {
+			return strings.Replace(msg, "; "+fix, "", 1), fix
+		}
+	}
+	return msg, strings.ReplaceAll(kindFixes[r.Kind], "NAME", r.Server)
+}
+
+// write prints c for a person: "OK   web1  1.2s  linux/amd64", or
+// "FAIL web1  hostkey  ERROR" and an indented line with the fix.
+func (c checkResult) write(w io.Writer, width int) error {
+	if c.OK {
+		_, err := fmt.Fprintf(w, "OK   %-*s  %s  %s\n", width, c.Server, checkDuration(c.duration), c.Platform)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "FAIL %-*s  %s  %s\n     fix: %s\n", width, c.Server, c.Kind, c.Error, c.Fix)
+	return err
+}
+
+// checkDuration rounds d to what tells a fast server from a slow one: "85ms",
+// "1.2s".
+func checkDuration(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/crawlerfleet/collector/collector/internal/sshdtest"
+	"github.com/crawlerfleet/collector/store"
+)
+
+// openTestStore opens the store in dataDir after the command closed it.
+func openTestStore(t *testing.T, dataDir string) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), store.Config{DataDir: dataDir}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close(context.Background()) })
+	return st
+}
+
+func (h *harness) storeSection() (text, dataDir string) {
+	dataDir = filepath.Join(h.dir, "data")
+	return fmt.Sprintf("\n[store]\ndata_dir = %q\n", dataDir), dataDir
+}
+
+func TestCollectStoresSnapshotsAndFailures(t *testing.T) {
+	h := newHarness(t)
+	section, dataDir := h.storeSection()
+	hung := sshdtest.HungListener(t)
+	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", "")+h.server("web2", "")+
+		fmt.Sprintf("\n[[server]]\nname = \"hung\"\naddress = %q\ntimeout = \"2s\"\nconnect_timeout = \"1s\"\n", hung)+section)
+
+	code, stdout, stderr := h.run("collect")
+	if code != exitFailure {
+		t.Errorf("collect with a hung server: exit %d, want %d", code, exitFailure)
+	}
+	if !strings.Contains(stdout, "collected 3 servers: 2 ok, 1 failed") || !strings.Contains(stdout, "hung (timeout)") {
+		t.Errorf("collect summary:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	// Not a terminal: progress is a line per failure, then the count.
+	if !strings.Contains(stderr, "hung failed: timeout") || !strings.Contains(stderr, "[3/3] done, 1 failed") {
+		t.Errorf("collect progress on stderr:\n%s", stderr)
+	}
+
+	st := openTestStore(t, dataDir)
+	ctx := context.Background()
+	for _, name := range []string{"web1", "web2"} {
+		rec, err := st.Latest(ctx, name)
+		if err != nil {
+			t.Fatalf("Latest(%s): %v", name, err)
+		}
+		if rec.Snapshot.Memory.Total != memTotal(t) {
+			t.Errorf("%s: stored memory total %d, want %d", name, rec.Snapshot.Memory.Total, memTotal(t))
+		}
+	}
+	fail, err := st.LastFailure(ctx, "hung")
+	if err != nil {
+		t.Fatalf("LastFailure(hung): %v", err)
+	}
+	if fail.Kind != store.KindTimeout || !strings.Contains(fail.Err, "hung") {
+		t.Errorf("hung's attempt = %+v, want a timeout naming the server", fail)
+	}
+	if _, err := st.Latest(ctx, "hung"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Latest(hung) = %v, want ErrNotFound", err)
+	}
+}
+
+func TestOnceStore(t *testing.T) {
+	h := newHarness(t)
+	section, dataDir := h.storeSection()
+	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", "")+section)
+	if code, results := h.onceJSON("web1"); code != exitOK || !results["web1"].OK {
+		t.Fatalf("once: %+v", results)
+	}
+	if _, err := os.Stat(dataDir); err == nil {
+		t.Fatal("once without --store created the store")
+	}
+	code, stdout, stderr := h.run("once", "--store", "web1")
+	if code != exitOK {
+		t.Fatalf("once --store: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	st := openTestStore(t, dataDir)
+	recs, err := st.Snapshots(context.Background(), "web1", time.Now().Add(-time.Hour), time.Now().Add(time.Hour), 0)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("stored snapshots = %d, %v; want 1", len(recs), err)
+	}
+}
+
+// syncBuffer is an io.Writer for output written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// startDaemon runs `collector run` in the background and returns its logs
+// and a function that stops it (as SIGTERM does) and returns its exit code.
+func (h *harness) startDaemon(args ...string) (*syncBuffer, func() int) {
+	h.t.Helper()
+	logs := &syncBuffer{}
+	e := &env{
+		stdin: strings.NewReader(""), stdout: logs, stderr: logs,
+		isTerminal: func(io.Reader) bool { return false },
+		probes:     h.probes, getenv: func(string) string { return "" },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, append([]string{"--config", h.config, "run"}, args...), e) }()
+	stop := func() int {
+		cancel()
+		select {
+		case code := <-done:
+			return code
+		case <-time.After(time.Minute):
+			h.t.Fatalf("run did not stop within a minute of its signal\n%s", logs)
+			return -1
+		}
+	}
+	h.t.Cleanup(func() { cancel() })
+	return logs, stop
+}
+
+// waitFor polls cond until it holds or the time runs out.
+func waitFor(t *testing.T, what string, logs *syncBuffer, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; logs:\n%s", what, logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestRunCollectsRoundsAndStops(t *testing.T) {
+	h := newHarness(t)
+	section, dataDir := h.storeSection()
+	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", "")+h.server("web2", "")+section+
+		"\n[schedule]\ncron = \"*/2 * * * * *\"\nsplay = \"0s\"\n")
+	logs, stop := h.startDaemon("--rounds", "2")
+	waitFor(t, "two rounds", logs, func() bool { return strings.Contains(logs.String(), "stopping: rounds done") })
+	if code := stop(); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, logs)
+	}
+	st := openTestStore(t, dataDir)
+	for _, name := range []string{"web1", "web2"} {
+		recs, err := st.Snapshots(context.Background(), name, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), 0)
+		if err != nil || len(recs) != 2 {
+			t.Errorf("%s: %d snapshots stored, %v; want 2 (one per round)\n%s", name, len(recs), err, logs)
+		}
+	}
+}
+
+func TestRunReloadsOnSIGHUP(t *testing.T) {
+	h := newHarness(t)
+	section, dataDir := h.storeSection()
+	sched := "\n[schedule]\ncron = \"* * * * * *\"\nsplay = \"0s\"\ngrace = \"5s\"\n"
+	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", "")+section+sched)
+	logs, stop := h.startDaemon()
+	waitFor(t, "a first round", logs, func() bool { return strings.Contains(logs.String(), "round done") })
+
+	// A broken file is rejected and the running inventory kept.
+	good, err := os.ReadFile(h.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.config, append(good, []byte("\n[[server]]\nname = \"web1\"\nadress = \"x\"\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the bad file to be rejected", logs, func() bool { return strings.Contains(logs.String(), "reload rejected") })
+	if !strings.Contains(logs.String(), "did you mean 'address'") {
+		t.Errorf("the rejection does not show the file's error:\n%s", logs)
+	}
+
+	// A good file adds web2.
+	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", "")+h.server("web2", "")+section+sched)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reload", logs, func() bool { return strings.Contains(logs.String(), "inventory reloaded") })
+	mark := len(logs.String())
+	waitFor(t, "a round with two servers", logs, func() bool {
+		return strings.Contains(logs.String()[mark:], `msg="round done" servers=2`)
+	})
+	if code := stop(); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, logs)
+	}
+	st := openTestStore(t, dataDir)
+	for _, name := range []string{"web1", "web2"} {
+		if _, err := st.Latest(context.Background(), name); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

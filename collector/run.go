@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/crawlerfleet/collector/collector/fleet"
+	"github.com/crawlerfleet/collector/collector/schedule"
+	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/store"
+)
+
+// pruneEvery is how often the daemon deletes data past its retention.
+const pruneEvery = time.Hour
+
+func runRun(ctx context.Context, e *env, args []string) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	maxRounds := fs.Int64("rounds", 0, "stop after this many rounds (0: run until SIGINT or SIGTERM)")
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: collector run [--rounds N]\n\n"+
+			"Collect every server on its cron schedule and store the results, until SIGINT or\n"+
+			"SIGTERM (in-flight rounds get [schedule] grace to finish). SIGHUP reloads the\n"+
+			"inventory; a bad file is rejected and the running inventory kept.\n\n")
+		fs.PrintDefaults()
+	}
+	if rest, err := parseInterspersed(fs, args); err != nil || len(rest) > 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	inv, err := e.loadInventory()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "collector: %v\n", err)
+		return exitUsage
+	}
+	logger := e.logger(slog.LevelInfo)
+	st, code := e.openStore(ctx, inv, logger)
+	if code != exitOK {
+		return code
+	}
+	defer closeStore(st, logger)
+	f := e.scheduledFleet(inv, logger)
+	defer f.Close()
+
+	d := &daemon{e: e, logger: logger, store: st, fleet: f, rounder: &rounder{fleet: f, writer: st, logger: logger},
+		maxRounds: *maxRounds, enough: make(chan struct{})}
+	return d.run(ctx, inv)
+}
+
+// daemon is the state of `collector run`.
+type daemon struct {
+	e       *env
+	logger  *slog.Logger
+	store   *store.Store
+	fleet   *fleet.Fleet
+	rounder *rounder
+
+	maxRounds int64
+	rounds    atomic.Int64
+	enough    chan struct{} // closed when maxRounds rounds are done
+}
+
+func (d *daemon) run(ctx context.Context, inv *inventory.Inventory) int {
+	sched, err := schedule.New(inv, d.round, d.logger)
+	if err != nil {
+		fmt.Fprintf(d.e.stderr, "collector: %v\n", err)
+		return exitUsage
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	sched.Start()
+	d.logger.Info("collector running", "inventory", inv.Path, "servers", len(inv.Servers), "cron", inv.Schedule.Cron)
+	go d.prune(ctx)
+	prune := time.NewTicker(pruneEvery)
+	defer prune.Stop()
+
+	grace := inv.Schedule.Grace
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			d.logger.Info("stopping: signal received", "grace", grace)
+			break loop
+		case <-d.enough:
+			d.logger.Info("stopping: rounds done", "rounds", d.maxRounds)
+			break loop
+		case <-hup:
+			if next := d.reload(inv, sched); next != nil {
+				inv, grace = next, next.Schedule.Grace
+			}
+		case <-prune.C:
+			go d.prune(ctx)
+		}
+	}
+	graceCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if !sched.Stop(graceCtx) {
+		d.logger.Warn("rounds in flight cut short after the grace period", "grace", grace)
+	}
+	return exitOK
+}
+
+// round is the scheduler's RoundFunc.
+func (d *daemon) round(ctx context.Context, servers []inventory.Server, finished func(string)) {
+	d.rounder.run(ctx, servers, func(r fleet.Result) { finished(r.Server) })
+	if n := d.rounds.Add(1); d.maxRounds > 0 && n == d.maxRounds {
+		close(d.enough)
+	}
+}
+
+// reload reads the inventory again. A file that does not parse is rejected
+// and the running inventory kept; it returns the new inventory, or nil.
+func (d *daemon) reload(old *inventory.Inventory, sched *schedule.Scheduler) *inventory.Inventory {
+	inv, err := inventory.Load(old.Path)
+	if err != nil {
+		d.logger.Error("reload rejected: keeping the running inventory", "inventory", old.Path, "err", err)
+		return nil
+	}
+	if err := sched.Reload(inv); err != nil {
+		d.logger.Error("reload rejected: keeping the running inventory", "inventory", old.Path, "err", err)
+		return nil
+	}
+	d.fleet.SetInventory(inv)
+	if inv.Store != old.Store {
+		d.logger.Warn("[store] changed: restart the collector to use the new settings")
+	}
+	d.logger.Info("inventory reloaded", "inventory", inv.Path, "servers", len(inv.Servers))
+	return inv
+}
+
+// prune deletes what is past retention.
+func (d *daemon) prune(ctx context.Context) {
+	if err := d.store.Prune(ctx, time.Now()); err != nil {
+		d.logger.Warn("prune old data", "err", err)
+	}
+}

@@ -54,6 +54,23 @@ func TestCollectStoresSnapshotsAndFailures(t *testing.T) {
 		t.Errorf("collect progress on stderr:\n%s", stderr)
 	}
 
+	// status reads it back: a row per server, the failure's kind for hung.
+	code, stdout, stderr = h.run("status")
+	if code != exitOK {
+		t.Fatalf("status: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	rows := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n")[1:] {
+		f := strings.Fields(line)
+		rows[f[0]] = f
+	}
+	if r := rows["web1"]; len(r) < 9 || r[7] != "1" || r[8] != "0" {
+		t.Errorf("status row of web1 = %q, want 1 snapshot and 0 failed\n%s", r, stdout)
+	}
+	if r := rows["hung"]; len(r) < 2 || r[1] != "-" || !strings.Contains(strings.Join(r, " "), "timeout") {
+		t.Errorf("status row of hung = %q, want no snapshot and its timeout\n%s", r, stdout)
+	}
+
 	st := openTestStore(t, dataDir)
 	ctx := context.Background()
 	for _, name := range []string{"web1", "web2"} {

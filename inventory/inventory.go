@@ -37,6 +37,7 @@ type Inventory struct {
 	Servers  []Server // in file order, each with defaults applied and validated
 	Store    Store    // [store]
 	Schedule Schedule // [schedule]
+	Alerts   Alerts   // [alerts]
 
 	byName map[string]int
 }
@@ -91,6 +92,8 @@ type Server struct {
 	// Schedule is when the daemon probes this server: the server's own
 	// schedule key, else [schedule] cron. CronParser parses it.
 	Schedule string
+	// Alerts are this server's rules: [alerts] with [server.alerts] on top.
+	Alerts AlertRules
 	// Line is the line of this server's [[server]] header, for messages. For a
 	// jump host built by Route it is the line of the server that names it.
 	Line int

@@ -52,8 +52,21 @@ var badConfigs = map[string][]string{
 	"syntax.toml":               {"syntax.toml:3:28: strings cannot contain newlines"},
 	"unknown_server_key.toml":   {"unknown key 'adress' in server 'web1' (unknown_server_key.toml:4); did you mean 'address'?"},
 	"unknown_defaults_key.toml": {"unknown key 'usr' in [defaults] (unknown_defaults_key.toml:2); did you mean 'user'?"},
-	"unknown_table.toml":        {"unknown table [metrics] (unknown_table.toml:5)"},
-	"bad_server_schedule.toml":  {`bad schedule "every minute"`, "in server 'web1' (bad_server_schedule.toml:4)", "@every 30s"},
+	"bad_alerts.toml": {
+		"cpu.above 120 is out of range in [alerts] (bad_alerts.toml:2)",
+		"memory.clear 90 is not between 0 and above 80 in [alerts] (bad_alerts.toml:3)",
+		"down.after 0 is below 1 in [alerts] (bad_alerts.toml:4)",
+		"processes[0] has no keyword", "processes[0] has neither min nor max",
+	},
+	"bad_channels.toml": {
+		`email.server "smtp.example.com" is not host:port`, `email.from "not an address" is not an e-mail address`,
+		"email.to lists no recipient", `email.tls "ssl" is not starttls, tls or none`, "email.username is set without password_env",
+		`webhook 1 has kind "teams"`, "webhook 1 needs exactly one of url and url_env",
+	},
+	"bad_server_alerts.toml":   {"unknown key 'abve'", "did you mean 'above'?"},
+	"alerts_password.toml":     {"unknown key 'password'", "password_env"},
+	"unknown_table.toml":       {"unknown table [metrics] (unknown_table.toml:5)"},
+	"bad_server_schedule.toml": {`bad schedule "every minute"`, "in server 'web1' (bad_server_schedule.toml:4)", "@every 30s"},
 	"bad_schedule.toml": {
 		`bad schedule "61 * * * *"`, "in [schedule] (bad_schedule.toml:2)",
 		`unknown time zone "Mars/Olympus" in [schedule] (bad_schedule.toml:3)`,
@@ -291,6 +304,7 @@ func TestBuiltinDefaults(t *testing.T) {
 		ConnectTimeout: 10 * time.Second,
 		Sample:         time.Second,
 		Schedule:       DefaultCron,
+		Alerts:         DefaultAlertRules(),
 		Line:           1,
 	}
 	if len(inv.Servers) != 1 || !reflect.DeepEqual(inv.Servers[0], want) {
@@ -357,6 +371,7 @@ func TestDefaultsFlowIntoServers(t *testing.T) {
 			ConnectTimeout:        5 * time.Second,
 			Sample:                2 * time.Second,
 			Schedule:              "*/5 * * * *",
+			Alerts:                DefaultAlertRules(),
 			Line:                  15,
 		}},
 		{"overrides", Server{
@@ -376,6 +391,7 @@ func TestDefaultsFlowIntoServers(t *testing.T) {
 			ConnectTimeout:        20 * time.Second,
 			Sample:                0,
 			Schedule:              "@every 30s",
+			Alerts:                DefaultAlertRules(),
 			Line:                  19,
 		}},
 	}

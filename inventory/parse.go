@@ -373,6 +373,10 @@ func (c *checker) build(f *file) *Inventory {
 	if !c.failed[atKey("schedule", -1)] {
 		inv.Schedule = c.buildSchedule(f.Schedule)
 	}
+	inv.Alerts = Alerts{Rules: DefaultAlertRules(), Repeat: DefaultAlertRepeat}
+	if !c.failed[atKey("alerts", -1)] {
+		inv.Alerts = c.buildAlerts(f.Alerts)
+	}
 	metas := make([]serverMeta, 0, len(f.Servers))
 	anyFailed := len(c.failed) > 0
 	for i, rs := range f.Servers {
@@ -392,6 +396,10 @@ func (c *checker) build(f *file) *Inventory {
 		}
 		if s.Name != "" {
 			inv.byName[s.Name] = len(inv.Servers)
+		}
+		s.Alerts = inv.Alerts.Rules
+		if rs.Alerts != nil {
+			s.Alerts = c.applyRules(m.place, *rs.Alerts, inv.Alerts.Rules)
 		}
 		s.Schedule = inv.Schedule.Cron
 		if rs.Schedule != nil {

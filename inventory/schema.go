@@ -16,6 +16,7 @@ type file struct {
 	Servers  []rawServer   `toml:"server"`
 	Store    storeTable    `toml:"store"`
 	Schedule scheduleTable `toml:"schedule"`
+	Alerts   alertsTable   `toml:"alerts"`
 }
 
 // settings are the keys allowed both in [defaults] and in a [[server]].
@@ -36,11 +37,12 @@ type settings struct {
 
 // rawServer is one [[server]] as written.
 type rawServer struct {
-	Name        *string  `toml:"name"`
-	Address     *string  `toml:"address"`
-	Description string   `toml:"description"`
-	Tags        []string `toml:"tags"`
-	Schedule    *string  `toml:"schedule"`
+	Name        *string     `toml:"name"`
+	Address     *string     `toml:"address"`
+	Description string      `toml:"description"`
+	Tags        []string    `toml:"tags"`
+	Schedule    *string     `toml:"schedule"`
+	Alerts      *rulesTable `toml:"alerts"`
 	settings
 }
 

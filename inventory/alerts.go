@@ -1,0 +1,347 @@
+package inventory
+
+import (
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Built-in alert defaults: what a user gets with no [alerts] section.
+const (
+	DefaultAlertRepeat = 4 * time.Hour
+	DefaultDownAfter   = 3
+)
+
+// DefaultAlertRules returns the rules every server gets unless [alerts] or
+// its own [server.alerts] says otherwise: disk at 90 % (clear at 85 %),
+// memory at 90 % for 3 snapshots, CPU at 95 % for 5, load at 2 per logical
+// CPU for 5, and down after 3 failed attempts.
+func DefaultAlertRules() AlertRules {
+	return AlertRules{
+		CPU:    Threshold{Above: 95, Clear: 85, For: 5},
+		Memory: Threshold{Above: 90, Clear: 85, For: 3},
+		Disk:   Threshold{Above: 90, Clear: 85, For: 1},
+		Load:   Threshold{Above: 2, Clear: 1.5, For: 5},
+		Down:   DownRule{After: DefaultDownAfter},
+	}
+}
+
+// AlertRules are the thresholds checked on every snapshot of a server.
+type AlertRules struct {
+	CPU    Threshold // busy %
+	Memory Threshold // used %
+	Disk   Threshold // root file system used %
+	Load   Threshold // load1 per logical CPU
+	// Processes fire when a keyword's matched-process count leaves [Min, Max].
+	Processes []ProcessRule
+	Down      DownRule
+}
+
+// A Threshold fires when a reading is at or above Above for For consecutive
+// snapshots, and resolves when a reading falls below Clear (hysteresis).
+// Above == 0 turns the rule off.
+type Threshold struct {
+	Above float64
+	Clear float64 // Above when not written
+	For   int     // consecutive snapshots; 1 when not written
+}
+
+// Enabled reports whether the threshold is on.
+func (t Threshold) Enabled() bool { return t.Above > 0 }
+
+// A ProcessRule watches the matched-process count of one keyword: fewer than
+// Min (crawlers died) or more than Max fires. Zero means no bound.
+type ProcessRule struct {
+	Keyword string
+	Min     int
+	Max     int
+	For     int // consecutive snapshots; 1 when not written
+}
+
+// DownRule fires after After consecutive failed attempts. A changed host key
+// always fires at once.
+type DownRule struct {
+	After int
+}
+
+// Alerts is the [alerts] table: the default rules, the repeat interval and
+// the channels.
+type Alerts struct {
+	Rules    AlertRules    // defaults for every server; a server's Alerts has them merged
+	Repeat   time.Duration // how often a firing alert is notified again
+	Email    *Email        // nil: no e-mail
+	Webhooks []Webhook
+}
+
+// Email is [alerts.email]: where alert e-mail goes.
+type Email struct {
+	Server      string // host:port of the SMTP server
+	From        string
+	To          []string
+	TLS         string // "starttls" (default), "tls" (implicit) or "none"
+	Username    string
+	PasswordEnv string // name of the environment variable holding the password
+}
+
+// Webhook is one [[alerts.webhook]].
+type Webhook struct {
+	Name      string // for messages; the kind and host when not written
+	URL       string // or the value of URLEnv
+	URLEnv    string // name of an environment variable holding the URL (robot URLs carry tokens)
+	Kind      string // generic (Alertmanager's payload), dingtalk, wecom, feishu or slack
+	SecretEnv string // name of the environment variable holding the signing secret (dingtalk, feishu)
+}
+
+// alertsTable is [alerts] as written; a nil field was not written.
+type alertsTable struct {
+	Repeat *Duration `toml:"repeat"`
+	rulesTable
+	Email    *emailTable    `toml:"email"`
+	Webhooks []webhookTable `toml:"webhook"`
+}
+
+// rulesTable holds the rule keys of [alerts] and of a [server.alerts].
+type rulesTable struct {
+	CPU       *thresholdTable `toml:"cpu"`
+	Memory    *thresholdTable `toml:"memory"`
+	Disk      *thresholdTable `toml:"disk"`
+	Load      *thresholdTable `toml:"load"`
+	Processes *[]processTable `toml:"processes"`
+	Down      *downTable      `toml:"down"`
+}
+
+type thresholdTable struct {
+	Above *float64 `toml:"above"`
+	Clear *float64 `toml:"clear"`
+	For   *int     `toml:"for"`
+}
+
+type processTable struct {
+	Keyword string `toml:"keyword"`
+	Min     *int   `toml:"min"`
+	Max     *int   `toml:"max"`
+	For     *int   `toml:"for"`
+}
+
+type downTable struct {
+	After *int `toml:"after"`
+}
+
+type emailTable struct {
+	Server      string     `toml:"server"`
+	From        string     `toml:"from"`
+	To          stringList `toml:"to"`
+	TLS         string     `toml:"tls"`
+	Username    string     `toml:"username"`
+	PasswordEnv string     `toml:"password_env"`
+}
+
+type webhookTable struct {
+	Name      string `toml:"name"`
+	URL       string `toml:"url"`
+	URLEnv    string `toml:"url_env"`
+	Kind      string `toml:"kind"`
+	SecretEnv string `toml:"secret_env"`
+}
+
+// WebhookKinds are the webhook formats the collector speaks.
+var WebhookKinds = []string{"generic", "dingtalk", "wecom", "feishu", "slack"}
+
+// buildAlerts validates [alerts] and applies the defaults.
+func (c *checker) buildAlerts(t alertsTable) Alerts {
+	p := place{table: "alerts", elem: -1}
+	a := Alerts{Rules: c.applyRules(p, t.rulesTable, DefaultAlertRules()), Repeat: DefaultAlertRepeat}
+	if t.Repeat != nil {
+		a.Repeat = time.Duration(*t.Repeat)
+		if a.Repeat < time.Minute {
+			c.report(p, "repeat", fmt.Sprintf("repeat %s is shorter than a minute", a.Repeat), `notify a firing alert again at most every few hours, e.g. "4h"`)
+		}
+	}
+	if t.Email != nil {
+		a.Email = c.buildEmail(*t.Email)
+	}
+	for i, w := range t.Webhooks {
+		a.Webhooks = append(a.Webhooks, c.buildWebhook(i, w))
+	}
+	return a
+}
+
+// applyRules returns base with the rules written in t on top; problems are
+// reported at p (the key "alerts" of a server, or [alerts] itself).
+func (c *checker) applyRules(p place, t rulesTable, base AlertRules) AlertRules {
+	key := func(rule string) string {
+		if p.table == "server" {
+			return "alerts"
+		}
+		return rule
+	}
+	out := base
+	out.Processes = append([]ProcessRule(nil), base.Processes...)
+	for _, r := range []struct {
+		name    string
+		t       *thresholdTable
+		dst     *Threshold
+		percent bool
+	}{
+		{"cpu", t.CPU, &out.CPU, true},
+		{"memory", t.Memory, &out.Memory, true},
+		{"disk", t.Disk, &out.Disk, true},
+		{"load", t.Load, &out.Load, false},
+	} {
+		if r.t != nil {
+			*r.dst = c.threshold(p, key(r.name), r.name, *r.t, *r.dst, r.percent)
+		}
+	}
+	if t.Processes != nil {
+		out.Processes = nil
+		for i, pt := range *t.Processes {
+			out.Processes = append(out.Processes, c.processRule(p, key("processes"), i, pt))
+		}
+	}
+	if t.Down != nil {
+		if t.Down.After != nil {
+			out.Down.After = *t.Down.After
+		}
+		if out.Down.After < 1 {
+			c.report(p, key("down"), fmt.Sprintf("down.after %d is below 1", out.Down.After), "alert after that many consecutive failed attempts, e.g. down = { after = 3 }")
+		}
+	}
+	return out
+}
+
+// threshold resolves one written threshold over base: an unwritten above or
+// for is inherited; an unwritten clear is base's when that still lies at or
+// below above, else above (no hysteresis).
+func (c *checker) threshold(p place, key, name string, t thresholdTable, base Threshold, percent bool) Threshold {
+	out := base
+	if t.Above != nil {
+		out.Above = *t.Above
+	}
+	switch {
+	case t.Clear != nil:
+		out.Clear = *t.Clear
+	case base.Clear <= 0 || base.Clear > out.Above:
+		out.Clear = out.Above
+	}
+	if t.For != nil {
+		out.For = *t.For
+	}
+	if out.For < 1 {
+		out.For = 1
+		if t.For != nil {
+			c.report(p, key, fmt.Sprintf("%s.for %d is below 1", name, *t.For), "count consecutive snapshots from 1, e.g. for = 3")
+		}
+	}
+	switch {
+	case out.Above < 0 || (percent && out.Above > 100):
+		c.report(p, key, fmt.Sprintf("%s.above %g is out of range", name, out.Above), rangeFix(name, percent))
+	case out.Above > 0 && (out.Clear < 0 || out.Clear > out.Above):
+		c.report(p, key, fmt.Sprintf("%s.clear %g is not between 0 and above %g", name, out.Clear, out.Above),
+			"clear is where a firing alert resolves: at or below above, e.g. above = 90, clear = 85")
+	}
+	return out
+}
+
+func rangeFix(name string, percent bool) string {
+	if percent {
+		return fmt.Sprintf("write a percent from 1 to 100, or 0 to turn the %s alert off", name)
+	}
+	return "write the load per logical CPU, e.g. 2.0, or 0 to turn the load alert off"
+}
+
+// processRule resolves entry i of processes.
+func (c *checker) processRule(p place, key string, i int, t processTable) ProcessRule {
+	r := ProcessRule{Keyword: t.Keyword, For: 1}
+	where := fmt.Sprintf("processes[%d]", i)
+	if strings.TrimSpace(t.Keyword) == "" {
+		c.report(p, key, where+" has no keyword", `write the keyword whose processes are counted, e.g. { keyword = "python", min = 5 }`)
+	}
+	if t.Min != nil {
+		r.Min = *t.Min
+	}
+	if t.Max != nil {
+		r.Max = *t.Max
+	}
+	if t.For != nil {
+		r.For = *t.For
+	}
+	switch {
+	case t.Min == nil && t.Max == nil:
+		c.report(p, key, where+" has neither min nor max", "set min (fire when fewer run) and/or max (fire when more run)")
+	case r.Min < 0 || r.Max < 0:
+		c.report(p, key, where+" has a negative bound", "min and max count processes: 0 or more")
+	case r.Max > 0 && r.Min > r.Max:
+		c.report(p, key, fmt.Sprintf("%s has min %d above max %d", where, r.Min, r.Max), "")
+	case r.For < 1:
+		c.report(p, key, fmt.Sprintf("%s.for %d is below 1", where, r.For), "count consecutive snapshots from 1")
+	}
+	return r
+}
+
+func (c *checker) buildEmail(t emailTable) *Email {
+	p := place{table: "alerts", elem: -1}
+	e := &Email{Server: t.Server, From: t.From, To: append([]string(nil), t.To...), TLS: t.TLS, Username: t.Username, PasswordEnv: t.PasswordEnv}
+	if e.TLS == "" {
+		e.TLS = "starttls"
+	}
+	if _, port, err := net.SplitHostPort(e.Server); err != nil || port == "" {
+		c.report(p, "email", fmt.Sprintf("email.server %q is not host:port", e.Server), `e.g. server = "smtp.example.com:587" (STARTTLS) or ":465" with tls = "tls"`)
+	}
+	if _, err := mail.ParseAddress(e.From); err != nil {
+		c.report(p, "email", fmt.Sprintf("email.from %q is not an e-mail address", e.From), `e.g. from = "collector@example.com"`)
+	}
+	if len(e.To) == 0 {
+		c.report(p, "email", "email.to lists no recipient", `e.g. to = ["ops@example.com"]`)
+	}
+	for _, to := range e.To {
+		if _, err := mail.ParseAddress(to); err != nil {
+			c.report(p, "email", fmt.Sprintf("email.to %q is not an e-mail address", to), "")
+		}
+	}
+	if !slices.Contains([]string{"starttls", "tls", "none"}, e.TLS) {
+		c.report(p, "email", fmt.Sprintf("email.tls %q is not starttls, tls or none", e.TLS), `starttls (port 587), tls (implicit, port 465) or none (a local relay only)`)
+	}
+	if e.Username != "" && e.PasswordEnv == "" {
+		c.report(p, "email", "email.username is set without password_env", "name the environment variable that holds the password: password_env = \"SMTP_PASSWORD\"")
+	}
+	if e.PasswordEnv != "" && !envRE.MatchString(e.PasswordEnv) {
+		c.report(p, "email", "email.password_env is not an environment variable name", "set it to the variable's name, never to the password itself")
+	}
+	return e
+}
+
+func (c *checker) buildWebhook(i int, t webhookTable) Webhook {
+	p := place{table: "alerts", elem: -1}
+	w := Webhook{Name: t.Name, URL: t.URL, URLEnv: t.URLEnv, Kind: t.Kind, SecretEnv: t.SecretEnv}
+	where := fmt.Sprintf("webhook %d", i+1)
+	if w.Kind == "" {
+		w.Kind = "generic"
+	}
+	if !slices.Contains(WebhookKinds, w.Kind) {
+		c.report(p, "webhook", fmt.Sprintf("%s has kind %q", where, w.Kind), "use one of "+strings.Join(WebhookKinds, ", "))
+	}
+	switch {
+	case (w.URL == "") == (w.URLEnv == ""):
+		c.report(p, "webhook", where+" needs exactly one of url and url_env", "robot URLs carry tokens: prefer url_env naming an environment variable")
+	case w.URL != "":
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			c.report(p, "webhook", fmt.Sprintf("%s url %q is not an http(s) URL", where, w.URL), "")
+		}
+	case !envRE.MatchString(w.URLEnv):
+		c.report(p, "webhook", where+" url_env is not an environment variable name", "")
+	}
+	if w.SecretEnv != "" && !envRE.MatchString(w.SecretEnv) {
+		c.report(p, "webhook", where+" secret_env is not an environment variable name", "set it to the variable's name, never to the secret itself")
+	}
+	if w.Name == "" {
+		w.Name = w.Kind
+		if u, err := url.Parse(w.URL); err == nil && u.Host != "" {
+			w.Name += " " + u.Host
+		}
+	}
+	return w
+}

@@ -1,0 +1,59 @@
+package inventory
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestAlertsConfig(t *testing.T) {
+	inv := mustParse(t, "testdata/alerts.toml")
+	base := AlertRules{
+		CPU:       Threshold{Above: 90, Clear: 80, For: 3},
+		Memory:    Threshold{Above: 85, Clear: 85, For: 3}, // the default clear (85) still fits
+		Disk:      Threshold{Above: 0, Clear: 0, For: 1},   // off
+		Load:      Threshold{Above: 1.5, Clear: 1.5, For: 2},
+		Processes: []ProcessRule{{Keyword: "python", Min: 5, Max: 200, For: 1}},
+		Down:      DownRule{After: 5},
+	}
+	if !reflect.DeepEqual(inv.Alerts.Rules, base) {
+		t.Errorf("[alerts] rules = %+v\nwant %+v", inv.Alerts.Rules, base)
+	}
+	if inv.Alerts.Repeat != 2*time.Hour {
+		t.Errorf("repeat = %v", inv.Alerts.Repeat)
+	}
+	wantEmail := &Email{Server: "smtp.example.com:587", From: "collector@example.com",
+		To: []string{"ops@example.com", "Crawler Team <crawl@example.com>"}, TLS: "starttls", Username: "collector", PasswordEnv: "SMTP_PASSWORD"}
+	if !reflect.DeepEqual(inv.Alerts.Email, wantEmail) {
+		t.Errorf("email = %+v\nwant %+v", inv.Alerts.Email, wantEmail)
+	}
+	wantHooks := []Webhook{
+		{Name: "generic hooks.example.com", URL: "https://hooks.example.com/alertmanager", Kind: "generic"},
+		{Name: "dingtalk", URLEnv: "DINGTALK_URL", Kind: "dingtalk", SecretEnv: "DINGTALK_SECRET"},
+	}
+	if !reflect.DeepEqual(inv.Alerts.Webhooks, wantHooks) {
+		t.Errorf("webhooks = %+v\nwant %+v", inv.Alerts.Webhooks, wantHooks)
+	}
+	if got := mustServer(t, inv, "web1").Alerts; !reflect.DeepEqual(got, base) {
+		t.Errorf("web1 inherits %+v\nwant %+v", got, base)
+	}
+	web2 := base
+	web2.Memory = Threshold{Above: 95, Clear: 85, For: 2}
+	web2.Processes = []ProcessRule{{Keyword: "scrapy", Min: 1, For: 1}}
+	if got := mustServer(t, inv, "web2").Alerts; !reflect.DeepEqual(got, web2) {
+		t.Errorf("web2 = %+v\nwant %+v", got, web2)
+	}
+}
+
+func TestAlertsDefaultsWithoutSection(t *testing.T) {
+	inv := mustParse(t, "testdata/minimal.toml")
+	if !reflect.DeepEqual(inv.Alerts.Rules, DefaultAlertRules()) || inv.Alerts.Repeat != DefaultAlertRepeat {
+		t.Errorf("alerts = %+v", inv.Alerts)
+	}
+	if inv.Alerts.Email != nil || len(inv.Alerts.Webhooks) != 0 {
+		t.Errorf("channels without configuration: %+v", inv.Alerts)
+	}
+	if d := DefaultAlertRules().Disk; d.Above != 90 {
+		t.Errorf("default disk threshold = %v, want 90", d.Above)
+	}
+}

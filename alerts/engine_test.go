@@ -1,0 +1,385 @@
+package alerts
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/crawlerfleet/collector/inventory"
+)
+
+// memStore is a StateStore in memory.
+type memStore struct {
+	mu       sync.Mutex
+	states   map[string]RuleState // by server|rule
+	silences []Silence
+	saveErr  error
+	saves    int
+}
+
+var _ StateStore = (*memStore)(nil)
+
+func newMemStore() *memStore { return &memStore{states: map[string]RuleState{}} }
+
+func (m *memStore) LoadStates(_ context.Context, servers []string) (map[string]map[string]RuleState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]map[string]RuleState{}
+	for _, st := range m.states {
+		for _, s := range servers {
+			if st.Server == s {
+				if out[s] == nil {
+					out[s] = map[string]RuleState{}
+				}
+				out[s][st.Rule] = st
+			}
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) SaveStates(_ context.Context, states []RuleState) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.saveErr != nil {
+		return m.saveErr
+	}
+	m.saves++
+	for _, st := range states {
+		if st.State == StateOK {
+			delete(m.states, st.Key())
+			continue
+		}
+		m.states[st.Key()] = st
+	}
+	return nil
+}
+
+func (m *memStore) ActiveSilences(_ context.Context, now time.Time) ([]Silence, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Silence
+	for _, s := range m.silences {
+		if now.Before(s.Until) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) AddSilence(_ context.Context, s Silence) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.silences = append(m.silences, s)
+	return nil
+}
+
+func (m *memStore) Firing(context.Context) ([]RuleState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []RuleState
+	for _, st := range m.states {
+		if st.State == StateFiring {
+			out = append(out, st)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	return out, nil
+}
+
+func (m *memStore) keys() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	keys := make([]string, 0, len(m.states))
+	for k := range maps.Keys(m.states) {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// clock is a settable clock for an Engine.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// fleet returns servers with the default rules.
+func fleet(names ...string) []inventory.Server {
+	out := make([]inventory.Server, len(names))
+	for i, n := range names {
+		out[i] = inventory.Server{Name: n, Alerts: inventory.DefaultAlertRules()}
+	}
+	return out
+}
+
+func at(server string, t time.Time, o Observation) Observation {
+	o.Server, o.At = server, t
+	return o
+}
+
+func summaries(n *Notification) []string {
+	if n == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range n.Alerts {
+		out = append(out, a.Server+" "+a.Rule+" "+string(a.State))
+	}
+	return out
+}
+
+func TestRound(t *testing.T) {
+	ctx := context.Background()
+	servers := fleet("web1", "web2", "web3")
+
+	t.Run("one digest for the round", func(t *testing.T) {
+		st := newMemStore()
+		c := &clock{t: t0}
+		e := NewEngine(st, c.now, quietLogger())
+		n, err := e.Round(ctx, servers, []Observation{
+			at("web3", t0, ok(rd{disk: 50})),
+			at("web2", t0, keyChanged()),
+			at("web1", t0, ok(rd{disk: 95})),
+		}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"web1 disk firing", "web2 down firing"}
+		if got := summaries(n); !slices.Equal(got, want) {
+			t.Fatalf("alerts %v, want %v", got, want)
+		}
+		if n.ID == "" || !n.Created.Equal(t0) || n.Test {
+			t.Errorf("notification %+v", n)
+		}
+		if n.ID != NotificationID(n.Created, n.Alerts, false) {
+			t.Errorf("ID %s is not the hash of the notification", n.ID)
+		}
+		if keys := st.keys(); !slices.Equal(keys, []string{"web1|disk", "web2|down"}) {
+			t.Errorf("stored %v, want only the firing states", keys)
+		}
+
+		c.set(t0.Add(time.Minute))
+		n, err = e.Round(ctx, servers, []Observation{
+			at("web1", t0.Add(time.Minute), ok(rd{disk: 95})),
+			at("web2", t0.Add(time.Minute), keyChanged()),
+		}, 0)
+		if err != nil || n != nil {
+			t.Fatalf("second round: %v, %v; want nothing to send", summaries(n), err)
+		}
+	})
+
+	t.Run("observations in time order", func(t *testing.T) {
+		e := NewEngine(newMemStore(), func() time.Time { return t0.Add(3 * time.Minute) }, quietLogger())
+		n, err := e.Round(ctx, servers, []Observation{
+			at("web1", t0.Add(2*time.Minute), ok(rd{disk: 50})),
+			at("web1", t0.Add(time.Minute), ok(rd{disk: 95})),
+		}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := summaries(n), []string{"web1 disk firing", "web1 disk resolved"}; !slices.Equal(got, want) {
+			t.Errorf("alerts %v, want %v", got, want)
+		}
+	})
+
+	t.Run("nothing to send", func(t *testing.T) {
+		e := NewEngine(newMemStore(), func() time.Time { return t0 }, quietLogger())
+		n, err := e.Round(ctx, servers, []Observation{at("web1", t0, ok(rd{disk: 50}))}, 0)
+		if err != nil || n != nil {
+			t.Errorf("got %v, %v", summaries(n), err)
+		}
+	})
+
+	t.Run("a failed save sends nothing and the next round does", func(t *testing.T) {
+		st := newMemStore()
+		st.saveErr = errors.New("database is down")
+		e := NewEngine(st, func() time.Time { return t0 }, quietLogger())
+		obs := []Observation{at("web1", t0, ok(rd{disk: 95}))}
+		n, err := e.Round(ctx, servers, obs, 0)
+		if !errors.Is(err, st.saveErr) || n != nil {
+			t.Fatalf("got %v, %v; want the save error and no notification", summaries(n), err)
+		}
+		st.saveErr = nil
+		n, err = e.Round(ctx, servers, obs, 0)
+		if err != nil || !slices.Equal(summaries(n), []string{"web1 disk firing"}) {
+			t.Errorf("retry: %v, %v", summaries(n), err)
+		}
+	})
+
+	t.Run("silences", func(t *testing.T) {
+		st := newMemStore()
+		c := &clock{t: t0}
+		e := NewEngine(st, c.now, quietLogger())
+		sil, err := NewSilence("web1", RuleDisk, "disk swap", t0, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.AddSilence(ctx, sil); err != nil {
+			t.Fatal(err)
+		}
+		n, err := e.Round(ctx, servers, []Observation{
+			at("web1", t0, ok(rd{disk: 95, mem: 99})),
+			at("web2", t0, ok(rd{disk: 95})),
+		}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := summaries(n), []string{"web2 disk firing"}; !slices.Equal(got, want) {
+			t.Errorf("silenced round: %v, want %v", got, want)
+		}
+		if keys := st.keys(); !slices.Equal(keys, []string{"web1|disk", "web1|memory", "web2|disk"}) {
+			t.Errorf("stored %v: a silenced rule's state must still advance", keys)
+		}
+		c.set(t0.Add(time.Hour))
+		n, err = e.Round(ctx, servers, []Observation{at("web1", t0.Add(time.Hour), ok(rd{disk: 95}))}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := summaries(n), []string{"web1 disk firing"}; !slices.Equal(got, want) {
+			t.Errorf("after the silence: %v, want %v", got, want)
+		}
+	})
+
+	t.Run("states back to ok are deleted", func(t *testing.T) {
+		st := newMemStore()
+		e := NewEngine(st, func() time.Time { return t0 }, quietLogger())
+		if _, err := e.Round(ctx, servers, []Observation{at("web1", t0, fail("timeout", "deadline"))}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if keys := st.keys(); !slices.Equal(keys, []string{"web1|down"}) {
+			t.Fatalf("stored %v, want the pending down", keys)
+		}
+		if _, err := e.Round(ctx, servers, []Observation{at("web1", t0.Add(time.Minute), ok(rd{}))}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if keys := st.keys(); len(keys) != 0 {
+			t.Errorf("stored %v, want nothing", keys)
+		}
+	})
+
+	t.Run("a rule turned off is deleted", func(t *testing.T) {
+		st := newMemStore()
+		e := NewEngine(st, func() time.Time { return t0 }, quietLogger())
+		if _, err := e.Round(ctx, servers, []Observation{at("web1", t0, ok(rd{mem: 95}))}, 0); err != nil {
+			t.Fatal(err)
+		}
+		off := fleet("web1")
+		off[0].Alerts.Memory = inventory.Threshold{}
+		if _, err := e.Round(ctx, off, []Observation{at("web1", t0.Add(time.Minute), ok(rd{mem: 95}))}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if keys := st.keys(); len(keys) != 0 {
+			t.Errorf("stored %v, want nothing", keys)
+		}
+	})
+
+	t.Run("servers not in the inventory are skipped", func(t *testing.T) {
+		st := newMemStore()
+		e := NewEngine(st, func() time.Time { return t0 }, quietLogger())
+		n, err := e.Round(ctx, servers, []Observation{at("gone", t0, ok(rd{disk: 99}))}, 0)
+		if err != nil || n != nil || len(st.keys()) != 0 {
+			t.Errorf("got %v, %v, stored %v", summaries(n), err, st.keys())
+		}
+	})
+}
+
+func TestNotificationID(t *testing.T) {
+	a := Alert{Server: "web1", Rule: RuleDisk, State: StateFiring, StartsAt: t0}
+	b := Alert{Server: "web2", Rule: RuleDown, State: StateFiring, StartsAt: t0}
+	id := NotificationID(t0, []Alert{a, b}, false)
+	for _, tc := range []struct {
+		name   string
+		other  string
+		differ bool
+	}{
+		{"same input", NotificationID(t0, []Alert{a, b}, false), false},
+		{"same alerts, other order after NewNotification", NewNotification(t0, []Alert{b, a}, false).ID, false},
+		{"other time", NotificationID(t0.Add(time.Second), []Alert{a, b}, false), true},
+		{"fewer alerts", NotificationID(t0, []Alert{a}, false), true},
+		{"resolved instead of firing", NotificationID(t0, []Alert{a, {Server: "web2", Rule: RuleDown, State: StateResolved, StartsAt: t0}}, false), true},
+		{"test", NotificationID(t0, []Alert{a, b}, true), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if (tc.other != id) != tc.differ {
+				t.Errorf("ID %s vs %s, want differ=%v", tc.other, id, tc.differ)
+			}
+		})
+	}
+}
+
+func TestSilence(t *testing.T) {
+	t.Run("matches", func(t *testing.T) {
+		for _, tc := range []struct {
+			name         string
+			silenceRule  string
+			server, rule string
+			at           time.Duration
+			want         bool
+		}{
+			{"all rules", "", "web1", RuleDisk, 0, true},
+			{"that rule", RuleDisk, "web1", RuleDisk, 0, true},
+			{"another rule", RuleDisk, "web1", RuleMemory, 0, false},
+			{"another server", "", "web2", RuleDisk, 0, false},
+			{"every process rule", RuleProcesses, "web1", "processes:python", 0, true},
+			{"one process rule", "processes:python", "web1", "processes:java", 0, false},
+			{"expired", "", "web1", RuleDisk, 2 * time.Hour, false},
+			{"at its end", "", "web1", RuleDisk, 2*time.Hour - time.Nanosecond, true},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				s, err := NewSilence("web1", tc.silenceRule, "", t0, 2*time.Hour)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := s.Matches(tc.server, tc.rule, t0.Add(tc.at)); got != tc.want {
+					t.Errorf("Matches = %v, want %v", got, tc.want)
+				}
+			})
+		}
+	})
+	t.Run("rejects", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, server, rule string
+			d                  time.Duration
+		}{
+			{"no server", "", "", time.Hour},
+			{"no duration", "web1", "", 0},
+			{"unknown rule", "web1", "dsik", time.Hour},
+			{"process rule without keyword", "web1", "processes:", time.Hour},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if _, err := NewSilence(tc.server, tc.rule, "", t0, tc.d); err == nil {
+					t.Error("no error")
+				}
+			})
+		}
+	})
+	t.Run("ids differ", func(t *testing.T) {
+		a, _ := NewSilence("web1", "", "", t0, time.Hour)
+		b, _ := NewSilence("web1", "", "", t0, time.Hour)
+		if a.ID == "" || a.ID == b.ID {
+			t.Errorf("ids %q and %q", a.ID, b.ID)
+		}
+	})
+}

@@ -1,0 +1,509 @@
+package alerts
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/probe/snapshot"
+)
+
+// An Observation is one probe attempt of one server, as the rules see it: a
+// snapshot, or a failure with its kind.
+type Observation struct {
+	Server string
+	// At is when the attempt finished (the collector's clock). States and
+	// alerts are dated by it; a zero At counts as the evaluation time.
+	At time.Time
+	// Snapshot is set when the attempt succeeded; FailKind and FailErr
+	// otherwise. A nil Snapshot with an empty FailKind is a failure of
+	// kind "error".
+	Snapshot *snapshot.Snapshot
+	FailKind string // unreachable, auth, hostkey, timeout, probe, config
+	FailErr  string
+	// HostKeyChanged marks a failure because the server offered a host key
+	// other than the recorded one (not merely an unknown one): "down" fires
+	// at once.
+	HostKeyChanged bool
+}
+
+// failed reports whether the attempt failed.
+func (o Observation) failed() bool { return o.Snapshot == nil }
+
+// A RuleState is where one rule of one server stands after the last
+// observation that the rule looked at.
+type RuleState struct {
+	Server string
+	Rule   string
+	State  State
+	// Streak counts consecutive observations that breached (for "down":
+	// failed) since the rule went pending, including the readings that kept
+	// a firing alert firing between Clear and Above. It is 0 in StateOK and
+	// StateResolved.
+	Streak int
+	// Since is when the state began: the first breaching reading while
+	// pending, the reading that fired while firing (the alert's StartsAt),
+	// the reading that resolved while resolved.
+	Since time.Time
+	// LastNotified is when a firing (or repeat) notification last went out;
+	// zero when the alert has not been notified since it fired, such as
+	// under a silence.
+	LastNotified time.Time
+	// Value, Threshold and Summary describe the last reading evaluated.
+	Value     float64
+	Threshold float64
+	Summary   string
+	// Kind is the failure kind of the last failed attempt, for "down".
+	Kind string
+	// HostKeyChanged reports that "down" is firing because of a changed
+	// host key (it stays set until the alert resolves).
+	HostKeyChanged bool
+}
+
+// Key returns "server|rule".
+func (s RuleState) Key() string { return s.Server + "|" + s.Rule }
+
+// okState is the one form of StateOK: nothing else is kept about a rule
+// that is not breaching.
+func okState(server, rule string) RuleState {
+	return RuleState{Server: server, Rule: rule, State: StateOK}
+}
+
+// Evaluate applies one observation of a server to the states of its rules.
+//
+// prev holds the server's states by rule (missing rules are ok); rules are
+// the server's effective rules (inventory.Server.Alerts). now is the
+// notification clock: repeats are due when now − LastNotified ≥ repeat
+// (inventory.DefaultAlertRepeat when repeat ≤ 0). silenced, when not nil,
+// reports whether a rule of this server is silenced now.
+//
+// It returns the states of all enabled rules (rules turned off are left
+// out) and the alerts to notify: firing (first or repeat) and resolved.
+// Evaluate does not modify prev.
+//
+// The semantics, rule by rule:
+//   - A threshold breaches at or above Above. It goes pending, and fires
+//     after For consecutive breaching snapshots. A pending rule that reads
+//     below Above goes back to ok without a notification. A firing rule
+//     stays firing while it reads at or above Clear, and resolves below it.
+//   - A process rule breaches while the keyword's count is below Min or
+//     above Max (a zero bound is no bound), with no hysteresis.
+//   - A snapshot section with an error, or a load reading without a
+//     logical CPU count, leaves that section's rules as they were.
+//   - A failed attempt counts toward "down" only; every other rule keeps its
+//     state. "down" fires after After consecutive failures, or at once when
+//     the host key changed; a changed host key while "down" already fires
+//     for another reason notifies at once too. A successful attempt resets
+//     the streak and resolves a firing "down". An unknown (not changed)
+//     host key is an ordinary failure.
+//   - A firing rule is notified when it fires and again every repeat, but
+//     only on an observation that evaluated it (a repeat carries a fresh
+//     reading). A resolve is notified only when the firing was.
+//   - A silenced rule notifies nothing, firing, repeat or resolved, but its
+//     state advances. When the silence ends, the next evaluation notifies a
+//     firing rule that was never notified, or whose repeat fell due during
+//     the silence.
+//   - A rule that is turned off (Above 0, a process rule without bounds or
+//     removed from the list) is dropped; when it was firing and notified,
+//     a resolved alert says so (unless silenced).
+//   - StateResolved lasts until the next evaluation of the rule, which
+//     treats it like StateOK.
+func Evaluate(rules inventory.AlertRules, prev map[string]RuleState, obs Observation, now time.Time, repeat time.Duration, silenced func(rule string) bool) (next map[string]RuleState, notify []Alert) {
+	if repeat <= 0 {
+		repeat = inventory.DefaultAlertRepeat
+	}
+	if silenced == nil {
+		silenced = func(string) bool { return false }
+	}
+	e := &evaluator{obs: obs, at: obs.At, now: now, repeat: repeat, silenced: silenced}
+	if e.at.IsZero() {
+		e.at = now
+	}
+	next = make(map[string]RuleState, len(prev)+5)
+	get := func(rule string) RuleState {
+		st, ok := prev[rule]
+		if !ok || st.State == "" {
+			return okState(obs.Server, rule)
+		}
+		st.Server, st.Rule = obs.Server, rule
+		return st
+	}
+
+	enabled := enabledRules(rules)
+	for _, r := range enabled {
+		st := get(r.name)
+		switch {
+		case r.name == RuleDown:
+			st = e.stepDown(st, max(rules.Down.After, 1))
+		case obs.failed():
+			// Other rules keep their state through a failed attempt.
+		default:
+			if v, ok := r.read(obs.Snapshot); ok {
+				st = e.step(st, r.need, v)
+			}
+		}
+		next[r.name] = st
+	}
+
+	// Rules turned off since the last evaluation.
+	var gone []string
+	for rule := range prev {
+		if _, ok := next[rule]; !ok {
+			gone = append(gone, rule)
+		}
+	}
+	sort.Strings(gone)
+	for _, rule := range gone {
+		if st := get(rule); st.State == StateFiring {
+			e.resolve(st, st.Value, st.Threshold, ruleTitle(rule)+" alert turned off")
+		}
+	}
+	return next, e.notify
+}
+
+// A verdict is what one reading means for a level rule.
+type verdict struct {
+	breach    bool    // at or past the threshold: counts toward For
+	hold      bool    // keeps a firing alert firing (at or above Clear)
+	value     float64 // the reading
+	threshold float64 // the threshold breached (or Above)
+	clear     float64 // the level below which a firing alert resolves
+	// describe says what the reading means after streak breaching readings.
+	describe func(streak int) string
+	resolved string // the summary when this reading resolves the alert
+}
+
+// A rule is one enabled rule: its name, how many breaching readings fire
+// it, and how to read it from a snapshot (ok false: no reading).
+type rule struct {
+	name string
+	need int
+	read func(*snapshot.Snapshot) (verdict, bool)
+}
+
+// enabledRules lists the enabled rules of rules, "down" always included.
+func enabledRules(rules inventory.AlertRules) []rule {
+	var out []rule
+	for _, t := range []struct {
+		name string
+		th   inventory.Threshold
+		read func(*snapshot.Snapshot) (float64, string, bool)
+	}{
+		{RuleCPU, rules.CPU, readCPU},
+		{RuleMemory, rules.Memory, readMemory},
+		{RuleDisk, rules.Disk, readDisk},
+		{RuleLoad, rules.Load, readLoad},
+	} {
+		if !t.th.Enabled() {
+			continue
+		}
+		th := t.th
+		if th.Clear <= 0 || th.Clear > th.Above {
+			th.Clear = th.Above
+		}
+		name, read := t.name, t.read
+		out = append(out, rule{name: name, need: max(th.For, 1), read: func(s *snapshot.Snapshot) (verdict, bool) {
+			v, detail, ok := read(s)
+			if !ok {
+				return verdict{}, false
+			}
+			return thresholdVerdict(name, th, v, detail), true
+		}})
+	}
+	seen := map[string]bool{}
+	for _, p := range rules.Processes {
+		name := RuleProcessesPrefix + p.Keyword
+		if p.Keyword == "" || (p.Min <= 0 && p.Max <= 0) || seen[name] {
+			continue
+		}
+		seen[name] = true
+		p := p
+		out = append(out, rule{name: name, need: max(p.For, 1), read: func(s *snapshot.Snapshot) (verdict, bool) {
+			if s.Processes.Error != "" {
+				return verdict{}, false
+			}
+			return processVerdict(p, s.Processes.Count(p.Keyword)), true
+		}})
+	}
+	return append(out, rule{name: RuleDown})
+}
+
+func readCPU(s *snapshot.Snapshot) (float64, string, bool) {
+	return s.CPU.Percent, "", s.CPU.Error == ""
+}
+
+func readMemory(s *snapshot.Snapshot) (float64, string, bool) {
+	return s.Memory.UsedPercent, "", s.Memory.Error == ""
+}
+
+func readDisk(s *snapshot.Snapshot) (float64, string, bool) {
+	return s.Disk.UsedPercent, "", s.Disk.Error == ""
+}
+
+func readLoad(s *snapshot.Snapshot) (float64, string, bool) {
+	if s.CPU.Error != "" || s.CPU.LogicalCount <= 0 {
+		return 0, "", false
+	}
+	detail := fmt.Sprintf(" (load1 %.2f on %d CPUs)", s.CPU.Load1, s.CPU.LogicalCount)
+	return s.CPU.Load1 / float64(s.CPU.LogicalCount), detail, true
+}
+
+// ruleTitle is how summaries name a rule.
+func ruleTitle(rule string) string {
+	switch rule {
+	case RuleCPU:
+		return "CPU"
+	case RuleLoad:
+		return "load"
+	}
+	if kw, ok := strings.CutPrefix(rule, RuleProcessesPrefix); ok {
+		return kw + " processes"
+	}
+	return rule
+}
+
+// reading formats a reading: "93.2 %" or "2.40 per CPU".
+func reading(rule string, v float64) string {
+	if rule == RuleLoad {
+		return fmt.Sprintf("%.2f per CPU", v)
+	}
+	return fmt.Sprintf("%.1f %%", v)
+}
+
+// level formats a threshold: "90 %" or "2".
+func level(rule string, v float64) string {
+	s := strconv.FormatFloat(v, 'f', -1, 64)
+	if rule == RuleLoad {
+		return s
+	}
+	return s + " %"
+}
+
+func forSnapshots(streak int) string {
+	if streak <= 1 {
+		return ""
+	}
+	return fmt.Sprintf(" for %d snapshots", streak)
+}
+
+func thresholdVerdict(name string, th inventory.Threshold, v float64, detail string) verdict {
+	title := ruleTitle(name)
+	return verdict{
+		breach:    v >= th.Above,
+		hold:      v >= th.Clear,
+		value:     v,
+		threshold: th.Above,
+		clear:     th.Clear,
+		describe: func(streak int) string {
+			if v >= th.Above {
+				return fmt.Sprintf("%s %s ≥ %s%s%s", title, reading(name, v), level(name, th.Above), detail, forSnapshots(streak))
+			}
+			if v >= th.Clear {
+				return fmt.Sprintf("%s %s, not yet below %s (fired at %s)%s", title, reading(name, v), level(name, th.Clear), level(name, th.Above), detail)
+			}
+			return fmt.Sprintf("%s %s < %s%s", title, reading(name, v), level(name, th.Above), detail)
+		},
+		resolved: fmt.Sprintf("%s back to %s (below %s)%s", title, reading(name, v), level(name, th.Clear), detail),
+	}
+}
+
+func processVerdict(p inventory.ProcessRule, n int) verdict {
+	title := ruleTitle(RuleProcessesPrefix + p.Keyword)
+	v := verdict{value: float64(n)}
+	var what string
+	switch {
+	case p.Min > 0 && n < p.Min:
+		v.breach, v.threshold = true, float64(p.Min)
+		what = fmt.Sprintf("%s %d < min %d", title, n, p.Min)
+	case p.Max > 0 && n > p.Max:
+		v.breach, v.threshold = true, float64(p.Max)
+		what = fmt.Sprintf("%s %d > max %d", title, n, p.Max)
+	default:
+		v.threshold = float64(max(p.Min, p.Max))
+		what = fmt.Sprintf("%s %d", title, n)
+	}
+	v.hold = v.breach
+	v.clear = v.threshold
+	v.describe = func(streak int) string { return what + forSnapshots(streak) }
+	var bounds []string
+	if p.Min > 0 {
+		bounds = append(bounds, fmt.Sprintf("min %d", p.Min))
+	}
+	if p.Max > 0 {
+		bounds = append(bounds, fmt.Sprintf("max %d", p.Max))
+	}
+	v.resolved = fmt.Sprintf("%s back to %d (%s)", title, n, strings.Join(bounds, ", "))
+	return v
+}
+
+// evaluator carries one Evaluate call.
+type evaluator struct {
+	obs      Observation
+	at       time.Time // the observation's time
+	now      time.Time // the notification clock
+	repeat   time.Duration
+	silenced func(rule string) bool
+	notify   []Alert
+}
+
+// step moves a level rule (threshold or processes) by one reading.
+func (e *evaluator) step(st RuleState, need int, v verdict) RuleState {
+	if st.State == StateFiring {
+		if !v.hold {
+			return e.resolve(st, v.value, v.clear, v.resolved)
+		}
+		st.Streak++
+		st.Value, st.Threshold, st.Summary = v.value, v.threshold, v.describe(st.Streak)
+		e.maybeNotify(&st)
+		return st
+	}
+	if !v.breach {
+		return okState(st.Server, st.Rule)
+	}
+	if st.State != StatePending {
+		st = RuleState{Server: st.Server, Rule: st.Rule, State: StatePending, Since: e.at}
+	}
+	st.Streak++
+	st.Value, st.Threshold, st.Summary = v.value, v.threshold, v.describe(st.Streak)
+	if st.Streak >= need {
+		st.State, st.Since, st.LastNotified = StateFiring, e.at, time.Time{}
+		e.maybeNotify(&st)
+	}
+	return st
+}
+
+// stepDown moves "down" by one attempt.
+func (e *evaluator) stepDown(st RuleState, after int) RuleState {
+	if !e.obs.failed() {
+		if st.State == StateFiring {
+			return e.resolve(st, 0, float64(after), fmt.Sprintf("up again after %s", attempts(st.Streak)))
+		}
+		return okState(st.Server, st.Rule)
+	}
+	kind := e.obs.FailKind
+	if kind == "" {
+		kind = "error"
+	}
+	changed := e.obs.HostKeyChanged
+	if st.State != StatePending && st.State != StateFiring {
+		st = RuleState{Server: st.Server, Rule: st.Rule, State: StatePending, Since: e.at}
+	}
+	st.Streak++
+	st.Kind = kind
+	st.Value, st.Threshold = float64(st.Streak), float64(after)
+	what := attempts(st.Streak)
+	if changed {
+		what = "host key changed"
+	}
+	st.Summary = "down: " + what + " (" + kind
+	if msg := cleanText(e.obs.FailErr, 300); msg != "" {
+		st.Summary += ": " + msg
+	}
+	st.Summary += ")"
+
+	switch {
+	case st.State == StateFiring:
+		if changed && !st.HostKeyChanged {
+			st.HostKeyChanged = true
+			st.LastNotified = time.Time{} // a changed key is news: notify now
+		}
+	case changed || st.Streak >= after:
+		st.State, st.Since, st.LastNotified, st.HostKeyChanged = StateFiring, e.at, time.Time{}, changed
+	default:
+		return st
+	}
+	e.maybeNotify(&st)
+	return st
+}
+
+func attempts(n int) string {
+	if n == 1 {
+		return "1 failed attempt"
+	}
+	return fmt.Sprintf("%d failed attempts", n)
+}
+
+// maybeNotify notifies a firing state when it was never notified or its
+// repeat is due, unless the rule is silenced.
+func (e *evaluator) maybeNotify(st *RuleState) {
+	if e.silenced(st.Rule) {
+		return
+	}
+	if !st.LastNotified.IsZero() && e.now.Sub(st.LastNotified) < e.repeat {
+		return
+	}
+	st.LastNotified = e.now
+	e.notify = append(e.notify, e.alert(*st, time.Time{}))
+}
+
+// resolve ends a firing state; the resolved alert goes out when the firing
+// one did and the rule is not silenced.
+func (e *evaluator) resolve(st RuleState, value, threshold float64, summary string) RuleState {
+	notified := !st.LastNotified.IsZero()
+	startsAt := st.Since
+	st.State, st.Streak, st.Since = StateResolved, 0, e.at
+	st.Value, st.Threshold, st.Summary = value, threshold, summary
+	st.HostKeyChanged = false
+	if st.Rule != RuleDown {
+		st.Kind = ""
+	}
+	if notified && !e.silenced(st.Rule) {
+		a := e.alert(st, e.at)
+		a.StartsAt = startsAt
+		e.notify = append(e.notify, a)
+	}
+	return st
+}
+
+func (e *evaluator) alert(st RuleState, endsAt time.Time) Alert {
+	state := StateFiring
+	if !endsAt.IsZero() {
+		state = StateResolved
+	}
+	kind := ""
+	if st.Rule == RuleDown {
+		kind = st.Kind
+	}
+	return Alert{
+		Server:    st.Server,
+		Rule:      st.Rule,
+		State:     state,
+		Value:     st.Value,
+		Threshold: st.Threshold,
+		Summary:   st.Summary,
+		Kind:      kind,
+		StartsAt:  st.Since,
+		EndsAt:    endsAt,
+		Labels:    Labels(st.Server, st.Rule),
+	}
+}
+
+// cleanText returns s on one line, without control characters, cut to at
+// most n runes: error text comes from remote hosts.
+func cleanText(s string, n int) string {
+	var b strings.Builder
+	space := false
+	count := 0
+	for _, r := range strings.TrimSpace(s) {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+			count++
+		}
+		space = false
+		if count >= n {
+			b.WriteString("…")
+			break
+		}
+		b.WriteRune(r)
+		count++
+	}
+	return b.String()
+}

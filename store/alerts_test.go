@@ -1,0 +1,166 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+)
+
+func TestAlertStates(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	logger, _ := testLogger(t)
+	s, err := Open(ctx, Config{DataDir: dir}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			s.Close(ctx)
+		}
+	})
+	as, err := s.AlertStore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2024, 5, 1, 10, 0, 0, 123456789, time.UTC)
+	firing := AlertState{
+		Server: "web1", Rule: "disk", State: "firing", Streak: 3,
+		Since: t0, LastNotified: t0.Add(time.Minute), Value: 93.25, Threshold: 90,
+		Summary: "disk 93.2 % ≥ 90 %",
+	}
+	down := AlertState{
+		Server: "web2", Rule: "down", State: "firing", Streak: 1, Since: t0,
+		Value: 1, Threshold: 3, Summary: "down: host key changed", Kind: "hostkey", HostKeyChanged: true,
+	}
+	pending := AlertState{Server: "web1", Rule: "processes:python", State: "pending", Streak: 1, Since: t0}
+	if err := as.SaveStates(ctx, []AlertState{firing, down, pending}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Times come back in UTC to the millisecond; a zero time stays zero.
+	want := func(st AlertState) AlertState {
+		st.Since = st.Since.Truncate(time.Millisecond)
+		st.LastNotified = st.LastNotified.Truncate(time.Millisecond)
+		return st
+	}
+	got, err := as.LoadStates(ctx, []string{"web1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != want(firing) || got[1] != want(pending) {
+		t.Fatalf("LoadStates(web1) = %+v", got)
+	}
+	if !got[1].LastNotified.IsZero() {
+		t.Errorf("zero LastNotified came back as %s", got[1].LastNotified)
+	}
+
+	t.Run("an ok state is deleted", func(t *testing.T) {
+		pending.State = StateOK
+		firing.Streak = 4
+		if err := as.SaveStates(ctx, []AlertState{pending, firing}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := as.LoadStates(ctx, []string{"web1", "web9"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0] != want(firing) {
+			t.Errorf("LoadStates = %+v", got)
+		}
+		if n := count(t, s, alertStateName, nil); n != 2 {
+			t.Errorf("%d documents, want 2", n)
+		}
+	})
+
+	t.Run("no servers, all servers", func(t *testing.T) {
+		got, err := as.LoadStates(ctx, []string{})
+		if err != nil || len(got) != 0 {
+			t.Errorf("LoadStates([]) = %+v, %v", got, err)
+		}
+		got, err = as.LoadStates(ctx, nil)
+		if err != nil || len(got) != 2 || got[1] != want(down) {
+			t.Errorf("LoadStates(nil) = %+v, %v", got, err)
+		}
+	})
+
+	t.Run("a state without server or rule is refused", func(t *testing.T) {
+		if err := as.SaveStates(ctx, []AlertState{{Rule: "disk", State: "firing"}}); err == nil {
+			t.Error("no error")
+		}
+	})
+
+	t.Run("states survive a reopen", func(t *testing.T) {
+		closed = true
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s2, _ := openTest(t, Config{DataDir: dir})
+		as2, err := s2.AlertStore(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := as2.LoadStates(ctx, []string{"web1", "web2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[0] != want(firing) || got[1] != want(down) {
+			t.Errorf("after reopen: %+v", got)
+		}
+	})
+}
+
+func TestSilences(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	as, err := s.AlertStore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	short := Silence{ID: "a1", Server: "web1", Rule: "disk", Created: t0, Until: t0.Add(time.Hour), Comment: "disk swap"}
+	long := Silence{ID: "b2", Server: "web1", Created: t0, Until: t0.Add(2 * time.Hour)}
+	for _, sil := range []Silence{long, short} {
+		if err := as.AddSilence(ctx, sil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := as.AddSilence(ctx, short); err == nil {
+		t.Error("AddSilence with a used id: no error")
+	}
+	if err := as.AddSilence(ctx, Silence{Server: "web1"}); err == nil {
+		t.Error("AddSilence without id: no error")
+	}
+
+	for _, tc := range []struct {
+		name string
+		at   time.Duration
+		want []Silence
+		docs int64
+	}{
+		{"both active", 30 * time.Minute, []Silence{long, short}, 2},
+		{"the short one expired at its end", time.Hour, []Silence{long}, 1},
+		{"all expired", 3 * time.Hour, nil, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := as.Silences(ctx, t0.Add(tc.at))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Errorf("silence %d: %+v, want %+v", i, got[i], tc.want[i])
+				}
+			}
+			if n := count(t, s, silencesName, bson.D{}); n != tc.docs {
+				t.Errorf("%d documents left, want %d (expired ones pruned)", n, tc.docs)
+			}
+		})
+	}
+}

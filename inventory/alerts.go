@@ -345,3 +345,16 @@ func (c *checker) buildWebhook(i int, t webhookTable) Webhook {
 	}
 	return w
 }
+
+// ProbeKeywords returns the keywords the probe must count on s: its own
+// keywords, then the keywords of its process alert rules that are not among
+// them, so that a rule never sees a keyword the probe was not asked for.
+func (s Server) ProbeKeywords() []string {
+	out := slices.Clone(s.Keywords)
+	for _, r := range s.Alerts.Processes {
+		if r.Keyword != "" && !slices.Contains(out, r.Keyword) {
+			out = append(out, r.Keyword)
+		}
+	}
+	return out
+}

@@ -57,3 +57,19 @@ func TestAlertsDefaultsWithoutSection(t *testing.T) {
 		t.Errorf("default disk threshold = %v, want 90", d.Above)
 	}
 }
+
+func TestProbeKeywords(t *testing.T) {
+	inv := mustParse(t, "testdata/alerts.toml")
+	tests := []struct {
+		server string
+		want   []string
+	}{
+		{"web1", []string{"python"}},           // the rule's keyword is already counted
+		{"web2", []string{"python", "scrapy"}}, // the server's rule adds one
+	}
+	for _, tt := range tests {
+		if got := mustServer(t, inv, tt.server).ProbeKeywords(); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: ProbeKeywords() = %q, want %q", tt.server, got, tt.want)
+		}
+	}
+}

@@ -185,7 +185,7 @@ func (f *Fleet) pull(ctx context.Context, s inventory.Server, r *Result, log *sl
 
 // pullOver runs the probe over c, and drops c when the failure may be its.
 func (f *Fleet) pullOver(ctx context.Context, s inventory.Server, c *conn, r *Result) error {
-	snap, info, err := c.target.Pull(ctx, pull.Options{Keywords: s.Keywords, Sample: s.Sample, ProbeDir: s.ProbeDir})
+	snap, info, err := c.target.Pull(ctx, pull.Options{Keywords: s.ProbeKeywords(), Sample: s.Sample, ProbeDir: s.ProbeDir})
 	if info.Platform != "" {
 		r.Platform = info.Platform
 	}

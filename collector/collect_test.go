@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -232,6 +233,75 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 	for _, name := range []string{"web1", "web2"} {
 		if _, err := st.Latest(context.Background(), name); err != nil {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestReportFromStoredRounds(t *testing.T) {
+	h := newHarness(t)
+	section, _ := h.storeSection()
+	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", `description = "<script>alert(1)</script>"`)+h.server("web2", `tags = ["crawler"]`)+section)
+	for range 2 {
+		if code, stdout, stderr := h.run("collect"); code != exitOK {
+			t.Fatalf("collect: exit %d\n%s\n%s", code, stdout, stderr)
+		}
+	}
+	out := filepath.Join(h.dir, "report.html")
+	code, stdout, stderr := h.run("report", "--since", "2h", "--out", out)
+	if code != exitOK {
+		t.Fatalf("report: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	html, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"web1", "web2", "&lt;script&gt;alert(1)&lt;/script&gt;"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if strings.Contains(string(html), "<script>alert(1)") {
+		t.Error("a server's description reached the report unescaped")
+	}
+	for _, bad := range []string{"http://", "https://"} {
+		if strings.Contains(string(html), bad) {
+			t.Errorf("report refers to %s: it must be self-contained", bad)
+		}
+	}
+
+	// JSON to stdout, for one tag.
+	code, stdout, stderr = h.run("report", "--since", "2h", "--tag", "crawler", "--format", "json", "--out", "-")
+	if code != exitOK {
+		t.Fatalf("report --format json: exit %d\n%s", code, stderr)
+	}
+	var figures struct {
+		Servers []struct {
+			Name  string `json:"name"`
+			Peaks struct {
+				CPU *struct {
+					Value float64 `json:"value"`
+				} `json:"cpu"`
+			} `json:"peaks"`
+		} `json:"servers"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &figures); err != nil {
+		t.Fatalf("report JSON: %v\n%s", err, stdout)
+	}
+	if len(figures.Servers) != 1 || figures.Servers[0].Name != "web2" {
+		t.Fatalf("report --tag crawler covers %+v, want web2 alone", figures.Servers)
+	}
+	if p := figures.Servers[0].Peaks.CPU; p == nil || p.Value <= 0 || p.Value > 100 {
+		t.Errorf("web2's CPU peak = %+v, want a percent from its two snapshots", p)
+	}
+
+	for _, args := range [][]string{
+		{"report", "--since", "nonsense"},
+		{"report", "--from", "2026-13-01"},
+		{"report", "--tag", "nosuchtag"},
+		{"report", "--format", "pdf"},
+	} {
+		if code, _, stderr := h.run(args...); code != exitUsage || stderr == "" {
+			t.Errorf("collector %v: exit %d, stderr %q; want a usage error", args, code, stderr)
 		}
 	}
 }

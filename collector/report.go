@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/crawlerfleet/collector/collector/report"
+	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/store"
+)
+
+// rawPointsMax is the longest range for which the report's series come from
+// raw snapshots; longer ranges read hourly rollups only, so a report over
+// months never loads months of raw data. The embedded store always uses
+// rollups: a range query on raw snapshots scans the whole collection there.
+const rawPointsMax = 48 * time.Hour
+
+// reportOptions are the flags of `collector report`.
+type reportOptions struct {
+	since, from, to string
+	servers, tag    string
+	keyword         string
+	out, format     string
+}
+
+func runReport(ctx context.Context, e *env, args []string) int {
+	var o reportOptions
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.StringVar(&o.since, "since", "7d", "report the last DURATION (e.g. 24h, 7d, 30d)")
+	fs.StringVar(&o.from, "from", "", "start of the range (RFC 3339 or YYYY-MM-DD); overrides --since")
+	fs.StringVar(&o.to, "to", "", "end of the range (RFC 3339 or YYYY-MM-DD; default now)")
+	fs.StringVar(&o.servers, "servers", "", "comma-separated server names (default: all)")
+	fs.StringVar(&o.tag, "tag", "", "only servers with this tag")
+	fs.StringVar(&o.keyword, "keyword", "", "count only processes matching this keyword at the peaks (default: all matched processes)")
+	fs.StringVar(&o.out, "out", "report.html", "output file, or - for standard output")
+	fs.StringVar(&o.format, "format", "html", "html or json")
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: collector report [--since 7d | --from T --to T] [--servers a,b | --tag crawler]\n"+
+			"                        [--keyword python] [--out report.html] [--format html|json]\n\n"+
+			"Write the peak report: per server, the resource peaks and how many matched processes\n"+
+			"ran at them, the per-process cost they imply and how many more would fit.\n\n")
+		fs.PrintDefaults()
+	}
+	if rest, err := parseInterspersed(fs, args); err != nil || len(rest) > 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	if o.format != "html" && o.format != "json" {
+		fmt.Fprintf(e.stderr, "collector: --format %q: want html or json\n", o.format)
+		return exitUsage
+	}
+	now := time.Now()
+	from, to, err := reportRange(o, now)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "collector: %v\n", err)
+		return exitUsage
+	}
+	inv, err := e.loadInventory()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "collector: %v\n", err)
+		return exitUsage
+	}
+	servers, err := reportServers(inv, o)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "collector: %v\n", err)
+		return exitUsage
+	}
+	logger := e.logger(slog.LevelWarn)
+	st, code := e.openStore(ctx, inv, logger)
+	if code != exitOK {
+		return code
+	}
+	defer closeStore(st, logger)
+
+	in := report.Input{From: from, To: to, Generated: now, Keyword: o.keyword}
+	for _, s := range servers {
+		si, err := loadServer(ctx, st, s, from, to, o.keyword)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "collector: report %s: %v\n", s.Name, err)
+			return exitFailure
+		}
+		in.Servers = append(in.Servers, si)
+	}
+	r := report.Build(in)
+	if err := writeReport(e, r, o); err != nil {
+		fmt.Fprintf(e.stderr, "collector: %v\n", err)
+		return exitFailure
+	}
+	if o.out != "-" {
+		fmt.Fprintf(e.stdout, "wrote %s: %d servers, %s to %s\n", o.out, len(servers), from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	return exitOK
+}
+
+// reportRange resolves --since, --from and --to.
+func reportRange(o reportOptions, now time.Time) (from, to time.Time, err error) {
+	to = now
+	if o.to != "" {
+		if to, err = parseTime(o.to); err != nil {
+			return from, to, fmt.Errorf("--to: %w", err)
+		}
+	}
+	if o.from != "" {
+		if from, err = parseTime(o.from); err != nil {
+			return from, to, fmt.Errorf("--from: %w", err)
+		}
+	} else {
+		d, err := parseSince(o.since)
+		if err != nil {
+			return from, to, fmt.Errorf("--since: %w", err)
+		}
+		from = to.Add(-d)
+	}
+	if !from.Before(to) {
+		return from, to, fmt.Errorf("the range is empty: --from %s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	return from, to, nil
+}
+
+// parseTime accepts RFC 3339 and a plain date (midnight, local time).
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	t, err := time.ParseInLocation("2006-01-02", s, time.Local)
+	if err != nil {
+		return t, fmt.Errorf("%q is neither RFC 3339 (2026-11-25T08:00:00Z) nor a date (2026-11-25)", s)
+	}
+	return t, nil
+}
+
+// reportServers selects the servers by --servers and --tag.
+func reportServers(inv *inventory.Inventory, o reportOptions) ([]inventory.Server, error) {
+	var names []string
+	if o.servers != "" {
+		for _, n := range strings.Split(o.servers, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				names = append(names, n)
+			}
+		}
+	}
+	servers, err := inv.Select(names)
+	if err != nil {
+		return nil, err
+	}
+	if o.tag == "" {
+		return servers, nil
+	}
+	var tagged []inventory.Server
+	for _, s := range servers {
+		if slices.Contains(s.Tags, o.tag) {
+			tagged = append(tagged, s)
+		}
+	}
+	if len(tagged) == 0 {
+		return nil, fmt.Errorf("no server has the tag %q", o.tag)
+	}
+	return tagged, nil
+}
+
+// loadServer reads what the report needs of one server: its hourly rollups,
+// a series (raw snapshots for short ranges, else the rollups), and its
+// failed attempts.
+func loadServer(ctx context.Context, st *store.Store, s inventory.Server, from, to time.Time, keyword string) (report.ServerInput, error) {
+	si := report.ServerInput{Name: s.Name, Description: s.Description, Tags: s.Tags, Failures: map[string]int{}}
+	rollups, err := st.Rollups(ctx, store.RollupQuery{Servers: []string{s.Name}, Period: store.Hour, From: from, To: to})
+	if err != nil {
+		return si, err
+	}
+	si.Rollups = rollups
+	if to.Sub(from) <= rawPointsMax && !st.Embedded() {
+		recs, err := st.Snapshots(ctx, s.Name, from, to, 0)
+		if err != nil {
+			return si, err
+		}
+		si.Points = report.PointsFromRecords(recs, keyword)
+	} else {
+		si.Points = report.PointsFromRollups(rollups)
+	}
+	for _, r := range rollups {
+		si.Attempts += int(r.Count + r.Failed)
+	}
+	attempts, err := st.Attempts(ctx, s.Name, from, to)
+	if err != nil {
+		return si, err
+	}
+	for _, a := range attempts {
+		si.Failures[string(a.Kind)]++
+	}
+	latest, err := st.Latest(ctx, s.Name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return si, err
+	}
+	if latest != nil {
+		si.MemTotalBytes = latest.Snapshot.Memory.Total
+	}
+	last, err := st.LastFailure(ctx, s.Name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return si, err
+	}
+	if last != nil && (latest == nil || last.At.After(latest.At)) {
+		si.LastError = last.Err
+	}
+	return si, nil
+}
+
+// writeReport writes r to --out (atomically: a reader never sees half a file).
+func writeReport(e *env, r *report.Report, o reportOptions) error {
+	write := r.WriteHTML
+	if o.format == "json" {
+		write = r.WriteJSON
+	}
+	if o.out == "-" {
+		return write(e.stdout)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(o.out), ".report-*")
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write report %s: %w", o.out, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write report %s: %w", o.out, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("write report %s: %w", o.out, err)
+	}
+	if err := os.Rename(tmp.Name(), o.out); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}

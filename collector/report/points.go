@@ -1,0 +1,81 @@
+package report
+
+import (
+	"math"
+	"time"
+
+	"github.com/crawlerfleet/collector/store"
+)
+
+// A Point is one reading of a server for the charts and the fit: usage in
+// percent and the matched-process count at that moment (the keyword's count
+// when the report has a keyword, else all matched processes).
+type Point struct {
+	At   time.Time
+	CPU  float64 // busy percent
+	Mem  float64 // memory used percent
+	Disk float64 // disk used percent; 0 when the disk section failed
+	// Procs is the matched-process count; a mean for a rollup's point.
+	Procs float64
+}
+
+// PointsFromRollups returns one point per hourly rollup: the hour's means of
+// CPU, memory, disk and matched processes, at the middle of the hour (the
+// means cover the whole hour). Rollups without CPU, memory or process
+// readings are skipped. Rollups keep only the all-keyword matched total, so
+// Procs is that total whatever the report's keyword.
+func PointsFromRollups(rs []store.Rollup) []Point {
+	pts := make([]Point, 0, len(rs))
+	for _, r := range rs {
+		if r.CPU.N == 0 || r.Mem.N == 0 || r.Matched.N == 0 {
+			continue
+		}
+		p := Point{
+			At:    r.Start.Add(30 * time.Minute),
+			CPU:   r.CPU.Mean(),
+			Mem:   r.Mem.Mean(),
+			Disk:  r.Disk.Mean(),
+			Procs: r.Matched.Mean(),
+		}
+		if finitePoint(p) {
+			pts = append(pts, p)
+		}
+	}
+	return pts
+}
+
+// PointsFromRecords returns one point per raw snapshot. Procs is the
+// keyword's count, or the matched total when keyword is "". A snapshot whose
+// CPU, memory or process section failed is skipped, and so is one that has no
+// count for keyword (the probe did not look for it then).
+func PointsFromRecords(recs []store.Record, keyword string) []Point {
+	pts := make([]Point, 0, len(recs))
+	for _, r := range recs {
+		s := r.Snapshot
+		if s == nil || s.CPU.Error != "" || s.Memory.Error != "" || s.Processes.Error != "" {
+			continue
+		}
+		procs := s.Processes.MatchedTotal
+		if keyword != "" {
+			n, ok := keywordCount(s.Processes.Matched, keyword)
+			if !ok {
+				continue
+			}
+			procs = n
+		}
+		p := Point{At: r.At, CPU: s.CPU.Percent, Mem: s.Memory.UsedPercent, Procs: float64(procs)}
+		if s.Disk.Error == "" {
+			p.Disk = s.Disk.UsedPercent
+		}
+		if finitePoint(p) {
+			pts = append(pts, p)
+		}
+	}
+	return pts
+}
+
+func finitePoint(p Point) bool {
+	return finite(p.CPU) && finite(p.Mem) && finite(p.Disk) && finite(p.Procs)
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

@@ -1,0 +1,101 @@
+package report
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestSeries(t *testing.T) {
+	minute := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }
+	t.Run("downsampled, spikes kept", func(t *testing.T) {
+		const n = 10000 // a week of minutes, about
+		pts := make([]Point, n)
+		for i := range pts {
+			pts[i] = Point{At: minute(i), Mem: 50 + float64(i%7)}
+		}
+		pts[1234].Mem, pts[8765].Mem = 99, 1
+		segs := series(pts, minute(0), minute(n-1), func(p Point) float64 { return p.Mem })
+		if len(segs) != 1 {
+			t.Fatalf("%d segments, want 1", len(segs))
+		}
+		got := segs[0]
+		if len(got) > maxDrawPoints+2 {
+			t.Errorf("%d points drawn, want at most about %d", len(got), maxDrawPoints)
+		}
+		if !slices.ContainsFunc(got, func(p xy) bool { return p.v == 99 }) || !slices.ContainsFunc(got, func(p xy) bool { return p.v == 1 }) {
+			t.Error("the spike or the dip was thinned away")
+		}
+		if !slices.IsSortedFunc(got, func(a, b xy) int { return a.t.Compare(b.t) }) {
+			t.Error("points out of time order")
+		}
+	})
+	t.Run("broken at gaps", func(t *testing.T) {
+		pts := []Point{{At: minute(0)}, {At: minute(60)}, {At: minute(180)}, {At: minute(301)}, {At: minute(302)}}
+		segs := series(pts, minute(0), minute(302), func(p Point) float64 { return p.Mem })
+		var lens []int
+		for _, s := range segs {
+			lens = append(lens, len(s))
+		}
+		// 60 → 180 is two hours (not longer); 180 → 301 is longer.
+		if want := []int{3, 2}; !slices.Equal(lens, want) {
+			t.Errorf("segment lengths = %v, want %v", lens, want)
+		}
+	})
+	t.Run("clipped to the range", func(t *testing.T) {
+		pts := []Point{{At: minute(-5)}, {At: minute(5)}, {At: minute(500)}}
+		if segs := series(pts, minute(0), minute(60), func(p Point) float64 { return p.Mem }); len(segs) != 1 || len(segs[0]) != 1 {
+			t.Errorf("segments = %v, want the one point inside", segs)
+		}
+	})
+}
+
+func TestNiceTicks(t *testing.T) {
+	for _, c := range []struct {
+		top   float64
+		whole bool
+		want  []float64
+	}{
+		{20, true, []float64{0, 5, 10, 15, 20}},
+		{21, true, []float64{0, 5, 10, 15, 20, 25}},
+		{7, true, []float64{0, 2, 4, 6, 8}},
+		{0, true, []float64{0, 1}},
+		{0.3, false, []float64{0, 0.1, 0.2, 0.3}},
+		{0.3, true, []float64{0, 1}},
+		{1234, true, []float64{0, 500, 1000, 1500}},
+	} {
+		if got := niceTicks(c.top, c.whole); !slices.Equal(got, c.want) {
+			t.Errorf("niceTicks(%v, %v) = %v, want %v", c.top, c.whole, got, c.want)
+		}
+	}
+}
+
+func TestTimeTicks(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip("no time zone data:", err)
+	}
+	from := time.Date(2026, 3, 2, 7, 30, 0, 0, berlin)
+	for _, c := range []struct {
+		name   string
+		to     time.Time
+		first  string
+		layout string
+		n      int
+	}{
+		{"a day: every three hours", from.Add(24 * time.Hour), "2026-03-02 09:00", "Jan 2 15:04", 8},
+		{"a week: local midnights", from.Add(7 * 24 * time.Hour), "2026-03-03 00:00", "Jan 2", 7},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ticks, layout := timeTicks(from, c.to, berlin)
+			if len(ticks) != c.n || layout != c.layout || ticks[0].Format("2006-01-02 15:04") != c.first {
+				t.Errorf("%d ticks from %v, layout %q; want %d from %s, %q", len(ticks), ticks[0], layout, c.n, c.first, c.layout)
+			}
+			for _, tk := range ticks {
+				if tk.Before(from) || tk.After(c.to) || tk.Location() != berlin {
+					t.Errorf("tick %v outside the range or zone", tk)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,426 @@
+package notify
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/crawlerfleet/collector/alerts"
+	"github.com/crawlerfleet/collector/store"
+)
+
+// OutboxStore keeps outbox entries; *store.Store implements it.
+type OutboxStore interface {
+	// OutboxInsert adds e; false (and no error) when e.ID is already there.
+	OutboxInsert(ctx context.Context, e store.OutboxEntry) (bool, error)
+	// OutboxDue returns pending entries due at now, oldest first.
+	OutboxDue(ctx context.Context, now time.Time, limit int) ([]store.OutboxEntry, error)
+	// OutboxSave writes Status, Attempts, NextAttempt, Updated and
+	// LastError of an existing entry.
+	OutboxSave(ctx context.Context, e store.OutboxEntry) error
+	// OutboxPrune deletes sent and failed entries updated before before.
+	OutboxPrune(ctx context.Context, before time.Time) (int64, error)
+}
+
+var _ OutboxStore = (*store.Store)(nil)
+
+// Outbox defaults.
+const (
+	DefaultRetryMin = 30 * time.Second // the wait after the first failure
+	DefaultRetryMax = time.Hour        // the longest wait between attempts
+	DefaultKeep     = 7 * 24 * time.Hour
+	// flushLimit caps the entries one Flush reads; the rest wait for the
+	// next.
+	flushLimit = 500
+	// parallel channels delivered to at once.
+	parallel = 4
+)
+
+// A Backoff says how long to wait before attempt n+1 after n failures:
+// Min doubled n-1 times, at most Max, less up to Jitter of it at random (so
+// that many entries failed together do not retry together).
+type Backoff struct {
+	Min, Max time.Duration
+	Jitter   float64 // 0 to 1
+}
+
+// DefaultBackoff is 30 s doubling to 1 h, less up to 20 % at random.
+var DefaultBackoff = Backoff{Min: DefaultRetryMin, Max: DefaultRetryMax, Jitter: 0.2}
+
+// Delay returns the wait after failures failed attempts (failures >= 1).
+func (b Backoff) Delay(failures int) time.Duration {
+	d := b.Min
+	for i := 1; i < failures && d < b.Max; i++ {
+		d *= 2
+	}
+	d = min(d, b.Max)
+	if b.Jitter > 0 {
+		d -= time.Duration(rand.Float64() * b.Jitter * float64(d))
+	}
+	return d
+}
+
+// An Outbox delivers notifications to channels so that none is lost and
+// none is sent twice by the outbox itself.
+//
+// Enqueue stores one entry per notification and channel before anything is
+// sent; its ID is the notification's ID and the channel's name, so a
+// notification enqueued again (a replay, a crash before its round was
+// recorded) adds nothing. Flush sends the entries that are due: a sent one
+// is marked sent and kept for Keep, a retryable failure waits (Backoff)
+// and counts its attempts, a permanent one is marked failed and logged. The
+// entries live in the store, so a new Outbox over the same store (a
+// restart) carries on where the last one stopped.
+//
+// Delivery is at least once: a crash between a channel's acceptance and the
+// "sent" mark sends that notification again after the restart.
+type Outbox struct {
+	store     OutboxStore
+	notifiers map[string]Notifier
+	now       func() time.Time
+	logger    *slog.Logger
+
+	// Backoff spaces retries; DefaultBackoff unless set before use.
+	Backoff Backoff
+	// Keep is how long sent and failed entries stay, so that a replay of
+	// the same notification is recognised; DefaultKeep unless set.
+	Keep time.Duration
+
+	flushMu sync.Mutex // one Flush at a time
+	// notBefore holds, per channel, the end of the backoff after its last
+	// retryable failure: the channel's other entries wait too, oldest
+	// first, rather than each trying a channel known to be down.
+	notBefore map[string]time.Time
+
+	heldMu sync.Mutex
+	// held are entries the store did not take (it was down): inserted
+	// false for a new entry, true for a state change not yet saved. Flush
+	// writes them back first. They are lost if the process ends before.
+	held map[string]heldEntry
+
+	wake chan struct{}
+}
+
+type heldEntry struct {
+	entry    store.OutboxEntry
+	inserted bool
+}
+
+// NewOutbox returns an outbox that keeps its entries in st and delivers
+// them through notifiers, by name. now is time.Now outside tests.
+func NewOutbox(st OutboxStore, notifiers []Notifier, now func() time.Time, logger *slog.Logger) *Outbox {
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	o := &Outbox{
+		store:     st,
+		notifiers: make(map[string]Notifier, len(notifiers)),
+		now:       now,
+		logger:    logger,
+		Backoff:   DefaultBackoff,
+		Keep:      DefaultKeep,
+		notBefore: map[string]time.Time{},
+		held:      map[string]heldEntry{},
+		wake:      make(chan struct{}, 1),
+	}
+	for _, n := range notifiers {
+		o.notifiers[n.Name()] = n
+	}
+	return o
+}
+
+// entryID names the entry of notification id for channel.
+func entryID(id, channel string) string { return id + "|" + channel }
+
+// Enqueue stores n once for every channel and wakes Run to deliver it. An
+// entry the store cannot take now is held in memory and stored by the next
+// Flush. Enqueue fails only for a notification that cannot be stored at all
+// (no ID).
+func (o *Outbox) Enqueue(ctx context.Context, n alerts.Notification) error {
+	if n.ID == "" {
+		return errors.New("enqueue notification: no id")
+	}
+	payload, err := json.Marshal(n)
+	if err != nil {
+		return fmt.Errorf("enqueue notification %s: %w", n.ID, err)
+	}
+	now := o.now().UTC()
+	created := n.Created
+	if created.IsZero() {
+		created = now
+	}
+	for name := range o.notifiers {
+		e := store.OutboxEntry{
+			ID:           entryID(n.ID, name),
+			Notification: n.ID,
+			Channel:      name,
+			Payload:      payload,
+			Status:       store.OutboxPending,
+			NextAttempt:  now,
+			Created:      created,
+			Updated:      now,
+		}
+		inserted, err := o.store.OutboxInsert(ctx, e)
+		if err != nil {
+			o.logger.Warn("outbox store unavailable; holding the notification in memory",
+				"notification", n.ID, "channel", name, "err", err)
+			o.heldMu.Lock()
+			if _, ok := o.held[e.ID]; !ok { // held already: keep its state
+				o.held[e.ID] = heldEntry{entry: e}
+			}
+			o.heldMu.Unlock()
+			continue
+		}
+		if !inserted {
+			o.logger.Debug("notification already in the outbox", "notification", n.ID, "channel", name)
+		}
+	}
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (o *Outbox) hold(e store.OutboxEntry, inserted bool) {
+	o.heldMu.Lock()
+	defer o.heldMu.Unlock()
+	if h, ok := o.held[e.ID]; ok && h.inserted {
+		inserted = true
+	}
+	o.held[e.ID] = heldEntry{entry: e, inserted: inserted}
+}
+
+// Flush delivers every entry that is due now: channels in parallel, each
+// channel's entries oldest first. It returns how many were sent and how many
+// failed (retryable or not); err reports what the store could not read or
+// record, never a channel's failure, which is logged and kept in the entry.
+func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
+	o.flushMu.Lock()
+	defer o.flushMu.Unlock()
+	now := o.now()
+
+	var errs []error
+	held := o.saveHeld(ctx)
+	due, err := o.store.OutboxDue(ctx, now, flushLimit)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	byChannel := map[string][]store.OutboxEntry{}
+	var channels []string
+	add := func(e store.OutboxEntry) {
+		if _, ok := byChannel[e.Channel]; !ok {
+			channels = append(channels, e.Channel)
+		}
+		byChannel[e.Channel] = append(byChannel[e.Channel], e)
+	}
+	for _, e := range due {
+		if _, ok := held[e.ID]; !ok { // a held state is newer
+			add(e)
+		}
+	}
+	for _, h := range held {
+		if h.entry.Status == store.OutboxPending && !h.entry.NextAttempt.After(now) {
+			add(h.entry)
+		}
+	}
+
+	type job struct {
+		notifier Notifier
+		entries  []store.OutboxEntry
+		sent     int
+		failed   int
+		retryAt  time.Time
+		err      error
+	}
+	var jobs []*job
+	for _, ch := range channels {
+		entries := byChannel[ch]
+		slices.SortFunc(entries, func(a, b store.OutboxEntry) int {
+			return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.ID, b.ID))
+		})
+		if nb, ok := o.notBefore[ch]; ok && now.Before(nb) {
+			continue
+		}
+		delete(o.notBefore, ch)
+		notifier, ok := o.notifiers[ch]
+		if !ok {
+			for _, e := range entries {
+				o.logger.Warn("notification dropped: its channel is no longer configured",
+					"channel", ch, "notification", e.Notification)
+				e.Status, e.LastError, e.Updated = store.OutboxFailed, "channel "+ch+" is no longer configured", now
+				failed++
+				if err := o.save(ctx, e); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			continue
+		}
+		jobs = append(jobs, &job{notifier: notifier, entries: entries})
+	}
+
+	var g errgroup.Group
+	g.SetLimit(parallel)
+	for _, j := range jobs {
+		g.Go(func() error {
+			j.sent, j.failed, j.retryAt, j.err = o.deliver(ctx, j.notifier, j.entries, now)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	for _, j := range jobs {
+		sent += j.sent
+		failed += j.failed
+		if !j.retryAt.IsZero() {
+			o.notBefore[j.notifier.Name()] = j.retryAt
+		}
+		if j.err != nil {
+			errs = append(errs, j.err)
+		}
+	}
+	return sent, failed, errors.Join(errs...)
+}
+
+// deliver sends one channel's due entries in order until one fails in a
+// way a retry can help; then the rest wait until retryAt.
+func (o *Outbox) deliver(ctx context.Context, nt Notifier, entries []store.OutboxEntry, now time.Time) (sent, failed int, retryAt time.Time, err error) {
+	var errs []error
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			break
+		}
+		logger := o.logger.With("channel", e.Channel, "notification", e.Notification)
+		var n alerts.Notification
+		sendErr := json.Unmarshal(e.Payload, &n)
+		if sendErr != nil {
+			sendErr = Permanent(fmt.Errorf("decode outbox entry %s: %w", e.ID, sendErr))
+		} else {
+			sendErr = nt.Notify(ctx, n)
+		}
+		e.Attempts++
+		e.Updated = o.now()
+		switch {
+		case sendErr == nil:
+			e.Status, e.LastError = store.OutboxSent, ""
+			sent++
+			logger.Info("notification sent", "attempts", e.Attempts)
+		case IsPermanent(sendErr):
+			e.Status, e.LastError = store.OutboxFailed, sendErr.Error()
+			failed++
+			logger.Error("notification refused for good", "attempts", e.Attempts, "err", sendErr)
+		default:
+			wait := o.Backoff.Delay(e.Attempts)
+			e.NextAttempt, e.LastError = now.Add(wait), sendErr.Error()
+			failed++
+			retryAt = e.NextAttempt
+			logger.Warn("notification not sent; will retry", "attempts", e.Attempts, "retry_in_s", int(wait.Seconds()), "err", sendErr)
+		}
+		if err := o.save(ctx, e); err != nil {
+			errs = append(errs, err)
+		}
+		if !retryAt.IsZero() {
+			break
+		}
+	}
+	return sent, failed, retryAt, errors.Join(errs...)
+}
+
+// save records e's new state, or holds it for the next Flush when the store
+// cannot take it now, so that a sent entry is not sent again meanwhile.
+func (o *Outbox) save(ctx context.Context, e store.OutboxEntry) error {
+	o.heldMu.Lock()
+	h, wasHeld := o.held[e.ID]
+	o.heldMu.Unlock()
+	if wasHeld && !h.inserted {
+		o.hold(e, false)
+		return nil // saveHeld inserts it with this state
+	}
+	if err := o.store.OutboxSave(ctx, e); err != nil {
+		o.hold(e, true)
+		return fmt.Errorf("record outbox entry %s: %w", e.ID, err)
+	}
+	if wasHeld {
+		o.heldMu.Lock()
+		delete(o.held, e.ID)
+		o.heldMu.Unlock()
+	}
+	return nil
+}
+
+// saveHeld writes held entries to the store and returns those it still
+// holds.
+func (o *Outbox) saveHeld(ctx context.Context) map[string]heldEntry {
+	o.heldMu.Lock()
+	defer o.heldMu.Unlock()
+	for id, h := range o.held {
+		var err error
+		if !h.inserted {
+			var inserted bool
+			inserted, err = o.store.OutboxInsert(ctx, h.entry)
+			if err == nil && !inserted && h.entry.Status != store.OutboxPending {
+				// Already there (the failed insert had landed): record
+				// that it was sent meanwhile.
+				err = o.store.OutboxSave(ctx, h.entry)
+			}
+		} else {
+			err = o.store.OutboxSave(ctx, h.entry)
+		}
+		if err == nil {
+			delete(o.held, id)
+		}
+	}
+	out := make(map[string]heldEntry, len(o.held))
+	for id, h := range o.held {
+		out[id] = h
+	}
+	return out
+}
+
+// Prune deletes sent and failed entries older than Keep.
+func (o *Outbox) Prune(ctx context.Context) (int64, error) {
+	return o.store.OutboxPrune(ctx, o.now().Add(-o.Keep))
+}
+
+// pruneEvery is how often Run prunes the outbox.
+const pruneEvery = time.Hour
+
+// Run flushes at once, then every every and whenever Enqueue adds
+// something, and prunes old entries hourly, until ctx ends. Failures are
+// logged.
+func (o *Outbox) Run(ctx context.Context, every time.Duration) {
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	lastPrune := time.Time{}
+	for {
+		if _, _, err := o.Flush(ctx); err != nil && ctx.Err() == nil {
+			o.logger.Warn("outbox flush incomplete", "err", err)
+		}
+		if now := o.now(); now.Sub(lastPrune) >= pruneEvery {
+			if n, err := o.Prune(ctx); err != nil && ctx.Err() == nil {
+				o.logger.Warn("outbox prune failed", "err", err)
+			} else if n > 0 {
+				o.logger.Debug("outbox pruned", "entries", n)
+			}
+			lastPrune = now
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		case <-o.wake:
+		}
+	}
+}

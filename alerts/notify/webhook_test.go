@@ -1,0 +1,403 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/crawlerfleet/collector/alerts"
+	"github.com/crawlerfleet/collector/inventory"
+)
+
+// hookServer is an httptest server that records each request and answers
+// with status and body.
+type hookServer struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests []hookRequest
+	status   int
+	body     string
+}
+
+type hookRequest struct {
+	Query       url.Values
+	Path        string
+	ContentType string
+	Body        []byte
+}
+
+func startHookServer(t *testing.T, status int, body string) *hookServer {
+	t.Helper()
+	h := &hookServer{status: status, body: body}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		h.requests = append(h.requests, hookRequest{Query: r.URL.Query(), Path: r.URL.Path, ContentType: r.Header.Get("Content-Type"), Body: b})
+		status, body := h.status, h.body
+		h.mu.Unlock()
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+func (h *hookServer) only(t *testing.T) hookRequest {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.requests) != 1 {
+		t.Fatalf("webhook got %d requests, want 1", len(h.requests))
+	}
+	r := h.requests[0]
+	if r.ContentType != "application/json; charset=utf-8" {
+		t.Errorf("Content-Type = %q", r.ContentType)
+	}
+	return r
+}
+
+func newTestWebhook(t *testing.T, cfg inventory.Webhook, vars map[string]string, now time.Time) *Webhook {
+	t.Helper()
+	w, err := NewWebhook(cfg, env(vars), nil)
+	if err != nil {
+		t.Fatalf("NewWebhook: %v", err)
+	}
+	w.now = func() time.Time { return now }
+	return w
+}
+
+func decode[T any](t *testing.T, b []byte) T {
+	t.Helper()
+	var v T
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("decode payload: %v\n%s", err, b)
+	}
+	return v
+}
+
+func TestWebhookGeneric(t *testing.T) {
+	h := startHookServer(t, http.StatusOK, "")
+	w := newTestWebhook(t, inventory.Webhook{Name: "am-receiver", URL: h.URL + "/hook", Kind: "generic"}, nil, t0)
+	n := sample()
+	if err := w.Notify(context.Background(), n); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	r := h.only(t)
+	golden(t, "payload-generic.json", indent(t, r.Body))
+
+	// The fields Alertmanager receivers read, in Alertmanager's shape.
+	var p struct {
+		Version           string            `json:"version"`
+		GroupKey          string            `json:"groupKey"`
+		Status            string            `json:"status"`
+		Receiver          string            `json:"receiver"`
+		GroupLabels       map[string]string `json:"groupLabels"`
+		CommonLabels      map[string]string `json:"commonLabels"`
+		CommonAnnotations map[string]string `json:"commonAnnotations"`
+		ExternalURL       *string           `json:"externalURL"`
+		Alerts            []struct {
+			Status      string            `json:"status"`
+			Labels      map[string]string `json:"labels"`
+			Annotations map[string]string `json:"annotations"`
+			StartsAt    time.Time         `json:"startsAt"`
+			EndsAt      time.Time         `json:"endsAt"`
+			Fingerprint string            `json:"fingerprint"`
+		} `json:"alerts"`
+	}
+	if err := json.Unmarshal(r.Body, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Version != "4" || p.Status != "firing" || p.Receiver != "am-receiver" || p.GroupKey == "" || p.ExternalURL == nil || p.GroupLabels == nil {
+		t.Errorf("header fields: version %q status %q receiver %q groupKey %q externalURL %v groupLabels %v",
+			p.Version, p.Status, p.Receiver, p.GroupKey, p.ExternalURL, p.GroupLabels)
+	}
+	if len(p.Alerts) != 4 {
+		t.Fatalf("%d alerts, want 4", len(p.Alerts))
+	}
+	// NewNotification sorts by server: db2 (resolved) comes first.
+	db2, web7 := p.Alerts[0], p.Alerts[3]
+	if db2.Status != "resolved" || db2.Labels["server"] != "db2" || db2.Labels["alertname"] != "DiskFull" || !db2.EndsAt.Equal(t0.Add(-time.Minute)) {
+		t.Errorf("resolved alert = %+v", db2)
+	}
+	if web7.Status != "firing" || web7.Labels["severity"] != "critical" || !web7.EndsAt.IsZero() || !web7.StartsAt.Equal(t0.Add(-15*time.Minute)) {
+		t.Errorf("firing alert = %+v", web7)
+	}
+	if !strings.HasPrefix(web7.Annotations["summary"], "down: 3 failed attempts") {
+		t.Errorf("summary annotation = %q", web7.Annotations["summary"])
+	}
+	if len(p.CommonLabels) != 0 || len(p.CommonAnnotations) != 0 {
+		t.Errorf("different alerts share labels %v, annotations %v", p.CommonLabels, p.CommonAnnotations)
+	}
+	if len(web7.Fingerprint) != 16 || web7.Fingerprint == db2.Fingerprint {
+		t.Errorf("fingerprints %q, %q", web7.Fingerprint, db2.Fingerprint)
+	}
+}
+
+func TestFingerprintMatchesAlertmanager(t *testing.T) {
+	for _, labels := range []map[string]string{
+		{},
+		alerts.Labels("web1", "cpu"),
+		alerts.Labels("db-2.example.com", "processes:python3"),
+		{"a": "1", "b": "2"},
+		{"a": "12"},
+	} {
+		ls := model.LabelSet{}
+		for k, v := range labels {
+			ls[model.LabelName(k)] = model.LabelValue(v)
+		}
+		if got, want := fingerprint(labels), ls.Fingerprint().String(); got != want {
+			t.Errorf("fingerprint(%v) = %s, Alertmanager's is %s", labels, got, want)
+		}
+	}
+}
+
+func TestWebhookCommonLabels(t *testing.T) {
+	n := *alerts.NewNotification(t0, []alerts.Alert{
+		alert("web1", "cpu", alerts.StateResolved, "cpu ok", t0, t0),
+		alert("web2", "cpu", alerts.StateResolved, "cpu ok", t0, t0),
+	}, false)
+	p := genericPayload(n, "r")
+	if p.Status != "resolved" {
+		t.Errorf("status = %q, want resolved", p.Status)
+	}
+	want := map[string]string{"alertname": "CPUHigh", "severity": "warning", "rule": "cpu"}
+	if len(p.CommonLabels) != len(want) || p.CommonLabels["alertname"] != "CPUHigh" || p.CommonLabels["rule"] != "cpu" || p.CommonLabels["severity"] != "warning" {
+		t.Errorf("commonLabels = %v, want %v", p.CommonLabels, want)
+	}
+	if p.CommonAnnotations["summary"] != "cpu ok" {
+		t.Errorf("commonAnnotations = %v", p.CommonAnnotations)
+	}
+}
+
+func TestWebhookDingTalk(t *testing.T) {
+	h := startHookServer(t, http.StatusOK, `{"errcode":0,"errmsg":"ok"}`)
+	w := newTestWebhook(t, inventory.Webhook{URLEnv: "DING_URL", Kind: "dingtalk", SecretEnv: "DING_SECRET"},
+		map[string]string{"DING_URL": h.URL + "/robot/send?access_token=tok123", "DING_SECRET": "SECabc"}, t0)
+	if err := w.Notify(context.Background(), sample()); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	r := h.only(t)
+	if r.Query.Get("access_token") != "tok123" {
+		t.Errorf("access_token = %q, want it kept", r.Query.Get("access_token"))
+	}
+	ts := r.Query.Get("timestamp")
+	if ts != strconv.FormatInt(t0.UnixMilli(), 10) {
+		t.Errorf("timestamp = %q, want milliseconds %d", ts, t0.UnixMilli())
+	}
+	mac := hmac.New(sha256.New, []byte("SECabc"))
+	mac.Write([]byte(ts + "\n" + "SECabc"))
+	if want := base64.StdEncoding.EncodeToString(mac.Sum(nil)); r.Query.Get("sign") != want {
+		t.Errorf("sign = %q, want %q", r.Query.Get("sign"), want)
+	}
+	m := decode[dingtalkMessage](t, r.Body)
+	if m.MsgType != "markdown" || m.Markdown.Title != "[collector] 3 alerts firing on web1, web7 (+1 resolved)" {
+		t.Errorf("message = %+v", m)
+	}
+	golden(t, "payload-dingtalk.json", indent(t, r.Body))
+}
+
+func TestWebhookWeCom(t *testing.T) {
+	h := startHookServer(t, http.StatusOK, `{"errcode":0,"errmsg":"ok"}`)
+	w := newTestWebhook(t, inventory.Webhook{URL: h.URL + "/cgi-bin/webhook/send?key=k1", Kind: "wecom"}, nil, t0)
+	if err := w.Notify(context.Background(), sample()); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	r := h.only(t)
+	m := decode[wecomMessage](t, r.Body)
+	if m.MsgType != "markdown" || !strings.Contains(m.Markdown.Content, "**web7** down") {
+		t.Errorf("message = %+v", m)
+	}
+	golden(t, "payload-wecom.json", indent(t, r.Body))
+}
+
+func TestWebhookFeishu(t *testing.T) {
+	h := startHookServer(t, http.StatusOK, `{"code":0,"data":{},"msg":"success"}`)
+	w := newTestWebhook(t, inventory.Webhook{URL: h.URL + "/open-apis/bot/v2/hook/xyz", Kind: "feishu", SecretEnv: "FS_SECRET"},
+		map[string]string{"FS_SECRET": "fsecret"}, t0)
+	if err := w.Notify(context.Background(), sample()); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	r := h.only(t)
+	m := decode[feishuMessage](t, r.Body)
+	if m.Timestamp != strconv.FormatInt(t0.Unix(), 10) {
+		t.Errorf("timestamp = %q, want seconds %d", m.Timestamp, t0.Unix())
+	}
+	mac := hmac.New(sha256.New, []byte(m.Timestamp+"\n"+"fsecret"))
+	if want := base64.StdEncoding.EncodeToString(mac.Sum(nil)); m.Sign != want {
+		t.Errorf("sign = %q, want %q", m.Sign, want)
+	}
+	if m.MsgType != "text" || !strings.HasPrefix(m.Content.Text, "[collector] 3 alerts firing") {
+		t.Errorf("message = %+v", m)
+	}
+	golden(t, "payload-feishu.json", indent(t, r.Body))
+
+	// Without a secret there is no timestamp or sign.
+	unsigned := newTestWebhook(t, inventory.Webhook{URL: h.URL, Kind: "feishu"}, nil, t0)
+	_, body, err := unsigned.request(sample(), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(body, []byte(`"sign"`)) || bytes.Contains(body, []byte(`"timestamp"`)) {
+		t.Errorf("unsigned body carries a signature: %s", body)
+	}
+}
+
+func TestWebhookSlack(t *testing.T) {
+	h := startHookServer(t, http.StatusOK, "ok")
+	w := newTestWebhook(t, inventory.Webhook{URL: h.URL + "/services/T0/B0/xyz", Kind: "slack"}, nil, t0)
+	n := *alerts.NewNotification(t0, []alerts.Alert{
+		alert("<web1>", "cpu", alerts.StateFiring, "a & b", t0, time.Time{}),
+	}, false)
+	if err := w.Notify(context.Background(), n); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	m := decode[slackMessage](t, h.only(t).Body)
+	if !strings.Contains(m.Text, "*&lt;web1&gt;* cpu: a &amp; b") || strings.Contains(m.Text, "<web1>") {
+		t.Errorf("text not escaped for Slack:\n%s", m.Text)
+	}
+	golden(t, "payload-slack.json", indent(t, mustJSON(t, slackPayload(sample()))))
+}
+
+func TestWebhookAnswers(t *testing.T) {
+	tests := []struct {
+		name      string
+		kind      string
+		status    int
+		body      string
+		wantErr   bool
+		permanent bool
+	}{
+		{"generic 200", "generic", 200, "", false, false},
+		{"generic 204", "generic", 204, "", false, false},
+		{"generic 500", "generic", 500, "oops", true, false},
+		{"generic 503", "generic", 503, "", true, false},
+		{"generic 400", "generic", 400, "bad", true, true},
+		{"generic 404", "generic", 404, "", true, true},
+		{"generic 408", "generic", 408, "", true, false},
+		{"generic 429", "generic", 429, "", true, false},
+		{"generic 302", "generic", 302, "", true, false},
+		{"dingtalk ok", "dingtalk", 200, `{"errcode":0,"errmsg":"ok"}`, false, false},
+		{"dingtalk keyword", "dingtalk", 200, `{"errcode":310000,"errmsg":"keywords not in content"}`, true, true},
+		{"dingtalk too fast", "dingtalk", 200, `{"errcode":130101,"errmsg":"send too fast"}`, true, false},
+		{"wecom bad key", "wecom", 200, `{"errcode":93000,"errmsg":"invalid webhook url"}`, true, true},
+		{"wecom rate", "wecom", 200, `{"errcode":45009,"errmsg":"api freq out of limit"}`, true, false},
+		{"feishu ok", "feishu", 200, `{"StatusCode":0,"StatusMessage":"success","code":0,"msg":"success"}`, false, false},
+		{"feishu sign", "feishu", 200, `{"code":19021,"msg":"sign match fail"}`, true, true},
+		{"feishu rate", "feishu", 200, `{"code":11232,"msg":"frequency limited"}`, true, false},
+		{"feishu old style", "feishu", 200, `{"StatusCode":9499,"StatusMessage":"Bad Request"}`, true, true},
+		{"slack ok", "slack", 200, "ok", false, false},
+		{"slack invalid", "slack", 400, "invalid_payload", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := startHookServer(t, tt.status, tt.body)
+			w := newTestWebhook(t, inventory.Webhook{URL: h.URL + "/hook?token=SECRET-TOKEN", Kind: tt.kind}, nil, t0)
+			err := w.Notify(context.Background(), sample())
+			if (err != nil) != tt.wantErr || IsPermanent(err) != tt.permanent {
+				t.Fatalf("Notify = %v (permanent %v), want error %v, permanent %v", err, IsPermanent(err), tt.wantErr, tt.permanent)
+			}
+			if err != nil && strings.Contains(err.Error(), "SECRET-TOKEN") {
+				t.Errorf("error leaks the URL token: %v", err)
+			}
+		})
+	}
+}
+
+func TestWebhookUnreachable(t *testing.T) {
+	addr := freeAddr(t)
+	w := newTestWebhook(t, inventory.Webhook{Name: "down", URL: "http://" + addr + "/robot/send?access_token=SECRET-TOKEN", Kind: "dingtalk"}, nil, t0)
+	err := w.Notify(context.Background(), sample())
+	if err == nil || IsPermanent(err) {
+		t.Fatalf("Notify = %v, want a retryable error", err)
+	}
+	if strings.Contains(err.Error(), "SECRET-TOKEN") {
+		t.Errorf("error leaks the URL token: %v", err)
+	}
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		t.Errorf("error %v does not carry the *url.Error", err)
+	}
+}
+
+func TestNewWebhookErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  inventory.Webhook
+		env  map[string]string
+		want string
+	}{
+		{"url env unset", inventory.Webhook{URLEnv: "HOOK_URL", Kind: "wecom"}, nil, "HOOK_URL (url_env) is empty or unset"},
+		{"secret env unset", inventory.Webhook{URL: "https://oapi.dingtalk.com/robot/send?access_token=x", Kind: "dingtalk", SecretEnv: "DING_SECRET"}, nil, "DING_SECRET (secret_env)"},
+		{"secret for slack", inventory.Webhook{URL: "https://hooks.slack.com/services/x", Kind: "slack", SecretEnv: "S"}, map[string]string{"S": "x"}, "only for dingtalk and feishu"},
+		{"bad kind", inventory.Webhook{URL: "https://example.com", Kind: "teams"}, nil, `kind "teams"`},
+		{"not http", inventory.Webhook{URL: "ftp://example.com", Kind: "generic"}, nil, "not an http(s) URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewWebhook(tt.cfg, env(tt.env), nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("NewWebhook = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFromConfig(t *testing.T) {
+	cfg := inventory.Alerts{
+		Email: &inventory.Email{Server: "smtp.example.com:587", From: "c@example.com", To: []string{"ops@example.com"}},
+		Webhooks: []inventory.Webhook{
+			{Name: "team", URL: "https://example.com/a", Kind: "generic"},
+			{Name: "team", URL: "https://example.com/b", Kind: "slack"},
+			{URLEnv: "MISSING", Kind: "wecom"},
+			{URL: "https://oapi.dingtalk.com/robot/send?access_token=x", Kind: "dingtalk"},
+		},
+	}
+	got, err := FromConfig(cfg, env(nil))
+	if err == nil || !strings.Contains(err.Error(), "webhook 3") || !strings.Contains(err.Error(), "MISSING") {
+		t.Errorf("FromConfig error = %v, want one naming webhook 3 and MISSING", err)
+	}
+	var names []string
+	for _, n := range got {
+		names = append(names, n.Name())
+	}
+	want := []string{"email", "team", "team #2", "dingtalk oapi.dingtalk.com"}
+	if strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Errorf("names = %q, want %q", names, want)
+	}
+}
+
+func indent(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		t.Fatalf("indent %s: %v", b, err)
+	}
+	out.WriteByte('\n')
+	return out.Bytes()
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

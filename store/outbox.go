@@ -1,0 +1,232 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+)
+
+// The outbox keeps every alert notification per channel until it is sent:
+//
+//	outbox  {_id: "<notification id>|<channel>", notification, channel,
+//	         payload: "<the notification as JSON>",
+//	         status: "pending"|"sent"|"failed", attempts, next_attempt,
+//	         created, updated, last_error}
+//
+// It is small (one entry per notification and channel, sent entries pruned
+// after days), so finding the due entries may scan it on FerretDB.
+const outboxName = "outbox"
+
+// The statuses of an outbox entry.
+const (
+	OutboxPending = "pending" // not sent yet: due at NextAttempt
+	OutboxSent    = "sent"    // delivered; kept a while so a replay is dropped
+	OutboxFailed  = "failed"  // refused for good (a retry cannot help)
+)
+
+// An OutboxEntry is one notification waiting for, or done with, one channel.
+type OutboxEntry struct {
+	// ID is the notification's ID and the channel's name joined by "|":
+	// inserting the same pair twice stores it once.
+	ID           string
+	Notification string
+	Channel      string
+	// Payload is the notification as JSON; the store does not read it.
+	Payload     []byte
+	Status      string
+	Attempts    int
+	NextAttempt time.Time
+	Created     time.Time
+	Updated     time.Time
+	LastError   string
+}
+
+type outboxDoc struct {
+	ID           string    `bson:"_id"`
+	Notification string    `bson:"notification"`
+	Channel      string    `bson:"channel"`
+	Payload      string    `bson:"payload"`
+	Status       string    `bson:"status"`
+	Attempts     int       `bson:"attempts"`
+	NextAttempt  time.Time `bson:"next_attempt"`
+	Created      time.Time `bson:"created"`
+	Updated      time.Time `bson:"updated"`
+	LastError    string    `bson:"last_error"`
+}
+
+func (e OutboxEntry) doc() outboxDoc {
+	return outboxDoc{
+		ID:           e.ID,
+		Notification: e.Notification,
+		Channel:      e.Channel,
+		Payload:      string(e.Payload),
+		Status:       e.Status,
+		Attempts:     e.Attempts,
+		NextAttempt:  bsonTime(e.NextAttempt),
+		Created:      bsonTime(e.Created),
+		Updated:      bsonTime(e.Updated),
+		LastError:    e.LastError,
+	}
+}
+
+func (d outboxDoc) entry() OutboxEntry {
+	return OutboxEntry{
+		ID:           d.ID,
+		Notification: d.Notification,
+		Channel:      d.Channel,
+		Payload:      []byte(d.Payload),
+		Status:       d.Status,
+		Attempts:     d.Attempts,
+		NextAttempt:  d.NextAttempt.UTC(),
+		Created:      d.Created.UTC(),
+		Updated:      d.Updated.UTC(),
+		LastError:    d.LastError,
+	}
+}
+
+// bsonTime is t as the database keeps it: UTC, to the millisecond.
+func bsonTime(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
+// outboxReady records the stores whose outbox collection exists with its
+// _id index, so that the check runs once per store rather than per call.
+var outboxReady sync.Map // *Store → struct{}
+
+func (s *Store) outbox(ctx context.Context) (*mongo.Collection, error) {
+	if _, ok := outboxReady.Load(s); ok {
+		return s.db.Collection(outboxName), nil
+	}
+	coll, err := s.Collection(ctx, outboxName)
+	if err != nil {
+		return nil, fmt.Errorf("open outbox: %w", err)
+	}
+	outboxReady.Store(s, struct{}{})
+	return coll, nil
+}
+
+// OutboxInsert adds e to the outbox. It reports false, and changes nothing,
+// when an entry with e.ID is already there.
+func (s *Store) OutboxInsert(ctx context.Context, e OutboxEntry) (inserted bool, err error) {
+	if e.ID == "" {
+		return false, errors.New("insert outbox entry: no id")
+	}
+	coll, err := s.outbox(ctx)
+	if err != nil {
+		return false, err
+	}
+	_, err = coll.InsertOne(ctx, e.doc())
+	if isDuplicateKeyErr(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("insert outbox entry %s: %w", e.ID, err)
+	}
+	return true, nil
+}
+
+func isDuplicateKeyErr(err error) bool {
+	var we mongo.WriteException
+	if errors.As(err, &we) && we.WriteConcernError == nil && len(we.WriteErrors) > 0 {
+		for _, e := range we.WriteErrors {
+			if !isDuplicateKey(e.Code) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// OutboxGet returns the entry with id, or ErrNotFound.
+func (s *Store) OutboxGet(ctx context.Context, id string) (*OutboxEntry, error) {
+	coll, err := s.outbox(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var d outboxDoc
+	err = coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("outbox entry %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read outbox entry %s: %w", id, err)
+	}
+	e := d.entry()
+	return &e, nil
+}
+
+// OutboxDue returns the pending entries whose NextAttempt is at or before
+// now, oldest Created first, at most limit of them (all with limit <= 0).
+func (s *Store) OutboxDue(ctx context.Context, now time.Time, limit int) ([]OutboxEntry, error) {
+	coll, err := s.outbox(ctx)
+	if err != nil {
+		return nil, err
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "created", Value: 1}, {Key: "_id", Value: 1}})
+	if limit > 0 {
+		opts.SetLimit(int64(limit))
+	}
+	cur, err := coll.Find(ctx, bson.D{
+		{Key: "status", Value: OutboxPending},
+		{Key: "next_attempt", Value: bson.D{{Key: "$lte", Value: bsonTime(now)}}},
+	}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("read due outbox entries: %w", err)
+	}
+	var docs []outboxDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("read due outbox entries: %w", err)
+	}
+	entries := make([]OutboxEntry, len(docs))
+	for i, d := range docs {
+		entries[i] = d.entry()
+	}
+	return entries, nil
+}
+
+// OutboxSave writes the delivery state of e (Status, Attempts, NextAttempt,
+// Updated, LastError) to the stored entry e.ID. It sets absolute values, so
+// saving the same state twice is harmless. It returns ErrNotFound when there
+// is no such entry.
+func (s *Store) OutboxSave(ctx context.Context, e OutboxEntry) error {
+	coll, err := s.outbox(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: e.ID}}, bson.D{{Key: "$set", Value: bson.D{
+		{Key: "status", Value: e.Status},
+		{Key: "attempts", Value: e.Attempts},
+		{Key: "next_attempt", Value: bsonTime(e.NextAttempt)},
+		{Key: "updated", Value: bsonTime(e.Updated)},
+		{Key: "last_error", Value: e.LastError},
+	}}})
+	if err != nil {
+		return fmt.Errorf("save outbox entry %s: %w", e.ID, err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("save outbox entry %s: %w", e.ID, ErrNotFound)
+	}
+	return nil
+}
+
+// OutboxPrune deletes the sent and failed entries last updated before
+// before, and returns how many went. Pending entries are never pruned.
+func (s *Store) OutboxPrune(ctx context.Context, before time.Time) (int64, error) {
+	coll, err := s.outbox(ctx)
+	if err != nil {
+		return 0, err
+	}
+	res, err := coll.DeleteMany(ctx, bson.D{
+		{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{OutboxSent, OutboxFailed}}}},
+		{Key: "updated", Value: bson.D{{Key: "$lt", Value: bsonTime(before)}}},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune outbox: %w", err)
+	}
+	return res.DeletedCount, nil
+}

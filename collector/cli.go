@@ -103,6 +103,7 @@ func init() {
 		{"collect", "[NAME...]", "run one collection round and store the results (fits a crontab)", runCollect},
 		{"run", "[--rounds N]", "collect every server on its cron schedule, until stopped", runRun},
 		{"status", "[NAME...]", "show what the store holds: latest snapshot, peaks and failures per server", runStatus},
+		{"alerts", "[test]", "list the alerts firing now; `alerts test` sends a test to every channel", runAlerts},
 		{"silence", "NAME [--for 2h] [--rule R]", "hold a server's alert notifications for a while", runSilence},
 		{"silences", "", "list the silences in force", runSilences},
 		{"report", "[--since 7d] [--out FILE]", "write the HTML peak report: peaks, processes at the peaks, capacity", runReport},

@@ -40,12 +40,13 @@ func runCollect(ctx context.Context, e *env, args []string) int {
 
 	f := e.scheduledFleet(inv, logger)
 	defer f.Close()
-	r := &rounder{fleet: f, writer: st, logger: logger}
+	r := &rounder{fleet: f, writer: st, alerts: e.newAlerting(inv, st, logger), logger: logger}
 	// Progress on stderr: redrawn in place on a terminal, else a line per
 	// failure as it happens.
 	prog := progress.New(e.stderr, len(servers), e.stderrIsTerminal())
 	results := r.run(ctx, servers, progressFunc(prog))
 	prog.Finish()
+	r.alerts.flush(ctx)
 	return printSummary(e, results)
 }
 

@@ -29,6 +29,7 @@ const (
 type rounder struct {
 	fleet  *fleet.Fleet
 	writer resultWriter // nil: results are not stored
+	alerts *alerting    // nil: no alert evaluation
 	logger *slog.Logger
 }
 
@@ -50,6 +51,9 @@ func (r *rounder) run(ctx context.Context, servers []inventory.Server, onResult 
 	})
 	if b != nil {
 		b.close()
+	}
+	if r.alerts != nil {
+		r.alerts.observe(ctx, servers, results)
 	}
 	failed := 0
 	for _, res := range results {

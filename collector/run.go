@@ -17,8 +17,12 @@ import (
 	"github.com/crawlerfleet/collector/store"
 )
 
-// pruneEvery is how often the daemon deletes data past its retention.
-const pruneEvery = time.Hour
+// pruneEvery is how often the daemon deletes data past its retention;
+// outboxEvery how often it retries alert notifications that failed.
+const (
+	pruneEvery  = time.Hour
+	outboxEvery = 30 * time.Second
+)
 
 func runRun(ctx context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
@@ -49,7 +53,19 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	f := e.scheduledFleet(inv, logger)
 	defer f.Close()
 
-	d := &daemon{e: e, logger: logger, store: st, fleet: f, rounder: &rounder{fleet: f, writer: st, logger: logger},
+	al := e.newAlerting(inv, st, logger)
+	if al.outbox != nil {
+		// Deliver queued notifications (and retry failed ones) until stopped.
+		outboxCtx, stopOutbox := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { al.outbox.Run(outboxCtx, outboxEvery); close(done) }()
+		defer func() {
+			al.flush(context.Background())
+			stopOutbox()
+			<-done
+		}()
+	}
+	d := &daemon{e: e, logger: logger, store: st, fleet: f, rounder: &rounder{fleet: f, writer: st, alerts: al, logger: logger},
 		maxRounds: *maxRounds, enough: make(chan struct{})}
 	return d.run(ctx, inv)
 }

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/crawlerfleet/collector/alerts"
+	"github.com/crawlerfleet/collector/alerts/notify"
+	"github.com/crawlerfleet/collector/collector/fleet"
+	"github.com/crawlerfleet/collector/collector/remote"
+	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/store"
+)
+
+// alerting evaluates the alert rules after each round and queues the round's
+// digest in the outbox, which delivers it to every channel.
+type alerting struct {
+	engine *alerts.Engine
+	outbox *notify.Outbox // nil when no channel is configured: alerts are logged only
+	repeat time.Duration
+	logger *slog.Logger
+}
+
+// newAlerting sets up alerting for inv over st. A channel that cannot be set
+// up (a missing environment variable, say) is logged and left out; the
+// others still work.
+func (e *env) newAlerting(inv *inventory.Inventory, st *store.Store, logger *slog.Logger) *alerting {
+	a := &alerting{
+		engine: alerts.NewEngine(alerts.NewStoreState(st), time.Now, logger),
+		repeat: inv.Alerts.Repeat,
+		logger: logger,
+	}
+	notifiers, err := notify.FromConfig(inv.Alerts, e.getenv)
+	if err != nil {
+		logger.Error("alert channels left out", "err", err)
+	}
+	if len(notifiers) > 0 {
+		a.outbox = notify.NewOutbox(st, notifiers, time.Now, logger)
+	}
+	return a
+}
+
+// observe evaluates one round's results and queues its notification.
+func (a *alerting) observe(ctx context.Context, servers []inventory.Server, results []fleet.Result) {
+	obs := make([]alerts.Observation, 0, len(results))
+	for _, r := range results {
+		o := alerts.Observation{Server: r.Server, At: r.Start.Add(r.Duration), Snapshot: r.Snapshot}
+		if r.Err != nil {
+			o.Snapshot = nil
+			o.FailKind, o.FailErr = string(r.Kind), r.Err.Error()
+			var changed *remote.HostKeyChangedError
+			o.HostKeyChanged = errors.As(r.Err, &changed)
+		}
+		obs = append(obs, o)
+	}
+	// Evaluation outlives a cancelled round: what was observed is judged.
+	ctx = context.WithoutCancel(ctx)
+	n, err := a.engine.Round(ctx, servers, obs, a.repeat)
+	if err != nil {
+		a.logger.Error("evaluate alerts", "err", err)
+		return
+	}
+	if n == nil {
+		return
+	}
+	for _, al := range n.Alerts {
+		a.logger.Warn("alert", "server", al.Server, "rule", al.Rule, "state", al.State, "summary", al.Summary)
+	}
+	if a.outbox == nil {
+		return
+	}
+	if err := a.outbox.Enqueue(ctx, *n); err != nil {
+		a.logger.Error("queue alert notification", "err", err)
+	}
+}
+
+// flush delivers what the outbox holds now, for one-shot commands.
+func (a *alerting) flush(ctx context.Context) {
+	if a.outbox == nil {
+		return
+	}
+	if _, failed, err := a.outbox.Flush(ctx); err != nil || failed > 0 {
+		a.logger.Warn("alert notifications not delivered yet; they stay in the outbox and are retried", "failed", failed, "err", err)
+	}
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/mail"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// smtpSink is a real SMTP server on loopback that keeps what it receives.
+type smtpSink struct {
+	Addr string
+	mu   sync.Mutex
+	msgs [][]byte
+}
+
+func startSMTPSink(t *testing.T) *smtpSink {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &smtpSink{Addr: l.Addr().String()}
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &sinkSession{sink: sink}, nil }))
+	srv.Domain = "localhost"
+	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+	return sink
+}
+
+// subjects returns the subjects of the messages received so far.
+func (s *smtpSink) subjects(t *testing.T) []string {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, m := range s.msgs {
+		msg, err := mail.ReadMessage(strings.NewReader(string(m)))
+		if err != nil {
+			t.Fatalf("a received message does not parse: %v", err)
+		}
+		out = append(out, msg.Header.Get("Subject"))
+	}
+	return out
+}
+
+type sinkSession struct{ sink *smtpSink }
+
+func (s *sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (s *sinkSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (s *sinkSession) Reset()                               {}
+func (s *sinkSession) Logout() error                        { return nil }
+func (s *sinkSession) Data(r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	s.sink.mu.Lock()
+	s.sink.msgs = append(s.sink.msgs, data)
+	s.sink.mu.Unlock()
+	return nil
+}
+
+func TestAlertsEndToEnd(t *testing.T) {
+	h := newHarness(t)
+	sink := startSMTPSink(t)
+	section, _ := h.storeSection()
+	// Any real disk is more than 0.5 % used: the disk rule fires at once.
+	alertsSection := fmt.Sprintf(`
+[alerts]
+disk = { above = 0.5 }
+[alerts.email]
+server = %q
+from = "collector@example.com"
+to = ["ops@example.com"]
+tls = "none"
+`, sink.Addr)
+	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", "")+section+alertsSection)
+
+	if code, stdout, stderr := h.run("collect"); code != exitOK {
+		t.Fatalf("collect: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	subjects := sink.subjects(t)
+	if len(subjects) != 1 || !strings.Contains(subjects[0], "1 alert firing on web1") {
+		t.Fatalf("mail after the first round: %q, want one digest for web1", subjects)
+	}
+	code, stdout, _ := h.run("alerts")
+	if code != exitOK || !strings.Contains(stdout, "web1") || !strings.Contains(stdout, "disk") {
+		t.Errorf("alerts: exit %d\n%s", code, stdout)
+	}
+
+	// Still firing on the next round: no second mail before repeat (4h).
+	if code, stdout, stderr := h.run("collect"); code != exitOK {
+		t.Fatalf("collect: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if got := sink.subjects(t); len(got) != 1 {
+		t.Errorf("mail after the second round: %q, want still only the first", got)
+	}
+
+	// Silences are kept in the store.
+	if code, stdout, stderr := h.run("silence", "web1", "--for", "1h", "--rule", "disk", "--comment", "resizing"); code != exitOK {
+		t.Fatalf("silence: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, _ = h.run("silences")
+	if code != exitOK || !strings.Contains(stdout, "web1") || !strings.Contains(stdout, "resizing") {
+		t.Errorf("silences: exit %d\n%s", code, stdout)
+	}
+	if code, _, stderr := h.run("silence", "web1", "--rule", "diks"); code != exitUsage || !strings.Contains(stderr, "diks") {
+		t.Errorf("silence with an unknown rule: exit %d, %s", code, stderr)
+	}
+
+	// alerts test goes straight to every channel.
+	code, stdout, _ = h.run("alerts", "test")
+	if code != exitOK || !strings.Contains(stdout, "OK") {
+		t.Errorf("alerts test: exit %d\n%s", code, stdout)
+	}
+	if got := sink.subjects(t); len(got) != 2 || !strings.Contains(got[1], "TEST") {
+		t.Errorf("mail after alerts test: %q, want a test message", got)
+	}
+}

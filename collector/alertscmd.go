@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"text/tabwriter"
+	"time"
+
+	"github.com/crawlerfleet/collector/alerts"
+	"github.com/crawlerfleet/collector/alerts/notify"
+)
+
+func runAlerts(ctx context.Context, e *env, args []string) int {
+	fs := flag.NewFlagSet("alerts", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: collector alerts        list the alerts firing now\n"+
+			"       collector alerts test   send a test notification to every channel\n")
+	}
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	switch {
+	case len(rest) == 0:
+		return listFiring(ctx, e)
+	case len(rest) == 1 && rest[0] == "test":
+		return testChannels(ctx, e)
+	}
+	fs.Usage()
+	return exitUsage
+}
+
+// listFiring prints the firing alerts kept in the store.
+func listFiring(ctx context.Context, e *env) int {
+	inv, err := e.loadInventory()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "collector: %v\n", err)
+		return exitUsage
+	}
+	logger := e.logger(slog.LevelWarn)
+	st, code := e.openStore(ctx, inv, logger)
+	if code != exitOK {
+		return code
+	}
+	defer closeStore(st, logger)
+	firing, err := alerts.NewStoreState(st).Firing(ctx)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "collector: alerts: %v\n", err)
+		return exitFailure
+	}
+	if len(firing) == 0 {
+		fmt.Fprintln(e.stdout, "no alerts firing")
+		return exitOK
+	}
+	now := time.Now()
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "SERVER\tRULE\tSEVERITY\tFOR\tSUMMARY\n")
+	for _, s := range firing {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Server, s.Rule, alerts.Severity(s.Rule), roundDuration(now.Sub(s.Since)), s.Summary)
+	}
+	if err := tw.Flush(); err != nil {
+		return exitFailure
+	}
+	return exitOK
+}
+
+// testChannels sends a test notification straight to every channel and
+// prints what each said.
+func testChannels(ctx context.Context, e *env) int {
+	inv, err := e.loadInventory()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "collector: %v\n", err)
+		return exitUsage
+	}
+	notifiers, err := notify.FromConfig(inv.Alerts, e.getenv)
+	code := exitOK
+	if err != nil {
+		fmt.Fprintf(e.stdout, "FAIL %v\n", err)
+		code = exitFailure
+	}
+	if len(notifiers) == 0 && err == nil {
+		fmt.Fprintf(e.stderr, "collector: %s has no alert channels: add [alerts.email] or [[alerts.webhook]]\n", inv.Path)
+		return exitUsage
+	}
+	for _, r := range notify.SendTest(ctx, notifiers, time.Now()) {
+		if r.Err != nil {
+			fmt.Fprintf(e.stdout, "FAIL %s: %v\n", r.Channel, r.Err)
+			code = exitFailure
+			continue
+		}
+		fmt.Fprintf(e.stdout, "OK   %s: test notification sent\n", r.Channel)
+	}
+	return code
+}

@@ -5,7 +5,8 @@
 # authorized key, writes an inventory of a few "servers" that all point at it
 # (one directly, one through a jump host, one crawler box) plus the master
 # itself, trusts the host key, probes them all with `collector once`, runs the
-# daemon for a few rounds into the embedded store and shows what it stored.
+# daemon for a few rounds into the embedded store, shows what it stored and
+# writes the peak report to ./report.html.
 # Nothing outside a temporary directory is touched, ~/.ssh included.
 set -euo pipefail
 
@@ -114,5 +115,12 @@ say "collector run --rounds 3   (the daemon: cron rounds over persistent connect
 
 say "collector status   (what the store holds: latest snapshot, peaks with their process counts, failures)"
 "$collector" status
+
+say "collector alerts   (what fires now: the demo's servers are idle, so likely nothing)"
+"$collector" alerts
+
+report="$(pwd)/report.html"
+say "collector report --since 1h --out $report   (the peak report; open it in a browser)"
+"$collector" report --since 1h --out "$report"
 
 say "done"

@@ -203,8 +203,8 @@ func (r *Report) outcomeText(e Estimate, what string) string {
 	case StatusNoData:
 		return "no data to estimate from"
 	case StatusThin:
-		return fmt.Sprintf("too little data to estimate: %d points with %d distinct process counts (need %d and %d)",
-			e.N, e.DistinctProcs, MinPoints, MinDistinctProcs)
+		return fmt.Sprintf("too little data to estimate: %s with %s (need %d and %d)",
+			plural(e.N, "point", "points"), plural(e.DistinctProcs, "distinct process count", "distinct process counts"), MinPoints, MinDistinctProcs)
 	case StatusFlat:
 		return what + " % never changed, so the process count does not explain it"
 	case StatusPoorFit:
@@ -266,4 +266,12 @@ func capitalize(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// plural writes n with the singular or plural noun.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

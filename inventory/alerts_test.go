@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -71,5 +72,18 @@ func TestProbeKeywords(t *testing.T) {
 		if got := mustServer(t, inv, tt.server).ProbeKeywords(); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s: ProbeKeywords() = %q, want %q", tt.server, got, tt.want)
 		}
+	}
+}
+
+func TestHTTPConfig(t *testing.T) {
+	inv, err := Parse(strings.NewReader("[http]\nlisten = \"127.0.0.1:9108\"\ntoken_env = \"COLLECTOR_HTTP_TOKEN\"\n"), "http.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (HTTP{Listen: "127.0.0.1:9108", TokenEnv: "COLLECTOR_HTTP_TOKEN"}); inv.HTTP != want {
+		t.Errorf("HTTP = %+v, want %+v", inv.HTTP, want)
+	}
+	if inv, err := Parse(strings.NewReader(""), "empty.toml"); err != nil || inv.HTTP.Listen != "" {
+		t.Errorf("no [http]: %+v, %v; want off", inv.HTTP, err)
 	}
 }

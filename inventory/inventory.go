@@ -38,6 +38,7 @@ type Inventory struct {
 	Store    Store    // [store]
 	Schedule Schedule // [schedule]
 	Alerts   Alerts   // [alerts]
+	HTTP     HTTP     // [http]
 
 	byName map[string]int
 }

@@ -65,6 +65,8 @@ var badConfigs = map[string][]string{
 	},
 	"bad_server_alerts.toml":   {"unknown key 'abve'", "did you mean 'above'?"},
 	"alerts_password.toml":     {"unknown key 'password'", "password_env"},
+	"http_open.toml":           {`listen "0.0.0.0:9108" is reachable from other machines but no token_env is set in [http] (http_open.toml:2)`},
+	"bad_http.toml":            {`listen "9108" is not host:port in [http] (bad_http.toml:2)`, "token_env is not an environment variable name in [http] (bad_http.toml:3)"},
 	"unknown_table.toml":       {"unknown table [metrics] (unknown_table.toml:5)"},
 	"bad_server_schedule.toml": {`bad schedule "every minute"`, "in server 'web1' (bad_server_schedule.toml:4)", "@every 30s"},
 	"bad_schedule.toml": {

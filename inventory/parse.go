@@ -377,6 +377,9 @@ func (c *checker) build(f *file) *Inventory {
 	if !c.failed[atKey("alerts", -1)] {
 		inv.Alerts = c.buildAlerts(f.Alerts)
 	}
+	if !c.failed[atKey("http", -1)] {
+		inv.HTTP = c.buildHTTP(f.HTTP)
+	}
 	metas := make([]serverMeta, 0, len(f.Servers))
 	anyFailed := len(c.failed) > 0
 	for i, rs := range f.Servers {

@@ -17,6 +17,7 @@ type file struct {
 	Store    storeTable    `toml:"store"`
 	Schedule scheduleTable `toml:"schedule"`
 	Alerts   alertsTable   `toml:"alerts"`
+	HTTP     httpTable     `toml:"http"`
 }
 
 // settings are the keys allowed both in [defaults] and in a [[server]].

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -142,7 +144,7 @@ func (h *harness) startDaemon(args ...string) (*syncBuffer, func() int) {
 	e := &env{
 		stdin: strings.NewReader(""), stdout: logs, stderr: logs,
 		isTerminal: func(io.Reader) bool { return false },
-		probes:     h.probes, getenv: func(string) string { return "" },
+		probes:     h.probes, getenv: func(k string) string { return h.environ[k] },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
@@ -303,5 +305,50 @@ func TestReportFromStoredRounds(t *testing.T) {
 		if code, _, stderr := h.run(args...); code != exitUsage || stderr == "" {
 			t.Errorf("collector %v: exit %d, stderr %q; want a usage error", args, code, stderr)
 		}
+	}
+}
+
+func TestRunServesAPIAndMetrics(t *testing.T) {
+	h := newHarness(t)
+	section, _ := h.storeSection()
+	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", "")+section+
+		"\n[schedule]\ncron = \"*/2 * * * * *\"\nsplay = \"0s\"\n\n[http]\ntoken_env = \"TEST_TOKEN\"\n")
+	h.environ = map[string]string{"TEST_TOKEN": "s3cret"}
+	logs, stop := h.startDaemon("--listen", "127.0.0.1:0")
+	defer stop()
+	waitFor(t, "a round", logs, func() bool { return strings.Contains(logs.String(), "round done") })
+	m := regexp.MustCompile(`msg="serving the HTTP API" addr=(\S+)`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no listen address in the logs:\n%s", logs)
+	}
+	base := "http://" + m[1]
+	get := func(path, token string) (int, string) {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, _ := get("/api/servers", ""); code != http.StatusUnauthorized {
+		t.Errorf("/api/servers without the token: %d, want 401", code)
+	}
+	code, body := get("/api/servers", "s3cret")
+	var servers []struct{ Name, Status string }
+	if err := json.Unmarshal([]byte(body), &servers); code != http.StatusOK || err != nil ||
+		len(servers) != 1 || servers[0].Name != "web1" || servers[0].Status != "ok" {
+		t.Errorf("/api/servers: %d %s (%v)", code, body, err)
+	}
+	code, body = get("/metrics", "s3cret")
+	if code != http.StatusOK || !strings.Contains(body, `collector_up{server="web1"} 1`) {
+		t.Errorf("/metrics: %d\n%s", code, body)
+	}
+	if code, body = get("/api/servers/web1/latest", "s3cret"); code != http.StatusOK || !strings.Contains(body, `"memory"`) {
+		t.Errorf("/latest: %d %s", code, body)
 	}
 }

@@ -81,16 +81,11 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	}
 	defer closeStore(st, logger)
 
-	in := report.Input{From: from, To: to, Generated: now, Keyword: o.keyword}
-	for _, s := range servers {
-		si, err := loadServer(ctx, st, s, from, to, o.keyword)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "collector: report %s: %v\n", s.Name, err)
-			return exitFailure
-		}
-		in.Servers = append(in.Servers, si)
+	r, err := buildReport(ctx, st, servers, from, to, o.keyword, now)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "collector: %v\n", err)
+		return exitFailure
 	}
-	r := report.Build(in)
 	if err := writeReport(e, r, o); err != nil {
 		fmt.Fprintf(e.stderr, "collector: %v\n", err)
 		return exitFailure
@@ -165,6 +160,20 @@ func reportServers(inv *inventory.Inventory, o reportOptions) ([]inventory.Serve
 		return nil, fmt.Errorf("no server has the tag %q", o.tag)
 	}
 	return tagged, nil
+}
+
+// buildReport reads what the report needs from st and computes it: the one
+// path of `collector report` and the HTTP API's report.
+func buildReport(ctx context.Context, st *store.Store, servers []inventory.Server, from, to time.Time, keyword string, now time.Time) (*report.Report, error) {
+	in := report.Input{From: from, To: to, Generated: now, Keyword: keyword}
+	for _, s := range servers {
+		si, err := loadServer(ctx, st, s, from, to, keyword)
+		if err != nil {
+			return nil, fmt.Errorf("report %s: %w", s.Name, err)
+		}
+		in.Servers = append(in.Servers, si)
+	}
+	return report.Build(in), nil
 }
 
 // loadServer reads what the report needs of one server: its hourly rollups,

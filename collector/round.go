@@ -31,6 +31,9 @@ type rounder struct {
 	writer resultWriter // nil: results are not stored
 	alerts *alerting    // nil: no alert evaluation
 	logger *slog.Logger
+	// afterRound, when set, is told every round's results and duration
+	// (the HTTP API's metrics).
+	afterRound func(results []fleet.Result, d time.Duration)
 }
 
 // run probes servers and writes their results. onResult, when not nil, is
@@ -62,6 +65,9 @@ func (r *rounder) run(ctx context.Context, servers []inventory.Server, onResult 
 		}
 	}
 	r.logger.Info("round done", "servers", len(servers), "failed", failed, "duration_ms", time.Since(start).Milliseconds())
+	if r.afterRound != nil {
+		r.afterRound(results, time.Since(start))
+	}
 	return results
 }
 

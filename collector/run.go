@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -28,8 +29,9 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	maxRounds := fs.Int64("rounds", 0, "stop after this many rounds (0: run until SIGINT or SIGTERM)")
+	listen := fs.String("listen", "", "serve the JSON API, /metrics and a live page on this address (default [http] listen; off when neither is set)")
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: collector run [--rounds N]\n\n"+
+		fmt.Fprintf(e.stderr, "Usage: collector run [--rounds N] [--listen 127.0.0.1:9108]\n\n"+
 			"Collect every server on its cron schedule and store the results, until SIGINT or\n"+
 			"SIGTERM (in-flight rounds get [schedule] grace to finish). SIGHUP reloads the\n"+
 			"inventory; a bad file is rejected and the running inventory kept.\n\n")
@@ -67,6 +69,16 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	}
 	d := &daemon{e: e, logger: logger, store: st, fleet: f, rounder: &rounder{fleet: f, writer: st, alerts: al, logger: logger},
 		maxRounds: *maxRounds, enough: make(chan struct{})}
+	d.inv.Store(inv)
+	if addr := cmp.Or(*listen, inv.HTTP.Listen); addr != "" {
+		api, err := e.startAPI(addr, inv, &d.inv, st, logger)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "collector: %v\n", err)
+			return exitUsage
+		}
+		defer api.stop()
+		d.rounder.afterRound = api.observe
+	}
 	return d.run(ctx, inv)
 }
 
@@ -78,6 +90,7 @@ type daemon struct {
 	fleet   *fleet.Fleet
 	rounder *rounder
 
+	inv       atomic.Pointer[inventory.Inventory] // the running inventory, for the HTTP API
 	maxRounds int64
 	rounds    atomic.Int64
 	enough    chan struct{} // closed when maxRounds rounds are done
@@ -146,6 +159,7 @@ func (d *daemon) reload(old *inventory.Inventory, sched *schedule.Scheduler) *in
 		return nil
 	}
 	d.fleet.SetInventory(inv)
+	d.inv.Store(inv)
 	if inv.Store != old.Store {
 		d.logger.Warn("[store] changed: restart the collector to use the new settings")
 	}

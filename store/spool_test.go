@@ -236,3 +236,17 @@ func TestParseSpoolLine(t *testing.T) {
 		})
 	}
 }
+
+func TestSpoolBytes(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openTest(t, Config{DataDir: dir})
+	if got := s.SpoolBytes(); got != 0 {
+		t.Errorf("empty spool: %d bytes", got)
+	}
+	if err := s.spool.append([]Result{{Server: "web1", At: time.Now(), ErrKind: KindTimeout, Err: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.SpoolBytes(); got <= 0 {
+		t.Errorf("spool with one result: %d bytes", got)
+	}
+}

@@ -1,0 +1,352 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/crawlerfleet/collector/alerts"
+	"github.com/crawlerfleet/collector/collector/report"
+	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/probe/snapshot"
+	"github.com/crawlerfleet/collector/store"
+)
+
+// The statuses of a server in /api/servers.
+const (
+	StatusOK     = "ok"      // the newest attempt gave a snapshot
+	StatusDown   = "down"    // the newest attempt failed
+	StatusNoData = "no data" // nothing stored yet
+)
+
+// storeFailed is what a client reads when the store fails; the error
+// itself goes to the log.
+const storeFailed = "reading the store failed: see the collector's log"
+
+// lookups bounds the store reads of /api/servers in flight.
+const lookups = 8
+
+// ServerSummary is one element of GET /api/servers.
+type ServerSummary struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Tags        []string `json:"tags"`
+	// Status is StatusOK, StatusDown or StatusNoData.
+	Status       string     `json:"status"`
+	LastSnapshot *time.Time `json:"last_snapshot"`
+	LastFailure  *Failure   `json:"last_failure"`
+	// The figures of the latest snapshot; null when it has none (no
+	// snapshot, or that section failed).
+	CPUPercent        *float64       `json:"cpu_percent"`
+	MemoryUsedPercent *float64       `json:"memory_used_percent"`
+	DiskUsedPercent   *float64       `json:"disk_used_percent"`
+	MatchedTotal      *int           `json:"matched_total"`
+	Matched           []KeywordCount `json:"matched"`
+	// Firing lists the server's firing alerts; null when they could not be
+	// read (the error is logged), [] when there are none.
+	Firing []Firing `json:"firing"`
+}
+
+// Failure is a failed attempt.
+type Failure struct {
+	At    time.Time `json:"at"`
+	Kind  string    `json:"kind"`
+	Error string    `json:"error"`
+}
+
+// KeywordCount is how many processes matched a keyword.
+type KeywordCount struct {
+	Keyword string `json:"keyword"`
+	Count   int    `json:"count"`
+}
+
+// Firing is a firing alert.
+type Firing struct {
+	Rule    string    `json:"rule"`
+	Summary string    `json:"summary"`
+	Since   time.Time `json:"since"`
+}
+
+// Snapshot is a stored snapshot: GET /api/servers/{name}/latest and each
+// item of /snapshots.
+type Snapshot struct {
+	Server     string             `json:"server"`
+	At         time.Time          `json:"at"`
+	DurationMS int64              `json:"duration_ms"`
+	Snapshot   *snapshot.Snapshot `json:"snapshot"`
+}
+
+// SnapshotPage is GET /api/servers/{name}/snapshots: the newest items in
+// [since, until), oldest first. Next, when set, is the until of the next
+// (older) page, to be asked with the same since; null on the last page.
+type SnapshotPage struct {
+	Server string     `json:"server"`
+	Since  time.Time  `json:"since"`
+	Until  time.Time  `json:"until"`
+	Items  []Snapshot `json:"items"`
+	Next   *time.Time `json:"next"`
+}
+
+func (s *Server) servers(w http.ResponseWriter, r *http.Request) {
+	if _, err := parseQuery(r.URL.RawQuery); err != nil {
+		s.fail(w, r, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	out, err := s.summaries(r.Context())
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, storeFailed, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, out)
+}
+
+// summaries reads the latest snapshot and failure of every server in the
+// inventory, in inventory order, and their firing alerts.
+func (s *Server) summaries(ctx context.Context) ([]ServerSummary, error) {
+	inv := s.o.Servers()
+	out := make([]ServerSummary, len(inv))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(lookups)
+	for i, srv := range inv {
+		g.Go(func() error {
+			sum, err := s.summary(gctx, srv)
+			out[i] = sum
+			return err
+		})
+	}
+	var firing map[string][]Firing
+	if s.o.Alerts != nil {
+		g.Go(func() error {
+			states, err := s.o.Alerts.Firing(gctx)
+			if err != nil {
+				// The rest of the answer is still worth having; when the
+				// store failed, that error is the one to log.
+				if gctx.Err() == nil {
+					s.o.Logger.Error("read firing alerts", "err", err)
+				}
+				return nil
+			}
+			firing = byServer(states)
+			return nil
+		})
+	} else {
+		firing = map[string][]Firing{}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if firing != nil {
+		for i := range out {
+			out[i].Firing = firing[out[i].Name]
+			if out[i].Firing == nil {
+				out[i].Firing = []Firing{}
+			}
+		}
+	}
+	return out, nil
+}
+
+// byServer groups the firing states by server, each sorted by rule.
+func byServer(states []alerts.RuleState) map[string][]Firing {
+	m := map[string][]Firing{}
+	for _, st := range states {
+		if st.State != alerts.StateFiring {
+			continue
+		}
+		m[st.Server] = append(m[st.Server], Firing{Rule: st.Rule, Summary: st.Summary, Since: st.Since.UTC()})
+	}
+	for _, fs := range m {
+		sort.Slice(fs, func(i, j int) bool { return fs[i].Rule < fs[j].Rule })
+	}
+	return m
+}
+
+// summary reads one server's newest snapshot and failure.
+func (s *Server) summary(ctx context.Context, srv inventory.Server) (ServerSummary, error) {
+	sum := ServerSummary{Name: srv.Name, Description: srv.Description, Tags: srv.Tags, Status: StatusNoData, Matched: []KeywordCount{}}
+	if sum.Tags == nil {
+		sum.Tags = []string{}
+	}
+	rec, err := s.o.Store.Latest(ctx, srv.Name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return sum, err
+	}
+	fail, err := s.o.Store.LastFailure(ctx, srv.Name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return sum, err
+	}
+	if rec != nil {
+		sum.Status = StatusOK
+		at := rec.At.UTC()
+		sum.LastSnapshot = &at
+		if snap := rec.Snapshot; snap != nil {
+			if snap.CPU.Error == "" {
+				sum.CPUPercent = &snap.CPU.Percent
+			}
+			if snap.Memory.Error == "" {
+				sum.MemoryUsedPercent = &snap.Memory.UsedPercent
+			}
+			if snap.Disk.Error == "" {
+				sum.DiskUsedPercent = &snap.Disk.UsedPercent
+			}
+			if snap.Processes.Error == "" {
+				sum.MatchedTotal = &snap.Processes.MatchedTotal
+				for _, m := range snap.Processes.Matched {
+					sum.Matched = append(sum.Matched, KeywordCount{Keyword: m.Keyword, Count: m.Count})
+				}
+			}
+		}
+	}
+	if fail != nil {
+		sum.LastFailure = &Failure{At: fail.At.UTC(), Kind: string(fail.Kind), Error: fail.Err}
+		if rec == nil || fail.At.After(rec.At) {
+			sum.Status = StatusDown
+		}
+	}
+	return sum, nil
+}
+
+// known returns the server called name in the current inventory, or
+// answers 404.
+func (s *Server) known(w http.ResponseWriter, r *http.Request) (string, bool) {
+	name := r.PathValue("name")
+	for _, srv := range s.o.Servers() {
+		if srv.Name == name {
+			return name, true
+		}
+	}
+	s.fail(w, r, http.StatusNotFound, fmt.Sprintf("unknown server %q", name), nil)
+	return "", false
+}
+
+func (s *Server) latestSnapshot(w http.ResponseWriter, r *http.Request) {
+	name, ok := s.known(w, r)
+	if !ok {
+		return
+	}
+	if _, err := parseQuery(r.URL.RawQuery); err != nil {
+		s.fail(w, r, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	rec, err := s.o.Store.Latest(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		s.fail(w, r, http.StatusNotFound, fmt.Sprintf("no snapshot of %q yet", name), nil)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, storeFailed, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, snapshotJSON(*rec))
+}
+
+func snapshotJSON(rec store.Record) Snapshot {
+	return Snapshot{Server: rec.Server, At: rec.At.UTC(), DurationMS: rec.Duration.Milliseconds(), Snapshot: rec.Snapshot}
+}
+
+func (s *Server) snapshots(w http.ResponseWriter, r *http.Request) {
+	name, ok := s.known(w, r)
+	if !ok {
+		return
+	}
+	q, err := parseQuery(r.URL.RawQuery, "since", "until", "limit")
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	now := s.o.Now()
+	since, until, err := q.rangeParams(now, time.Unix(0, 0), []string{"since"}, []string{"until"})
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	limit, err := q.limitParam()
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	// One more than asked tells whether an older page exists.
+	recs, err := s.o.Store.Snapshots(r.Context(), name, since, until, limit+1)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, storeFailed, err)
+		return
+	}
+	page := SnapshotPage{Server: name, Since: since.UTC(), Until: until.UTC(), Items: []Snapshot{}}
+	if len(recs) > limit {
+		recs = recs[len(recs)-limit:]
+		next := recs[0].At.UTC()
+		page.Next = &next
+	}
+	for _, rec := range recs {
+		page.Items = append(page.Items, snapshotJSON(rec))
+	}
+	s.writeJSON(w, r, http.StatusOK, page)
+}
+
+// buildReport reads the range of /api/report and /report and builds the
+// report, answering the request itself when it cannot.
+func (s *Server) buildReport(w http.ResponseWriter, r *http.Request) (*report.Report, bool) {
+	if s.o.Report == nil {
+		s.fail(w, r, http.StatusNotImplemented, "the report is not available here", nil)
+		return nil, false
+	}
+	q, err := parseQuery(r.URL.RawQuery, "since", "from", "until", "to")
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, err.Error(), nil)
+		return nil, false
+	}
+	now := s.o.Now()
+	from, to, err := q.rangeParams(now, now.Add(-DefaultReportSince), []string{"since", "from"}, []string{"until", "to"})
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, err.Error(), nil)
+		return nil, false
+	}
+	rep, err := s.o.Report(r.Context(), from, to)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, "building the report failed: see the collector's log", err)
+		return nil, false
+	}
+	return rep, true
+}
+
+func (s *Server) reportJSON(w http.ResponseWriter, r *http.Request) {
+	rep, ok := s.buildReport(w, r)
+	if !ok {
+		return
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteJSON(&buf); err != nil {
+		s.fail(w, r, http.StatusInternalServerError, "writing the report failed: see the collector's log", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(buf.Bytes())
+}
+
+// reportCSP lets the report's own inline style and script run and nothing
+// else load.
+const reportCSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+func (s *Server) reportHTML(w http.ResponseWriter, r *http.Request) {
+	rep, ok := s.buildReport(w, r)
+	if !ok {
+		return
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteHTML(&buf); err != nil {
+		s.fail(w, r, http.StatusInternalServerError, "writing the report failed: see the collector's log", err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", reportCSP)
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.Write(buf.Bytes())
+}

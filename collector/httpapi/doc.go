@@ -1,0 +1,109 @@
+// Package httpapi serves the daemon's HTTP API, Prometheus metrics and live
+// page.
+//
+// The command wires it: New takes the inventory, the store, the alert
+// states and a report builder as small interfaces and functions; there are
+// no flags or configuration here. Every answer is JSON with
+// Content-Type application/json, but / and /report (HTML) and /metrics
+// (Prometheus text); every error is {"error": "message"} and never carries
+// more than that message (5xx errors are logged in full).
+//
+// # Routes
+//
+//	GET /healthz                         {"status": "ok"}; open even with a token
+//	GET /                                the live page
+//	GET /report?since=7d                 the HTML peak report
+//	GET /metrics                         Prometheus text exposition
+//	GET /api/servers                     [ServerSummary], in inventory order
+//	GET /api/servers/{name}/latest       Snapshot
+//	GET /api/servers/{name}/snapshots    SnapshotPage: ?since=&until=&limit=
+//	GET /api/report?since=7d             the report's figures (report.Report)
+//
+// ServerSummary:
+//
+//	{"name", "description", "tags": [],
+//	 "status": "ok" | "down" | "no data",      // down: the newest attempt failed
+//	 "last_snapshot": time | null,
+//	 "last_failure": {"at", "kind", "error"} | null,
+//	 "cpu_percent", "memory_used_percent", "disk_used_percent": number | null,
+//	 "matched_total": int | null, "matched": [{"keyword", "count"}],
+//	 "firing": [{"rule", "summary", "since"}] | null}   // null: alert states unreadable
+//
+// Snapshot is {"server", "at", "duration_ms", "snapshot"}, the snapshot in
+// its wire form (probe/snapshot). SnapshotPage is {"server", "since",
+// "until", "items": [Snapshot], "next": time | null}: the newest limit
+// snapshots with since <= at < until, oldest first. To page back in
+// history ask again with until=<next> and the same since; next is null on
+// the last page.
+//
+// Times in queries (since, until; from and to as synonyms on the report
+// routes) are RFC 3339 ("2026-11-25T08:00:00Z"; an unescaped '+' of an
+// offset, read as a space, is taken as '+') or a duration back from now
+// ("24h", "7d"). Defaults: until now; since the beginning for snapshots,
+// 7d back for the report. limit is 1 to 1000, default 100. A bad value,
+// an empty range, a parameter given twice or an unknown parameter is a
+// 400 naming the parameter: {"error": "limit: \"0\" is not a whole number
+// from 1 to 1000"}. A server that is not in the current inventory is a
+// 404 {"error": "unknown server \"x\""}; a known one without a snapshot
+// yet answers /latest with 404 too. Paths that do not exist are a JSON
+// 404, other methods than GET and HEAD a JSON 405.
+//
+// # Authentication
+//
+// With Options.Token set, every request but /healthz must carry
+// "Authorization: Bearer <token>" (compared in constant time); otherwise it
+// gets 401 {"error": ...} with WWW-Authenticate. /healthz stays open for
+// load balancers and service managers; it tells nothing but "ok".
+// Prometheus sends the token with `authorization: {credentials: ...}` in
+// its scrape config.
+//
+// A browser cannot add a header to a page it opens by address, so the two
+// pages, / and /report, also take the token as ?token=. The live page reads
+// it from its own address and sends it on its fetches as the header, and
+// adds it to its links to /report. That is the simplest thing that works
+// with no state on the server (no session, no cookie, so no cross-site
+// request can borrow the login); its cost is that the token sits in the
+// page's address and so in the browser's history: treat a bookmarked
+// address as the secret it is. Every answer says Referrer-Policy:
+// no-referrer and Cache-Control: no-store, and the pages load nothing from
+// elsewhere (a Content-Security-Policy says so), so the address is not
+// passed on. The API routes and /metrics refuse ?token= with a 401 that
+// says to use the header.
+//
+// # Metrics
+//
+// /metrics shows what Observe was last given per server (the daemon calls it
+// after each round, so a scrape never reads the database), only for servers
+// in the current inventory: a server removed from servers.toml disappears
+// at the next scrape. The resource figures come from the newest attempt
+// only when it succeeded, so a server that is down has collector_up 0 and
+// no stale figures; collector_last_success_timestamp_seconds says when it
+// last answered. Nothing is shown of a server before its first
+// observation. A dedicated registry also carries the Go runtime (go_*) and
+// process (process_*) collectors.
+//
+//	name                                        type       labels          from
+//	collector_up                                gauge      server          1 newest attempt ok, 0 failed
+//	collector_cpu_busy_percent                  gauge      server          CPU busy %, all CPUs
+//	collector_cpu_logical                       gauge      server          logical CPUs
+//	collector_load1, _load5, _load15            gauge      server          load averages
+//	collector_memory_total_bytes                gauge      server          memory size
+//	collector_memory_used_bytes                 gauge      server          memory used
+//	collector_memory_available_bytes            gauge      server          memory available
+//	collector_memory_used_percent               gauge      server          memory used %
+//	collector_disk_total_bytes                  gauge      server, path    file system size
+//	collector_disk_used_bytes                   gauge      server, path    file system used
+//	collector_disk_used_percent                 gauge      server, path    file system used %
+//	collector_processes                         gauge      server          all processes
+//	collector_processes_matched                 gauge      server, keyword processes matching the keyword
+//	collector_probe_duration_seconds            gauge      server          newest attempt, ok or failed
+//	collector_failures_total                    counter    server, kind    failed attempts since start; 0 for
+//	                                                                       each kind once the server is seen
+//	collector_last_success_timestamp_seconds    gauge      server          newest successful attempt
+//	collector_round_duration_seconds            histogram                  ObserveRound
+//	collector_spool_bytes                       gauge                      SetGauges (when given)
+//	collector_outbox_pending                    gauge                      SetGauges (when given)
+//
+// The process count is collector_processes, not collector_processes_total:
+// by Prometheus convention a _total suffix marks a counter.
+package httpapi

@@ -1,0 +1,262 @@
+package httpapi
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/crawlerfleet/collector/probe/snapshot"
+	"github.com/crawlerfleet/collector/store"
+)
+
+// An Observation is one probe attempt of a round, as the daemon hands it
+// to Observe: a snapshot, or a failure with its kind.
+type Observation struct {
+	Server   string
+	At       time.Time
+	Duration time.Duration
+	// Snapshot is set for a successful attempt.
+	Snapshot *snapshot.Snapshot
+	// FailKind is the kind of a failed attempt (unreachable, auth, hostkey,
+	// timeout, probe, config); "unknown" is counted when it is empty.
+	FailKind string
+}
+
+// failKinds are the kinds collector_failures_total starts at 0 for, so
+// that increase() sees a server's first failure.
+var failKinds = []string{
+	string(store.KindUnreachable), string(store.KindAuth), string(store.KindHostKey),
+	string(store.KindTimeout), string(store.KindProbe), string(store.KindConfig),
+}
+
+// serverState is what /metrics shows of one server.
+type serverState struct {
+	at       time.Time // of the newest attempt
+	duration time.Duration
+	snap     *snapshot.Snapshot // of the newest attempt; nil when it failed
+	success  time.Time          // of the newest successful attempt
+	failures map[string]float64 // by kind, since the collector started
+}
+
+// roundBuckets suit rounds of a second to a few minutes.
+var roundBuckets = []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300}
+
+func (s *Server) initMetrics() {
+	s.reg = prometheus.NewRegistry()
+	s.round = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "collector_round_duration_seconds",
+		Help:    "How long each round of the daemon took, probing and storing.",
+		Buckets: roundBuckets,
+	})
+	s.reg.MustRegister(
+		s.round,
+		fleetCollector{s},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	s.metrics = promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+		ErrorLog:      promLogger{s},
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}
+
+// promLogger sends promhttp's errors to the server's logger.
+type promLogger struct{ s *Server }
+
+func (l promLogger) Println(v ...any) {
+	l.s.o.Logger.Error("serve metrics", "err", v)
+}
+
+// Observe records a round's results for /metrics: the newest attempt per
+// server, the newest successful one, and failures counted by kind. Results
+// older than what a server already has only count their failure.
+// Servers no longer in the inventory are forgotten.
+func (s *Server) Observe(results []Observation) {
+	inv := map[string]bool{}
+	for _, srv := range s.o.Servers() {
+		inv[srv.Name] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range results {
+		st := s.latest[o.Server]
+		if st == nil {
+			st = &serverState{failures: map[string]float64{}}
+			s.latest[o.Server] = st
+		}
+		if o.Snapshot == nil {
+			kind := o.FailKind
+			if kind == "" {
+				kind = "unknown"
+			}
+			st.failures[kind]++
+		} else if o.At.After(st.success) {
+			st.success = o.At
+		}
+		if !st.at.IsZero() && o.At.Before(st.at) {
+			continue
+		}
+		st.at, st.duration, st.snap = o.At, o.Duration, o.Snapshot
+	}
+	for name := range s.latest {
+		if !inv[name] {
+			delete(s.latest, name)
+		}
+	}
+}
+
+// ObserveRound records how long a round took.
+func (s *Server) ObserveRound(d time.Duration) { s.round.Observe(d.Seconds()) }
+
+// SetGauges exports collector_spool_bytes and collector_outbox_pending,
+// read from the functions at each scrape; a nil function exports nothing.
+// A second call replaces the first.
+func (s *Server) SetGauges(spoolBytes, outboxPending func() float64) {
+	s.gaugeMu.Lock()
+	defer s.gaugeMu.Unlock()
+	for _, c := range s.gauges {
+		s.reg.Unregister(c)
+	}
+	s.gauges = nil
+	for _, g := range []struct {
+		name, help string
+		f          func() float64
+	}{
+		{"collector_spool_bytes", "Bytes in the outage spool, waiting for the database.", spoolBytes},
+		{"collector_outbox_pending", "Notifications queued in the outbox, not yet delivered.", outboxPending},
+	} {
+		if g.f == nil {
+			continue
+		}
+		c := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: g.name, Help: g.help}, g.f)
+		s.reg.MustRegister(c)
+		s.gauges = append(s.gauges, c)
+	}
+}
+
+// The per-server metrics, emitted at scrape time by fleetCollector.
+var (
+	labelServer = []string{"server"}
+
+	descUp            = desc("collector_up", "1 when the newest probe attempt of the server succeeded, 0 when it failed.", labelServer)
+	descCPUBusy       = desc("collector_cpu_busy_percent", "CPU busy percent over the probe's sample window, all CPUs.", labelServer)
+	descCPULogical    = desc("collector_cpu_logical", "Logical CPUs (hardware threads).", labelServer)
+	descLoad1         = desc("collector_load1", "Load average over 1 minute.", labelServer)
+	descLoad5         = desc("collector_load5", "Load average over 5 minutes.", labelServer)
+	descLoad15        = desc("collector_load15", "Load average over 15 minutes.", labelServer)
+	descMemTotal      = desc("collector_memory_total_bytes", "Memory size in bytes.", labelServer)
+	descMemUsed       = desc("collector_memory_used_bytes", "Memory used in bytes.", labelServer)
+	descMemAvailable  = desc("collector_memory_available_bytes", "Memory available to new processes in bytes.", labelServer)
+	descMemUsedPct    = desc("collector_memory_used_percent", "Memory used percent.", labelServer)
+	descDiskTotal     = desc("collector_disk_total_bytes", "File system size in bytes.", []string{"server", "path"})
+	descDiskUsed      = desc("collector_disk_used_bytes", "File system space used in bytes.", []string{"server", "path"})
+	descDiskUsedPct   = desc("collector_disk_used_percent", "File system space used percent.", []string{"server", "path"})
+	descProcesses     = desc("collector_processes", "Processes on the server.", labelServer)
+	descMatched       = desc("collector_processes_matched", "Processes whose name or command line contains the keyword.", []string{"server", "keyword"})
+	descProbeDuration = desc("collector_probe_duration_seconds", "Duration of the newest probe attempt, connecting included.", labelServer)
+	descFailures      = desc("collector_failures_total", "Failed probe attempts by kind since the collector started.", []string{"server", "kind"})
+	descLastSuccess   = desc("collector_last_success_timestamp_seconds", "Unix time of the newest successful probe attempt.", labelServer)
+)
+
+func desc(name, help string, labels []string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+// fleetCollector emits the newest observation of each server in the
+// current inventory at scrape time: a server removed from the inventory
+// disappears at once. The resource gauges come only from a successful
+// newest attempt: a server that is down has collector_up 0 and no stale
+// figures.
+type fleetCollector struct{ s *Server }
+
+func (c fleetCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		descUp, descCPUBusy, descCPULogical, descLoad1, descLoad5, descLoad15,
+		descMemTotal, descMemUsed, descMemAvailable, descMemUsedPct,
+		descDiskTotal, descDiskUsed, descDiskUsedPct, descProcesses, descMatched,
+		descProbeDuration, descFailures, descLastSuccess,
+	} {
+		ch <- d
+	}
+}
+
+func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
+	servers := c.s.o.Servers()
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	seen := map[string]bool{}
+	for _, srv := range servers {
+		name := srv.Name
+		st := c.s.latest[name]
+		if st == nil || seen[name] {
+			continue
+		}
+		seen[name] = true
+		gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{name}, labels...)...)
+		}
+		up := 0.0
+		if st.snap != nil {
+			up = 1
+		}
+		gauge(descUp, up)
+		gauge(descProbeDuration, st.duration.Seconds())
+		if !st.success.IsZero() {
+			gauge(descLastSuccess, float64(st.success.UnixMilli())/1e3)
+		}
+		for _, kind := range failKinds {
+			ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, st.failures[kind], name, kind)
+		}
+		for kind, n := range st.failures {
+			if !isFailKind(kind) {
+				ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, n, name, kind)
+			}
+		}
+		if st.snap != nil {
+			snapshotMetrics(st.snap, gauge)
+		}
+	}
+}
+
+func isFailKind(kind string) bool {
+	for _, k := range failKinds {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// snapshotMetrics emits the figures of the sections of snap that were read.
+func snapshotMetrics(snap *snapshot.Snapshot, gauge func(d *prometheus.Desc, v float64, labels ...string)) {
+	if cpu := snap.CPU; cpu.Error == "" {
+		gauge(descCPUBusy, cpu.Percent)
+		gauge(descCPULogical, float64(cpu.LogicalCount))
+		gauge(descLoad1, cpu.Load1)
+		gauge(descLoad5, cpu.Load5)
+		gauge(descLoad15, cpu.Load15)
+	}
+	if m := snap.Memory; m.Error == "" {
+		gauge(descMemTotal, float64(m.Total))
+		gauge(descMemUsed, float64(m.Used))
+		gauge(descMemAvailable, float64(m.Available))
+		gauge(descMemUsedPct, m.UsedPercent)
+	}
+	if d := snap.Disk; d.Error == "" {
+		gauge(descDiskTotal, float64(d.Total), d.Path)
+		gauge(descDiskUsed, float64(d.Used), d.Path)
+		gauge(descDiskUsedPct, d.UsedPercent, d.Path)
+	}
+	if p := snap.Processes; p.Error == "" {
+		gauge(descProcesses, float64(p.Total))
+		seen := map[string]bool{}
+		for _, m := range p.Matched {
+			if !seen[m.Keyword] { // a repeated keyword would break the scrape
+				seen[m.Keyword] = true
+				gauge(descMatched, float64(m.Count), m.Keyword)
+			}
+		}
+	}
+}

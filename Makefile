@@ -8,12 +8,16 @@ SSHD    := /usr/sbin/sshd
 
 all: build
 
-# deps installs OpenSSH's server (the tests and the demo start their own sshd
-# on loopback) when it is missing. It needs root, as on CI.
+# deps installs what the tests and the demo run for real when it is missing:
+# OpenSSH's server and client (they start their own sshd on loopback) and
+# Chromium (the live page's test loads it headless). It needs root, as on CI.
 deps:
-	@if [ ! -x $(SSHD) ] || ! command -v ssh-keygen >/dev/null; then \
-		echo "installing openssh-server and openssh-client"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client >/dev/null; \
+	@missing=""; \
+	[ -x $(SSHD) ] && command -v ssh-keygen >/dev/null || missing="$$missing openssh-server openssh-client"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 # probes cross-builds the static probe for every supported platform into

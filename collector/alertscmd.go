@@ -35,10 +35,9 @@ func runAlerts(ctx context.Context, e *env, args []string) int {
 
 // listFiring prints the firing alerts kept in the store.
 func listFiring(ctx context.Context, e *env) int {
-	inv, err := e.loadInventory()
-	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: %v\n", err)
-		return exitUsage
+	inv, code := e.inventory()
+	if code != exitOK {
+		return code
 	}
 	logger := e.logger(slog.LevelWarn)
 	st, code := e.openStore(ctx, inv, logger)
@@ -70,13 +69,12 @@ func listFiring(ctx context.Context, e *env) int {
 // testChannels sends a test notification straight to every channel and
 // prints what each said.
 func testChannels(ctx context.Context, e *env) int {
-	inv, err := e.loadInventory()
-	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: %v\n", err)
-		return exitUsage
+	inv, code := e.inventory()
+	if code != exitOK {
+		return code
 	}
 	notifiers, err := notify.FromConfig(inv.Alerts, e.getenv)
-	code := exitOK
+	code = exitOK
 	if err != nil {
 		fmt.Fprintf(e.stdout, "FAIL %v\n", err)
 		code = exitFailure

@@ -74,18 +74,30 @@ func (e *env) loadInventory() (*inventory.Inventory, error) {
 	return inv, nil
 }
 
-// selectServers loads the inventory and picks the named servers. On failure
-// it prints why and returns the exit code to use; otherwise exitOK.
-func (e *env) selectServers(names []string) (*inventory.Inventory, []inventory.Server, int) {
+// inventory loads the inventory. On failure it prints why and returns the
+// exit code to use; otherwise exitOK.
+func (e *env) inventory() (*inventory.Inventory, int) {
 	inv, err := e.loadInventory()
-	if err == nil {
-		var servers []inventory.Server
-		if servers, err = inv.Select(names); err == nil {
-			return inv, servers, exitOK
-		}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "collector: %v\n", err)
+		return nil, exitUsage
 	}
-	fmt.Fprintf(e.stderr, "collector: %v\n", err)
-	return nil, nil, exitUsage
+	return inv, exitOK
+}
+
+// selectServers loads the inventory and picks the named servers, printing
+// why when it cannot, like inventory.
+func (e *env) selectServers(names []string) (*inventory.Inventory, []inventory.Server, int) {
+	inv, code := e.inventory()
+	if code != exitOK {
+		return nil, nil, code
+	}
+	servers, err := inv.Select(names)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "collector: %v\n", err)
+		return nil, nil, exitUsage
+	}
+	return inv, servers, exitOK
 }
 
 // A command is one subcommand.

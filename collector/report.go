@@ -64,10 +64,9 @@ func runReport(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "collector: %v\n", err)
 		return exitUsage
 	}
-	inv, err := e.loadInventory()
-	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: %v\n", err)
-		return exitUsage
+	inv, code := e.inventory()
+	if code != exitOK {
+		return code
 	}
 	servers, err := reportServers(inv, o)
 	if err != nil {

@@ -41,10 +41,9 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	inv, err := e.loadInventory()
-	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: %v\n", err)
-		return exitUsage
+	inv, code := e.inventory()
+	if code != exitOK {
+		return code
 	}
 	logger := e.logger(slog.LevelInfo)
 	st, code := e.openStore(ctx, inv, logger)

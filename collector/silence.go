@@ -68,10 +68,9 @@ func runSilences(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "Usage: collector silences\n\nList the silences in force.\n")
 		return exitUsage
 	}
-	inv, err := e.loadInventory()
-	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: %v\n", err)
-		return exitUsage
+	inv, code := e.inventory()
+	if code != exitOK {
+		return code
 	}
 	logger := e.logger(slog.LevelWarn)
 	st, code := e.openStore(ctx, inv, logger)

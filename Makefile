@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin/collector
 SSHD    := /usr/sbin/sshd
 
-.PHONY: all build probes test vet demo deps clean
+.PHONY: all build probes test vet demo deps clean bench
 
 all: build
 
@@ -36,6 +36,11 @@ test: deps probes vet
 
 demo: deps build
 	./demo/demo.sh $(BIN)
+
+# bench measures rounds of 1 to 500 servers against a loopback sshd, next to
+# plain parallel ssh, and writes bench/results.md (a few minutes).
+bench: deps
+	$(GO) run ./bench/fleetbench -out bench/results.md
 
 clean:
 	rm -rf bin collector/probebin/builds/probe-*

@@ -20,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -46,11 +45,26 @@ type Server struct {
 	Dir            string // the temporary directory with config, keys and logs
 }
 
+// TB is the part of testing.TB that Start and HungListener use, so that a
+// program (such as a benchmark) can start a server too. As in testing.TB,
+// Fatalf and Skipf must not return: they end the caller, and Cleanup
+// functions run afterwards in last-added-first order.
+type TB interface {
+	Helper()
+	TempDir() string
+	Cleanup(func())
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+	Logf(format string, args ...any)
+	Failed() bool
+}
+
 // An Option changes how Start configures sshd.
 type Option func(*options)
 
 type options struct {
 	ecdsaHostKey bool
+	config       []string
 }
 
 // WithECDSAHostKey gives the server an ECDSA P-256 host key in addition to
@@ -60,12 +74,20 @@ func WithECDSAHostKey() Option {
 	return func(o *options) { o.ecdsaHostKey = true }
 }
 
+// WithConfig adds sshd_config lines, such as "MaxStartups 1000\nLogLevel
+// ERROR", at the end of the configuration. A keyword they set replaces
+// Start's own setting of it (MaxStartups 100, MaxSessions 100, LogLevel
+// VERBOSE and the like); the port, listen address, keys and files stay.
+func WithConfig(lines string) Option {
+	return func(o *options) { o.config = append(o.config, lines) }
+}
+
 // Start starts sshd -D -e on 127.0.0.1 with a free port, everything in
 // t.TempDir(), and waits until it sends its SSH banner. sshd is killed in
 // t.Cleanup, and its stderr is logged when the test failed. When sshd is not
 // installed, Start skips the test, or fails it when the environment has
 // CI=true or COLLECTOR_TEST_DISALLOW_SKIP=1.
-func Start(t testing.TB, opts ...Option) *Server {
+func Start(t TB, opts ...Option) *Server {
 	t.Helper()
 	var o options
 	for _, opt := range opts {
@@ -125,7 +147,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for range 5 {
 		port := freePort(t)
 		var proc *process
-		proc, lastErr = startSSHD(t, sshd, dir, port, hostKeyFiles, authorized)
+		proc, lastErr = startSSHD(t, sshd, dir, port, hostKeyFiles, authorized, o.config)
 		if lastErr == nil {
 			s.Port = port
 			s.Addr = net.JoinHostPort(s.Host, strconv.Itoa(port))
@@ -153,7 +175,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	return s
 }
 
-func findSSHD(t testing.TB) string {
+func findSSHD(t TB) string {
 	t.Helper()
 	if _, err := os.Stat(SSHDPath); err == nil {
 		return SSHDPath
@@ -166,13 +188,29 @@ func findSSHD(t testing.TB) string {
 	}
 	msg := fmt.Sprintf("sshdtest: OpenSSH server not found at %s or in PATH (install openssh-server)", SSHDPath)
 	if os.Getenv("CI") == "true" || os.Getenv("COLLECTOR_TEST_DISALLOW_SKIP") == "1" {
-		t.Fatal(msg)
+		t.Fatalf("%s", msg)
 	}
-	t.Skip(msg)
+	t.Skipf("%s", msg)
 	return ""
 }
 
-func startSSHD(t testing.TB, sshd, dir string, port int, hostKeyFiles []string, authorized string) (*process, error) {
+// defaultConfig is what Start sets besides the port, keys and files;
+// WithConfig replaces any of it.
+var defaultConfig = []string{
+	"StrictModes no",
+	"UsePAM no",
+	"PasswordAuthentication no",
+	"KbdInteractiveAuthentication no",
+	"PubkeyAuthentication yes",
+	"PermitRootLogin prohibit-password",
+	"AllowTcpForwarding yes",
+	"UseDNS no",
+	"MaxStartups 100",
+	"MaxSessions 100",
+	"LogLevel VERBOSE",
+}
+
+func startSSHD(t TB, sshd, dir string, port int, hostKeyFiles []string, authorized string, extra []string) (*process, error) {
 	t.Helper()
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "Port %d\nListenAddress 127.0.0.1\n", port)
@@ -181,18 +219,24 @@ func startSSHD(t testing.TB, sshd, dir string, port int, hostKeyFiles []string, 
 	}
 	fmt.Fprintf(&cfg, "AuthorizedKeysFile %s\n", authorized)
 	fmt.Fprintf(&cfg, "PidFile %s\n", filepath.Join(dir, "sshd.pid"))
-	cfg.WriteString(`StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-PermitRootLogin prohibit-password
-AllowTcpForwarding yes
-UseDNS no
-MaxStartups 100
-MaxSessions 100
-LogLevel VERBOSE
-`)
+	// A keyword that the extra lines set replaces the default: sshd keeps
+	// the first value of some keywords and the last of others.
+	set := map[string]bool{}
+	for _, lines := range extra {
+		for _, l := range strings.Split(lines, "\n") {
+			if f := strings.Fields(l); len(f) > 0 {
+				set[strings.ToLower(f[0])] = true
+			}
+		}
+	}
+	for _, l := range defaultConfig {
+		if !set[strings.ToLower(strings.Fields(l)[0])] {
+			cfg.WriteString(l + "\n")
+		}
+	}
+	for _, lines := range extra {
+		cfg.WriteString(strings.TrimSpace(lines) + "\n")
+	}
 	config := filepath.Join(dir, "sshd_config")
 	if err := os.WriteFile(config, []byte(cfg.String()), 0o600); err != nil {
 		return nil, err
@@ -202,6 +246,9 @@ LogLevel VERBOSE
 	p.cmd = exec.Command(sshd, "-D", "-e", "-f", config)
 	p.cmd.Stderr = &p.stderr
 	p.cmd.Stdout = &p.stderr
+	// A process that escaped the kill and still holds sshd's stderr must
+	// not keep stop waiting.
+	p.cmd.WaitDelay = 5 * time.Second
 	setProcessGroup(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", sshd, err)
@@ -282,7 +329,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func freePort(t testing.TB) int {
+func freePort(t TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -292,7 +339,7 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func mustEd25519(t testing.TB) ed25519.PrivateKey {
+func mustEd25519(t TB) ed25519.PrivateKey {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -301,7 +348,7 @@ func mustEd25519(t testing.TB) ed25519.PrivateKey {
 	return priv
 }
 
-func writePrivateKey(t testing.TB, path string, key crypto.PrivateKey) {
+func writePrivateKey(t TB, path string, key crypto.PrivateKey) {
 	t.Helper()
 	block, err := ssh.MarshalPrivateKey(key, "")
 	if err != nil {
@@ -315,7 +362,7 @@ func writePrivateKey(t testing.TB, path string, key crypto.PrivateKey) {
 // HungListener listens on 127.0.0.1:0, accepts connections and never writes
 // to them: a host that accepts TCP but never answers SSH. It returns the
 // address; the listener and the connections are closed in t.Cleanup.
-func HungListener(t testing.TB) string {
+func HungListener(t TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

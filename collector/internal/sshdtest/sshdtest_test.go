@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -95,4 +97,88 @@ func TestHungListener(t *testing.T) {
 	if n != 0 || !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("read %d bytes, err %v; want a timeout", n, err)
 	}
+}
+
+// testing.TB satisfies TB, so every test can call Start.
+var _ TB = testing.TB(nil)
+
+func TestStartWithConfig(t *testing.T) {
+	s := Start(t, WithConfig("MaxStartups 1000\nMaxSessions 1000"), WithConfig("LogLevel ERROR"))
+	// sshd -T prints the settings in effect: the added lines must win over
+	// Start's own MaxStartups and MaxSessions.
+	out, err := exec.Command(findSSHD(t), "-T", "-f", filepath.Join(s.Dir, "sshd_config")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sshd -T: %v\n%s", err, out)
+	}
+	for _, want := range []string{"maxstartups 1000:", "maxsessions 1000\n", "loglevel ERROR\n"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("sshd -T does not show %q:\n%s", want, out)
+		}
+	}
+	c, err := ssh.Dial("tcp", s.Addr, &ssh.ClientConfig{
+		User:            s.User,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(s.ClientSigner)},
+		HostKeyCallback: ssh.FixedHostKey(s.HostKey),
+		Timeout:         5 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c.Close()
+}
+
+// TestCleanupEndsConnections checks that the cleanup of Start returns while
+// a client still holds a connection, and closes that connection: sshd's
+// per-connection processes run in sessions of their own, outside sshd's
+// process group.
+func TestCleanupEndsConnections(t *testing.T) {
+	tb := &cleanupTB{TB: t}
+	s := Start(tb)
+	c, err := ssh.Dial("tcp", s.Addr, &ssh.ClientConfig{
+		User:            s.User,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(s.ClientSigner)},
+		HostKeyCallback: ssh.FixedHostKey(s.HostKey),
+		Timeout:         5 * time.Second,
+	})
+	if err != nil {
+		tb.cleanup()
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.NewSession(); err != nil {
+		t.Errorf("session: %v", err)
+	}
+
+	cleaned := make(chan struct{})
+	go func() {
+		tb.cleanup()
+		close(cleaned)
+	}()
+	select {
+	case <-cleaned:
+	case <-time.After(15 * time.Second):
+		t.Fatal("cleanup did not return while a connection was open")
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- c.Wait() }()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Error("the connection outlived the server")
+	}
+}
+
+// cleanupTB is a TB whose Cleanup functions run when the test calls cleanup.
+type cleanupTB struct {
+	TB
+	fns []func()
+}
+
+func (tb *cleanupTB) Cleanup(f func()) { tb.fns = append(tb.fns, f) }
+
+func (tb *cleanupTB) cleanup() {
+	for i := len(tb.fns) - 1; i >= 0; i-- {
+		tb.fns[i]()
+	}
+	tb.fns = nil
 }

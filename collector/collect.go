@@ -38,7 +38,9 @@ func runCollect(ctx context.Context, e *env, args []string) int {
 	}
 	defer closeStore(st, logger)
 
-	f := e.scheduledFleet(inv, logger)
+	// Failures show in the progress and the summary: the fleet's own log of
+	// them would say each twice.
+	f := e.scheduledFleet(inv, e.logger(slog.LevelError))
 	defer f.Close()
 	r := &rounder{fleet: f, writer: st, alerts: e.newAlerting(inv, st, logger), logger: logger}
 	// Progress on stderr: redrawn in place on a terminal, else a line per

@@ -242,7 +242,8 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 func TestReportFromStoredRounds(t *testing.T) {
 	h := newHarness(t)
 	section, _ := h.storeSection()
-	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", `description = "<script>alert(1)</script>"`)+h.server("web2", `tags = ["crawler"]`)+section)
+	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", `description = "<script>alert(1)</script>"`)+h.server("web2", `tags = ["crawler"]`)+section+
+		"\n[alerts]\nmemory = { above = 80 }\ncpu = { above = 0 }\n")
 	for range 2 {
 		if code, stdout, stderr := h.run("collect"); code != exitOK {
 			t.Fatalf("collect: exit %d\n%s\n%s", code, stdout, stderr)
@@ -277,7 +278,8 @@ func TestReportFromStoredRounds(t *testing.T) {
 		t.Fatalf("report --format json: exit %d\n%s", code, stderr)
 	}
 	var figures struct {
-		Servers []struct {
+		Thresholds struct{ CPU, Mem, Disk float64 } `json:"thresholds"`
+		Servers    []struct {
 			Name  string `json:"name"`
 			Peaks struct {
 				CPU *struct {
@@ -288,6 +290,10 @@ func TestReportFromStoredRounds(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(stdout), &figures); err != nil {
 		t.Fatalf("report JSON: %v\n%s", err, stdout)
+	}
+	// Capacity stops at the alert thresholds; a rule that is off leaves 90 %.
+	if th := figures.Thresholds; th.Mem != 80 || th.CPU != 90 || th.Disk != 90 {
+		t.Errorf("report thresholds = %+v, want memory 80 from [alerts], CPU (off) and disk at 90", th)
 	}
 	if len(figures.Servers) != 1 || figures.Servers[0].Name != "web2" {
 		t.Fatalf("report --tag crawler covers %+v, want web2 alone", figures.Servers)

@@ -80,7 +80,7 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	}
 	defer closeStore(st, logger)
 
-	r, err := buildReport(ctx, st, servers, from, to, o.keyword, now)
+	r, err := buildReport(ctx, st, inv, servers, from, to, o.keyword, now)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "collector: %v\n", err)
 		return exitFailure
@@ -163,8 +163,8 @@ func reportServers(inv *inventory.Inventory, o reportOptions) ([]inventory.Serve
 
 // buildReport reads what the report needs from st and computes it: the one
 // path of `collector report` and the HTTP API's report.
-func buildReport(ctx context.Context, st *store.Store, servers []inventory.Server, from, to time.Time, keyword string, now time.Time) (*report.Report, error) {
-	in := report.Input{From: from, To: to, Generated: now, Keyword: keyword}
+func buildReport(ctx context.Context, st *store.Store, inv *inventory.Inventory, servers []inventory.Server, from, to time.Time, keyword string, now time.Time) (*report.Report, error) {
+	in := report.Input{From: from, To: to, Generated: now, Keyword: keyword, Thresholds: reportThresholds(inv.Alerts.Rules)}
 	for _, s := range servers {
 		si, err := loadServer(ctx, st, s, from, to, keyword)
 		if err != nil {
@@ -173,6 +173,22 @@ func buildReport(ctx context.Context, st *store.Store, servers []inventory.Serve
 		in.Servers = append(in.Servers, si)
 	}
 	return report.Build(in), nil
+}
+
+// reportThresholds are the fleet's alert thresholds, where the capacity
+// estimate stops; a rule that is off leaves the report's default (90 %).
+func reportThresholds(r inventory.AlertRules) report.Thresholds {
+	var t report.Thresholds
+	if r.CPU.Enabled() {
+		t.CPU = r.CPU.Above
+	}
+	if r.Memory.Enabled() {
+		t.Mem = r.Memory.Above
+	}
+	if r.Disk.Enabled() {
+		t.Disk = r.Disk.Above
+	}
+	return t
 }
 
 // loadServer reads what the report needs of one server: its hourly rollups,

@@ -45,7 +45,8 @@ func (e *env) startAPI(addr string, inv *inventory.Inventory, current *atomic.Po
 		Store:   st,
 		Alerts:  alerts.NewStoreState(st),
 		Report: func(ctx context.Context, from, to time.Time) (*report.Report, error) {
-			return buildReport(ctx, st, current.Load().Servers, from, to, "", time.Now())
+			inv := current.Load()
+			return buildReport(ctx, st, inv, inv.Servers, from, to, "", time.Now())
 		},
 		Token:  token,
 		Now:    time.Now,

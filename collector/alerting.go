@@ -46,7 +46,7 @@ func (e *env) newAlerting(inv *inventory.Inventory, st *store.Store, logger *slo
 func (a *alerting) observe(ctx context.Context, servers []inventory.Server, results []fleet.Result) {
 	obs := make([]alerts.Observation, 0, len(results))
 	for _, r := range results {
-		o := alerts.Observation{Server: r.Server, At: r.Start.Add(r.Duration), Snapshot: r.Snapshot}
+		o := alerts.Observation{Server: r.Server, At: r.End(), Snapshot: r.Snapshot}
 		if r.Err != nil {
 			o.Snapshot = nil
 			o.FailKind, o.FailErr = string(r.Kind), r.Err.Error()

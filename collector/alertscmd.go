@@ -4,12 +4,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"text/tabwriter"
 	"time"
 
 	"github.com/crawlerfleet/collector/alerts"
 	"github.com/crawlerfleet/collector/alerts/notify"
+	"github.com/crawlerfleet/collector/store"
 )
 
 func runAlerts(ctx context.Context, e *env, args []string) int {
@@ -39,31 +39,27 @@ func listFiring(ctx context.Context, e *env) int {
 	if code != exitOK {
 		return code
 	}
-	logger := e.logger(slog.LevelWarn)
-	st, code := e.openStore(ctx, inv, logger)
-	if code != exitOK {
-		return code
-	}
-	defer closeStore(st, logger)
-	firing, err := alerts.NewStoreState(st).Firing(ctx)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: alerts: %v\n", err)
-		return exitFailure
-	}
-	if len(firing) == 0 {
-		fmt.Fprintln(e.stdout, "no alerts firing")
+	return e.withStore(ctx, inv, func(st *store.Store) int {
+		firing, err := alerts.NewStoreState(st).Firing(ctx)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "collector: alerts: %v\n", err)
+			return exitFailure
+		}
+		if len(firing) == 0 {
+			fmt.Fprintln(e.stdout, "no alerts firing")
+			return exitOK
+		}
+		now := time.Now()
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "SERVER\tRULE\tSEVERITY\tFOR\tSUMMARY\n")
+		for _, s := range firing {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Server, s.Rule, alerts.Severity(s.Rule), roundDuration(now.Sub(s.Since)), s.Summary)
+		}
+		if err := tw.Flush(); err != nil {
+			return exitFailure
+		}
 		return exitOK
-	}
-	now := time.Now()
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "SERVER\tRULE\tSEVERITY\tFOR\tSUMMARY\n")
-	for _, s := range firing {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Server, s.Rule, alerts.Severity(s.Rule), roundDuration(now.Sub(s.Since)), s.Summary)
-	}
-	if err := tw.Flush(); err != nil {
-		return exitFailure
-	}
-	return exitOK
+	})
 }
 
 // testChannels sends a test notification straight to every channel and

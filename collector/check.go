@@ -97,10 +97,7 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 
 // stderrIsTerminal reports whether stderr is a terminal, where progress can
 // be redrawn in place.
-func (e *env) stderrIsTerminal() bool {
-	r, ok := e.stderr.(io.Reader) // an *os.File is both
-	return ok && e.isTerminal(r)
-}
+func (e *env) stderrIsTerminal() bool { return e.isTerminal(e.stderr) }
 
 // progressFunc returns a callback that reports each result to prog, which
 // may be nil for no progress.

@@ -28,7 +28,7 @@ const (
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
-	isTerminal     func(io.Reader) bool
+	isTerminal     func(f any) bool // whether f (stdin, stderr) is a terminal
 	probes         probebin.Set
 	getenv         func(string) string
 
@@ -48,8 +48,8 @@ func newEnv() *env {
 	}
 }
 
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 

@@ -95,6 +95,18 @@ func (e *env) scheduledFleet(inv *inventory.Inventory, logger *slog.Logger) *fle
 	return fleet.New(inv, fleet.Options{Probes: e.probes, Logger: logger, Concurrency: inv.Schedule.Concurrency, Splay: inv.Schedule.Splay})
 }
 
+// withStore opens the store inv configures, runs fn with it, and closes it:
+// for the commands that only read or add a little (status, alerts, silences).
+func (e *env) withStore(ctx context.Context, inv *inventory.Inventory, fn func(st *store.Store) int) int {
+	logger := e.logger(slog.LevelWarn)
+	st, code := e.openStore(ctx, inv, logger)
+	if code != exitOK {
+		return code
+	}
+	defer closeStore(st, logger)
+	return fn(st)
+}
+
 // closeStore closes st, flushing what it holds, and logs a failure.
 func closeStore(st *store.Store, logger *slog.Logger) {
 	if err := st.Close(context.Background()); err != nil {

@@ -143,7 +143,7 @@ func (h *harness) startDaemon(args ...string) (*syncBuffer, func() int) {
 	logs := &syncBuffer{}
 	e := &env{
 		stdin: strings.NewReader(""), stdout: logs, stderr: logs,
-		isTerminal: func(io.Reader) bool { return false },
+		isTerminal: func(any) bool { return false },
 		probes:     h.probes, getenv: func(k string) string { return h.environ[k] },
 	}
 	ctx, cancel := context.WithCancel(context.Background())

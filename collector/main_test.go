@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,7 +74,7 @@ func (h *harness) run(args ...string) (code int, stdout, stderr string) {
 		stdin:      strings.NewReader(h.stdin),
 		stdout:     &out,
 		stderr:     &errOut,
-		isTerminal: func(io.Reader) bool { return h.terminal },
+		isTerminal: func(any) bool { return h.terminal },
 		probes:     h.probes,
 		getenv:     func(k string) string { return h.environ[k] },
 	}

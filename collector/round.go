@@ -73,7 +73,7 @@ func (r *rounder) run(ctx context.Context, servers []inventory.Server, onResult 
 
 // storeResult converts a probe result into what the store keeps.
 func storeResult(r fleet.Result) store.Result {
-	out := store.Result{Server: r.Server, At: r.Start.Add(r.Duration), Duration: r.Duration, Snapshot: r.Snapshot}
+	out := store.Result{Server: r.Server, At: r.End(), Duration: r.Duration, Snapshot: r.Snapshot}
 	if r.Err != nil {
 		out.Snapshot = nil
 		out.Err = r.Err.Error()

@@ -83,7 +83,7 @@ func (e *env) startAPI(addr string, inv *inventory.Inventory, current *atomic.Po
 func (s *apiServer) observe(results []fleet.Result, d time.Duration) {
 	obs := make([]httpapi.Observation, len(results))
 	for i, r := range results {
-		obs[i] = httpapi.Observation{Server: r.Server, At: r.Start.Add(r.Duration), Duration: r.Duration, Snapshot: r.Snapshot}
+		obs[i] = httpapi.Observation{Server: r.Server, At: r.End(), Duration: r.Duration, Snapshot: r.Snapshot}
 		if r.Err != nil {
 			obs[i].Snapshot, obs[i].FailKind = nil, string(r.Kind)
 		}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/crawlerfleet/collector/alerts"
+	"github.com/crawlerfleet/collector/store"
 )
 
 func runSilence(ctx context.Context, e *env, args []string) int {
@@ -47,18 +47,14 @@ func runSilence(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "collector: silence: %v\n", err)
 		return exitUsage
 	}
-	logger := e.logger(slog.LevelWarn)
-	st, code := e.openStore(ctx, inv, logger)
-	if code != exitOK {
-		return code
-	}
-	defer closeStore(st, logger)
-	if err := alerts.NewStoreState(st).AddSilence(ctx, s); err != nil {
-		fmt.Fprintf(e.stderr, "collector: silence: %v\n", err)
-		return exitFailure
-	}
-	fmt.Fprintf(e.stdout, "silenced %s (%s) until %s, id %s\n", s.Server, ruleText(s.Rule), s.Until.Local().Format("2006-01-02 15:04"), s.ID)
-	return exitOK
+	return e.withStore(ctx, inv, func(st *store.Store) int {
+		if err := alerts.NewStoreState(st).AddSilence(ctx, s); err != nil {
+			fmt.Fprintf(e.stderr, "collector: silence: %v\n", err)
+			return exitFailure
+		}
+		fmt.Fprintf(e.stdout, "silenced %s (%s) until %s, id %s\n", s.Server, ruleText(s.Rule), s.Until.Local().Format("2006-01-02 15:04"), s.ID)
+		return exitOK
+	})
 }
 
 func runSilences(ctx context.Context, e *env, args []string) int {
@@ -72,32 +68,28 @@ func runSilences(ctx context.Context, e *env, args []string) int {
 	if code != exitOK {
 		return code
 	}
-	logger := e.logger(slog.LevelWarn)
-	st, code := e.openStore(ctx, inv, logger)
-	if code != exitOK {
-		return code
-	}
-	defer closeStore(st, logger)
-	now := time.Now()
-	silences, err := alerts.NewStoreState(st).ActiveSilences(ctx, now)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: silences: %v\n", err)
-		return exitFailure
-	}
-	if len(silences) == 0 {
-		fmt.Fprintln(e.stdout, "no silences in force")
+	return e.withStore(ctx, inv, func(st *store.Store) int {
+		now := time.Now()
+		silences, err := alerts.NewStoreState(st).ActiveSilences(ctx, now)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "collector: silences: %v\n", err)
+			return exitFailure
+		}
+		if len(silences) == 0 {
+			fmt.Fprintln(e.stdout, "no silences in force")
+			return exitOK
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "SERVER\tRULE\tUNTIL\tLEFT\tID\tCOMMENT\n")
+		for _, s := range silences {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Server, ruleText(s.Rule), s.Until.Local().Format("2006-01-02 15:04"),
+				roundDuration(s.Until.Sub(now)), s.ID, strings.ReplaceAll(s.Comment, "\t", " "))
+		}
+		if err := tw.Flush(); err != nil {
+			return exitFailure
+		}
 		return exitOK
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "SERVER\tRULE\tUNTIL\tLEFT\tID\tCOMMENT\n")
-	for _, s := range silences {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Server, ruleText(s.Rule), s.Until.Local().Format("2006-01-02 15:04"),
-			roundDuration(s.Until.Sub(now)), s.ID, strings.ReplaceAll(s.Comment, "\t", " "))
-	}
-	if err := tw.Flush(); err != nil {
-		return exitFailure
-	}
-	return exitOK
+	})
 }
 
 // ruleText names a silenced rule for people.

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"text/tabwriter"
 	"time"
 
@@ -37,26 +36,21 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 	if code != exitOK {
 		return code
 	}
-	logger := e.logger(slog.LevelWarn)
-	st, code := e.openStore(ctx, inv, logger)
-	if code != exitOK {
-		return code
-	}
-	defer closeStore(st, logger)
-
-	now := time.Now()
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "SERVER\tLATEST\tCPU %%\tMEM %%\tDISK %%\tMATCHED\tSNAPSHOTS\tFAILED\tPEAK CPU (procs)\tPEAK MEM (procs)\tLAST FAILURE\n")
-	for _, s := range servers {
-		if err := statusRow(ctx, tw, st, s.Name, now, window); err != nil {
-			fmt.Fprintf(e.stderr, "collector: status %s: %v\n", s.Name, err)
+	return e.withStore(ctx, inv, func(st *store.Store) int {
+		now := time.Now()
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "SERVER\tLATEST\tCPU %%\tMEM %%\tDISK %%\tMATCHED\tSNAPSHOTS\tFAILED\tPEAK CPU (procs)\tPEAK MEM (procs)\tLAST FAILURE\n")
+		for _, s := range servers {
+			if err := statusRow(ctx, tw, st, s.Name, now, window); err != nil {
+				fmt.Fprintf(e.stderr, "collector: status %s: %v\n", s.Name, err)
+				return exitFailure
+			}
+		}
+		if err := tw.Flush(); err != nil {
 			return exitFailure
 		}
-	}
-	if err := tw.Flush(); err != nil {
-		return exitFailure
-	}
-	return exitOK
+		return exitOK
+	})
 }
 
 // statusRow prints one server's line.

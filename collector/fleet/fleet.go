@@ -41,6 +41,10 @@ type Result struct {
 	Reused, Dialed bool
 }
 
+// End is when the attempt finished, on the collector's clock: the time a
+// result is stored, alerted and exported under.
+func (r Result) End() time.Time { return r.Start.Add(r.Duration) }
+
 // DefaultConcurrency bounds how many servers are probed at once.
 const DefaultConcurrency = 256
 

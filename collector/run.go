@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -78,7 +79,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		defer api.stop()
 		d.rounder.afterRound = api.observe
 	}
-	return d.run(ctx, inv)
+	return d.run(ctx)
 }
 
 // daemon is the state of `collector run`.
@@ -95,7 +96,8 @@ type daemon struct {
 	enough    chan struct{} // closed when maxRounds rounds are done
 }
 
-func (d *daemon) run(ctx context.Context, inv *inventory.Inventory) int {
+func (d *daemon) run(ctx context.Context) int {
+	inv := d.inv.Load()
 	sched, err := schedule.New(inv, d.round, d.logger)
 	if err != nil {
 		fmt.Fprintf(d.e.stderr, "collector: %v\n", err)
@@ -111,24 +113,22 @@ func (d *daemon) run(ctx context.Context, inv *inventory.Inventory) int {
 	prune := time.NewTicker(pruneEvery)
 	defer prune.Stop()
 
-	grace := inv.Schedule.Grace
 loop:
 	for {
 		select {
 		case <-ctx.Done():
-			d.logger.Info("stopping: signal received", "grace", grace)
+			d.logger.Info("stopping: signal received", "grace", d.inv.Load().Schedule.Grace)
 			break loop
 		case <-d.enough:
 			d.logger.Info("stopping: rounds done", "rounds", d.maxRounds)
 			break loop
 		case <-hup:
-			if next := d.reload(inv, sched); next != nil {
-				inv, grace = next, next.Schedule.Grace
-			}
+			d.reload(sched)
 		case <-prune.C:
 			go d.prune(ctx)
 		}
 	}
+	grace := d.inv.Load().Schedule.Grace
 	graceCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if !sched.Stop(graceCtx) {
@@ -145,25 +145,48 @@ func (d *daemon) round(ctx context.Context, servers []inventory.Server, finished
 	}
 }
 
-// reload reads the inventory again. A file that does not parse is rejected
-// and the running inventory kept; it returns the new inventory, or nil.
-func (d *daemon) reload(old *inventory.Inventory, sched *schedule.Scheduler) *inventory.Inventory {
+// reload reads the inventory again: servers, their schedules and alert
+// rules take effect at once. A file that does not parse is rejected and the
+// running inventory kept. Settings read only at start are named in a warning.
+func (d *daemon) reload(sched *schedule.Scheduler) {
+	old := d.inv.Load()
 	inv, err := inventory.Load(old.Path)
 	if err != nil {
 		d.logger.Error("reload rejected: keeping the running inventory", "inventory", old.Path, "err", err)
-		return nil
+		return
 	}
 	if err := sched.Reload(inv); err != nil {
 		d.logger.Error("reload rejected: keeping the running inventory", "inventory", old.Path, "err", err)
-		return nil
+		return
 	}
 	d.fleet.SetInventory(inv)
 	d.inv.Store(inv)
-	if inv.Store != old.Store {
-		d.logger.Warn("[store] changed: restart the collector to use the new settings")
+	if changed := startOnlyChanges(old, inv); len(changed) > 0 {
+		d.logger.Warn("settings read only at start changed: restart the collector to use them", "settings", changed)
 	}
 	d.logger.Info("inventory reloaded", "inventory", inv.Path, "servers", len(inv.Servers))
-	return inv
+}
+
+// startOnlyChanges names the settings that differ between old and inv but
+// are read only when the daemon starts.
+func startOnlyChanges(old, inv *inventory.Inventory) []string {
+	var changed []string
+	for _, c := range []struct {
+		name string
+		same bool
+	}{
+		{"[store]", old.Store == inv.Store},
+		{"[schedule] concurrency", old.Schedule.Concurrency == inv.Schedule.Concurrency},
+		{"[schedule] splay", old.Schedule.Splay == inv.Schedule.Splay},
+		{"[alerts.email]", reflect.DeepEqual(old.Alerts.Email, inv.Alerts.Email)},
+		{"[[alerts.webhook]]", reflect.DeepEqual(old.Alerts.Webhooks, inv.Alerts.Webhooks)},
+		{"[http]", old.HTTP == inv.HTTP},
+	} {
+		if !c.same {
+			changed = append(changed, c.name)
+		}
+	}
+	return changed
 }
 
 // prune deletes what is past retention.

@@ -53,8 +53,14 @@
 // With no URI, Open runs FerretDB in-process on a loopback port with its
 // SQLite files under <data_dir>/db. FerretDB v1.24 evaluates every filter
 // but a lone _id outside SQLite, so reads that matter go by _id: Latest via
-// the servers collection, Rollups by enumerating rollup _ids. Its own _id
-// index does not match the expression it queries by, so Open adds one that
-// does; without it every lookup, update and upsert by _id reads the whole
-// table.
+// the servers collection. Its own _id index does not match the expression it
+// queries by, so Open adds one that does; without it every lookup, update
+// and upsert by _id reads the whole table.
+//
+// Rollups, the one large read (a 30-day report of 100 servers reads 72,000
+// of them), bypass FerretDB: the store opens the SQLite file itself,
+// query-only, and reads each server's range with one query on that _id
+// index, decoding only the data of FerretDB's stored form (see
+// sqliteReader). Through FerretDB the same read took 20 s, nearly all of it
+// decoding; directly it takes under one.
 package store

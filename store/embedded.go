@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -77,13 +76,9 @@ func (e *embedded) indexIDs(ctx context.Context, database, collection string) er
 		return fmt.Errorf("index %s by _id: %w", collection, err)
 	}
 	defer db.Close()
-	var table string
-	err = db.QueryRowContext(ctx, `SELECT table_name FROM _ferretdb_collections WHERE name = ?`, collection).Scan(&table)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("index %s by _id: no such collection in %s", collection, path)
-	}
+	table, err := tableOf(ctx, db, collection)
 	if err != nil {
-		return fmt.Errorf("index %s by _id: %w", collection, err)
+		return fmt.Errorf("index %s by _id in %s: %w", collection, path, err)
 	}
 	stmt := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`, table+"_collector_id", table)
 	if _, err := db.ExecContext(ctx, stmt); err != nil {

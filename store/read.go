@@ -145,9 +145,11 @@ func (s *Store) Servers(ctx context.Context) ([]string, error) {
 // Periods without results have no rollup.
 //
 // MongoDB answers with one indexed range query. FerretDB v1.24 would read
-// the whole rollups collection for it, so there the rollups are looked up by
-// their _id (server|period|start), one per server and period in the range,
-// unless that makes more than 50,000 lookups.
+// the whole rollups collection for it. The embedded store reads each
+// server's range from its SQLite file instead (see sqliteReader); on an
+// external FerretDB the rollups are looked up by their _id
+// (server|period|start), one per server and period in the range, unless
+// that makes more than 50,000 lookups.
 func (s *Store) Rollups(ctx context.Context, q RollupQuery) ([]Rollup, error) {
 	if q.Period == "" {
 		q.Period = Hour
@@ -165,6 +167,9 @@ func (s *Store) Rollups(ctx context.Context, q RollupQuery) ([]Rollup, error) {
 		if servers, err = s.Servers(ctx); err != nil {
 			return nil, fmt.Errorf("read rollups: %w", err)
 		}
+	}
+	if s.direct != nil {
+		return s.rollupsDirect(ctx, servers, q)
 	}
 	var docs []rollupDoc
 	var err error
@@ -186,6 +191,20 @@ func (s *Store) Rollups(ctx context.Context, q RollupQuery) ([]Rollup, error) {
 		}
 		return out[i].Start.Before(out[j].Start)
 	})
+	return out, nil
+}
+
+// rollupsDirect reads the rollups of each server from the embedded
+// database's file, one range query per server.
+func (s *Store) rollupsDirect(ctx context.Context, servers []string, q RollupQuery) ([]Rollup, error) {
+	var out []Rollup
+	for _, server := range slices.Compact(slices.Sorted(slices.Values(servers))) {
+		rs, err := s.direct.rollups(ctx, server, q.Period, q.From, q.To)
+		if err != nil {
+			return nil, fmt.Errorf("read rollups of %s: %w", server, err)
+		}
+		out = append(out, rs...)
+	}
 	return out, nil
 }
 

@@ -112,7 +112,8 @@ type Store struct {
 	rollups   *mongo.Collection
 	servers   *mongo.Collection
 
-	embedded *embedded // nil with an external database
+	embedded *embedded     // nil with an external database
+	direct   *sqliteReader // reads rollups from the embedded database's file
 
 	setupMu sync.Mutex
 	isSetUp bool
@@ -169,6 +170,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 		s.embedded = e
+		s.direct = newSQLiteReader(e.dir, cfg.Database)
 		s.ferret = true
 		uri = e.uri
 	}
@@ -225,6 +227,11 @@ func (s *Store) Close(ctx context.Context) error {
 }
 
 func (s *Store) closeEmbedded() {
+	if s.direct != nil {
+		if err := s.direct.close(); err != nil {
+			s.logger.Warn("close the embedded database file", "err", err)
+		}
+	}
 	if s.embedded != nil {
 		s.embedded.stop()
 	}

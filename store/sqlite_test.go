@@ -1,0 +1,155 @@
+package store
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDirectReadAgreesWithFerretDB reads the same rollups straight from the
+// SQLite file and through FerretDB, for servers whose names need escaping
+// in JSON, are prefixes of each other, or make an _id that sorts inside
+// another server's range, and for rollups with failures only, failed
+// sections, no process counts and several keywords.
+func TestDirectReadAgreesWithFerretDB(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	if s.direct == nil {
+		t.Fatal("the embedded store has no direct reader")
+	}
+	t0 := mustTime(t, "2024-05-01T22:00:00Z")
+	servers := []string{
+		"web1", "web10",
+		`<script>alert("x")</script>`,
+		`back\slash "quoted" & amp`,
+		"爬虫-1\u2028sep\ttab",
+		"web1|hour|2024-05-01T23:00:00.000Z-x", // its _ids sort between web1's
+	}
+	var rs []Result
+	for i, server := range servers {
+		for m := 0; m < 3*60; m += 15 { // 22:00 to 00:45: two days, four hours
+			at := t0.Add(time.Duration(m) * time.Minute)
+			r := reading{cpu: float64(m%23 + i), mem: 30 + float64(m%7), disk: 40, load1: float64(m % 5),
+				procs: []KeywordCount{{"python", m % 4}, {"<b>node</b>", 1}}}
+			switch m {
+			case 30:
+				r.cpuErr = true
+			case 45:
+				r.procErr = true
+			}
+			rs = append(rs, snapResult(server, at, r))
+		}
+		// An hour with failures only.
+		rs = append(rs, failResult(server, t0.Add(4*time.Hour+5*time.Minute), KindUnreachable, "dial tcp: connection refused"))
+	}
+	if err := s.Write(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, q := range []RollupQuery{
+		{Period: Hour, From: t0.Add(-time.Hour), To: t0.Add(6 * time.Hour)},
+		{Period: Hour, From: t0.Add(time.Hour), To: t0.Add(2 * time.Hour)},
+		{Period: Day, From: t0.Add(-24 * time.Hour), To: t0.Add(48 * time.Hour)},
+	} {
+		for _, server := range servers {
+			direct, err := s.direct.rollups(ctx, server, q.Period, q.Period.Start(q.From), q.To)
+			if err != nil {
+				t.Fatalf("direct read of %q: %v", server, err)
+			}
+			q := q
+			q.Servers = []string{server}
+			q.From = q.Period.Start(q.From)
+			docs, err := s.rollupsByRange(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var viaFerret []Rollup
+			for _, d := range docs {
+				viaFerret = append(viaFerret, d.rollup())
+			}
+			slices.SortFunc(viaFerret, func(a, b Rollup) int { return a.Start.Compare(b.Start) })
+			if len(direct) == 0 {
+				t.Errorf("%s %q from %s: the direct read found nothing", q.Period, server, q.From.Format(time.RFC3339))
+			}
+			if !reflect.DeepEqual(direct, viaFerret) {
+				t.Errorf("%s %q from %s:\ndirect %+v\nferret %+v", q.Period, server, q.From.Format(time.RFC3339), direct, viaFerret)
+			}
+		}
+	}
+}
+
+// TestDirectReadUsesTheIndex checks the plan of the range query: without
+// the index on the _id expression it reads the whole rollups table.
+func TestDirectReadUsesTheIndex(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	if err := s.direct.open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.direct.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+s.direct.query, `"a"`, `"b"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX") || !strings.Contains(plan[0], "_collector_id") {
+		t.Errorf("the range query does not use the _id index: %q", plan)
+	}
+}
+
+func TestWithoutSchema(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, want, err string
+	}{
+		{"fields", `{"$s":{"p":{"a":{"t":"int"}},"$k":["a"]},"a":1}`, `{"a":1}`, ""},
+		{"braces in strings", `{"$s":{"p":{"}{[\"":{"t":"string"}},"$k":["}{[\""]},"}{[\"":"}"}`, `{"}{[\"":"}"}`, ""},
+		{"escaped backslash before quote", `{"$s":{"k":"a\\"},"a":"x"}`, `{"a":"x"}`, ""},
+		{"no fields", `{"$s":{"p":{},"$k":[]}}`, `{}`, ""},
+		{"no schema", `{"a":1}`, "", "no leading"},
+		{"unterminated", `{"$s":{"p":{"a"`, "", "unterminated"},
+		{"unbalanced", `{"$s":]`, "", "unbalanced"},
+		{"nothing after", `{"$s":{}`, "", "no field after"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := withoutSchema([]byte(tc.in))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("withoutSchema(%s) = %s, %v; want an error with %q", tc.in, got, err, tc.err)
+				}
+				return
+			}
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("withoutSchema(%s) = %s, %v; want %s", tc.in, got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeStoredRollupErrors(t *testing.T) {
+	for _, tc := range []struct{ name, in, err string }{
+		{"not json", `{"$s":{},"_id":`, "stored rollup"},
+		{"wrong type", `{"$s":{},"_id":"a|hour|x","server":"a","start":"yesterday"}`, "cannot unmarshal"},
+		{"no start", `{"$s":{},"_id":"a|hour|x","server":"a"}`, "no _id, server or start"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := decodeSJSONRollup([]byte(tc.in))
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("decodeSJSONRollup(%s) = %v; want an error with %q", tc.in, err, tc.err)
+			}
+		})
+	}
+}

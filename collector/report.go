@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/crawlerfleet/collector/collector/report"
 	"github.com/crawlerfleet/collector/inventory"
@@ -162,17 +165,27 @@ func reportServers(inv *inventory.Inventory, o reportOptions) ([]inventory.Serve
 }
 
 // buildReport reads what the report needs from st and computes it: the one
-// path of `collector report` and the HTTP API's report.
+// path of `collector report` and the HTTP API's report. Servers are read a
+// few at a time, and each one's rollups are dropped once its figures are
+// computed, so memory stays flat however long the range and large the fleet.
 func buildReport(ctx context.Context, st *store.Store, inv *inventory.Inventory, servers []inventory.Server, from, to time.Time, keyword string, now time.Time) (*report.Report, error) {
-	in := report.Input{From: from, To: to, Generated: now, Keyword: keyword, Thresholds: reportThresholds(inv.Alerts.Rules)}
+	b := report.NewBuilder(report.Input{From: from, To: to, Generated: now, Keyword: keyword, Thresholds: reportThresholds(inv.Alerts.Rules)})
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
 	for _, s := range servers {
-		si, err := loadServer(ctx, st, s, from, to, keyword)
-		if err != nil {
-			return nil, fmt.Errorf("report %s: %w", s.Name, err)
-		}
-		in.Servers = append(in.Servers, si)
+		g.Go(func() error {
+			si, err := loadServer(gctx, st, s, from, to, keyword)
+			if err != nil {
+				return fmt.Errorf("report %s: %w", s.Name, err)
+			}
+			b.Add(si)
+			return nil
+		})
 	}
-	return report.Build(in), nil
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return b.Report(), nil
 }
 
 // reportThresholds are the fleet's alert thresholds, where the capacity

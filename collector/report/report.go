@@ -10,6 +10,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/crawlerfleet/collector/probe/snapshot"
@@ -246,8 +247,27 @@ type Gap struct {
 
 // Build computes every figure of the report. It does not modify in.
 func Build(in Input) *Report {
+	b := NewBuilder(in)
+	for _, si := range in.Servers {
+		b.Add(si)
+	}
+	return b.Report()
+}
+
+// A Builder computes a report one server at a time, so that a caller can
+// read the servers one by one and drop each one's rollups once added. Its
+// methods are safe for concurrent use; the order of Add calls does not
+// change the report.
+type Builder struct {
+	mu sync.Mutex
+	r  *Report
+}
+
+// NewBuilder starts a report over in's range and settings; in.Servers is
+// ignored: add the servers with Add.
+func NewBuilder(in Input) *Builder {
 	loc := in.From.Location()
-	r := &Report{
+	return &Builder{r: &Report{
 		From:       in.From,
 		To:         in.To.In(loc),
 		Generated:  in.Generated.In(loc),
@@ -256,10 +276,23 @@ func Build(in Input) *Report {
 		Thresholds: in.Thresholds.withDefaults(),
 		Servers:    make([]Server, 0, len(in.Servers)),
 		loc:        loc,
-	}
-	for _, si := range in.Servers {
-		r.Servers = append(r.Servers, r.server(si))
-	}
+	}}
+}
+
+// Add computes the figures of one server. It does not keep si or modify it.
+func (b *Builder) Add(si ServerInput) {
+	s := b.r.server(si) // reads only fields that never change after NewBuilder
+	b.mu.Lock()
+	b.r.Servers = append(b.r.Servers, s)
+	b.mu.Unlock()
+}
+
+// Report returns the report, its servers worst first. Call it once, after
+// the last Add.
+func (b *Builder) Report() *Report {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.r
 	slices.SortStableFunc(r.Servers, func(a, b Server) int {
 		if a.NoData != b.NoData {
 			if a.NoData {

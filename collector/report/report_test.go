@@ -1,10 +1,12 @@
 package report
 
 import (
+	"bytes"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -366,20 +368,39 @@ func TestFleetOrder(t *testing.T) {
 		rs := []store.Rollup{hourRollup(name, t0, reading{cpu: cpu, mem: mem, disk: disk, procs: 1})}
 		return ServerInput{Name: name, Rollups: rs, LastError: lastErr}
 	}
-	r := Build(Input{From: t0, To: t0.Add(time.Hour), Servers: []ServerInput{
+	in := Input{From: t0, To: t0.Add(time.Hour), Servers: []ServerInput{
 		one("a", 50, 20, 10, ""),
 		{Name: "dead", LastError: "refused"},
 		one("b", 10, 20, 93, ""),
 		one("c", 10, 70, 10, "timeout"),
 		one("aa", 10, 50, 10, ""), // ties with a: by name
 		{Name: "new"},
-	}})
+	}}
+	r := Build(in)
 	var got []string
 	for _, s := range r.Servers {
 		got = append(got, s.Name)
 	}
 	if want := []string{"b", "c", "a", "aa", "dead", "new"}; !slices.Equal(got, want) {
 		t.Errorf("order = %v, want %v", got, want)
+	}
+
+	// Added concurrently in another order, the same report.
+	b := NewBuilder(in)
+	var wg sync.WaitGroup
+	for _, si := range slices.Backward(in.Servers) {
+		wg.Go(func() { b.Add(si) })
+	}
+	wg.Wait()
+	var want, concurrent bytes.Buffer
+	if err := r.WriteJSON(&want); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Report().WriteJSON(&concurrent); err != nil {
+		t.Fatal(err)
+	}
+	if concurrent.String() != want.String() {
+		t.Errorf("built concurrently:\n%s\nwant\n%s", &concurrent, &want)
 	}
 }
 

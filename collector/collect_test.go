@@ -298,7 +298,8 @@ func TestReportFromStoredRounds(t *testing.T) {
 	if len(figures.Servers) != 1 || figures.Servers[0].Name != "web2" {
 		t.Fatalf("report --tag crawler covers %+v, want web2 alone", figures.Servers)
 	}
-	if p := figures.Servers[0].Peaks.CPU; p == nil || p.Value <= 0 || p.Value > 100 {
+	// An idle machine can be 0 % busy over the 200 ms sample window.
+	if p := figures.Servers[0].Peaks.CPU; p == nil || p.Value < 0 || p.Value > 100 {
 		t.Errorf("web2's CPU peak = %+v, want a percent from its two snapshots", p)
 	}
 

@@ -22,8 +22,7 @@ import (
 
 // rawPointsMax is the longest range for which the report's series come from
 // raw snapshots; longer ranges read hourly rollups only, so a report over
-// months never loads months of raw data. The embedded store always uses
-// rollups: a range query on raw snapshots scans the whole collection there.
+// months never loads months of raw data.
 const rawPointsMax = 48 * time.Hour
 
 // reportOptions are the flags of `collector report`.
@@ -214,7 +213,7 @@ func loadServer(ctx context.Context, st *store.Store, s inventory.Server, from, 
 		return si, err
 	}
 	si.Rollups = rollups
-	if to.Sub(from) <= rawPointsMax && !st.Embedded() {
+	if to.Sub(from) <= rawPointsMax {
 		recs, err := st.Snapshots(ctx, s.Name, from, to, 0)
 		if err != nil {
 			return si, err

@@ -65,9 +65,22 @@ func (s *Store) LastFailure(ctx context.Context, server string) (*Attempt, error
 // Snapshots returns the snapshots of server with from <= At < to, oldest
 // first. With limit > 0 it returns the newest limit of them.
 //
-// On FerretDB this reads the whole snapshots collection (FerretDB v1.24
-// filters outside SQLite); prefer Latest and Rollups for anything frequent.
+// The embedded store reads the range from its SQLite file (see
+// sqliteReader). On an external FerretDB this reads the whole snapshots
+// collection (FerretDB v1.24 filters outside SQLite).
 func (s *Store) Snapshots(ctx context.Context, server string, from, to time.Time, limit int) ([]Record, error) {
+	if s.direct != nil {
+		recs, err := s.direct.snapshots(ctx, server, from, to, limit)
+		if err != nil {
+			return nil, fmt.Errorf("read snapshots of %s: %w", server, err)
+		}
+		return recs, nil
+	}
+	return s.snapshotsByQuery(ctx, server, from, to, limit)
+}
+
+// snapshotsByQuery is Snapshots through the database's own range query.
+func (s *Store) snapshotsByQuery(ctx context.Context, server string, from, to time.Time, limit int) ([]Record, error) {
 	opts := options.Find().SetSort(bson.D{{Key: "at", Value: -1}})
 	if limit > 0 {
 		opts.SetLimit(int64(limit))
@@ -95,8 +108,21 @@ func (s *Store) Snapshots(ctx context.Context, server string, from, to time.Time
 }
 
 // Attempts returns the failed attempts of server with from <= At < to,
-// oldest first. On FerretDB it reads the whole attempts collection.
+// oldest first. The embedded store reads the range from its SQLite file; an
+// external FerretDB reads the whole attempts collection.
 func (s *Store) Attempts(ctx context.Context, server string, from, to time.Time) ([]Attempt, error) {
+	if s.direct != nil {
+		as, err := s.direct.attempts(ctx, server, from, to)
+		if err != nil {
+			return nil, fmt.Errorf("read attempts of %s: %w", server, err)
+		}
+		return as, nil
+	}
+	return s.attemptsByQuery(ctx, server, from, to)
+}
+
+// attemptsByQuery is Attempts through the database's own range query.
+func (s *Store) attemptsByQuery(ctx context.Context, server string, from, to time.Time) ([]Attempt, error) {
 	cur, err := s.attempts.Find(ctx, bson.D{
 		{Key: "server", Value: server},
 		{Key: "at", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lt", Value: to}}},

@@ -49,6 +49,50 @@ func TestDirectReadAgreesWithFerretDB(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	attemptsSeen := 0
+	// Raw snapshots and attempts, over ranges whose bounds fall between
+	// milliseconds (the driver cuts them to the millisecond, as a BSON date
+	// holds them) and on a stored time, with and without a limit.
+	for _, r := range []struct {
+		from, to time.Time
+		limit    int
+	}{
+		{t0.Add(-time.Hour), t0.Add(6 * time.Hour), 0},
+		{t0.Add(15*time.Minute + time.Microsecond), t0.Add(75*time.Minute + time.Microsecond), 0},
+		{t0.Add(15 * time.Minute), t0.Add(75 * time.Minute), 3},
+		{t0, t0.Add(6 * time.Hour), 1},
+	} {
+		for _, server := range servers {
+			direct, err := s.direct.snapshots(ctx, server, r.from, r.to, r.limit)
+			if err != nil {
+				t.Fatalf("direct read of %q: %v", server, err)
+			}
+			viaFerret, err := s.snapshotsByQuery(ctx, server, r.from, r.to, r.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(direct) == 0 || !reflect.DeepEqual(direct, viaFerret) {
+				t.Errorf("snapshots of %q from %s limit %d:\ndirect %v\nferret %v", server, r.from.Format(time.RFC3339Nano), r.limit, times(direct), times(viaFerret))
+			}
+			attDirect, err := s.direct.attempts(ctx, server, r.from, r.to)
+			if err != nil {
+				t.Fatalf("direct read of %q: %v", server, err)
+			}
+			attFerret, err := s.attemptsByQuery(ctx, server, r.from, r.to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			attemptsSeen += len(attDirect)
+			if len(attDirect)+len(attFerret) > 0 && !reflect.DeepEqual(attDirect, attFerret) {
+				t.Errorf("attempts of %q from %s:\ndirect %+v\nferret %+v", server, r.from.Format(time.RFC3339Nano), attDirect, attFerret)
+			}
+		}
+	}
+
+	if attemptsSeen == 0 {
+		t.Error("no range held a failed attempt")
+	}
+
 	for _, q := range []RollupQuery{
 		{Period: Hour, From: t0.Add(-time.Hour), To: t0.Add(6 * time.Hour)},
 		{Period: Hour, From: t0.Add(time.Hour), To: t0.Add(2 * time.Hour)},
@@ -81,34 +125,46 @@ func TestDirectReadAgreesWithFerretDB(t *testing.T) {
 	}
 }
 
-// TestDirectReadUsesTheIndex checks the plan of the range query: without
-// the index on the _id expression it reads the whole rollups table.
+// TestDirectReadUsesTheIndex checks the plan of each range query: without
+// the index on the _id expression it reads the whole table, and sorts.
 func TestDirectReadUsesTheIndex(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t, Config{})
-	if err := s.direct.open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := s.direct.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+s.direct.query, `"a"`, `"b"`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
+	for _, coll := range []string{rollupsName, snapshotsName, attemptsName} {
+		for _, desc := range []bool{false, true} {
+			db, query, err := s.direct.rangeQuery(ctx, coll, desc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, `"a"`, `"b"`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var plan []string
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			if err := rows.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX") || !strings.Contains(plan[0], "_collector_id") {
+				t.Errorf("%s (descending %v): the range query does not use the _id index alone: %q", coll, desc, plan)
+			}
 		}
-		plan = append(plan, detail)
 	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+}
+
+func times(recs []Record) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, r.At.Format(time.RFC3339Nano))
 	}
-	if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX") || !strings.Contains(plan[0], "_collector_id") {
-		t.Errorf("the range query does not use the _id index: %q", plan)
-	}
+	return out
 }
 
 func TestWithoutSchema(t *testing.T) {
@@ -139,16 +195,17 @@ func TestWithoutSchema(t *testing.T) {
 	}
 }
 
-func TestDecodeStoredRollupErrors(t *testing.T) {
+func TestDecodeStoredErrors(t *testing.T) {
 	for _, tc := range []struct{ name, in, err string }{
-		{"not json", `{"$s":{},"_id":`, "stored rollup"},
+		{"not json", `{"$s":{},"_id":`, "stored document"},
+		{"no schema", `{"_id":"a|hour|x"}`, "no leading"},
 		{"wrong type", `{"$s":{},"_id":"a|hour|x","server":"a","start":"yesterday"}`, "cannot unmarshal"},
-		{"no start", `{"$s":{},"_id":"a|hour|x","server":"a"}`, "no _id, server or start"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := decodeSJSONRollup([]byte(tc.in))
+			var d sjsonRollup
+			err := decodeStored([]byte(tc.in), &d)
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Fatalf("decodeSJSONRollup(%s) = %v; want an error with %q", tc.in, err, tc.err)
+				t.Fatalf("decodeStored(%s) = %v; want an error with %q", tc.in, err, tc.err)
 			}
 		})
 	}

@@ -237,11 +237,6 @@ func (s *Store) closeEmbedded() {
 	}
 }
 
-// Embedded reports whether the store is the embedded FerretDB, where range
-// queries on raw snapshots scan the whole collection: callers read rollups
-// there instead.
-func (s *Store) Embedded() bool { return s.ferret }
-
 // Database returns the database, for packages that keep their own
 // collections next to the store's (alert state, outbox). Prefer Collection,
 // which also makes lookups by _id fast on the embedded store.

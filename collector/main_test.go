@@ -447,3 +447,12 @@ func TestConfigFromEnvironment(t *testing.T) {
 		t.Fatalf("once with COLLECTOR_CONFIG: exit %d, %+v", code, results)
 	}
 }
+
+// TestMain runs the tests, or, with COLLECTOR_TEST_MEASURE_RSS set, only
+// measures the peak RSS of one command for a benchmark (see peakRSS).
+func TestMain(m *testing.M) {
+	if argv := os.Getenv(measureEnv); argv != "" {
+		os.Exit(measure(argv))
+	}
+	os.Exit(m.Run())
+}

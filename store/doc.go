@@ -64,5 +64,5 @@
 // on that _id index, and decodes only the data of FerretDB's stored form
 // (see sqliteReader). A 30-day report of 100 servers reads 72,000 rollups:
 // through FerretDB that took 20 s, nearly all of it decoding; directly it
-// takes under one.
+// takes about one.
 package store

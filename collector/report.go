@@ -220,7 +220,7 @@ func loadServer(ctx context.Context, st *store.Store, s inventory.Server, from, 
 		}
 		si.Points = report.PointsFromRecords(recs, keyword)
 	} else {
-		si.Points = report.PointsFromRollups(rollups)
+		si.Points = report.PointsFromRollups(rollups, keyword)
 	}
 	for _, r := range rollups {
 		si.Attempts += int(r.Count + r.Failed)

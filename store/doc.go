@@ -18,13 +18,15 @@
 //	            cpu:   {peak: {value, order, at, procs_known, matched_total,
 //	                           procs: [{keyword, count}, ...]}, sum, n},
 //	            mem:   {...}, disk: {...}, load1: {...},
-//	            matched: {min, max, sum, n}}
+//	            matched: {min, max, sum, n},
+//	            keywords: {"<keyword>": {sum, n}, ...}}
 //	servers    {_id: "server", latest: {at, id}, last_failure: {at, duration_ms, kind, error}}
 //
 // The _id of a result is its server and collector time, so writing a result
 // twice stores it once. A rollup is kept up to date by one upsert per write:
-// $inc adds counts and sums, $min and $max move the matched-process range,
-// and $max on the peak document keeps the highest reading together with the
+// $inc adds counts and sums (each keyword's count under keywords, with '%',
+// '.' and '$' percent-escaped, as a field name cannot hold them), $min and
+// $max move the matched-process range, and $max on the peak document keeps the highest reading together with the
 // time and process counts of that reading. Documents compare field by field,
 // so the peak with the higher value wins, and on equal values the one with
 // the higher order, which is minus the time in milliseconds: the earliest.

@@ -4,7 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/bsontype"
 
 	"github.com/crawlerfleet/collector/probe/snapshot"
 )
@@ -114,8 +120,8 @@ func (p Period) valid() bool { return p == Hour || p == Day }
 
 // KeywordCount is how many processes matched a keyword.
 type KeywordCount struct {
-	Keyword string `bson:"keyword"`
-	Count   int    `bson:"count"`
+	Keyword string `bson:"keyword" json:"keyword"`
+	Count   int    `bson:"count" json:"count"`
 }
 
 // Peak is the highest reading of a metric in a period and the matched
@@ -173,6 +179,34 @@ type Rollup struct {
 	Load1  Metric
 	// Matched covers snapshots whose process section was read.
 	Matched Matched
+	// Keywords sums up each keyword's count over the same snapshots, sorted
+	// by keyword; a keyword the probe did not look for has no entry.
+	Keywords []KeywordSum
+}
+
+// KeywordSum sums up one keyword's matched-process count over a period.
+type KeywordSum struct {
+	Keyword string
+	Sum     int64
+	N       int64 // snapshots that counted the keyword
+}
+
+// Mean returns Sum/N, or 0 without readings.
+func (k KeywordSum) Mean() float64 {
+	if k.N == 0 {
+		return 0
+	}
+	return float64(k.Sum) / float64(k.N)
+}
+
+// Keyword returns the sums of keyword, and whether the rollup has them.
+func (r Rollup) Keyword(keyword string) (KeywordSum, bool) {
+	for _, k := range r.Keywords {
+		if k.Keyword == keyword {
+			return k, true
+		}
+	}
+	return KeywordSum{}, false
 }
 
 // RollupQuery selects rollups.
@@ -184,7 +218,42 @@ type RollupQuery struct {
 	From, To time.Time
 }
 
-// The documents as stored.
+// The documents as stored. Each decodes from BSON through the driver and
+// from FerretDB's stored form, JSON with times as epoch milliseconds, in
+// the embedded store's direct reads (see sqliteReader and docTime).
+
+// docTime is a time in a stored document: a BSON date (to the millisecond)
+// through the driver, and milliseconds since the epoch in FerretDB's stored
+// form.
+type docTime time.Time
+
+// utc returns t as a time.Time in UTC.
+func (t docTime) utc() time.Time { return time.Time(t).UTC() }
+
+// MarshalBSONValue stores t as a BSON date.
+func (t docTime) MarshalBSONValue() (bsontype.Type, []byte, error) {
+	return bson.MarshalValue(time.Time(t))
+}
+
+// UnmarshalBSONValue reads a BSON date.
+func (t *docTime) UnmarshalBSONValue(typ bsontype.Type, data []byte) error {
+	var v time.Time
+	if err := bson.UnmarshalValue(typ, data, &v); err != nil {
+		return err
+	}
+	*t = docTime(v)
+	return nil
+}
+
+// UnmarshalJSON reads FerretDB's stored form of a date.
+func (t *docTime) UnmarshalJSON(data []byte) error {
+	ms, err := strconv.ParseInt(string(data), 10, 64)
+	if err != nil {
+		return fmt.Errorf("stored date %.40s: not milliseconds since the epoch", data)
+	}
+	*t = docTime(time.UnixMilli(ms))
+	return nil
+}
 
 // snapshotDoc is a raw snapshot; _id is server|at. The snapshot itself is
 // kept as its JSON wire form in a string: nothing queries inside it (rollups
@@ -192,22 +261,22 @@ type RollupQuery struct {
 // uint64 bytes), and FerretDB stores one string field 2.5 times faster than
 // the fifty fields of a nested document.
 type snapshotDoc struct {
-	ID         string    `bson:"_id"`
-	Server     string    `bson:"server"`
-	At         time.Time `bson:"at"`
-	ProbeTime  time.Time `bson:"probe_time"`
-	DurationMS int64     `bson:"duration_ms"`
-	Snapshot   string    `bson:"snapshot"` // as JSON, see snapshotDoc
+	ID         string  `bson:"_id" json:"_id"`
+	Server     string  `bson:"server" json:"server"`
+	At         docTime `bson:"at" json:"at"`
+	ProbeTime  docTime `bson:"probe_time" json:"probe_time"`
+	DurationMS int64   `bson:"duration_ms" json:"duration_ms"`
+	Snapshot   string  `bson:"snapshot" json:"snapshot"` // as JSON, see snapshotDoc
 }
 
 // attemptDoc is a failed attempt; _id is server|at.
 type attemptDoc struct {
-	ID         string    `bson:"_id"`
-	Server     string    `bson:"server"`
-	At         time.Time `bson:"at"`
-	DurationMS int64     `bson:"duration_ms"`
-	Kind       ErrKind   `bson:"kind"`
-	Err        string    `bson:"error"`
+	ID         string  `bson:"_id" json:"_id"`
+	Server     string  `bson:"server" json:"server"`
+	At         docTime `bson:"at" json:"at"`
+	DurationMS int64   `bson:"duration_ms" json:"duration_ms"`
+	Kind       ErrKind `bson:"kind" json:"kind"`
+	Err        string  `bson:"error" json:"error"`
 }
 
 // peakDoc is compared as a whole by $max: value first, then order, which is
@@ -215,41 +284,72 @@ type attemptDoc struct {
 // reading is the greater. Field order matters; the fields after order only
 // differ when value and order are equal, that is for the same snapshot.
 type peakDoc struct {
-	Value        float64        `bson:"value"`
-	Order        int64          `bson:"order"`
-	At           time.Time      `bson:"at"`
-	ProcsKnown   bool           `bson:"procs_known"`
-	MatchedTotal int            `bson:"matched_total"`
-	Procs        []KeywordCount `bson:"procs"`
+	Value        float64        `bson:"value" json:"value"`
+	Order        int64          `bson:"order" json:"order"`
+	At           docTime        `bson:"at" json:"at"`
+	ProcsKnown   bool           `bson:"procs_known" json:"procs_known"`
+	MatchedTotal int            `bson:"matched_total" json:"matched_total"`
+	Procs        []KeywordCount `bson:"procs" json:"procs"`
 }
 
 type metricDoc struct {
-	Peak *peakDoc `bson:"peak"`
-	Sum  float64  `bson:"sum"`
-	N    int64    `bson:"n"`
+	Peak *peakDoc `bson:"peak" json:"peak"`
+	Sum  float64  `bson:"sum" json:"sum"`
+	N    int64    `bson:"n" json:"n"`
 }
 
 type matchedDoc struct {
-	Min int   `bson:"min"`
-	Max int   `bson:"max"`
-	Sum int64 `bson:"sum"`
-	N   int64 `bson:"n"`
+	Min int   `bson:"min" json:"min"`
+	Max int   `bson:"max" json:"max"`
+	Sum int64 `bson:"sum" json:"sum"`
+	N   int64 `bson:"n" json:"n"`
 }
 
 // rollupDoc is a rollup; _id is server|period|start.
 type rollupDoc struct {
-	ID       string     `bson:"_id"`
-	Server   string     `bson:"server"`
-	Period   Period     `bson:"period"`
-	Start    time.Time  `bson:"start"`
-	Count    int64      `bson:"count"`
-	Failed   int64      `bson:"failed"`
-	RolledTo time.Time  `bson:"rolled_to"` // latest result folded in
-	CPU      metricDoc  `bson:"cpu"`
-	Mem      metricDoc  `bson:"mem"`
-	Disk     metricDoc  `bson:"disk"`
-	Load1    metricDoc  `bson:"load1"`
-	Matched  matchedDoc `bson:"matched"`
+	ID       string     `bson:"_id" json:"_id"`
+	Server   string     `bson:"server" json:"server"`
+	Period   Period     `bson:"period" json:"period"`
+	Start    docTime    `bson:"start" json:"start"`
+	Count    int64      `bson:"count" json:"count"`
+	Failed   int64      `bson:"failed" json:"failed"`
+	RolledTo docTime    `bson:"rolled_to" json:"rolled_to"` // latest result folded in
+	CPU      metricDoc  `bson:"cpu" json:"cpu"`
+	Mem      metricDoc  `bson:"mem" json:"mem"`
+	Disk     metricDoc  `bson:"disk" json:"disk"`
+	Load1    metricDoc  `bson:"load1" json:"load1"`
+	Matched  matchedDoc `bson:"matched" json:"matched"`
+	// Keywords is keyed by keywordField(keyword).
+	Keywords map[string]keywordDoc `bson:"keywords" json:"keywords"`
+}
+
+type keywordDoc struct {
+	Sum int64 `bson:"sum" json:"sum"`
+	N   int64 `bson:"n" json:"n"`
+}
+
+// keywordField is a keyword as a field name: '%', '.' and '$' would end or
+// change the meaning of a field path, so they are percent-escaped.
+func keywordField(keyword string) string {
+	return keywordEscaper.Replace(keyword)
+}
+
+var (
+	keywordEscaper   = strings.NewReplacer("%", "%25", ".", "%2E", "$", "%24")
+	keywordUnescaper = strings.NewReplacer("%25", "%", "%2E", ".", "%24", "$")
+)
+
+// keywordSums turns the stored keywords into sorted KeywordSums.
+func keywordSums(fields map[string]keywordDoc) []KeywordSum {
+	if len(fields) == 0 {
+		return nil
+	}
+	out := make([]KeywordSum, 0, len(fields))
+	for field, d := range fields {
+		out = append(out, KeywordSum{Keyword: keywordUnescaper.Replace(field), Sum: d.Sum, N: d.N})
+	}
+	slices.SortFunc(out, func(a, b KeywordSum) int { return strings.Compare(a.Keyword, b.Keyword) })
+	return out
 }
 
 // serverDoc tracks each server's newest results; _id is the server name.
@@ -284,16 +384,17 @@ func rollupID(server string, p Period, start time.Time) string {
 
 func (d rollupDoc) rollup() Rollup {
 	return Rollup{
-		Server:  d.Server,
-		Period:  d.Period,
-		Start:   d.Start.UTC(),
-		Count:   d.Count,
-		Failed:  d.Failed,
-		CPU:     d.CPU.metric(),
-		Mem:     d.Mem.metric(),
-		Disk:    d.Disk.metric(),
-		Load1:   d.Load1.metric(),
-		Matched: Matched(d.Matched),
+		Server:   d.Server,
+		Period:   d.Period,
+		Start:    d.Start.utc(),
+		Count:    d.Count,
+		Failed:   d.Failed,
+		CPU:      d.CPU.metric(),
+		Mem:      d.Mem.metric(),
+		Disk:     d.Disk.metric(),
+		Load1:    d.Load1.metric(),
+		Matched:  Matched(d.Matched),
+		Keywords: keywordSums(d.Keywords),
 	}
 }
 
@@ -302,7 +403,7 @@ func (d metricDoc) metric() Metric {
 	if d.Peak != nil {
 		m.Peak = Peak{
 			Value:        d.Peak.Value,
-			At:           d.Peak.At.UTC(),
+			At:           d.Peak.At.utc(),
 			ProcsKnown:   d.Peak.ProcsKnown,
 			MatchedTotal: d.Peak.MatchedTotal,
 			Procs:        d.Peak.Procs,

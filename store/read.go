@@ -136,15 +136,19 @@ func (s *Store) attemptsByQuery(ctx context.Context, server string, from, to tim
 	}
 	out := make([]Attempt, len(docs))
 	for i, d := range docs {
-		out[i] = Attempt{
-			Server:   d.Server,
-			At:       d.At.UTC(),
-			Duration: time.Duration(d.DurationMS) * time.Millisecond,
-			Kind:     d.Kind,
-			Err:      d.Err,
-		}
+		out[i] = d.attempt()
 	}
 	return out, nil
+}
+
+func (d attemptDoc) attempt() Attempt {
+	return Attempt{
+		Server:   d.Server,
+		At:       d.At.utc(),
+		Duration: time.Duration(d.DurationMS) * time.Millisecond,
+		Kind:     d.Kind,
+		Err:      d.Err,
+	}
 }
 
 // Servers returns the names of all servers with a stored result, sorted.
@@ -331,8 +335,8 @@ func (d snapshotDoc) record() (*Record, error) {
 	}
 	return &Record{
 		Server:    d.Server,
-		At:        d.At.UTC(),
-		ProbeTime: d.ProbeTime.UTC(),
+		At:        d.At.utc(),
+		ProbeTime: d.ProbeTime.utc(),
 		Duration:  time.Duration(d.DurationMS) * time.Millisecond,
 		Snapshot:  &snap,
 	}, nil

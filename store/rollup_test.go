@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,6 +179,15 @@ func expectRollup(results []Result, server string, p Period, start time.Time) Ro
 			first = false
 			want.Matched.Sum += int64(mt)
 			want.Matched.N++
+			for _, m := range snap.Processes.Matched {
+				i := slices.IndexFunc(want.Keywords, func(k KeywordSum) bool { return k.Keyword == m.Keyword })
+				if i < 0 {
+					want.Keywords = append(want.Keywords, KeywordSum{Keyword: m.Keyword})
+					i = len(want.Keywords) - 1
+				}
+				want.Keywords[i].Sum += int64(m.Count)
+				want.Keywords[i].N++
+			}
 		}
 		observe := func(m *Metric, v float64) {
 			m.Sum += v
@@ -198,6 +208,7 @@ func expectRollup(results []Result, server string, p Period, start time.Time) Ro
 			observe(&want.Disk, snap.Disk.UsedPercent)
 		}
 	}
+	slices.SortFunc(want.Keywords, func(a, b KeywordSum) int { return strings.Compare(a.Keyword, b.Keyword) })
 	return want
 }
 

@@ -167,11 +167,11 @@ func tableOf(ctx context.Context, db *sql.DB, collection string) (string, error)
 func (r *sqliteReader) rollups(ctx context.Context, server string, p Period, from, to time.Time) ([]Rollup, error) {
 	var out []Rollup
 	err := r.scan(ctx, rollupsName, rollupID(server, p, from), rollupID(server, p, to), false, func(raw []byte) (bool, error) {
-		var d sjsonRollup
+		var d rollupDoc
 		if err := decodeStored(raw, &d); err != nil {
 			return false, err
 		}
-		if d.ID == "" || d.Server == "" || d.Start == 0 {
+		if d.ID == "" || d.Server == "" || time.Time(d.Start).IsZero() {
 			return false, fmt.Errorf("stored rollup %.80q: no _id, server or start", raw)
 		}
 		if ru := d.rollup(); ru.Server == server && ru.Period == p {
@@ -187,24 +187,12 @@ func (r *sqliteReader) rollups(ctx context.Context, server string, p Period, fro
 func (r *sqliteReader) attempts(ctx context.Context, server string, from, to time.Time) ([]Attempt, error) {
 	var out []Attempt
 	err := r.scan(ctx, attemptsName, resultID(server, from), resultID(server, to), false, func(raw []byte) (bool, error) {
-		var d struct {
-			Server     string  `json:"server"`
-			At         int64   `json:"at"`
-			DurationMS int64   `json:"duration_ms"`
-			Kind       ErrKind `json:"kind"`
-			Err        string  `json:"error"`
-		}
+		var d attemptDoc
 		if err := decodeStored(raw, &d); err != nil {
 			return false, err
 		}
 		if d.Server == server {
-			out = append(out, Attempt{
-				Server:   d.Server,
-				At:       time.UnixMilli(d.At).UTC(),
-				Duration: time.Duration(d.DurationMS) * time.Millisecond,
-				Kind:     d.Kind,
-				Err:      d.Err,
-			})
+			out = append(out, d.attempt())
 		}
 		return true, nil
 	})
@@ -216,28 +204,14 @@ func (r *sqliteReader) attempts(ctx context.Context, server string, from, to tim
 func (r *sqliteReader) snapshots(ctx context.Context, server string, from, to time.Time, limit int) ([]Record, error) {
 	var out []Record
 	err := r.scan(ctx, snapshotsName, resultID(server, from), resultID(server, to), true, func(raw []byte) (bool, error) {
-		var d struct {
-			ID         string `json:"_id"`
-			Server     string `json:"server"`
-			At         int64  `json:"at"`
-			ProbeTime  int64  `json:"probe_time"`
-			DurationMS int64  `json:"duration_ms"`
-			Snapshot   string `json:"snapshot"`
-		}
+		var d snapshotDoc
 		if err := decodeStored(raw, &d); err != nil {
 			return false, err
 		}
 		if d.Server != server {
 			return true, nil
 		}
-		rec, err := snapshotDoc{
-			ID:         d.ID,
-			Server:     d.Server,
-			At:         time.UnixMilli(d.At),
-			ProbeTime:  time.UnixMilli(d.ProbeTime),
-			DurationMS: d.DurationMS,
-			Snapshot:   d.Snapshot,
-		}.record()
+		rec, err := d.record()
 		if err != nil {
 			return false, err
 		}
@@ -248,72 +222,6 @@ func (r *sqliteReader) snapshots(ctx context.Context, server string, from, to ti
 	return out, err
 }
 
-// The stored form of a rollup: rollupDoc with dates as milliseconds.
-type (
-	sjsonRollup struct {
-		ID      string      `json:"_id"`
-		Server  string      `json:"server"`
-		Period  Period      `json:"period"`
-		Start   int64       `json:"start"`
-		Count   int64       `json:"count"`
-		Failed  int64       `json:"failed"`
-		CPU     sjsonMetric `json:"cpu"`
-		Mem     sjsonMetric `json:"mem"`
-		Disk    sjsonMetric `json:"disk"`
-		Load1   sjsonMetric `json:"load1"`
-		Matched struct {
-			Min int   `json:"min"`
-			Max int   `json:"max"`
-			Sum int64 `json:"sum"`
-			N   int64 `json:"n"`
-		} `json:"matched"`
-	}
-	sjsonMetric struct {
-		Peak *sjsonPeak `json:"peak"`
-		Sum  float64    `json:"sum"`
-		N    int64      `json:"n"`
-	}
-	sjsonPeak struct {
-		Value        float64 `json:"value"`
-		At           int64   `json:"at"`
-		ProcsKnown   bool    `json:"procs_known"`
-		MatchedTotal int     `json:"matched_total"`
-		Procs        []struct {
-			Keyword string `json:"keyword"`
-			Count   int    `json:"count"`
-		} `json:"procs"`
-	}
-)
-
-func (d *sjsonRollup) rollup() Rollup {
-	return Rollup{
-		Server:  d.Server,
-		Period:  d.Period,
-		Start:   time.UnixMilli(d.Start).UTC(),
-		Count:   d.Count,
-		Failed:  d.Failed,
-		CPU:     d.CPU.metric(),
-		Mem:     d.Mem.metric(),
-		Disk:    d.Disk.metric(),
-		Load1:   d.Load1.metric(),
-		Matched: Matched(d.Matched),
-	}
-}
-
-func (d *sjsonMetric) metric() Metric {
-	m := Metric{Sum: d.Sum, N: d.N}
-	if p := d.Peak; p != nil {
-		m.Peak = Peak{Value: p.Value, At: time.UnixMilli(p.At).UTC(), ProcsKnown: p.ProcsKnown, MatchedTotal: p.MatchedTotal}
-		if p.Procs != nil {
-			m.Peak.Procs = make([]KeywordCount, len(p.Procs))
-			for i, k := range p.Procs {
-				m.Peak.Procs[i] = KeywordCount(k)
-			}
-		}
-	}
-	return m
-}
-
 // decodeStored decodes the stored form of a document into v, skipping its
 // schema.
 func decodeStored(raw []byte, v any) error {
@@ -322,7 +230,7 @@ func decodeStored(raw []byte, v any) error {
 		return fmt.Errorf("stored document %.80q: %w", raw, err)
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("stored document %.80q: %w", raw, err)
+		return fmt.Errorf("stored document %.80q: %w", data, err)
 	}
 	return nil
 }

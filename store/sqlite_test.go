@@ -33,7 +33,7 @@ func TestDirectReadAgreesWithFerretDB(t *testing.T) {
 		for m := 0; m < 3*60; m += 15 { // 22:00 to 00:45: two days, four hours
 			at := t0.Add(time.Duration(m) * time.Minute)
 			r := reading{cpu: float64(m%23 + i), mem: 30 + float64(m%7), disk: 40, load1: float64(m % 5),
-				procs: []KeywordCount{{"python", m % 4}, {"<b>node</b>", 1}}}
+				procs: []KeywordCount{{"python", m % 4}, {"<b>node</b>", 1}, {"scrapy.crawl $HOME 50%2E", 2}}}
 			switch m {
 			case 30:
 				r.cpuErr = true
@@ -118,6 +118,11 @@ func TestDirectReadAgreesWithFerretDB(t *testing.T) {
 			if len(direct) == 0 {
 				t.Errorf("%s %q from %s: the direct read found nothing", q.Period, server, q.From.Format(time.RFC3339))
 			}
+			for _, ru := range direct {
+				if k, ok := ru.Keyword("scrapy.crawl $HOME 50%2E"); ru.Count > 0 && (!ok || k.N == 0 || k.Sum != 2*k.N) {
+					t.Errorf("%s %q at %s: keyword sums %+v, want 2 a snapshot", q.Period, server, ru.Start.Format(time.RFC3339), ru.Keywords)
+				}
+			}
 			if !reflect.DeepEqual(direct, viaFerret) {
 				t.Errorf("%s %q from %s:\ndirect %+v\nferret %+v", q.Period, server, q.From.Format(time.RFC3339), direct, viaFerret)
 			}
@@ -167,6 +172,18 @@ func times(recs []Record) []string {
 	return out
 }
 
+func TestKeywordFieldRoundTrip(t *testing.T) {
+	for _, k := range []string{"python", "scrapy.crawl", "$HOME", "50%", "50%2E", "%24", "a.b.c$%", "爬虫"} {
+		f := keywordField(k)
+		if strings.ContainsAny(f, ".$") {
+			t.Errorf("keywordField(%q) = %q: still holds '.' or '$'", k, f)
+		}
+		if got := keywordSums(map[string]keywordDoc{f: {Sum: 1, N: 1}}); len(got) != 1 || got[0].Keyword != k {
+			t.Errorf("keyword %q stored as %q reads back as %+v", k, f, got)
+		}
+	}
+}
+
 func TestWithoutSchema(t *testing.T) {
 	for _, tc := range []struct {
 		name, in, want, err string
@@ -199,10 +216,11 @@ func TestDecodeStoredErrors(t *testing.T) {
 	for _, tc := range []struct{ name, in, err string }{
 		{"not json", `{"$s":{},"_id":`, "stored document"},
 		{"no schema", `{"_id":"a|hour|x"}`, "no leading"},
-		{"wrong type", `{"$s":{},"_id":"a|hour|x","server":"a","start":"yesterday"}`, "cannot unmarshal"},
+		{"wrong type", `{"$s":{},"_id":"a|hour|x","server":"a","count":"many"}`, "cannot unmarshal"},
+		{"date not in milliseconds", `{"$s":{},"_id":"a|hour|x","server":"a","start":"yesterday"}`, `stored date "yesterday": not milliseconds`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var d sjsonRollup
+			var d rollupDoc
 			err := decodeStored([]byte(tc.in), &d)
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Fatalf("decodeStored(%s) = %v; want an error with %q", tc.in, err, tc.err)

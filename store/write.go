@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -177,7 +179,7 @@ func rawDoc(r Result) (any, error) {
 		return attemptDoc{
 			ID:         id,
 			Server:     r.Server,
-			At:         r.At,
+			At:         docTime(r.At),
 			DurationMS: r.Duration.Milliseconds(),
 			Kind:       r.ErrKind,
 			Err:        r.Err,
@@ -190,8 +192,8 @@ func rawDoc(r Result) (any, error) {
 	return snapshotDoc{
 		ID:         id,
 		Server:     r.Server,
-		At:         r.At,
-		ProbeTime:  r.Snapshot.Time,
+		At:         docTime(r.At),
+		ProbeTime:  docTime(r.Snapshot.Time),
 		DurationMS: r.Duration.Milliseconds(),
 		Snapshot:   string(js),
 	}, nil
@@ -386,7 +388,10 @@ type rollupAgg struct {
 	rolledTo              time.Time
 	cpu, mem, disk, load1 metricAgg
 	matched               matchedAgg
+	keywords              map[string]*keywordAgg // by keyword
 }
+
+type keywordAgg struct{ sum, n int64 }
 
 type metricAgg struct {
 	peak *peakDoc
@@ -429,6 +434,18 @@ func (a *rollupAgg) add(r Result) {
 		}
 		a.matched.sum += int64(m)
 		a.matched.n++
+		for _, k := range snap.Processes.Matched {
+			if a.keywords == nil {
+				a.keywords = map[string]*keywordAgg{}
+			}
+			ka := a.keywords[k.Keyword]
+			if ka == nil {
+				ka = &keywordAgg{}
+				a.keywords[k.Keyword] = ka
+			}
+			ka.sum += int64(k.Count)
+			ka.n++
+		}
 	}
 }
 
@@ -438,10 +455,10 @@ func (m *metricAgg) add(v float64, at time.Time, snap *snapshot.Snapshot) {
 	}
 	m.sum += v
 	m.n++
-	if m.peak != nil && (v < m.peak.Value || v == m.peak.Value && !at.Before(m.peak.At)) {
+	if m.peak != nil && (v < m.peak.Value || v == m.peak.Value && !at.Before(time.Time(m.peak.At))) {
 		return
 	}
-	p := &peakDoc{Value: v, Order: -at.UnixMilli(), At: at}
+	p := &peakDoc{Value: v, Order: -at.UnixMilli(), At: docTime(at)}
 	if snap.Processes.Error == "" {
 		p.ProcsKnown = true
 		p.MatchedTotal = snap.Processes.MatchedTotal
@@ -480,6 +497,10 @@ func (a *rollupAgg) update() bson.D {
 		inc = append(inc, bson.E{Key: "matched.sum", Value: a.matched.sum}, bson.E{Key: "matched.n", Value: a.matched.n})
 		maxes = append(maxes, bson.E{Key: "matched.max", Value: a.matched.max})
 		u = append(u, bson.E{Key: "$min", Value: bson.D{{Key: "matched.min", Value: a.matched.min}}})
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.keywords)) {
+		field := "keywords." + keywordField(k)
+		inc = append(inc, bson.E{Key: field + ".sum", Value: a.keywords[k].sum}, bson.E{Key: field + ".n", Value: a.keywords[k].n})
 	}
 	return append(u, bson.E{Key: "$inc", Value: inc}, bson.E{Key: "$max", Value: maxes})
 }

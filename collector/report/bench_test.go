@@ -20,7 +20,7 @@ func BenchmarkBuildAndWriteHTML(b *testing.B) {
 			return reading{cpu: 5 + 1.5*float64(p) + wave(h*12+k), mem: 10 + 2.5*float64(p) + wave(h+k+i),
 				disk: 40 + math.Mod(float64(h), 7), load: 1, procs: p}
 		})
-		in.Servers = append(in.Servers, ServerInput{Name: name, Rollups: rs, Points: PointsFromRollups(rs), Attempts: hours * 12})
+		in.Servers = append(in.Servers, ServerInput{Name: name, Rollups: rs, Points: PointsFromRollups(rs, ""), Attempts: hours * 12})
 	}
 	b.ResetTimer()
 	for b.Loop() {

@@ -2,6 +2,8 @@ package report
 
 import (
 	"math"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +41,15 @@ func hourRollup(server string, start time.Time, rds ...reading) store.Rollup {
 			}
 			m.Sum += int64(rd.procs)
 			m.N++
+			for _, k := range rd.kw {
+				i := slices.IndexFunc(ru.Keywords, func(s store.KeywordSum) bool { return s.Keyword == k.Keyword })
+				if i < 0 {
+					ru.Keywords = append(ru.Keywords, store.KeywordSum{Keyword: k.Keyword})
+					i = len(ru.Keywords) - 1
+				}
+				ru.Keywords[i].Sum += int64(k.Count)
+				ru.Keywords[i].N++
+			}
 		}
 		for _, f := range []struct {
 			m *store.Metric
@@ -53,6 +64,7 @@ func hourRollup(server string, start time.Time, rds ...reading) store.Rollup {
 			}
 		}
 	}
+	slices.SortFunc(ru.Keywords, func(a, b store.KeywordSum) int { return strings.Compare(a.Keyword, b.Keyword) })
 	return ru
 }
 

@@ -91,12 +91,12 @@ func goldenInput() Input {
 				Attempts: hours * 12, Failures: map[string]int{"unreachable": hours * 12},
 				LastError: "dial tcp 10.0.3.7:22: connect: connection refused"},
 			{Name: "crawl-01", Description: "Scrapy crawlers, Frankfurt", Tags: []string{"crawler", "eu"},
-				Rollups: crawl01, Points: PointsFromRollups(crawl01), Attempts: hours * 12, MemTotalBytes: 16 << 30},
+				Rollups: crawl01, Points: PointsFromRollups(crawl01, ""), Attempts: hours * 12, MemTotalBytes: 16 << 30},
 			{Name: "crawl-02", Description: "Headless browsers, Virginia", Tags: []string{"crawler", "us"},
-				Rollups: crawl02, Points: PointsFromRollups(crawl02), Attempts: (hours-11)*12 + 11,
+				Rollups: crawl02, Points: PointsFromRollups(crawl02, ""), Attempts: (hours-11)*12 + 11,
 				Failures: failures02, MemTotalBytes: 32 << 30},
 			{Name: "crawl-03", Description: "Sitemap fetcher", Tags: []string{"crawler"},
-				Rollups: crawl03, Points: PointsFromRollups(crawl03), Attempts: 150*12 + 18*12,
+				Rollups: crawl03, Points: PointsFromRollups(crawl03, ""), Attempts: 150*12 + 18*12,
 				Failures: map[string]int{"auth": 18 * 12}, LastError: "ssh: handshake failed: ssh: unable to authenticate, attempted methods [none publickey]"},
 		},
 	}
@@ -194,7 +194,7 @@ func TestHTMLSelfContained(t *testing.T) {
 	}{
 		{"golden", goldenInput()},
 		{"empty fleet", Input{From: t0, To: t0.Add(time.Hour)}},
-		{"zero input, one server", Input{Servers: []ServerInput{{Name: "s", Rollups: linearRollups("s", 3), Points: PointsFromRollups(linearRollups("s", 3))}}}},
+		{"zero input, one server", Input{Servers: []ServerInput{{Name: "s", Rollups: linearRollups("s", 3), Points: PointsFromRollups(linearRollups("s", 3), "")}}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			page := render(t, Build(c.in), "html")
@@ -309,7 +309,7 @@ func TestHTMLEscaping(t *testing.T) {
 	in := Input{
 		From: t0, To: t0.Add(48 * time.Hour), Keyword: evil,
 		Servers: []ServerInput{
-			{Name: evil, Description: evil, Tags: []string{evil}, Rollups: rs, Points: PointsFromRollups(rs), Attempts: 50,
+			{Name: evil, Description: evil, Tags: []string{evil}, Rollups: rs, Points: PointsFromRollups(rs, ""), Attempts: 50,
 				Failures: map[string]int{evil: 2}, LastError: evil},
 			{Name: evil + "2", LastError: evil},
 		},
@@ -368,7 +368,7 @@ func TestHTMLEscaping(t *testing.T) {
 func TestSentences(t *testing.T) {
 	const hours = 48
 	rs := linearRollups("s", hours)
-	r, s := buildOne(ServerInput{Name: "s", Rollups: rs, Points: PointsFromRollups(rs), MemTotalBytes: 16 << 30}, hours, "python")
+	r, s := buildOne(ServerInput{Name: "s", Rollups: rs, Points: PointsFromRollups(rs, ""), MemTotalBytes: 16 << 30}, hours, "python")
 	// 2.5 % of 16 GiB = 409.6 MiB.
 	if got, want := r.costText(s), "Each “python” process ≈ 410 MiB of memory (2.50 %) and 1.50 % CPU."; got != want {
 		t.Errorf("cost = %q, want %q", got, want)
@@ -379,7 +379,7 @@ func TestSentences(t *testing.T) {
 		}
 	}
 	thin := rs[:5]
-	r, s = buildOne(ServerInput{Name: "s", Rollups: thin, Points: PointsFromRollups(thin)}, hours, "")
+	r, s = buildOne(ServerInput{Name: "s", Rollups: thin, Points: PointsFromRollups(thin, "")}, hours, "")
 	if got := r.costText(s); got != "" {
 		t.Errorf("cost on thin data = %q, want none", got)
 	}

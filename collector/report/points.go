@@ -21,21 +21,30 @@ type Point struct {
 
 // PointsFromRollups returns one point per hourly rollup: the hour's means of
 // CPU, memory, disk and matched processes, at the middle of the hour (the
-// means cover the whole hour). Rollups without CPU, memory or process
-// readings are skipped. Rollups keep only the all-keyword matched total, so
-// Procs is that total whatever the report's keyword.
-func PointsFromRollups(rs []store.Rollup) []Point {
+// means cover the whole hour). Procs is the mean of the keyword's count, or
+// of the matched total when keyword is "". Rollups without CPU, memory or
+// process readings are skipped, and so are those without counts for keyword
+// (the probe did not look for it then).
+func PointsFromRollups(rs []store.Rollup, keyword string) []Point {
 	pts := make([]Point, 0, len(rs))
 	for _, r := range rs {
 		if r.CPU.N == 0 || r.Mem.N == 0 || r.Matched.N == 0 {
 			continue
+		}
+		procs := r.Matched.Mean()
+		if keyword != "" {
+			k, ok := r.Keyword(keyword)
+			if !ok || k.N == 0 {
+				continue
+			}
+			procs = k.Mean()
 		}
 		p := Point{
 			At:    r.Start.Add(30 * time.Minute),
 			CPU:   r.CPU.Mean(),
 			Mem:   r.Mem.Mean(),
 			Disk:  r.Disk.Mean(),
-			Procs: r.Matched.Mean(),
+			Procs: procs,
 		}
 		if finitePoint(p) {
 			pts = append(pts, p)

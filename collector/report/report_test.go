@@ -20,7 +20,7 @@ func TestLinearGolden(t *testing.T) {
 	const hours = 48
 	const memTotal = 16 << 30
 	rs := linearRollups("crawl", hours)
-	_, s := buildOne(ServerInput{Name: "crawl", Rollups: rs, Points: PointsFromRollups(rs), Attempts: hours, MemTotalBytes: memTotal}, hours, "")
+	_, s := buildOne(ServerInput{Name: "crawl", Rollups: rs, Points: PointsFromRollups(rs, ""), Attempts: hours, MemTotalBytes: memTotal}, hours, "")
 
 	// procs is 20 first at hour 10 (5·10 mod 17 = 16), again at 27 and 44.
 	peakAt := t0.Add(10 * time.Hour)
@@ -176,7 +176,7 @@ func TestEstimates(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := Build(Input{From: t0, To: t0.Add(48 * time.Hour), Thresholds: c.thresholds,
-				Servers: []ServerInput{{Name: "s", Rollups: c.rollups, Points: PointsFromRollups(c.rollups)}}})
+				Servers: []ServerInput{{Name: "s", Rollups: c.rollups, Points: PointsFromRollups(c.rollups, "")}}})
 			s := r.Servers[0]
 			if s.Mem.Status != c.mem || s.CPU.Status != c.cpu {
 				t.Errorf("status mem %s, cpu %s; want %s, %s (mem %+v)", s.Mem.Status, s.CPU.Status, c.mem, c.cpu, s.Mem)
@@ -338,7 +338,7 @@ func TestHealth(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.in.Name = "s"
-			c.in.Points = PointsFromRollups(c.in.Rollups)
+			c.in.Points = PointsFromRollups(c.in.Rollups, "")
 			_, s := buildOne(c.in, 20, "")
 			if s.NoData != c.noData || s.Failing != c.failing {
 				t.Errorf("no data %v, failing %v; want %v, %v", s.NoData, s.Failing, c.noData, c.failing)
@@ -412,13 +412,28 @@ func TestThresholdDefaults(t *testing.T) {
 }
 
 func TestPointsFromRollups(t *testing.T) {
-	full := hourRollup("s", t0, reading{cpu: 10, mem: 20, disk: 30, procs: 4}, reading{cpu: 20, mem: 40, disk: 30, procs: 6})
+	kw := func(python, scrapy int) []store.KeywordCount {
+		return []store.KeywordCount{{Keyword: "python", Count: python}, {Keyword: "scrapy", Count: scrapy}}
+	}
+	full := hourRollup("s", t0, reading{cpu: 10, mem: 20, disk: 30, procs: 4, kw: kw(3, 1)}, reading{cpu: 20, mem: 40, disk: 30, procs: 6, kw: kw(5, 2)})
 	noProcs := hourRollup("s", t0.Add(time.Hour), reading{cpu: 10, mem: 20, unknown: true})
 	failedOnly := store.Rollup{Server: "s", Period: store.Hour, Start: t0.Add(2 * time.Hour), Failed: 2}
-	got := PointsFromRollups([]store.Rollup{full, noProcs, failedOnly})
-	want := []Point{{At: t0.Add(30 * time.Minute), CPU: 15, Mem: 30, Disk: 30, Procs: 5}}
-	if !slices.Equal(got, want) {
-		t.Errorf("points = %+v, want %+v", got, want)
+	pythonOnly := hourRollup("s", t0.Add(3*time.Hour), reading{cpu: 30, mem: 50, disk: 30, procs: 2, kw: kw(2, 0)[:1]})
+	rs := []store.Rollup{full, noProcs, failedOnly, pythonOnly}
+	for _, c := range []struct {
+		keyword string
+		want    []Point
+	}{
+		{"", []Point{{At: t0.Add(30 * time.Minute), CPU: 15, Mem: 30, Disk: 30, Procs: 5}, {At: t0.Add(3*time.Hour + 30*time.Minute), CPU: 30, Mem: 50, Disk: 30, Procs: 2}}},
+		{"python", []Point{{At: t0.Add(30 * time.Minute), CPU: 15, Mem: 30, Disk: 30, Procs: 4}, {At: t0.Add(3*time.Hour + 30*time.Minute), CPU: 30, Mem: 50, Disk: 30, Procs: 2}}},
+		{"scrapy", []Point{{At: t0.Add(30 * time.Minute), CPU: 15, Mem: 30, Disk: 30, Procs: 1.5}}},
+		{"node", []Point{}},
+	} {
+		t.Run("keyword "+c.keyword, func(t *testing.T) {
+			if got := PointsFromRollups(rs, c.keyword); !slices.Equal(got, c.want) {
+				t.Errorf("points = %+v, want %+v", got, c.want)
+			}
+		})
 	}
 }
 

@@ -112,6 +112,53 @@ func TestPullUploadsOnceThenRunsCached(t *testing.T) {
 	}
 }
 
+// TestUploadRemovesStaleBuilds puts older builds and leftovers next to the
+// probe: an upload removes the builds past StaleBuildDays and old temporary
+// files, and keeps recent builds and anything that is not the collector's.
+func TestUploadRemovesStaleBuilds(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	files := []struct {
+		name string
+		age  time.Duration
+		kept bool
+	}{
+		{"probe-00112233aabbccdd", (StaleBuildDays + 5) * 24 * time.Hour, false},
+		{"probe-44556677aabbccdd", 5 * 24 * time.Hour, true},
+		{".probe-00112233aabbccdd.tmp.4242", 2 * time.Hour, false},
+		{".probe-44556677aabbccdd.tmp.4343", 10 * time.Minute, true},
+		{"probe-notes.txt", 400 * 24 * time.Hour, true},
+		{"crawler.py", 400 * 24 * time.Hour, true},
+	}
+	for _, f := range files {
+		p := filepath.Join(dir, f.name)
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, now.Add(-f.age), now.Add(-f.age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	probes := scriptProbe(t, "echo '"+goodSnapshot+"'")
+	_, info, err := NewTarget(remote.Local{}, probes).Pull(context.Background(), Options{ProbeDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Uploaded {
+		t.Fatal("the probe was not uploaded")
+	}
+	for _, f := range files {
+		_, err := os.Stat(filepath.Join(dir, f.name))
+		if kept := err == nil; kept != f.kept {
+			t.Errorf("%s (%s old): kept = %v, want %v", f.name, f.age, kept, f.kept)
+		}
+	}
+	b, _ := probes.For(probesPlatform(probes))
+	if _, err := os.Stat(filepath.Join(dir, b.FileName())); err != nil {
+		t.Errorf("the new build: %v", err)
+	}
+}
+
 func TestPullQuotesArguments(t *testing.T) {
 	dir := t.TempDir()
 	argsFile := filepath.Join(dir, "args")

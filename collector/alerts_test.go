@@ -127,4 +127,12 @@ tls = "none"
 	if got := sink.subjects(t); len(got) != 2 || !strings.Contains(got[1], "TEST") {
 		t.Errorf("mail after alerts test: %q, want a test message", got)
 	}
+
+	// A server taken out of the inventory no longer shows as firing.
+	h.writeConfig(h.srv.KnownHostsFile, h.server("web2", "")+section+alertsSection)
+	code, stdout, stderr := h.run("alerts")
+	if code != exitOK || strings.Contains(stdout, "web1") || !strings.Contains(stdout, "no alerts firing") ||
+		!strings.Contains(stderr, "1 firing alert(s) of servers not in") {
+		t.Errorf("alerts after removing web1: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
 }

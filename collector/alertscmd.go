@@ -33,17 +33,33 @@ func runAlerts(ctx context.Context, e *env, args []string) int {
 	return exitUsage
 }
 
-// listFiring prints the firing alerts kept in the store.
+// listFiring prints the firing alerts kept in the store for the servers of
+// the inventory. A server taken out of the inventory keeps its stored
+// states (another collector sharing the database may still watch it), so
+// its alerts are counted apart rather than listed.
 func listFiring(ctx context.Context, e *env) int {
 	inv, code := e.inventory()
 	if code != exitOK {
 		return code
 	}
+	known := map[string]bool{}
+	for _, s := range inv.Servers {
+		known[s.Name] = true
+	}
 	return e.withStore(ctx, inv, func(st *store.Store) int {
-		firing, err := alerts.NewStoreState(st).Firing(ctx)
+		all, err := alerts.NewStoreState(st).Firing(ctx)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "collector: alerts: %v\n", err)
 			return exitFailure
+		}
+		var firing []alerts.RuleState
+		for _, s := range all {
+			if known[s.Server] {
+				firing = append(firing, s)
+			}
+		}
+		if others := len(all) - len(firing); others > 0 {
+			fmt.Fprintf(e.stderr, "collector: %d firing alert(s) of servers not in %s left out\n", others, inv.Path)
 		}
 		if len(firing) == 0 {
 			fmt.Fprintln(e.stdout, "no alerts firing")

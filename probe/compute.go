@@ -73,8 +73,13 @@ type self struct {
 // sh -c '/tmp/probe python; rm /tmp/probe'. All those command lines contain
 // the keywords too. Only the parent is checked when argv[0] is a bare name,
 // since a bare name may stand in unrelated command lines.
+//
+// It also excludes any process whose command line names a collector's probe
+// build by its cached file name (see namesProbeBuild): the probe of another
+// collector, or of another release of this one, watching the same host, and
+// the shell that starts it, whose command line carries the keywords too.
 func (s self) excludes(p procInfo) bool {
-	if p.PID == s.pid {
+	if p.PID == s.pid || namesProbeBuild(p.Cmdline) {
 		return true
 	}
 	if s.argv0 == "" {
@@ -85,6 +90,34 @@ func (s self) excludes(p procInfo) bool {
 	}
 	return strings.Contains(s.argv0, "/") && namesPath(p.Cmdline, s.argv0)
 }
+
+// probeBuildPrefix and probeBuildHexLen make the file name a collector
+// caches a probe build under on a target: "probe-" and 16 lowercase hex
+// digits of its content hash (collector/probebin's Build.FileName).
+const (
+	probeBuildPrefix = "/probe-"
+	probeBuildHexLen = 16
+)
+
+// namesProbeBuild reports whether cmdline names a path whose last element
+// is a cached probe build, "…/probe-0123456789abcdef", as a whole path.
+func namesProbeBuild(cmdline string) bool {
+	for rest := cmdline; ; {
+		i := strings.Index(rest, probeBuildPrefix)
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len(probeBuildPrefix):]
+		if len(rest) < probeBuildHexLen || strings.IndexFunc(rest[:probeBuildHexLen], notLowerHex) >= 0 {
+			continue
+		}
+		if after := rest[probeBuildHexLen:]; after == "" || strings.ContainsRune(" \t'\";)&|", rune(after[0])) {
+			return true
+		}
+	}
+}
+
+func notLowerHex(r rune) bool { return !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') }
 
 // namesPath reports whether cmdline contains path as a whole path: not as
 // the start of a longer name ("/tmp/probe" in "/tmp/probe2").

@@ -204,6 +204,11 @@ func TestSelfExcludes(t *testing.T) {
 		{"parent that is no wrapper", me, procInfo{PID: 50, Name: "python3", Cmdline: "python3 runner.py"}, false},
 		{"parent when argv0 is unknown", self{pid: 100, ppid: 50}, procInfo{PID: 50, Cmdline: "sh -c probe"}, false},
 		{"unrelated", me, procInfo{PID: 1, Name: "systemd", Cmdline: "/sbin/init"}, false},
+		{"another collector's probe build", me, procInfo{PID: 400, Name: "probe-0123456789abcdef", Cmdline: "/home/mon/.cache/collector/probe-0123456789abcdef -sample 1s -- python"}, true},
+		{"the shell starting another collector's probe", me, procInfo{PID: 401, Name: "bash", Cmdline: `bash -c exec "$HOME"/'.cache/collector/probe-89abcdef01234567' '--' 'python'`}, true},
+		{"a probe build name that is no whole path", me, procInfo{PID: 402, Name: "python", Cmdline: "python /srv/probe-0123456789abcdef.py"}, false},
+		{"a name like a build but not hex", me, procInfo{PID: 403, Name: "python", Cmdline: "python /srv/probe-0123456789abcdeg"}, false},
+		{"a name like a build but upper case", me, procInfo{PID: 404, Name: "python", Cmdline: "python /srv/probe-0123456789ABCDEF"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

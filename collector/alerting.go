@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"reflect"
+	"sync"
 	"time"
 
 	"github.com/crawlerfleet/collector/alerts"
@@ -18,9 +20,14 @@ import (
 // digest in the outbox, which delivers it to every channel.
 type alerting struct {
 	engine *alerts.Engine
-	outbox *notify.Outbox // nil when no channel is configured: alerts are logged only
-	repeat time.Duration
+	outbox *notify.Outbox // with no channel configured alerts are only logged
+	getenv func(string) string
 	logger *slog.Logger
+
+	mu     sync.Mutex
+	repeat time.Duration
+	loaded bool             // the channels were built once
+	config inventory.Alerts // what the channels were built from
 }
 
 // newAlerting sets up alerting for inv over st. A channel that cannot be set
@@ -29,17 +36,44 @@ type alerting struct {
 func (e *env) newAlerting(inv *inventory.Inventory, st *store.Store, logger *slog.Logger) *alerting {
 	a := &alerting{
 		engine: alerts.NewEngine(alerts.NewStoreState(st), time.Now, logger),
-		repeat: inv.Alerts.Repeat,
+		outbox: notify.NewOutbox(st, nil, time.Now, logger),
+		getenv: e.getenv,
 		logger: logger,
 	}
-	notifiers, err := notify.FromConfig(inv.Alerts, e.getenv)
-	if err != nil {
-		logger.Error("alert channels left out", "err", err)
-	}
-	if len(notifiers) > 0 {
-		a.outbox = notify.NewOutbox(st, notifiers, time.Now, logger)
-	}
+	a.reload(inv)
 	return a
+}
+
+// reload applies the [alerts] settings of inv that are not per-server
+// rules: the repeat interval, and the channels when their configuration
+// changed. Rules come with the servers on each round.
+func (a *alerting) reload(inv *inventory.Inventory) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.repeat = inv.Alerts.Repeat
+	if a.loaded && reflect.DeepEqual(a.config.Email, inv.Alerts.Email) && reflect.DeepEqual(a.config.Webhooks, inv.Alerts.Webhooks) {
+		return
+	}
+	first := !a.loaded
+	a.loaded, a.config = true, inv.Alerts
+	notifiers, err := notify.FromConfig(inv.Alerts, a.getenv)
+	if err != nil {
+		a.logger.Error("alert channels left out", "err", err)
+	}
+	a.outbox.SetNotifiers(notifiers)
+	if !first {
+		names := make([]string, len(notifiers))
+		for i, n := range notifiers {
+			names[i] = n.Name()
+		}
+		a.logger.Info("alert channels reloaded", "channels", names)
+	}
+}
+
+func (a *alerting) repeatEvery() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.repeat
 }
 
 // observe evaluates one round's results and queues its notification.
@@ -57,7 +91,7 @@ func (a *alerting) observe(ctx context.Context, servers []inventory.Server, resu
 	}
 	// Evaluation outlives a cancelled round: what was observed is judged.
 	ctx = context.WithoutCancel(ctx)
-	n, err := a.engine.Round(ctx, servers, obs, a.repeat)
+	n, err := a.engine.Round(ctx, servers, obs, a.repeatEvery())
 	if err != nil {
 		a.logger.Error("evaluate alerts", "err", err)
 		return
@@ -68,9 +102,6 @@ func (a *alerting) observe(ctx context.Context, servers []inventory.Server, resu
 	for _, al := range n.Alerts {
 		a.logger.Warn("alert", "server", al.Server, "rule", al.Rule, "state", al.State, "summary", al.Summary)
 	}
-	if a.outbox == nil {
-		return
-	}
 	if err := a.outbox.Enqueue(ctx, *n); err != nil {
 		a.logger.Error("queue alert notification", "err", err)
 	}
@@ -78,9 +109,6 @@ func (a *alerting) observe(ctx context.Context, servers []inventory.Server, resu
 
 // flush delivers what the outbox holds now, for one-shot commands.
 func (a *alerting) flush(ctx context.Context) {
-	if a.outbox == nil {
-		return
-	}
 	if _, failed, err := a.outbox.Flush(ctx); err != nil || failed > 0 {
 		a.logger.Warn("alert notifications not delivered yet; they stay in the outbox and are retried", "failed", failed, "err", err)
 	}

@@ -6,8 +6,10 @@ import (
 	"log"
 	"net"
 	"net/mail"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +38,11 @@ func startSMTPSink(t *testing.T) *smtpSink {
 	go func() { defer close(done); _ = srv.Serve(l) }()
 	t.Cleanup(func() { srv.Close(); <-done })
 	return sink
+}
+
+// emailSection is an [alerts.email] table that sends to the sink.
+func (s *smtpSink) emailSection() string {
+	return fmt.Sprintf("[alerts.email]\nserver = %q\nfrom = \"collector@example.com\"\nto = [\"ops@example.com\"]\ntls = \"none\"\n", s.Addr)
 }
 
 // subjects returns the subjects of the messages received so far.
@@ -76,15 +83,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 	sink := startSMTPSink(t)
 	section, _ := h.storeSection()
 	// Any real disk is more than 0.5 % used: the disk rule fires at once.
-	alertsSection := fmt.Sprintf(`
-[alerts]
-disk = { above = 0.5 }
-[alerts.email]
-server = %q
-from = "collector@example.com"
-to = ["ops@example.com"]
-tls = "none"
-`, sink.Addr)
+	alertsSection := "\n[alerts]\ndisk = { above = 0.5 }\n" + sink.emailSection()
 	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", "")+section+alertsSection)
 
 	if code, stdout, stderr := h.run("collect"); code != exitOK {
@@ -134,5 +133,39 @@ tls = "none"
 	if code != exitOK || strings.Contains(stdout, "web1") || !strings.Contains(stdout, "no alerts firing") ||
 		!strings.Contains(stderr, "1 firing alert(s) of servers not in") {
 		t.Errorf("alerts after removing web1: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
+
+// TestRunReloadsAlertChannels starts the daemon with no alert channel: the
+// disk alert fires and is only logged. A reload adds e-mail and raises the
+// threshold, and the alert's resolution arrives by mail.
+func TestRunReloadsAlertChannels(t *testing.T) {
+	h := newHarness(t)
+	sink := startSMTPSink(t)
+	section, _ := h.storeSection()
+	sched := "\n[schedule]\ncron = \"* * * * * *\"\nsplay = \"0s\"\ngrace = \"5s\"\n"
+	// Any real disk is more than 0.5 % used.
+	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", "")+section+sched+"\n[alerts]\ndisk = { above = 0.5 }\n")
+	logs, stop := h.startDaemon()
+	waitFor(t, "the disk alert", logs, func() bool { return strings.Contains(logs.String(), `msg=alert server=web1 rule=disk state=firing`) })
+
+	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", "")+section+sched+"\n[alerts]\ndisk = { above = 99.99 }\n"+sink.emailSection())
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the channels to reload", logs, func() bool { return strings.Contains(logs.String(), "alert channels reloaded") })
+	waitFor(t, "the resolution by mail", logs, func() bool {
+		for _, s := range sink.subjects(t) {
+			if strings.Contains(s, "resolved") && strings.Contains(s, "web1") {
+				return true
+			}
+		}
+		return false
+	})
+	if code := stop(); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, logs)
+	}
+	if got := sink.subjects(t); len(got) != 1 {
+		t.Errorf("mail: %q, want only the resolution (the firing was before the channel existed)", got)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"reflect"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -56,17 +55,15 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	defer f.Close()
 
 	al := e.newAlerting(inv, st, logger)
-	if al.outbox != nil {
-		// Deliver queued notifications (and retry failed ones) until stopped.
-		outboxCtx, stopOutbox := context.WithCancel(context.WithoutCancel(ctx))
-		done := make(chan struct{})
-		go func() { al.outbox.Run(outboxCtx, outboxEvery); close(done) }()
-		defer func() {
-			al.flush(context.Background())
-			stopOutbox()
-			<-done
-		}()
-	}
+	// Deliver queued notifications (and retry failed ones) until stopped.
+	outboxCtx, stopOutbox := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { al.outbox.Run(outboxCtx, outboxEvery); close(done) }()
+	defer func() {
+		al.flush(context.Background())
+		stopOutbox()
+		<-done
+	}()
 	d := &daemon{e: e, logger: logger, store: st, fleet: f, rounder: &rounder{fleet: f, writer: st, alerts: al, logger: logger},
 		maxRounds: *maxRounds, enough: make(chan struct{})}
 	d.inv.Store(inv)
@@ -145,9 +142,10 @@ func (d *daemon) round(ctx context.Context, servers []inventory.Server, finished
 	}
 }
 
-// reload reads the inventory again: servers, their schedules and alert
-// rules take effect at once. A file that does not parse is rejected and the
-// running inventory kept. Settings read only at start are named in a warning.
+// reload reads the inventory again: servers, their schedules, alert rules,
+// the alert repeat interval and the alert channels take effect at once. A
+// file that does not parse is rejected and the running inventory kept.
+// Settings read only at start are named in a warning.
 func (d *daemon) reload(sched *schedule.Scheduler) {
 	old := d.inv.Load()
 	inv, err := inventory.Load(old.Path)
@@ -160,6 +158,9 @@ func (d *daemon) reload(sched *schedule.Scheduler) {
 		return
 	}
 	d.fleet.SetInventory(inv)
+	if d.rounder.alerts != nil {
+		d.rounder.alerts.reload(inv)
+	}
 	d.inv.Store(inv)
 	if changed := startOnlyChanges(old, inv); len(changed) > 0 {
 		d.logger.Warn("settings read only at start changed: restart the collector to use them", "settings", changed)
@@ -178,8 +179,6 @@ func startOnlyChanges(old, inv *inventory.Inventory) []string {
 		{"[store]", old.Store == inv.Store},
 		{"[schedule] concurrency", old.Schedule.Concurrency == inv.Schedule.Concurrency},
 		{"[schedule] splay", old.Schedule.Splay == inv.Schedule.Splay},
-		{"[alerts.email]", reflect.DeepEqual(old.Alerts.Email, inv.Alerts.Email)},
-		{"[[alerts.webhook]]", reflect.DeepEqual(old.Alerts.Webhooks, inv.Alerts.Webhooks)},
 		{"[http]", old.HTTP == inv.HTTP},
 	} {
 		if !c.same {

@@ -26,7 +26,7 @@ func TestStartOnlyChanges(t *testing.T) {
 		{"alert rules only", base + "[alerts]\ndisk = { above = 80 }\n", nil},
 		{"concurrency and splay", base + "[schedule]\nconcurrency = 8\nsplay = \"9s\"\n", []string{"[schedule] concurrency", "[schedule] splay"}},
 		{"store and http", base + "[store]\ndatabase = \"other\"\n[http]\nlisten = \"127.0.0.1:9108\"\n", []string{"[store]", "[http]"}},
-		{"e-mail", base + "[alerts.email]\nserver = \"smtp.example.com:587\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\n", []string{"[alerts.email]"}},
+		{"alert channels apply at once", base + "[alerts]\nrepeat = \"1h\"\n[alerts.email]\nserver = \"smtp.example.com:587\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\n", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

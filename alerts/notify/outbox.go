@@ -85,9 +85,12 @@ func (b Backoff) Delay(failures int) time.Duration {
 // Delivery is at least once: a crash between a channel's acceptance and the
 // "sent" mark sends that notification again after the restart.
 type Outbox struct {
-	store     OutboxStore
-	notifiers map[string]Notifier
-	now       func() time.Time
+	store OutboxStore
+	now   func() time.Time
+
+	notifiersMu sync.RWMutex
+	notifiers   map[string]Notifier // by channel name; see SetNotifiers
+
 	logger    *slog.Logger
 
 	// Backoff spaces retries; DefaultBackoff unless set before use.
@@ -127,7 +130,6 @@ func NewOutbox(st OutboxStore, notifiers []Notifier, now func() time.Time, logge
 	}
 	o := &Outbox{
 		store:     st,
-		notifiers: make(map[string]Notifier, len(notifiers)),
 		now:       now,
 		logger:    logger,
 		Backoff:   DefaultBackoff,
@@ -136,10 +138,28 @@ func NewOutbox(st OutboxStore, notifiers []Notifier, now func() time.Time, logge
 		held:      map[string]heldEntry{},
 		wake:      make(chan struct{}, 1),
 	}
-	for _, n := range notifiers {
-		o.notifiers[n.Name()] = n
-	}
+	o.SetNotifiers(notifiers)
 	return o
+}
+
+// SetNotifiers replaces the channels, as a reloaded configuration names
+// them. Entries already queued for a channel that is gone are marked failed
+// by the next Flush; a new channel gets the notifications enqueued from now.
+func (o *Outbox) SetNotifiers(notifiers []Notifier) {
+	m := make(map[string]Notifier, len(notifiers))
+	for _, n := range notifiers {
+		m[n.Name()] = n
+	}
+	o.notifiersMu.Lock()
+	o.notifiers = m
+	o.notifiersMu.Unlock()
+}
+
+// channels returns the current channels.
+func (o *Outbox) channels() map[string]Notifier {
+	o.notifiersMu.RLock()
+	defer o.notifiersMu.RUnlock()
+	return o.notifiers
 }
 
 // entryID names the entry of notification id for channel.
@@ -162,7 +182,7 @@ func (o *Outbox) Enqueue(ctx context.Context, n alerts.Notification) error {
 	if created.IsZero() {
 		created = now
 	}
-	for name := range o.notifiers {
+	for name := range o.channels() {
 		e := store.OutboxEntry{
 			ID:           entryID(n.ID, name),
 			Notification: n.ID,
@@ -212,6 +232,7 @@ func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 	o.flushMu.Lock()
 	defer o.flushMu.Unlock()
 	now := o.now()
+	notifiers := o.channels()
 
 	var errs []error
 	held := o.saveHeld(ctx)
@@ -256,7 +277,7 @@ func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 			continue
 		}
 		delete(o.notBefore, ch)
-		notifier, ok := o.notifiers[ch]
+		notifier, ok := notifiers[ch]
 		if !ok {
 			for _, e := range entries {
 				o.logger.Warn("notification dropped: its channel is no longer configured",

@@ -171,8 +171,8 @@ func (r *sqliteReader) rollups(ctx context.Context, server string, p Period, fro
 		if err := decodeStored(raw, &d); err != nil {
 			return false, err
 		}
-		if d.ID == "" || d.Server == "" || time.Time(d.Start).IsZero() {
-			return false, fmt.Errorf("stored rollup %.80q: no _id, server or start", raw)
+		if d.Server == "" || time.Time(d.Start).IsZero() {
+			return false, fmt.Errorf("stored rollup %q: no server or start", d.ID)
 		}
 		if ru := d.rollup(); ru.Server == server && ru.Period == p {
 			out = append(out, ru)

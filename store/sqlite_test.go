@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
 )
 
 // TestDirectReadAgreesWithFerretDB reads the same rollups straight from the
@@ -170,6 +172,23 @@ func times(recs []Record) []string {
 		out = append(out, r.At.Format(time.RFC3339Nano))
 	}
 	return out
+}
+
+// TestDirectReadRefusesBrokenRollup stores a rollup without its server and
+// start by hand: the read fails and names it rather than reporting an
+// empty hour.
+func TestDirectReadRefusesBrokenRollup(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	t0 := mustTime(t, "2024-05-01T10:00:00Z")
+	id := rollupID("web1", Hour, t0)
+	if _, err := s.rollups.InsertOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "period", Value: "hour"}, {Key: "count", Value: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Rollups(ctx, RollupQuery{Servers: []string{"web1"}, Period: Hour, From: t0, To: t0.Add(time.Hour)})
+	if err == nil || !strings.Contains(err.Error(), id) || !strings.Contains(err.Error(), "no server or start") {
+		t.Errorf("Rollups over a broken rollup: %v; want an error naming %s", err, id)
+	}
 }
 
 func TestKeywordFieldRoundTrip(t *testing.T) {

@@ -91,7 +91,7 @@ type Outbox struct {
 	notifiersMu sync.RWMutex
 	notifiers   map[string]Notifier // by channel name; see SetNotifiers
 
-	logger    *slog.Logger
+	logger *slog.Logger
 
 	// Backoff spaces retries; DefaultBackoff unless set before use.
 	Backoff Backoff

@@ -28,7 +28,10 @@ probes:
 build: probes
 	$(GO) build -o $(BIN) ./collector
 
+# vet fails on unformatted files too.
 vet:
+	@unformatted="$$($$($(GO) env GOROOT)/bin/gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './collector/probebin/builds/*'))"; \
+	if [ -n "$$unformatted" ]; then echo "not gofmt'ed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
 test: deps probes vet

@@ -12,46 +12,100 @@ import (
 	"github.com/crawlerfleet/collector/store"
 )
 
-// TestReportKeywordFitFromRollups writes five days of hourly snapshots
-// through the store's write path, where memory follows the python count
-// exactly and a second keyword's count varies on its own, and reports them
-// over a range long enough to read rollups only: with --keyword python the
-// fit finds the python cost exactly; over all matched processes it cannot.
-func TestReportKeywordFitFromRollups(t *testing.T) {
+// The golden data set of TestReportFiguresFromTheStore: five days of one
+// snapshot an hour, at 20 past, where memory and CPU follow the python
+// count exactly and a node count varies on its own.
+const goldenHours = 5 * 24
+
+var goldenFrom = time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+
+func goldenPython(i int) int { return 4 + (i*5)%17 } // 4..20; 20 first at hour 10
+func goldenNode(i int) int   { return (i * 3) % 7 }  // 2 at hour 10
+
+func goldenResults() []store.Result {
+	var out []store.Result
+	for i := range goldenHours {
+		out = append(out, goldenResult(i, goldenFrom.Add(time.Duration(i)*time.Hour+20*time.Minute)))
+	}
+	// A second snapshot in the first hour, on the same line: a raw series
+	// has one point more than the hourly one.
+	return append(out, goldenResult(0, goldenFrom.Add(40*time.Minute)))
+}
+
+func goldenResult(i int, at time.Time) store.Result {
+	python, node := goldenPython(i), goldenNode(i)
+	return store.Result{Server: "crawl", At: at, Duration: time.Second, Snapshot: &snapshot.Snapshot{
+		Version: snapshot.Version, Time: at, Hostname: "crawl",
+		CPU:    snapshot.CPU{Count: 4, LogicalCount: 8, Percent: 5 + 1.5*float64(python), Load1: float64(python) / 4},
+		Memory: snapshot.Memory{Total: 16 << 30, UsedPercent: 10 + 2.5*float64(python)},
+		// 30 + hour of day: 53 at 23:20 each day, the first day's wins.
+		Disk: snapshot.Disk{Path: "/", Total: 100 << 30, UsedPercent: 30 + float64(i%24)},
+		Processes: snapshot.Processes{Total: 300, MatchedTotal: python + node, Matched: []snapshot.Match{
+			{Keyword: "python", Count: python, PIDs: []int32{}}, {Keyword: "node", Count: node, PIDs: []int32{}}}},
+	}}
+}
+
+// goldenFigures is what the test reads of the report's JSON.
+type goldenFigures struct {
+	Servers []struct {
+		Peaks map[string]*struct {
+			Value float64   `json:"value"`
+			At    time.Time `json:"at"`
+			Procs *int      `json:"procs"`
+		} `json:"peaks"`
+		Mem      goldenFit `json:"mem_fit"`
+		CPU      goldenFit `json:"cpu_fit"`
+		Capacity struct {
+			Known   bool   `json:"known"`
+			More    int    `json:"more"`
+			Binding string `json:"binding"`
+			Total   *int   `json:"total"`
+		} `json:"capacity"`
+	} `json:"servers"`
+}
+
+type goldenFit struct {
+	Status    string  `json:"status"`
+	N         int     `json:"n"`
+	Slope     float64 `json:"slope"`
+	Intercept float64 `json:"intercept"`
+	R2        float64 `json:"r2"`
+	Headroom  int     `json:"headroom"`
+	Threshold float64 `json:"threshold"`
+}
+
+func (f goldenFit) near(g goldenFit) bool {
+	return f.Status == g.Status && f.N == g.N && near(f.Slope, g.Slope) && near(f.Intercept, g.Intercept) &&
+		near(f.R2, g.R2) && f.Headroom == g.Headroom && f.Threshold == g.Threshold
+}
+
+// TestReportFiguresFromTheStore writes the golden data set through the
+// store's write path into the embedded store and checks the report's
+// figures exactly: over the first 48 hours (raw snapshots) and over all
+// five days (hourly rollups), counting python processes, and over all
+// matched processes, where the node count blurs the fit.
+func TestReportFiguresFromTheStore(t *testing.T) {
 	h := newHarness(t)
 	section, dataDir := h.storeSection()
-	h.writeConfig(h.srv.KnownHostsFile, h.server("crawl", "")+section)
+	h.writeConfig(h.srv.KnownHostsFile, h.server("crawl", "")+section+
+		"\n[alerts]\nmemory = { above = 80 }\ncpu = { above = 95 }\n")
 
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{DataDir: dataDir}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	from := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
-	const hours = 5 * 24
-	var results []store.Result
-	for i := range hours {
-		at := from.Add(time.Duration(i)*time.Hour + 20*time.Minute)
-		python, node := 4+(i*5)%17, (i*3)%7
-		results = append(results, store.Result{Server: "crawl", At: at, Duration: time.Second, Snapshot: &snapshot.Snapshot{
-			Version: snapshot.Version, Time: at, Hostname: "crawl",
-			CPU:    snapshot.CPU{Count: 4, LogicalCount: 8, Percent: 5 + 1.5*float64(python)},
-			Memory: snapshot.Memory{Total: 16 << 30, UsedPercent: 10 + 2.5*float64(python)},
-			Disk:   snapshot.Disk{Path: "/", Total: 100 << 30, UsedPercent: 40},
-			Processes: snapshot.Processes{Total: 300, MatchedTotal: python + node, Matched: []snapshot.Match{
-				{Keyword: "python", Count: python, PIDs: []int32{}}, {Keyword: "node", Count: node, PIDs: []int32{}}}},
-		}})
-	}
-	if err := st.Write(ctx, results); err != nil {
+	if err := st.Write(ctx, goldenResults()); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 
-	fit := func(keyword string) (slope, r2 float64) {
+	report := func(t *testing.T, hours int, keyword string) goldenFigures {
 		t.Helper()
-		args := []string{"report", "--from", from.Format(time.RFC3339), "--to", from.Add(hours * time.Hour).Format(time.RFC3339), "--format", "json", "--out", "-"}
+		args := []string{"report", "--from", goldenFrom.Format(time.RFC3339), "--to", goldenFrom.Add(time.Duration(hours) * time.Hour).Format(time.RFC3339),
+			"--format", "json", "--out", "-"}
 		if keyword != "" {
 			args = append(args, "--keyword", keyword)
 		}
@@ -59,28 +113,70 @@ func TestReportKeywordFitFromRollups(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("report: exit %d\n%s", code, stderr)
 		}
-		var figures struct {
-			Servers []struct {
-				Mem struct {
-					N     int     `json:"n"`
-					Slope float64 `json:"slope"`
-					R2    float64 `json:"r2"`
-				} `json:"mem_fit"`
-			} `json:"servers"`
-		}
-		if err := json.Unmarshal([]byte(stdout), &figures); err != nil || len(figures.Servers) != 1 {
+		var f goldenFigures
+		if err := json.Unmarshal([]byte(stdout), &f); err != nil || len(f.Servers) != 1 {
 			t.Fatalf("report JSON: %v\n%s", err, stdout)
 		}
-		m := figures.Servers[0].Mem
-		if m.N != hours {
-			t.Errorf("keyword %q: the fit has %d points, want one per hour (%d)", keyword, m.N, hours)
+		return f
+	}
+
+	peakAt := goldenFrom.Add(10*time.Hour + 20*time.Minute)
+	for _, tc := range []struct {
+		name   string
+		hours  int
+		points int
+	}{
+		{"48 hours from raw snapshots", 48, 49},
+		{"5 days from hourly rollups", goldenHours, goldenHours},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := report(t, tc.hours, "python").Servers[0]
+			for _, p := range []struct {
+				metric string
+				value  float64
+				at     time.Time
+				procs  int
+			}{
+				{"cpu", 35, peakAt, 20},
+				{"mem", 60, peakAt, 20},
+				{"load1", 5, peakAt, 20},
+				{"disk", 53, goldenFrom.Add(23*time.Hour + 20*time.Minute), goldenPython(23)},
+			} {
+				got := s.Peaks[p.metric]
+				if got == nil || got.Value != p.value || !got.At.Equal(p.at) || got.Procs == nil || *got.Procs != p.procs {
+					t.Errorf("%s peak = %+v, want %v at %s with %d python processes", p.metric, got, p.value, p.at, p.procs)
+				}
+			}
+			for _, f := range []struct {
+				name      string
+				got, want goldenFit
+			}{
+				// (80 − 60) / 2.5 = 8 more before memory reaches 80 %.
+				{"memory", s.Mem, goldenFit{"ok", tc.points, 2.5, 10, 1, 8, 80}},
+				// (95 − 35) / 1.5 = 40 more before CPU reaches 95 %.
+				{"CPU", s.CPU, goldenFit{"ok", tc.points, 1.5, 5, 1, 40, 95}},
+			} {
+				if !f.got.near(f.want) {
+					t.Errorf("%s fit = %+v, want %+v", f.name, f.got, f.want)
+				}
+			}
+			c := s.Capacity
+			if !c.Known || c.More != 8 || c.Binding != "mem" || c.Total == nil || *c.Total != 28 {
+				t.Errorf("capacity = %+v (total %v), want 8 more (memory binds), 28 in all", c, c.Total)
+			}
+		})
+	}
+
+	t.Run("all matched processes", func(t *testing.T) {
+		s := report(t, goldenHours, "").Servers[0]
+		// At the peak, 20 python and 2 node processes ran.
+		if p := s.Peaks["mem"]; p == nil || p.Procs == nil || *p.Procs != 22 {
+			t.Errorf("memory peak = %+v, want 22 matched processes", p)
 		}
-		return m.Slope, m.R2
-	}
-	if slope, r2 := fit("python"); math.Abs(slope-2.5) > 1e-9 || math.Abs(r2-1) > 1e-9 {
-		t.Errorf("--keyword python: memory slope %v, R² %v; want 2.5 and 1", slope, r2)
-	}
-	if _, r2 := fit(""); r2 > 0.99 {
-		t.Errorf("all matched processes: R² %v; the node count should blur the fit", r2)
-	}
+		if s.Mem.R2 > 0.99 {
+			t.Errorf("memory fit R² %v over all matched processes; the node count should blur it", s.Mem.R2)
+		}
+	})
 }
+
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }

@@ -168,7 +168,8 @@ func reportServers(inv *inventory.Inventory, o reportOptions) ([]inventory.Serve
 // few at a time, and each one's rollups are dropped once its figures are
 // computed, so memory stays flat however long the range and large the fleet.
 func buildReport(ctx context.Context, st *store.Store, inv *inventory.Inventory, servers []inventory.Server, from, to time.Time, keyword string, now time.Time) (*report.Report, error) {
-	b := report.NewBuilder(report.Input{From: from, To: to, Generated: now, Keyword: keyword, Thresholds: reportThresholds(inv.Alerts.Rules)})
+	b := report.NewBuilder(report.Input{From: from, To: to, Generated: now, Keyword: keyword,
+		Thresholds: reportThresholds(inv.Alerts.Rules), HourlyPoints: to.Sub(from) > rawPointsMax})
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for _, s := range servers {
@@ -213,7 +214,7 @@ func loadServer(ctx context.Context, st *store.Store, s inventory.Server, from, 
 		return si, err
 	}
 	si.Rollups = rollups
-	if to.Sub(from) <= rawPointsMax {
+	if to.Sub(from) <= rawPointsMax { // as buildReport tells the report
 		recs, err := st.Snapshots(ctx, s.Name, from, to, 0)
 		if err != nil {
 			return si, err

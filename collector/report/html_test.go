@@ -86,6 +86,7 @@ func goldenInput() Input {
 	failures02 := map[string]int{"timeout": 9, "unreachable": 2}
 	return Input{
 		From: t0, To: t0.Add(hours * time.Hour), Generated: t0.Add(hours*time.Hour + 5*time.Minute),
+		HourlyPoints: true,
 		Servers: []ServerInput{
 			{Name: "db-01", Description: "PostgreSQL primary (not a crawler)", Tags: []string{"db"},
 				Attempts: hours * 12, Failures: map[string]int{"unreachable": hours * 12},
@@ -385,5 +386,28 @@ func TestSentences(t *testing.T) {
 	}
 	if got := r.capacityText(s); !strings.Contains(got, "too little data") || strings.ContainsAny(got, "+") {
 		t.Errorf("capacity on thin data = %q", got)
+	}
+}
+
+// TestCaptionsNameThePoints: the captions say whether the points are single
+// snapshots or hourly means.
+func TestCaptionsNameThePoints(t *testing.T) {
+	rs := linearRollups("s", 24)
+	for _, tc := range []struct {
+		hourly    bool
+		want, not string
+	}{
+		{true, "each point an hour’s mean", "each point a snapshot"},
+		{false, "each point a snapshot", "hourly means"},
+	} {
+		in := Input{From: t0, To: t0.Add(24 * time.Hour), HourlyPoints: tc.hourly,
+			Servers: []ServerInput{{Name: "s", Rollups: rs, Points: PointsFromRollups(rs, "")}}}
+		var b strings.Builder
+		if err := Build(in).WriteHTML(&b); err != nil {
+			t.Fatal(err)
+		}
+		if html := b.String(); !strings.Contains(html, tc.want) || strings.Contains(html, tc.not) {
+			t.Errorf("hourly %v: the HTML lacks %q or holds %q", tc.hourly, tc.want, tc.not)
+		}
 	}
 }

@@ -43,7 +43,10 @@ type Input struct {
 	// matched processes, else only that keyword's.
 	Keyword    string
 	Thresholds Thresholds
-	Servers    []ServerInput
+	// HourlyPoints says the servers' Points are hourly means
+	// (PointsFromRollups), not single snapshots; the captions say which.
+	HourlyPoints bool
+	Servers      []ServerInput
 }
 
 // Thresholds are alert thresholds in percent; a zero field means
@@ -94,6 +97,9 @@ type Report struct {
 	TimeZone   string     `json:"time_zone"` // the location times are shown in
 	Keyword    string     `json:"keyword"`   // "" means all matched processes
 	Thresholds Thresholds `json:"thresholds"`
+	// HourlyPoints is set when the charts and fits use hourly means, not
+	// single snapshots.
+	HourlyPoints bool `json:"hourly_points"`
 	// Servers are worst first: by Worst descending, servers without data
 	// last, then by name.
 	Servers []Server `json:"servers"`
@@ -268,14 +274,15 @@ type Builder struct {
 func NewBuilder(in Input) *Builder {
 	loc := in.From.Location()
 	return &Builder{r: &Report{
-		From:       in.From,
-		To:         in.To.In(loc),
-		Generated:  in.Generated.In(loc),
-		TimeZone:   loc.String(),
-		Keyword:    in.Keyword,
-		Thresholds: in.Thresholds.withDefaults(),
-		Servers:    make([]Server, 0, len(in.Servers)),
-		loc:        loc,
+		From:         in.From,
+		To:           in.To.In(loc),
+		Generated:    in.Generated.In(loc),
+		TimeZone:     loc.String(),
+		Keyword:      in.Keyword,
+		HourlyPoints: in.HourlyPoints,
+		Thresholds:   in.Thresholds.withDefaults(),
+		Servers:      make([]Server, 0, len(in.Servers)),
+		loc:          loc,
 	}}
 }
 

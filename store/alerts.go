@@ -9,7 +9,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
-	"go.mongodb.org/mongo-driver/mongo/options"
 )
 
 // Collection names of the alert engine.
@@ -18,8 +17,8 @@ const (
 	silencesName   = "silences"
 )
 
-// StateOK is the alert state that is not stored: SaveAlertStates deletes a
-// state in it.
+// StateOK is the alert state that is not stored: SaveStates deletes a state
+// in it.
 const StateOK = "ok"
 
 // AlertState is the stored state of one alert rule of one server. The alert
@@ -130,8 +129,8 @@ func (a *AlertStore) LoadStates(ctx context.Context, servers []string) ([]AlertS
 			Rule:           d.Rule,
 			State:          d.State,
 			Streak:         d.Streak,
-			Since:          utc(d.Since),
-			LastNotified:   utc(d.LastNotified),
+			Since:          d.Since.UTC(),
+			LastNotified:   d.LastNotified.UTC(),
 			Value:          d.Value,
 			Threshold:      d.Threshold,
 			Summary:        d.Summary,
@@ -146,15 +145,6 @@ func (a *AlertStore) LoadStates(ctx context.Context, servers []string) ([]AlertS
 		return out[i].Rule < out[j].Rule
 	})
 	return out, nil
-}
-
-// utc returns t in UTC, and the zero time for the zero time however it was
-// stored.
-func utc(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t.UTC()
 }
 
 // SaveStates writes states by _id: a state in StateOK is deleted, any other
@@ -182,12 +172,8 @@ func (a *AlertStore) SaveStates(ctx context.Context, states []AlertState) error 
 			SetUpdate(bson.D{{Key: "$set", Value: doc}}).
 			SetUpsert(true))
 	}
-	for len(models) > 0 {
-		n := min(len(models), maxStatements)
-		if _, err := a.states.BulkWrite(ctx, models[:n], options.BulkWrite().SetOrdered(false)); err != nil {
-			return fmt.Errorf("save alert states: %w", err)
-		}
-		models = models[n:]
+	if err := bulkWrite(ctx, a.states, models, nil); err != nil {
+		return fmt.Errorf("save alert states: %w", err)
 	}
 	return nil
 }
@@ -210,13 +196,14 @@ func (a *AlertStore) AddSilence(ctx context.Context, sil Silence) error {
 	return nil
 }
 
-// Silences deletes the silences that expired at now and returns the others,
-// sorted by server, rule and expiry.
+// Silences returns the silences still active at now (Until after now),
+// sorted by server, rule and expiry. It only reads: Store.Prune deletes the
+// expired ones.
 func (a *AlertStore) Silences(ctx context.Context, now time.Time) ([]Silence, error) {
-	if _, err := a.silences.DeleteMany(ctx, bson.D{{Key: "until", Value: bson.D{{Key: "$lte", Value: now.UTC()}}}}); err != nil {
-		return nil, fmt.Errorf("prune silences: %w", err)
-	}
-	cur, err := a.silences.Find(ctx, bson.D{})
+	// Until is stored to the millisecond, so comparing it with now rounded
+	// down to the millisecond (as the driver stores now) gives the same
+	// answer as comparing it with now.
+	cur, err := a.silences.Find(ctx, bson.D{{Key: "until", Value: bson.D{{Key: "$gt", Value: now.UTC()}}}})
 	if err != nil {
 		return nil, fmt.Errorf("read silences: %w", err)
 	}
@@ -226,12 +213,9 @@ func (a *AlertStore) Silences(ctx context.Context, now time.Time) ([]Silence, er
 	}
 	out := make([]Silence, 0, len(docs))
 	for _, d := range docs {
-		if !d.Until.After(now) { // stored to the millisecond: drop what the prune rounded past
-			continue
-		}
 		out = append(out, Silence{
 			ID: d.ID, Server: d.Server, Rule: d.Rule,
-			Until: utc(d.Until), Created: utc(d.Created), Comment: d.Comment,
+			Until: d.Until.UTC(), Created: d.Created.UTC(), Comment: d.Comment,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -54,8 +55,8 @@ func TestAlertStates(t *testing.T) {
 	if len(got) != 2 || got[0] != want(firing) || got[1] != want(pending) {
 		t.Fatalf("LoadStates(web1) = %+v", got)
 	}
-	if !got[1].LastNotified.IsZero() {
-		t.Errorf("zero LastNotified came back as %s", got[1].LastNotified)
+	if !got[1].LastNotified.IsZero() || got[1].LastNotified != (time.Time{}) {
+		t.Errorf("zero LastNotified came back as %s (%#v), want time.Time{}", got[1].LastNotified, got[1].LastNotified)
 	}
 
 	t.Run("an ok state is deleted", func(t *testing.T) {
@@ -136,31 +137,99 @@ func TestSilences(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		name string
-		at   time.Duration
-		want []Silence
-		docs int64
+		name   string
+		at     time.Duration
+		want   []Silence
+		stored int64 // documents before the prune at the same time
+		docs   int64 // after it
 	}{
-		{"both active", 30 * time.Minute, []Silence{long, short}, 2},
-		{"the short one expired at its end", time.Hour, []Silence{long}, 1},
-		{"all expired", 3 * time.Hour, nil, 0},
+		{"both active", 30 * time.Minute, []Silence{long, short}, 2, 2},
+		{"just before the short one's end", time.Hour - time.Microsecond, []Silence{long, short}, 2, 2},
+		{"the short one expired at its end", time.Hour, []Silence{long}, 2, 1},
+		{"all expired", 3 * time.Hour, nil, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := as.Silences(ctx, t0.Add(tc.at))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(tc.want) {
-				t.Fatalf("got %+v, want %+v", got, tc.want)
-			}
-			for i := range got {
-				if got[i] != tc.want[i] {
-					t.Errorf("silence %d: %+v, want %+v", i, got[i], tc.want[i])
+			now := t0.Add(tc.at)
+			for range 2 { // reading changes nothing
+				got, err := as.Silences(ctx, now)
+				if err != nil {
+					t.Fatal(err)
 				}
+				if len(got) != len(tc.want) {
+					t.Fatalf("got %+v, want %+v", got, tc.want)
+				}
+				for i := range got {
+					if got[i] != tc.want[i] {
+						t.Errorf("silence %d: %+v, want %+v", i, got[i], tc.want[i])
+					}
+				}
+				if n := count(t, s, silencesName, bson.D{}); n != tc.stored {
+					t.Errorf("%d documents after Silences, want %d (reading deletes nothing)", n, tc.stored)
+				}
+			}
+			if err := s.Prune(ctx, now); err != nil {
+				t.Fatal(err)
 			}
 			if n := count(t, s, silencesName, bson.D{}); n != tc.docs {
 				t.Errorf("%d documents left, want %d (expired ones pruned)", n, tc.docs)
 			}
+			got, err := as.Silences(ctx, now)
+			if err != nil || len(got) != len(tc.want) {
+				t.Errorf("after Prune: %+v, %v; want %+v", got, err, tc.want)
+			}
 		})
+	}
+}
+
+// TestPruneWithoutSilences prunes a store that never opened the alert
+// collections: there are no silences to delete, and no error.
+func TestPruneWithoutSilences(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	if err := s.Prune(ctx, time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatalf("Prune: %v", err)
+	}
+}
+
+// TestSaveStatesInChunks saves more states than one command may carry on
+// FerretDB (maxStatements), upserts and deletes mixed.
+func TestSaveStatesInChunks(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	as, err := s.AlertStore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	n := 3*maxStatements + 5
+	states := make([]AlertState, n)
+	for i := range states {
+		states[i] = AlertState{Server: fmt.Sprintf("web%03d", i), Rule: "disk", State: "firing", Streak: i, Since: t0}
+	}
+	if err := as.SaveStates(ctx, states); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, s, alertStateName, nil); got != int64(n) {
+		t.Fatalf("%d states stored, want %d", got, n)
+	}
+	for i := range states {
+		if i%2 == 0 {
+			states[i].State = StateOK
+		}
+	}
+	if err := as.SaveStates(ctx, states); err != nil {
+		t.Fatal(err)
+	}
+	got, err := as.LoadStates(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n/2 {
+		t.Fatalf("%d states left, want %d", len(got), n/2)
+	}
+	for _, st := range got {
+		if st.Streak%2 != 1 {
+			t.Errorf("state %s|%s (streak %d) should have been deleted", st.Server, st.Rule, st.Streak)
+		}
 	}
 }

@@ -5,14 +5,26 @@
 // # Collections
 //
 // Only operations that both MongoDB and FerretDB v1.24 (SQLite backend)
-// support are used: inserts, finds with range, sort and limit, updateOne
-// upserts with $setOnInsert, $inc, $min and $max, countDocuments and
-// deleteMany. There is no aggregation and no TTL index.
+// support are used:
+//
+//   - insertOne, and insertMany unordered;
+//   - find and findOne with equality, $gt, $gte, $lt, $lte and $in filters,
+//     sort, limit and projection;
+//   - bulkWrite, unordered and at most 32 statements at a time (see
+//     maxStatements), of updateOne upserts with $setOnInsert, $inc, $min,
+//     $max and $set, and of deleteOne; updateOne with $set;
+//   - countDocuments (OutboxPending), which the driver sends as an aggregate
+//     of $match and $group: the only aggregation;
+//   - deleteMany (Prune, OutboxPrune);
+//   - the commands buildInfo, listCollections, create and createIndexes
+//     (Open, Collection).
+//
+// There is no TTL index: Prune deletes what is past retention.
 //
 //	snapshots  {_id: "server|2024-05-01T10:17:00.000Z", server, at, probe_time,
 //	            duration_ms, snapshot: "<the snapshot as JSON>"}
 //	attempts   {_id: "server|<at>", server, at, duration_ms,
-//	            kind: unreachable|auth|hostkey|timeout|probe, error}
+//	            kind: unreachable|auth|hostkey|timeout|probe|config, error}
 //	rollups    {_id: "server|hour|2024-05-01T10:00:00.000Z", server,
 //	            period: "hour"|"day", start, count, failed, rolled_to,
 //	            cpu:   {peak: {value, order, at, procs_known, matched_total,
@@ -21,6 +33,10 @@
 //	            matched: {min, max, sum, n},
 //	            keywords: {"<keyword>": {sum, n}, ...}}
 //	servers    {_id: "server", latest: {at, id}, last_failure: {at, duration_ms, kind, error}}
+//
+// Next to these the store keeps, for the alert engine and the notifier,
+// alert_state and silences (described at AlertStore) and outbox (described
+// at outboxName, in outbox.go). Each is small and created on first use.
 //
 // The _id of a result is its server and collector time, so writing a result
 // twice stores it once. A rollup is kept up to date by one upsert per write:
@@ -44,11 +60,23 @@
 //	{"v":1,"server":"web1","at":"2024-05-01T10:17:00Z","duration_ms":812,"snapshot":{...}}
 //	{"v":1,"server":"web2","at":"2024-05-01T10:17:00Z","duration_ms":5000,"err_kind":"timeout","err":"..."}
 //
-// Replay (and every Write, first) writes the spool back in order, 5,000
-// results at a time, recording its progress in results.offset. A line that
-// is not a valid result is logged with its line number, copied to
-// rejected.jsonl and skipped. The spool survives restarts and is capped by
-// Config.SpoolMax; past that Write drops results with an error log.
+// Every Write that may try the database (not within 15 s of a failed
+// attempt) first replays the spool in order, 5,000 results at a time, at
+// most 4 such chunks (writeReplayChunks); while results are left in the
+// spool, its own results join the spool behind them, and the next Write goes
+// on. Replay is the explicit drain: it replays the whole spool. Progress is
+// recorded in results.offset. A line that is not a valid result, or that the
+// database refuses for itself (not an outage), is logged with its line
+// number, copied to rejected.jsonl and skipped. The spool survives restarts
+// and is capped by Config.SpoolMax; past that Write drops results with an
+// error log.
+//
+// # Retention
+//
+// Prune deletes raw snapshots and attempts past Config.Retention, rollups
+// past Config.RollupRetention, and expired silences. The daemon calls it
+// every hour; a command run from a crontab can call PruneIfDue, which prunes
+// only when the time recorded in <data_dir>/pruned-at is old enough.
 //
 // # Embedded FerretDB
 //

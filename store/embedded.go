@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
-	_ "modernc.org/sqlite" // the driver FerretDB uses; opened directly by indexIDs
+	_ "modernc.org/sqlite" // the driver FerretDB uses; also opened directly by indexIDs and sqliteReader
 )
 
 // embedded is a FerretDB server run in-process on loopback, keeping its data

@@ -21,7 +21,7 @@ var ErrNotFound = errors.New("not found")
 // ErrKind says why a probe attempt failed.
 type ErrKind string
 
-// The kinds of failed attempt.
+// The kinds of failed attempt; Kinds lists them all.
 const (
 	KindUnreachable ErrKind = "unreachable" // no TCP connection, or it dropped
 	KindAuth        ErrKind = "auth"        // SSH authentication refused
@@ -31,13 +31,24 @@ const (
 	KindConfig      ErrKind = "config"      // the inventory entry cannot be used as written
 )
 
-// Valid reports whether k is one of the kinds above.
-func (k ErrKind) Valid() bool {
-	switch k {
-	case KindUnreachable, KindAuth, KindHostKey, KindTimeout, KindProbe, KindConfig:
-		return true
+// Kinds lists every kind of failed attempt, in the order above: the values
+// Valid accepts, for callers that enumerate them (a metric per kind). Do not
+// modify it.
+var Kinds = []ErrKind{KindUnreachable, KindAuth, KindHostKey, KindTimeout, KindProbe, KindConfig}
+
+// Valid reports whether k is one of Kinds.
+func (k ErrKind) Valid() bool { return slices.Contains(Kinds, k) }
+
+// kindList is Kinds for an error message: "unreachable, auth, ... or config".
+func kindList() string {
+	names := make([]string, len(Kinds))
+	for i, k := range Kinds {
+		names[i] = string(k)
 	}
-	return false
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // Result is one probe attempt: a snapshot, or a failure with its kind.
@@ -67,7 +78,7 @@ func (r Result) normalize() (Result, error) {
 	case r.Snapshot != nil && r.ErrKind != "":
 		return r, fmt.Errorf("result for %s at %s has both a snapshot and an error", r.Server, r.At.Format(time.RFC3339))
 	case r.Snapshot == nil && !r.ErrKind.Valid():
-		return r, fmt.Errorf("result for %s at %s has no snapshot and error kind %q (want unreachable, auth, hostkey, timeout, probe or config)", r.Server, r.At.Format(time.RFC3339), r.ErrKind)
+		return r, fmt.Errorf("result for %s at %s has no snapshot and error kind %q (want %s)", r.Server, r.At.Format(time.RFC3339), r.ErrKind, kindList())
 	}
 	return r, nil
 }
@@ -218,9 +229,11 @@ type RollupQuery struct {
 	From, To time.Time
 }
 
-// The documents as stored. Each decodes from BSON through the driver and
-// from FerretDB's stored form, JSON with times as epoch milliseconds, in
-// the embedded store's direct reads (see sqliteReader and docTime).
+// The documents as stored. Each decodes from BSON through the driver;
+// rollupDoc, snapshotDoc and attemptDoc (with the peakDoc, metricDoc,
+// matchedDoc and keywordDoc inside a rollup) also decode from FerretDB's
+// stored form, JSON with times as epoch milliseconds, in the embedded
+// store's range reads (see sqliteReader and docTime).
 
 // docTime is a time in a stored document: a BSON date (to the millisecond)
 // through the driver, and milliseconds since the epoch in FerretDB's stored

@@ -138,7 +138,7 @@ func TestOutage(t *testing.T) {
 	if err != nil || !latest.At.Equal(t0.Add(4*time.Minute+2*time.Second)) {
 		t.Errorf("Latest(web3) = %v, %v; want round 4", latest, err)
 	}
-	if !s2.ferret {
+	if !s2.ferret.Load() {
 		t.Error("FerretDB behind a URI not recognised")
 	}
 }

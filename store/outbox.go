@@ -120,26 +120,13 @@ func (s *Store) OutboxInsert(ctx context.Context, e OutboxEntry) (inserted bool,
 		return false, err
 	}
 	_, err = coll.InsertOne(ctx, e.doc())
-	if isDuplicateKeyErr(err) {
+	if mongo.IsDuplicateKeyError(err) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("insert outbox entry %s: %w", e.ID, err)
 	}
 	return true, nil
-}
-
-func isDuplicateKeyErr(err error) bool {
-	var we mongo.WriteException
-	if errors.As(err, &we) && we.WriteConcernError == nil && len(we.WriteErrors) > 0 {
-		for _, e := range we.WriteErrors {
-			if !isDuplicateKey(e.Code) {
-				return false
-			}
-		}
-		return true
-	}
-	return false
 }
 
 // OutboxGet returns the entry with id, or ErrNotFound.
@@ -187,6 +174,20 @@ func (s *Store) OutboxDue(ctx context.Context, now time.Time, limit int) ([]Outb
 		entries[i] = d.entry()
 	}
 	return entries, nil
+}
+
+// OutboxPending returns how many entries are pending: waiting for their
+// first attempt or for a retry, due or not.
+func (s *Store) OutboxPending(ctx context.Context) (int64, error) {
+	coll, err := s.outbox(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := coll.CountDocuments(ctx, bson.D{{Key: "status", Value: OutboxPending}})
+	if err != nil {
+		return 0, fmt.Errorf("count pending outbox entries: %w", err)
+	}
+	return n, nil
 }
 
 // OutboxSave writes the delivery state of e (Status, Attempts, NextAttempt,

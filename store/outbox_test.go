@@ -173,3 +173,37 @@ func TestOutboxSurvivesReopen(t *testing.T) {
 		t.Errorf("insert after reopen = %v, %v; want false, nil", ok, err)
 	}
 }
+
+// TestOutboxPending counts the pending entries, due or not, and none of the
+// sent or failed ones.
+func TestOutboxPending(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	if n, err := s.OutboxPending(ctx); err != nil || n != 0 {
+		t.Fatalf("OutboxPending of an empty outbox = %d, %v; want 0, nil", n, err)
+	}
+	t0 := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	for i, id := range []string{"a", "b", "c", "d"} {
+		if _, err := s.OutboxInsert(ctx, outboxEntry(id, t0.Add(time.Duration(i)*time.Minute))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	later := outboxEntry("b", t0)
+	later.Attempts, later.NextAttempt = 1, t0.Add(24*time.Hour) // pending, not due
+	sent := outboxEntry("c", t0)
+	sent.Status, sent.Attempts = OutboxSent, 1
+	failed := outboxEntry("d", t0)
+	failed.Status, failed.Attempts = OutboxFailed, 1
+	for _, e := range []OutboxEntry{later, sent, failed} {
+		if err := s.OutboxSave(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.OutboxPending(ctx)
+	if err != nil || n != 2 {
+		t.Errorf("OutboxPending = %d, %v; want 2 (a due, b waiting)", n, err)
+	}
+	if due := dueIDs(t, s, t0.Add(time.Hour)); len(due) != 1 {
+		t.Errorf("due = %v, want a only: OutboxPending counts more than OutboxDue", due)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -53,13 +54,8 @@ func (s *Store) LastFailure(ctx context.Context, server string) (*Attempt, error
 		return nil, fmt.Errorf("last failure of %s: %w", server, err)
 	}
 	f := sd.LastFailure
-	return &Attempt{
-		Server:   server,
-		At:       f.At.UTC(),
-		Duration: time.Duration(f.DurationMS) * time.Millisecond,
-		Kind:     f.Kind,
-		Err:      f.Err,
-	}, nil
+	a := attemptDoc{Server: server, At: docTime(f.At), DurationMS: f.DurationMS, Kind: f.Kind, Err: f.Err}.attempt()
+	return &a, nil
 }
 
 // Snapshots returns the snapshots of server with from <= At < to, oldest
@@ -191,11 +187,12 @@ func (s *Store) Rollups(ctx context.Context, q RollupQuery) ([]Rollup, error) {
 	if !q.To.After(q.From) {
 		return nil, nil
 	}
+	ferret := s.ferret.Load()
 	servers := q.Servers
-	if len(servers) == 0 && s.ferret {
+	if len(servers) == 0 && ferret {
 		var err error
 		if servers, err = s.Servers(ctx); err != nil {
-			return nil, fmt.Errorf("read rollups: %w", err)
+			return nil, fmt.Errorf("read %s: %w", q.what(nil), err)
 		}
 	}
 	if s.direct != nil {
@@ -203,13 +200,14 @@ func (s *Store) Rollups(ctx context.Context, q RollupQuery) ([]Rollup, error) {
 	}
 	var docs []rollupDoc
 	var err error
-	if n := int(q.To.Sub(q.From)/periodLength(q.Period)+1) * len(servers); s.ferret && n <= maxLookups {
+	if n := int(q.To.Sub(q.From)/periodLength(q.Period)+1) * len(servers); ferret && n <= maxLookups {
 		docs, err = s.rollupsByID(ctx, servers, q)
 	} else {
+		servers = q.Servers // the range query reads these, or all servers
 		docs, err = s.rollupsByRange(ctx, q)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read rollups: %w", err)
+		return nil, fmt.Errorf("read %s: %w", q.what(servers), err)
 	}
 	out := make([]Rollup, len(docs))
 	for i, d := range docs {
@@ -231,11 +229,25 @@ func (s *Store) rollupsDirect(ctx context.Context, servers []string, q RollupQue
 	for _, server := range slices.Compact(slices.Sorted(slices.Values(servers))) {
 		rs, err := s.direct.rollups(ctx, server, q.Period, q.From, q.To)
 		if err != nil {
-			return nil, fmt.Errorf("read rollups of %s: %w", server, err)
+			return nil, fmt.Errorf("read %s: %w", q.what([]string{server}), err)
 		}
 		out = append(out, rs...)
 	}
 	return out, nil
+}
+
+// what describes the rollups q reads from servers for an error: period,
+// servers (all when none; the first three and a count past that) and range.
+func (q RollupQuery) what(servers []string) string {
+	who := "all servers"
+	switch n := len(servers); {
+	case n > 3:
+		who = fmt.Sprintf("%s and %d more", strings.Join(servers[:3], ", "), n-3)
+	case n > 0:
+		who = strings.Join(servers, ", ")
+	}
+	return fmt.Sprintf("%s rollups of %s from %s to %s", q.Period, who,
+		q.From.UTC().Format(time.RFC3339), q.To.UTC().Format(time.RFC3339))
 }
 
 func periodLength(p Period) time.Duration {
@@ -282,7 +294,7 @@ func (s *Store) rollupsByID(ctx context.Context, servers []string, q RollupQuery
 				return nil
 			}
 			if err != nil {
-				return err
+				return fmt.Errorf("rollup %s: %w", id, err)
 			}
 			found[i] = &d
 			return nil
@@ -298,34 +310,6 @@ func (s *Store) rollupsByID(ctx context.Context, servers []string, q RollupQuery
 		}
 	}
 	return docs, nil
-}
-
-// Prune deletes raw snapshots and attempts older than the retention, and
-// rollups older than the rollup retention, counted back from now. Call it
-// periodically; the embedded store has no TTL indexes.
-func (s *Store) Prune(ctx context.Context, now time.Time) error {
-	raw := now.Add(-s.cfg.Retention)
-	roll := now.Add(-s.cfg.RollupRetention)
-	var errs []error
-	for _, p := range []struct {
-		coll   *mongo.Collection
-		field  string
-		before time.Time
-	}{
-		{s.snapshots, "at", raw},
-		{s.attempts, "at", raw},
-		{s.rollups, "start", roll},
-	} {
-		res, err := p.coll.DeleteMany(ctx, bson.D{{Key: p.field, Value: bson.D{{Key: "$lt", Value: p.before}}}})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("prune %s: %w", p.coll.Name(), err))
-			continue
-		}
-		if res.DeletedCount > 0 {
-			s.logger.Info("pruned", "collection", p.coll.Name(), "before", p.before, "deleted", res.DeletedCount)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 func (d snapshotDoc) record() (*Record, error) {

@@ -427,3 +427,50 @@ func TestPrune(t *testing.T) {
 		t.Errorf("Latest after prune = %v, %v", r, err)
 	}
 }
+
+// TestRollupsErrorsSayWhatWasRead: a failed read names the period, the
+// servers and the range, on each read path, and the _id of a failed lookup.
+func TestRollupsErrorsSayWhatWasRead(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	t0 := mustTime(t, "2024-05-01T10:00:00Z")
+	if err := s.Write(ctx, []Result{snapResult("web1", t0, reading{cpu: 5})}); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	rng := "from 2024-05-01T10:00:00Z to 2024-05-01T12:00:00Z"
+	five := []string{"web1", "web2", "web3", "web4", "web5"}
+	direct := s.direct
+
+	for _, tc := range []struct {
+		name    string
+		path    func() // sets up the read path; undone after
+		servers []string
+		want    []string
+	}{
+		{"direct", func() {}, []string{"web1"}, []string{"read hour rollups of web1 " + rng + ": "}},
+		{"direct, all servers", func() {}, nil, []string{"read hour rollups of all servers " + rng + ": list servers: "}},
+		{"by _id", func() { s.direct = nil }, five,
+			[]string{"read hour rollups of web1, web2, web3 and 2 more " + rng + ": rollup web", "|hour|2024-05-01T1"}},
+		{"by range", func() { s.direct = nil; s.ferret.Store(false) }, []string{"web1", "web2"},
+			[]string{"read hour rollups of web1, web2 " + rng + ": "}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.path()
+			defer func() { s.direct = direct; s.ferret.Store(true) }()
+			_, err := s.Rollups(cancelled, RollupQuery{Servers: tc.servers, Period: Hour, From: t0.Add(time.Minute), To: t0.Add(2 * time.Hour)})
+			if err == nil {
+				t.Fatal("no error with a cancelled context")
+			}
+			t.Log(err)
+			if e := containsAll(err.Error(), tc.want...); e != nil {
+				t.Errorf("error %q: %v", err, e)
+			}
+		})
+	}
+	// The same reads answer with a live context.
+	if rs, err := s.Rollups(ctx, RollupQuery{Period: Hour, From: t0, To: t0.Add(2 * time.Hour)}); err != nil || len(rs) != 1 {
+		t.Errorf("Rollups = %v, %v; want the one rollup", rs, err)
+	}
+}

@@ -329,12 +329,15 @@ func parseSpoolLine(b []byte) (Result, error) {
 	return r.normalize()
 }
 
-// Replay writes the spooled results to the database in the order they were
-// spooled and reports how many it wrote. Write also replays, before its own
-// results, whenever the spool is not empty. A line that is not a valid
-// result, or that the database refuses, is logged with its line number,
-// copied to rejected.jsonl next to the spool, and skipped. Replay stops with
-// an error when the database fails; what is left stays spooled.
+// Replay is the explicit drain of the spool: it writes all the spooled
+// results to the database in the order they were spooled and reports how
+// many it wrote. Write replays too, before its own results, but at most
+// writeReplayChunks chunks of defaultReplayChunk results each, so that a
+// long backlog does not hold up a round; call Replay to empty the spool at
+// once (before a shutdown, or from a maintenance command). A line that is not
+// a valid result, or that the database refuses, is logged with its line
+// number, copied to rejected.jsonl next to the spool, and skipped. Replay
+// stops with an error when the database fails; what is left stays spooled.
 func (s *Store) Replay(ctx context.Context) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -113,11 +115,13 @@ type Store struct {
 	servers   *mongo.Collection
 
 	embedded *embedded     // nil with an external database
-	direct   *sqliteReader // reads rollups from the embedded database's file
+	direct   *sqliteReader // range reads (rollups, snapshots, attempts) from the embedded database's file
 
 	setupMu sync.Mutex
-	isSetUp bool
-	ferret  bool // the database is FerretDB: look documents up by _id, never scan
+	isSetUp bool // guarded by setupMu
+	// ferret is set when the database is FerretDB: look documents up by _id,
+	// never scan. setup sets it under setupMu; reads load it without a lock.
+	ferret atomic.Bool
 
 	// mu serialises writes, replay and the spool.
 	mu         sync.Mutex
@@ -171,7 +175,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 		}
 		s.embedded = e
 		s.direct = newSQLiteReader(e.dir, cfg.Database)
-		s.ferret = true
+		s.ferret.Store(true)
 		uri = e.uri
 	}
 
@@ -237,14 +241,11 @@ func (s *Store) closeEmbedded() {
 	}
 }
 
-// Database returns the database, for packages that keep their own
-// collections next to the store's (alert state, outbox). Prefer Collection,
-// which also makes lookups by _id fast on the embedded store.
-func (s *Store) Database() *mongo.Database { return s.db }
-
 // Collection returns the named collection of the store's database, creating
-// it when missing. On the embedded store it also adds the index that lets
-// FerretDB find a document by _id without reading the whole collection.
+// it when missing, for the collections kept next to the store's own (alert
+// state, silences, outbox). On the embedded store it also adds the index
+// that lets FerretDB find a document by _id without reading the whole
+// collection.
 func (s *Store) Collection(ctx context.Context, name string) (*mongo.Collection, error) {
 	if err := s.createCollections(ctx, name); err != nil {
 		return nil, err
@@ -265,13 +266,14 @@ func (s *Store) setup(ctx context.Context) error {
 	if s.isSetUp {
 		return nil
 	}
-	if !s.ferret {
+	if !s.ferret.Load() {
 		var info bson.M
 		err := s.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info)
 		if err != nil {
 			return fmt.Errorf("read server build info: %w", err)
 		}
-		_, s.ferret = info["ferretdbVersion"]
+		_, ferret := info["ferretdbVersion"]
+		s.ferret.Store(ferret)
 	}
 	names := []string{snapshotsName, attemptsName, rollupsName, serversName}
 	if err := s.createCollections(ctx, names...); err != nil {
@@ -288,7 +290,7 @@ func (s *Store) setup(ctx context.Context) error {
 		{s.rollups, bson.D{{Key: "server", Value: 1}, {Key: "period", Value: 1}, {Key: "start", Value: 1}}},
 		{s.rollups, bson.D{{Key: "start", Value: 1}}},
 	}
-	if s.ferret {
+	if s.ferret.Load() {
 		// FerretDB v1.24 filters outside SQLite and never uses these; on
 		// SQLite they only slow every insert and update.
 		indexes = nil
@@ -315,7 +317,7 @@ func (s *Store) createCollections(ctx context.Context, names ...string) error {
 		return fmt.Errorf("list collections: %w", err)
 	}
 	for _, name := range names {
-		if contains(have, name) {
+		if slices.Contains(have, name) {
 			continue
 		}
 		err := s.db.CreateCollection(ctx, name)
@@ -328,15 +330,6 @@ func (s *Store) createCollections(ctx context.Context, names ...string) error {
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // isOutage reports whether err means the database could not be reached or

@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 )
 
@@ -245,5 +247,139 @@ func TestApplyEnv(t *testing.T) {
 	got = Config{URI: "mongodb://file.example"}.ApplyEnv(func(string) string { return "" })
 	if got.URI != "mongodb://file.example" {
 		t.Errorf("URI = %q, want the file's when the variable is unset", got.URI)
+	}
+}
+
+// TestKinds: Kinds is what Valid accepts, and the message for a bad kind
+// lists them.
+func TestKinds(t *testing.T) {
+	want := []ErrKind{KindUnreachable, KindAuth, KindHostKey, KindTimeout, KindProbe, KindConfig}
+	if !slices.Equal(Kinds, want) {
+		t.Errorf("Kinds = %q, want %q", Kinds, want)
+	}
+	for _, k := range Kinds {
+		if !k.Valid() {
+			t.Errorf("%q not valid", k)
+		}
+	}
+	for _, k := range []ErrKind{"", "oops", "Auth", "auth "} {
+		if k.Valid() {
+			t.Errorf("%q valid", k)
+		}
+	}
+	_, err := Result{Server: "web1", At: time.Unix(1, 0), ErrKind: "oops"}.normalize()
+	if err == nil || !strings.Contains(err.Error(), `error kind "oops" (want unreachable, auth, hostkey, timeout, probe or config)`) {
+		t.Errorf("normalize error = %v", err)
+	}
+}
+
+// TestBulkWriteChunks sends more models than one command may carry: every
+// chunk is sent; a refusal goes to onRefused, with its index in its chunk,
+// and the next chunks still go; without onRefused it ends the write.
+func TestBulkWriteChunks(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	coll, err := s.Collection(ctx, "bulk_test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	models := func(prefix string, n int, dup int) []mongo.WriteModel {
+		var ms []mongo.WriteModel
+		for i := range n {
+			id := fmt.Sprintf("%s%03d", prefix, i)
+			if i == dup {
+				id = prefix + "000" // refused: a duplicate of the first
+			}
+			ms = append(ms, mongo.NewInsertOneModel().SetDocument(bson.D{{Key: "_id", Value: id}}))
+		}
+		return ms
+	}
+
+	n := 2*maxStatements + 3
+	if err := bulkWrite(ctx, coll, models("a", n, -1), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, s, "bulk_test", nil); got != int64(n) {
+		t.Fatalf("%d stored, want %d", got, n)
+	}
+
+	// A refusal in the second chunk: reported there, the third chunk goes.
+	var refusedIn []int
+	var chunks [][]mongo.WriteModel
+	err = bulkWrite(ctx, coll, models("b", n, maxStatements+5), func(chunk []mongo.WriteModel, refused []mongo.BulkWriteError) error {
+		chunks = append(chunks, chunk)
+		for _, we := range refused {
+			refusedIn = append(refusedIn, we.Index)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("bulkWrite with onRefused: %v", err)
+	}
+	if len(chunks) != 1 || len(chunks[0]) != maxStatements || !slices.Equal(refusedIn, []int{5}) {
+		t.Errorf("onRefused got %d chunks, refusals at %v; want 1 chunk of %d, refusal at [5]", len(chunks), refusedIn, maxStatements)
+	}
+	if got := count(t, s, "bulk_test", bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: "b"}}}}); got != int64(n-1) {
+		t.Errorf("%d stored, want %d (all but the duplicate)", got, n-1)
+	}
+
+	// Without onRefused the refusal is the error, and the chunks after it
+	// are not sent.
+	err = bulkWrite(ctx, coll, models("c", n, 1), nil)
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) {
+		t.Fatalf("bulkWrite without onRefused = %v, want the BulkWriteException", err)
+	}
+	if got := count(t, s, "bulk_test", bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: "c"}}}}); got != maxStatements-1 {
+		t.Errorf("%d stored, want %d (the first chunk but the duplicate)", got, maxStatements-1)
+	}
+}
+
+// TestFerretFlagConcurrentSetup reads while a write's setup finds out, for
+// a store opened while its database was down, that the database is
+// FerretDB. Run with -race: the flag is shared without setupMu on reads.
+func TestFerretFlagConcurrentSetup(t *testing.T) {
+	t.Parallel() // mostly waiting for a timeout
+	ctx := context.Background()
+	addr := freePort(t)
+	cfg := Config{URI: "mongodb://" + addr + "/", DataDir: t.TempDir(), Timeout: time.Second}
+	logger, _ := testLogger(t)
+	s, err := Open(ctx, cfg, logger)
+	if err != nil {
+		t.Fatalf("Open with the database down: %v", err)
+	}
+	defer s.Close(ctx)
+	if s.ferret.Load() {
+		t.Fatal("ferret set before the database answered")
+	}
+	db, err := startEmbedded(ctx, filepath.Join(t.TempDir(), "db"), addr, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.stop)
+
+	t0 := mustTime(t, "2024-05-01T10:00:00Z")
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for range 20 {
+			if _, err = s.Rollups(ctx, RollupQuery{Servers: []string{"web1"}, Period: Hour, From: t0, To: t0.Add(time.Hour)}); err != nil {
+				break
+			}
+		}
+		done <- err
+	}()
+	if err := s.Write(ctx, []Result{snapResult("web1", t0, reading{cpu: 5})}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Rollups during setup: %v", err)
+	}
+	if !s.ferret.Load() {
+		t.Error("FerretDB behind a URI not recognised")
+	}
+	rs, err := s.Rollups(ctx, RollupQuery{Servers: []string{"web1"}, Period: Hour, From: t0, To: t0.Add(time.Hour)})
+	if err != nil || len(rs) != 1 || rs[0].Count != 1 {
+		t.Errorf("Rollups after the write = %v, %v; want one rollup of one snapshot", rs, err)
 	}
 }

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
-	"go.mongodb.org/mongo-driver/bson/bsonrw"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
@@ -125,15 +123,18 @@ func (s *Store) writeDB(ctx context.Context, results []Result) ([]rejection, err
 			rejected = append(rejected, rejection{i, err})
 			continue
 		}
-		raw, err := marshal(doc)
+		// Encoded here as the client would (its registry is the default one),
+		// so that a document that cannot be encoded is singled out before the
+		// batch is sent.
+		raw, err := bson.Marshal(doc)
 		if err != nil {
 			rejected = append(rejected, rejection{i, fmt.Errorf("encode result for %s at %s: %w", r.Server, timeID(r.At), err)})
 			continue
 		}
 		if r.Snapshot != nil {
-			snapIdx, snapDocs = append(snapIdx, i), append(snapDocs, raw)
+			snapIdx, snapDocs = append(snapIdx, i), append(snapDocs, bson.Raw(raw))
 		} else {
-			attIdx, attDocs = append(attIdx, i), append(attDocs, raw)
+			attIdx, attDocs = append(attIdx, i), append(attDocs, bson.Raw(raw))
 		}
 	}
 
@@ -285,7 +286,7 @@ func (s *Store) upkeepRollups(ctx context.Context, results []Result, fresh, seen
 			}
 			a := aggs[t.id]
 			if a == nil {
-				a = &rollupAgg{id: t.id, server: r.Server, period: t.period, start: t.start}
+				a = &rollupAgg{server: r.Server, period: t.period, start: t.start}
 				aggs[t.id] = a
 			}
 			a.add(r)
@@ -351,27 +352,42 @@ func (s *Store) upkeepServers(ctx context.Context, results []Result, seen []bool
 // the database refuses is logged and skipped: the raw data is stored, and
 // repeating the pass would not help.
 func (s *Store) bulkUpdate(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel) error {
-	for len(models) > 0 {
-		n := min(len(models), maxStatements)
-		chunk := models[:n]
-		models = models[n:]
+	err := bulkWrite(ctx, coll, models, func(chunk []mongo.WriteModel, refused []mongo.BulkWriteError) error {
+		for _, we := range refused {
+			var id any
+			if we.Index >= 0 && we.Index < len(chunk) {
+				if m, ok := chunk[we.Index].(*mongo.UpdateOneModel); ok {
+					id = m.Filter
+				}
+			}
+			s.logger.Error("database refused an update; rollup or pointer left behind",
+				"collection", coll.Name(), "filter", fmt.Sprint(id), "err", we.Message, "code", we.Code)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("update %s: %w", coll.Name(), err)
+	}
+	return nil
+}
+
+// bulkWrite sends models to coll unordered, at most maxStatements in one
+// command, in order. When the database refuses some statements of a command
+// (and nothing else went wrong) and onRefused is not nil, onRefused gets the
+// command's models and the refusals, whose Index counts within that
+// command; bulkWrite goes on with the next command unless onRefused returns
+// an error. Any other error, or a refusal with onRefused nil, ends it and is
+// returned as it is.
+func bulkWrite(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel,
+	onRefused func(chunk []mongo.WriteModel, refused []mongo.BulkWriteError) error) error {
+	for chunk := range slices.Chunk(models, maxStatements) {
 		_, err := coll.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
 		var bwe mongo.BulkWriteException
-		if errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) > 0 {
-			for _, we := range bwe.WriteErrors {
-				var id any
-				if we.Index >= 0 && we.Index < len(chunk) {
-					if m, ok := chunk[we.Index].(*mongo.UpdateOneModel); ok {
-						id = m.Filter
-					}
-				}
-				s.logger.Error("database refused an update; rollup or pointer left behind",
-					"collection", coll.Name(), "filter", fmt.Sprint(id), "err", we.Message, "code", we.Code)
-			}
-			continue
+		if onRefused != nil && errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) > 0 {
+			err = onRefused(chunk, bwe.WriteErrors)
 		}
 		if err != nil {
-			return fmt.Errorf("update %s: %w", coll.Name(), err)
+			return err
 		}
 	}
 	return nil
@@ -379,7 +395,6 @@ func (s *Store) bulkUpdate(ctx context.Context, coll *mongo.Collection, models [
 
 // rollupAgg is what one pass adds to one rollup.
 type rollupAgg struct {
-	id     string
 	server string
 	period Period
 	start  time.Time
@@ -503,22 +518,4 @@ func (a *rollupAgg) update() bson.D {
 		inc = append(inc, bson.E{Key: field + ".sum", Value: a.keywords[k].sum}, bson.E{Key: field + ".n", Value: a.keywords[k].n})
 	}
 	return append(u, bson.E{Key: "$inc", Value: inc}, bson.E{Key: "$max", Value: maxes})
-}
-
-// marshal encodes v as the client does, so that a document that cannot be
-// encoded is singled out before the batch is sent.
-func marshal(v any) (bson.Raw, error) {
-	var buf bytes.Buffer
-	vw, err := bsonrw.NewBSONValueWriter(&buf)
-	if err != nil {
-		return nil, err
-	}
-	enc, err := bson.NewEncoder(vw)
-	if err != nil {
-		return nil, err
-	}
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }

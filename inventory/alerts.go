@@ -164,8 +164,9 @@ func (c *checker) buildAlerts(t alertsTable) Alerts {
 	if t.Email != nil {
 		a.Email = c.buildEmail(*t.Email)
 	}
+	lines := c.entryLines(p, "webhook")
 	for i, w := range t.Webhooks {
-		a.Webhooks = append(a.Webhooks, c.buildWebhook(i, w))
+		a.Webhooks = append(a.Webhooks, c.buildWebhook(i, at(lines, i), w))
 	}
 	return a
 }
@@ -198,8 +199,13 @@ func (c *checker) applyRules(p place, t rulesTable, base AlertRules) AlertRules 
 	}
 	if t.Processes != nil {
 		out.Processes = nil
+		subKey := "processes"
+		if p.table == "server" {
+			subKey = "alerts.processes"
+		}
+		lines := c.entryLines(p, subKey)
 		for i, pt := range *t.Processes {
-			out.Processes = append(out.Processes, c.processRule(p, key("processes"), i, pt))
+			out.Processes = append(out.Processes, c.processRule(p, key("processes"), i, at(lines, i), pt))
 		}
 	}
 	if t.Down != nil {
@@ -253,12 +259,21 @@ func rangeFix(name string, percent bool) string {
 	return "write the load per logical CPU, e.g. 2.0, or 0 to turn the load alert off"
 }
 
-// processRule resolves entry i of processes.
-func (c *checker) processRule(p place, key string, i int, t processTable) ProcessRule {
+// at returns lines[i], or 0 when there is no such line.
+func at(lines []int, i int) int {
+	if i < len(lines) {
+		return lines[i]
+	}
+	return 0
+}
+
+// processRule resolves entry i (from 0) of processes, which starts at line
+// (0 when it is written inline: the line of key is used).
+func (c *checker) processRule(p place, key string, i, line int, t processTable) ProcessRule {
 	r := ProcessRule{Keyword: t.Keyword, For: 1}
-	where := fmt.Sprintf("processes[%d]", i)
+	where := fmt.Sprintf("processes %d", i+1)
 	if strings.TrimSpace(t.Keyword) == "" {
-		c.report(p, key, where+" has no keyword", `write the keyword whose processes are counted, e.g. { keyword = "python", min = 5 }`)
+		c.reportAt(line, p, key, where+" has no keyword", `write the keyword whose processes are counted, e.g. { keyword = "python", min = 5 }`)
 	}
 	if t.Min != nil {
 		r.Min = *t.Min
@@ -271,13 +286,13 @@ func (c *checker) processRule(p place, key string, i int, t processTable) Proces
 	}
 	switch {
 	case t.Min == nil && t.Max == nil:
-		c.report(p, key, where+" has neither min nor max", "set min (fire when fewer run) and/or max (fire when more run)")
+		c.reportAt(line, p, key, where+" has neither min nor max", "set min (fire when fewer run) and/or max (fire when more run)")
 	case r.Min < 0 || r.Max < 0:
-		c.report(p, key, where+" has a negative bound", "min and max count processes: 0 or more")
+		c.reportAt(line, p, key, where+" has a negative bound", "min and max count processes: 0 or more")
 	case r.Max > 0 && r.Min > r.Max:
-		c.report(p, key, fmt.Sprintf("%s has min %d above max %d", where, r.Min, r.Max), "")
+		c.reportAt(line, p, key, fmt.Sprintf("%s has min %d above max %d", where, r.Min, r.Max), "")
 	case r.For < 1:
-		c.report(p, key, fmt.Sprintf("%s.for %d is below 1", where, r.For), "count consecutive snapshots from 1")
+		c.reportAt(line, p, key, fmt.Sprintf("%s has for %d, below 1", where, r.For), "count consecutive snapshots from 1")
 	}
 	return r
 }
@@ -314,7 +329,9 @@ func (c *checker) buildEmail(t emailTable) *Email {
 	return e
 }
 
-func (c *checker) buildWebhook(i int, t webhookTable) Webhook {
+// buildWebhook resolves entry i (from 0) of [[alerts.webhook]], which starts
+// at line (0 when the webhooks are written inline).
+func (c *checker) buildWebhook(i, line int, t webhookTable) Webhook {
 	p := place{table: "alerts", elem: -1}
 	w := Webhook{Name: t.Name, URL: t.URL, URLEnv: t.URLEnv, Kind: t.Kind, SecretEnv: t.SecretEnv}
 	where := fmt.Sprintf("webhook %d", i+1)
@@ -322,20 +339,20 @@ func (c *checker) buildWebhook(i int, t webhookTable) Webhook {
 		w.Kind = "generic"
 	}
 	if !slices.Contains(WebhookKinds, w.Kind) {
-		c.report(p, "webhook", fmt.Sprintf("%s has kind %q", where, w.Kind), "use one of "+strings.Join(WebhookKinds, ", "))
+		c.reportAt(line, p, "webhook", fmt.Sprintf("%s has kind %q", where, w.Kind), "use one of "+strings.Join(WebhookKinds, ", "))
 	}
 	switch {
 	case (w.URL == "") == (w.URLEnv == ""):
-		c.report(p, "webhook", where+" needs exactly one of url and url_env", "robot URLs carry tokens: prefer url_env naming an environment variable")
+		c.reportAt(line, p, "webhook", where+" needs exactly one of url and url_env", "robot URLs carry tokens: prefer url_env naming an environment variable")
 	case w.URL != "":
 		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			c.report(p, "webhook", fmt.Sprintf("%s url %q is not an http(s) URL", where, w.URL), "")
+			c.reportAt(line, p, "webhook", fmt.Sprintf("%s url %q is not an http(s) URL", where, w.URL), "")
 		}
 	case !envRE.MatchString(w.URLEnv):
-		c.report(p, "webhook", where+" url_env is not an environment variable name", "")
+		c.reportAt(line, p, "webhook", where+" url_env is not an environment variable name", "")
 	}
 	if w.SecretEnv != "" && !envRE.MatchString(w.SecretEnv) {
-		c.report(p, "webhook", where+" secret_env is not an environment variable name", "set it to the variable's name, never to the secret itself")
+		c.reportAt(line, p, "webhook", where+" secret_env is not an environment variable name", "set it to the variable's name, never to the secret itself")
 	}
 	if w.Name == "" {
 		w.Name = w.Kind

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -105,7 +106,7 @@ var aliases = map[string]string{
 // suggest returns the known key closest to key, or "" when none is close.
 func suggest(key string, known []string) string {
 	lower := strings.ToLower(key)
-	if a, ok := aliases[strings.ReplaceAll(lower, "-", "_")]; ok && contains(known, a) {
+	if a, ok := aliases[strings.ReplaceAll(lower, "-", "_")]; ok && slices.Contains(known, a) {
 		return a
 	}
 	best, bestDist := "", -1
@@ -119,15 +120,6 @@ func suggest(key string, known []string) string {
 		return ""
 	}
 	return best
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // editDistance is the Levenshtein distance between a and b.
@@ -181,11 +173,11 @@ func secretFix(key string, known []string) string {
 	}
 	const never = "secrets are never written in this file"
 	switch {
-	case contains(known, k+"_env"):
+	case slices.Contains(known, k+"_env"):
 		return fmt.Sprintf("%s: put it in an environment variable and set %s to the variable's name", never, k+"_env")
-	case strings.Contains(k, "passphrase") && contains(known, "identity_passphrase_env"):
+	case strings.Contains(k, "passphrase") && slices.Contains(known, "identity_passphrase_env"):
 		return never + ": put the key's passphrase in an environment variable and set identity_passphrase_env to the variable's name"
-	case strings.Contains(k, "passw") && contains(known, "identity_file"):
+	case strings.Contains(k, "passw") && slices.Contains(known, "identity_file"):
 		return never + " and SSH password login is not supported: use a key (identity_file or ssh-agent); " +
 			"if the key has a passphrase, put it in an environment variable and set identity_passphrase_env to the variable's name"
 	case len(envKeys) > 0:

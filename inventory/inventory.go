@@ -25,6 +25,12 @@ const (
 	DefaultSample         = 1 * time.Second
 	// LocalAddress is the address of the master itself: it is probed without SSH.
 	LocalAddress = "local"
+	// ProbeReserve is the part of a server's timeout kept back from the
+	// probe: the collector gives the probe the time left to the deadline less
+	// ProbeReserve (at least a second), so that it prints a partial snapshot
+	// and the snapshot travels back before the collector gives up. sample +
+	// ProbeReserve must therefore be shorter than timeout.
+	ProbeReserve = time.Second
 )
 
 // DefaultKeywords returns the process keywords used when none are configured.

@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -56,12 +57,19 @@ var badConfigs = map[string][]string{
 		"cpu.above 120 is out of range in [alerts] (bad_alerts.toml:2)",
 		"memory.clear 90 is not between 0 and above 80 in [alerts] (bad_alerts.toml:3)",
 		"down.after 0 is below 1 in [alerts] (bad_alerts.toml:4)",
-		"processes[0] has no keyword", "processes[0] has neither min nor max",
+		"processes 1 has no keyword in [alerts] (bad_alerts.toml:6)", "processes 1 has neither min nor max in [alerts] (bad_alerts.toml:6)",
 	},
 	"bad_channels.toml": {
 		`email.server "smtp.example.com" is not host:port`, `email.from "not an address" is not an e-mail address`,
 		"email.to lists no recipient", `email.tls "ssl" is not starttls, tls or none`, "email.username is set without password_env",
-		`webhook 1 has kind "teams"`, "webhook 1 needs exactly one of url and url_env",
+		`webhook 1 has kind "teams" in [alerts] (bad_channels.toml:8)`, "webhook 1 needs exactly one of url and url_env in [alerts] (bad_channels.toml:8)",
+	},
+	"bad_alert_entries.toml": {
+		"processes 2 has min 5 above max 3 in [alerts] (bad_alert_entries.toml:9)",
+		`webhook 2 has kind "teams" in [alerts] (bad_alert_entries.toml:17)`,
+		"webhook 2 needs exactly one of url and url_env in [alerts] (bad_alert_entries.toml:17)",
+		"processes 2 has no keyword in server 'web1' (bad_alert_entries.toml:30)",
+		"processes 1 has for 0, below 1 in server 'web2' (bad_alert_entries.toml:37)",
 	},
 	"bad_server_alerts.toml":   {"unknown key 'abve'", "did you mean 'above'?"},
 	"alerts_password.toml":     {"unknown key 'password'", "password_env"},
@@ -132,15 +140,28 @@ var badConfigs = map[string][]string{
 	"connect_longer_than_timeout.toml": {
 		"connect_timeout 1m0s is longer than timeout 30s in server 'web1' (connect_longer_than_timeout.toml:4)",
 	},
-	"sample_longer_than_timeout.toml": {"sample 20s does not fit in timeout 20s in [defaults] (sample_longer_than_timeout.toml:2)"},
-	"empty_keyword.toml":              {"keyword 2 is empty in server 'web1' (empty_keyword.toml:4)"},
-	"empty_identity_file.toml":        {"empty identity_file in [defaults] (empty_identity_file.toml:2)"},
-	"tilde_user.toml":                 {`bad known_hosts: "~bob/.ssh/known_hosts": only ~ and ~/... are expanded, not ~user in server 'web1' (tilde_user.toml:4); write the full path`},
-	"relative_probe_dir.toml":         {`probe_dir "collector" is relative in server 'web1' (relative_probe_dir.toml:4)`},
-	"empty_user.toml":                 {"empty user in [defaults] (empty_user.toml:2)"},
-	"jump_self.toml":                  {"jump names the server itself in server 'web1' (jump_self.toml:4)"},
-	"jump_cycle.toml":                 {"jump cycle: a -> b -> a in server 'a' (jump_cycle.toml:4)"},
-	"jump_cycle_long.toml":            {"jump cycle: a -> b -> c -> a in server 'a' (jump_cycle_long.toml:9)"},
+	"sample_longer_than_timeout.toml": {
+		"sample 20s does not fit in timeout 20s less the 1s kept for the probe to report in [defaults] (sample_longer_than_timeout.toml:2); " +
+			`timeout covers the whole run, connecting and CPU sample included; make it longer than sample + 1s, e.g. timeout = "31s", or shorten sample`,
+	},
+	// The probe gets timeout less ProbeReserve: a sample shorter than the
+	// timeout may still not fit.
+	"sample_reserve.toml": {
+		"sample 9s does not fit in timeout 10s less the 1s kept for the probe to report in server 'web1' (sample_reserve.toml:4); " +
+			`timeout covers the whole run, connecting and CPU sample included; make it longer than sample + 1s, e.g. timeout = "20s", or shorten sample`,
+	},
+	// The master is not connected to: no connect_timeout in the suggestion.
+	"local_sample_reserve.toml": {
+		`sample 4.5s does not fit in timeout 5s less the 1s kept for the probe to report in server 'master' (local_sample_reserve.toml:5)`, `e.g. timeout = "6.5s"`,
+	},
+	"empty_keyword.toml":       {"keyword 2 is empty in server 'web1' (empty_keyword.toml:4)"},
+	"empty_identity_file.toml": {"empty identity_file in [defaults] (empty_identity_file.toml:2)"},
+	"tilde_user.toml":          {`bad known_hosts: "~bob/.ssh/known_hosts": only ~ and ~/... are expanded, not ~user in server 'web1' (tilde_user.toml:4); write the full path`},
+	"relative_probe_dir.toml":  {`probe_dir "collector" is relative in server 'web1' (relative_probe_dir.toml:4)`},
+	"empty_user.toml":          {"empty user in [defaults] (empty_user.toml:2)"},
+	"jump_self.toml":           {"jump names the server itself in server 'web1' (jump_self.toml:4)"},
+	"jump_cycle.toml":          {"jump cycle: a -> b -> a in server 'a' (jump_cycle.toml:4)"},
+	"jump_cycle_long.toml":     {"jump cycle: a -> b -> c -> a in server 'a' (jump_cycle_long.toml:9)"},
 	"jump_cycle_defaults.toml": {
 		"jump cycle: bastion -> outer -> bastion in server 'bastion' (jump_cycle_defaults.toml:7)",
 		`the jump of 'outer' comes from [defaults]; set jump = "" in it`,
@@ -245,6 +266,36 @@ adress = "web1.example.com"
 			}
 			if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, tt.want) {
 				t.Errorf("got:\n\t%s\nwant:\n\t%s", strings.Join(got, "\n\t"), strings.Join(tt.want, "\n\t"))
+			}
+		})
+	}
+}
+
+// TestTimesOfLocalServer checks that connect_timeout, which a server with
+// address = "local" never uses, is not held against its timeout, while the
+// same settings on an SSH server are an error.
+func TestTimesOfLocalServer(t *testing.T) {
+	tests := []struct {
+		name, server string
+		wantErr      string // "" for none
+	}{
+		{"local, default connect_timeout", `address = "local"` + "\ntimeout = \"5s\"", ""},
+		{"local, own connect_timeout", `address = "local"` + "\ntimeout = \"5s\"\nconnect_timeout = \"1m\"", ""},
+		{"local, only connect_timeout", `address = "local"` + "\nconnect_timeout = \"1m\"", ""},
+		{"ssh, default connect_timeout", `address = "web1"` + "\ntimeout = \"5s\"",
+			"connect_timeout 10s is longer than timeout 5s in server 'x' (servers.toml:4)"},
+		{"ssh, own connect_timeout", `address = "web1"` + "\nconnect_timeout = \"1m\"",
+			"connect_timeout 1m0s is longer than timeout 30s in server 'x' (servers.toml:4)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := "[[server]]\nname = \"x\"\n" + tt.server + "\n"
+			_, err := parse(strings.NewReader(src), "servers.toml", testEnv)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("parse:\n%s\nerror: %v", src, err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("parse:\n%s\nerror: %v\nwant one containing %q", src, err, tt.wantErr)
 			}
 		})
 	}
@@ -617,6 +668,19 @@ func TestNoOSUser(t *testing.T) {
 	if _, err := parse(strings.NewReader("[defaults]\nuser = \"u\"\n"+src), "servers.toml", noUser); err != nil {
 		t.Errorf("with user in [defaults]: %v", err)
 	}
+
+	// Many servers without a user: one error, at the first, naming them.
+	many := src
+	for _, name := range []string{"b", "c", "d", "e", "f"} {
+		many += "[[server]]\nname = \"" + name + "\"\naddress = \"" + name + "\"\n"
+	}
+	many += "[[server]]\nname = \"g\"\naddress = \"g\"\nuser = \"ops\"\n"
+	_, err = parse(strings.NewReader(many), "servers.toml", noUser)
+	want = "no SSH user (unknown uid 1234) for 6 servers ('a', 'b', 'c', 'd', 'e', ...) in server 'a' (servers.toml:4); " +
+		"set user = \"...\" in [defaults], or in each of them"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
 }
 
 func TestLoad(t *testing.T) {
@@ -680,6 +744,56 @@ func TestExampleInventory(t *testing.T) {
 		if !regexp.MustCompile(`(?m)^#? ?` + f.key + ` = `).Match(src) {
 			t.Errorf("../servers.toml does not show key %q", f.key)
 		}
+	}
+}
+
+// commentedExample matches a commented-out example line of ../servers.toml:
+// a table header or a key = value.
+var commentedExample = regexp.MustCompile(`(?m)^#[ \t]*(\[\[?[a-z_.]+\]\]?|[a-z_]+ = .*)$`)
+
+// TestExampleInventoryUncommented parses ../servers.toml with every
+// commented-out key and table header written in, so that the examples it
+// shows keep parsing together as they stand.
+func TestExampleInventoryUncommented(t *testing.T) {
+	src, err := os.ReadFile("../servers.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(commentedExample.FindAll(src, -1))
+	if n < 30 {
+		t.Fatalf("found %d commented examples in ../servers.toml; has the comment style changed?", n)
+	}
+	uncommented := commentedExample.ReplaceAll(src, []byte("$1"))
+	if left := regexp.MustCompile(`(?m)^#\s*[a-z_]+\s*=.*$`).FindAll(uncommented, -1); len(left) > 0 {
+		t.Errorf("commented keys not in the form \"# key = value\": %q", left)
+	}
+	inv, err := parse(bytes.NewReader(uncommented), "servers.toml", testEnv)
+	if err != nil {
+		t.Fatalf("../servers.toml with its examples uncommented:\n%v", err)
+	}
+	if d := inv.Defaults; d.Port != 22 || d.IdentityPassphraseEnv != "COLLECTOR_KEY_PASSPHRASE" || d.Jump != "bastion" || d.ProbeDir != "~/.cache/collector" {
+		t.Errorf("defaults = %+v", d)
+	}
+	if hops, err := inv.Route(mustServer(t, inv, "crawler-01")); err != nil || len(hops) != 2 || hops[0].Name != "bastion" {
+		t.Errorf("Route(crawler-01) = %v, %v; want through bastion, the default jump", hops, err)
+	}
+	if inv.Store.URI == "" || inv.Store.Database != "collector" || inv.Schedule.Location == nil || inv.Schedule.Location.String() != "UTC" {
+		t.Errorf("store %+v, schedule %+v", inv.Store, inv.Schedule)
+	}
+	wantEmail := &Email{Server: "smtp.example.com:587", From: "collector@example.com", To: []string{"ops@example.com"},
+		TLS: "starttls", Username: "collector", PasswordEnv: "COLLECTOR_SMTP_PASSWORD"}
+	if !reflect.DeepEqual(inv.Alerts.Email, wantEmail) {
+		t.Errorf("email = %+v\nwant %+v", inv.Alerts.Email, wantEmail)
+	}
+	wantHooks := []Webhook{
+		{Name: "crawler group", Kind: "dingtalk", URLEnv: "COLLECTOR_DINGTALK_URL", SecretEnv: "COLLECTOR_DINGTALK_SECRET"},
+		{Name: "generic alerts.example.com", Kind: "generic", URL: "https://alerts.example.com/hook"},
+	}
+	if !reflect.DeepEqual(inv.Alerts.Webhooks, wantHooks) {
+		t.Errorf("webhooks = %+v\nwant %+v", inv.Alerts.Webhooks, wantHooks)
+	}
+	if want := (HTTP{Listen: "127.0.0.1:9108", TokenEnv: "COLLECTOR_HTTP_TOKEN"}); inv.HTTP != want {
+		t.Errorf("http = %+v, want %+v", inv.HTTP, want)
 	}
 }
 

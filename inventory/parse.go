@@ -53,6 +53,30 @@ func (c *checker) report(p place, key, msg, fix string) {
 	c.errs = append(c.errs, &Error{File: c.file, Line: line, Table: p.table, Server: p.server, Key: key, Msg: msg, Fix: fix})
 }
 
+// reportAt records a problem at line, or where report would when line is 0.
+// It is for entries of an array of tables written inside another table, such
+// as [[alerts.webhook]], whose problems are reported against the key that
+// holds them (webhook) but at the entry's own header.
+func (c *checker) reportAt(line int, p place, key, msg, fix string) {
+	if line == 0 {
+		c.report(p, key, msg, fix)
+		return
+	}
+	c.errs = append(c.errs, &Error{File: c.file, Line: line, Table: p.table, Server: p.server, Key: key, Msg: msg, Fix: fix})
+}
+
+// entryLines returns the header lines of the entries of the array of tables
+// under key at p, in order: [[alerts.webhook]] for key webhook of [alerts],
+// [[server.alerts.processes]] for key alerts.processes of a server. It is
+// empty when the array is written inline (processes = [{...}]).
+func (c *checker) entryLines(p place, key string) []int {
+	path := p.table + "." + key
+	if p.elem >= 0 {
+		return c.pos.headersWithin(path, p.table, p.elem)
+	}
+	return c.pos.headers[path]
+}
+
 func (c *checker) headerLine(p place) int {
 	if p.elem >= 0 {
 		return c.pos.header(p.table, p.elem)
@@ -355,7 +379,7 @@ func (c *checker) build(f *file) *Inventory {
 	merged := merge(f.Defaults, builtin())
 	if !c.failed[atKey("defaults", -1)] { // else values may be half decoded
 		c.checkSettings(dp, f.Defaults)
-		c.checkTimes(dp, f.Defaults, merged)
+		c.checkTimes(dp, f.Defaults, merged, false)
 	}
 
 	osUser, userErr := "", error(nil)
@@ -382,15 +406,14 @@ func (c *checker) build(f *file) *Inventory {
 	}
 	metas := make([]serverMeta, 0, len(f.Servers))
 	anyFailed := len(c.failed) > 0
+	var noUser []place // servers left without an SSH user
 	for i, rs := range f.Servers {
 		if c.failed[atKey("server", i)] {
 			continue
 		}
 		s, m := c.buildServer(i, rs, merged, defaults)
-		if s.User == "" && !s.IsLocal() {
-			if userErr != nil {
-				c.report(m.place, "", fmt.Sprintf("no SSH user (%s)", userErr), `set user = "..." in [defaults] or in this server`)
-			}
+		if s.User == "" && !s.IsLocal() && userErr != nil {
+			noUser = append(noUser, m.place)
 		}
 		if first, dup := inv.byName[s.Name]; dup && s.Name != "" {
 			c.report(m.place, "name", "duplicate name",
@@ -412,10 +435,37 @@ func (c *checker) build(f *file) *Inventory {
 		inv.Servers = append(inv.Servers, s)
 		metas = append(metas, m)
 	}
+	c.reportNoUser(noUser, userErr)
 	if !anyFailed {
 		c.checkJumps(inv, metas, f.Defaults.Jump)
 	}
 	return inv
+}
+
+// reportNoUser reports once, at the first of them, the servers left without
+// an SSH user because the OS user could not be found (err).
+func (c *checker) reportNoUser(servers []place, err error) {
+	switch len(servers) {
+	case 0:
+		return
+	case 1:
+		c.report(servers[0], "", fmt.Sprintf("no SSH user (%s)", err), `set user = "..." in [defaults] or in this server`)
+		return
+	}
+	const most = 5
+	var names []string
+	for _, p := range servers[:min(len(servers), most)] {
+		if strings.HasPrefix(p.server, "#") {
+			names = append(names, p.server)
+		} else {
+			names = append(names, "'"+p.server+"'")
+		}
+	}
+	if len(servers) > most {
+		names = append(names, "...")
+	}
+	c.report(servers[0], "", fmt.Sprintf("no SSH user (%s) for %d servers (%s)", err, len(servers), strings.Join(names, ", ")),
+		`set user = "..." in [defaults], or in each of them`)
 }
 
 // serverMeta is what checks need to know about a server beyond Server.
@@ -567,13 +617,15 @@ func (c *checker) checkSettings(p place, s settings) {
 func isSpaceOrControl(r rune) bool { return r <= ' ' || r == 0x7f }
 
 // checkTimes checks that the durations fit together, when s (the keys written
-// at p) sets one of them; m holds the values in effect.
-func (c *checker) checkTimes(p place, s settings, m settings) {
+// at p) sets one of them; m holds the values in effect. local is set for a
+// server with address = "local", which never connects: connect_timeout does
+// not apply to it.
+func (c *checker) checkTimes(p place, s settings, m settings, local bool) {
 	key := ""
 	for _, k := range []struct {
 		name string
 		set  bool
-	}{{"timeout", s.Timeout != nil}, {"connect_timeout", s.ConnectTimeout != nil}, {"sample", s.Sample != nil}} {
+	}{{"timeout", s.Timeout != nil}, {"connect_timeout", s.ConnectTimeout != nil && !local}, {"sample", s.Sample != nil}} {
 		if k.set {
 			key = k.name
 			break
@@ -586,13 +638,19 @@ func (c *checker) checkTimes(p place, s settings, m settings) {
 	if timeout <= 0 || connect <= 0 || sample < 0 {
 		return // reported by checkSettings
 	}
-	if connect > timeout {
+	if connect > timeout && !local {
 		c.report(p, key, fmt.Sprintf("connect_timeout %s is longer than timeout %s", connect, timeout),
 			"timeout covers the whole run, connecting included; make it longer than connect_timeout")
 	}
-	if sample >= timeout {
-		c.report(p, key, fmt.Sprintf("sample %s does not fit in timeout %s", sample, timeout),
-			"timeout covers the whole run, CPU sample included; make it longer than sample")
+	// The probe gets the time left less ProbeReserve: its sample window must
+	// end before that.
+	if sample+ProbeReserve >= timeout {
+		enough := sample + ProbeReserve + connect
+		if local {
+			enough = sample + 2*ProbeReserve
+		}
+		c.report(p, key, fmt.Sprintf("sample %s does not fit in timeout %s less the %s kept for the probe to report", sample, timeout, ProbeReserve),
+			fmt.Sprintf("timeout covers the whole run, connecting and CPU sample included; make it longer than sample + %s, e.g. timeout = %q, or shorten sample", ProbeReserve, enough))
 	}
 }
 
@@ -647,7 +705,7 @@ func (c *checker) buildServer(i int, rs rawServer, merged settings, defaults Def
 		eff.Jump = nil // the default jump does not apply to the master or to the jump host itself
 	}
 	m.jumpInherited = rs.Jump == nil && eff.Jump != nil
-	c.checkTimes(p, rs.settings, eff)
+	c.checkTimes(p, rs.settings, eff, s.IsLocal())
 
 	// Resolve only the keys this server sets; the rest is already resolved in defaults.
 	own := c.resolveDefaults(p, rs.settings, "")

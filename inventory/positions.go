@@ -57,6 +57,25 @@ func (p *positions) header(path string, elem int) int {
 	return 0
 }
 
+// headersWithin returns the header lines of the elements of the array of
+// tables at path that belong to element elem of the array of tables at
+// parent: those after that element's header and before the next one's, such
+// as the [[server.alerts.processes]] of the second [[server]].
+func (p *positions) headersWithin(path, parent string, elem int) []int {
+	from := p.header(parent, elem)
+	if from == 0 {
+		return nil
+	}
+	to := p.header(parent, elem+1)
+	var out []int
+	for _, l := range p.headers[path] {
+		if l > from && (to == 0 || l < to) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // scanPositions finds the table headers and keys of a valid TOML document.
 // Keys inside inline tables are not listed; the key holding the inline table is.
 func scanPositions(src string) *positions {

@@ -49,15 +49,23 @@ var system = readers{
 // with now() when it is done. It returns within opts.timeout: a section not
 // read by then is left empty with an error saying so, since a read blocked
 // in the kernel cannot be cancelled (its goroutine is abandoned).
+//
+// The readers' context ends readGrace(opts.timeout) before the timeout, so
+// that a reader cut short (say, in its sample window) has time to return
+// what it read before collect stops waiting for it.
 func collect(ctx context.Context, r readers, opts options, now func() time.Time) snapshot.Snapshot {
-	ctx, cancel := context.WithTimeoutCause(ctx, opts.timeout, fmt.Errorf("timed out after %v", opts.timeout))
+	cause := fmt.Errorf("timed out after %v", opts.timeout)
+	deadline := time.Now().Add(opts.timeout)
+	ctx, cancel := context.WithDeadlineCause(ctx, deadline, cause)
 	defer cancel()
+	readCtx, cancelRead := context.WithDeadlineCause(ctx, deadline.Add(-readGrace(opts.timeout)), cause)
+	defer cancelRead()
 
-	hostC := start(ctx, r.host)
-	cpuC := start(ctx, func(ctx context.Context) snapshot.CPU { return r.cpu(ctx, opts.sample) })
-	memC := start(ctx, r.memory)
-	diskC := start(ctx, r.disk)
-	procC := start(ctx, func(ctx context.Context) snapshot.Processes {
+	hostC := start(readCtx, r.host)
+	cpuC := start(readCtx, func(ctx context.Context) snapshot.CPU { return r.cpu(ctx, opts.sample) })
+	memC := start(readCtx, r.memory)
+	diskC := start(readCtx, r.disk)
+	procC := start(readCtx, func(ctx context.Context) snapshot.Processes {
 		return r.processes(ctx, opts.sample, opts.keywords)
 	})
 
@@ -85,6 +93,12 @@ func collect(ctx context.Context, r readers, opts options, now func() time.Time)
 	}
 	s.Time = now()
 	return s
+}
+
+// readGrace is how long before the timeout the readers are stopped, so that
+// what they read still arrives: 100ms, or a tenth of a shorter timeout.
+func readGrace(timeout time.Duration) time.Duration {
+	return min(100*time.Millisecond, timeout/10)
 }
 
 // start runs read in a goroutine and returns the channel its result will

@@ -124,6 +124,51 @@ func TestCollectTimeout(t *testing.T) {
 	}
 }
 
+// TestCollectKeepsPartialSections checks that sections cut short by the
+// deadline, which return what they read a moment after it (as readCPU and
+// readProcesses do when it ends their sample window), are kept rather than
+// dropped by a collect that stopped waiting at the same instant.
+func TestCollectKeepsPartialSections(t *testing.T) {
+	var f fakeReaders
+	r := f.readers()
+	r.cpu = func(ctx context.Context, _ time.Duration) snapshot.CPU {
+		<-ctx.Done()
+		time.Sleep(5 * time.Millisecond) // the syscall returning, the error being built
+		return snapshot.CPU{Count: 2, LogicalCount: 4, Error: "sample cpu times: " + context.Cause(ctx).Error()}
+	}
+	r.processes = func(ctx context.Context, _ time.Duration, _ []string) snapshot.Processes {
+		<-ctx.Done()
+		time.Sleep(5 * time.Millisecond)
+		return snapshot.Processes{Total: 90, Matched: []snapshot.Match{}, Error: "sample process cpu times: " + context.Cause(ctx).Error()}
+	}
+	opts := options{sample: time.Minute, timeout: 500 * time.Millisecond}
+
+	begin := time.Now()
+	got := collect(context.Background(), r, opts, fixedNow)
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Errorf("collect took %v with a 500ms timeout", took)
+	}
+	if want := "sample cpu times: timed out after 500ms"; got.CPU.Error != want || got.CPU.Count != 2 || got.CPU.LogicalCount != 4 {
+		t.Errorf("cpu = %+v, want the counts and error %q", got.CPU, want)
+	}
+	if want := "sample process cpu times: timed out after 500ms"; got.Processes.Error != want || got.Processes.Total != 90 {
+		t.Errorf("processes = %+v, want total 90 and error %q", got.Processes, want)
+	}
+}
+
+func TestReadGrace(t *testing.T) {
+	for timeout, want := range map[time.Duration]time.Duration{
+		20 * time.Second:       100 * time.Millisecond,
+		time.Second:            100 * time.Millisecond,
+		200 * time.Millisecond: 20 * time.Millisecond,
+		time.Millisecond:       100 * time.Microsecond,
+	} {
+		if got := readGrace(timeout); got != want {
+			t.Errorf("readGrace(%v) = %v, want %v", timeout, got, want)
+		}
+	}
+}
+
 func TestCollectInterrupted(t *testing.T) {
 	var f fakeReaders
 	r := f.readers()

@@ -102,33 +102,40 @@ const (
 // namesProbeBuild reports whether cmdline names a path whose last element
 // is a cached probe build, "…/probe-0123456789abcdef", as a whole path.
 func namesProbeBuild(cmdline string) bool {
-	for rest := cmdline; ; {
-		i := strings.Index(rest, probeBuildPrefix)
-		if i < 0 {
-			return false
-		}
-		rest = rest[i+len(probeBuildPrefix):]
-		if len(rest) < probeBuildHexLen || strings.IndexFunc(rest[:probeBuildHexLen], notLowerHex) >= 0 {
-			continue
-		}
-		if after := rest[probeBuildHexLen:]; after == "" || strings.ContainsRune(" \t'\";)&|", rune(after[0])) {
-			return true
-		}
-	}
+	return namesWhole(cmdline, probeBuildPrefix, probeBuildHexLen, isLowerHex)
 }
 
-func notLowerHex(r rune) bool { return !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') }
+func isLowerHex(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') }) < 0
+}
 
 // namesPath reports whether cmdline contains path as a whole path: not as
 // the start of a longer name ("/tmp/probe" in "/tmp/probe2").
 func namesPath(cmdline, path string) bool {
+	return namesWhole(cmdline, path, 0, nil)
+}
+
+// pathEnd holds the characters that end a path in a command line: blanks,
+// quotes, and the shell's separators.
+const pathEnd = " \t'\";)&|"
+
+// namesWhole reports whether some occurrence of prefix in cmdline is followed
+// by n bytes that tail accepts (any, when tail is nil) and then by the end of
+// the command line or a character of pathEnd.
+func namesWhole(cmdline, prefix string, n int, tail func(string) bool) bool {
+	if prefix == "" {
+		return false
+	}
 	for rest := cmdline; ; {
-		i := strings.Index(rest, path)
+		i := strings.Index(rest, prefix)
 		if i < 0 {
 			return false
 		}
-		rest = rest[i+len(path):]
-		if rest == "" || strings.ContainsRune(" \t'\";)&|", rune(rest[0])) {
+		rest = rest[i+len(prefix):]
+		if len(rest) < n || (tail != nil && !tail(rest[:n])) {
+			continue
+		}
+		if after := rest[n:]; after == "" || strings.ContainsRune(pathEnd, rune(after[0])) {
 			return true
 		}
 	}
@@ -138,7 +145,8 @@ func namesPath(cmdline, path string) bool {
 // whose name or command line contains it as a literal, case-sensitive
 // substring, with pids sorted; and the sorted pids of all processes matched
 // by any keyword, each once. Empty keywords are skipped, since they would
-// match every process. RSSBytes and CPUPercent are left for addUsage.
+// match every process (newOptions already rejects them; this keeps match
+// safe on its own). RSSBytes and CPUPercent are left for addUsage.
 func match(procs []procInfo, keywords []string) (matches []snapshot.Match, all []int32) {
 	matches = []snapshot.Match{}
 	seen := make(map[string]bool)

@@ -219,6 +219,40 @@ func TestSelfExcludes(t *testing.T) {
 	}
 }
 
+func TestNamesWhole(t *testing.T) {
+	tests := []struct {
+		cmdline, path string
+		want          bool
+	}{
+		{"/tmp/probe", "/tmp/probe", true},
+		{"sh -c /tmp/probe;rm /tmp/x", "/tmp/probe", true},
+		{"(/tmp/probe)", "/tmp/probe", true},
+		{"/tmp/probe&", "/tmp/probe", true},
+		{"/tmp/probe|cat", "/tmp/probe", true},
+		{`"/tmp/probe"`, "/tmp/probe", true},
+		{"/tmp/probe\tx", "/tmp/probe", true},
+		{"/tmp/probe2 /tmp/probe.sh /tmp/probe/x", "/tmp/probe", false},
+		{"/tmp/probe2 then /tmp/probe", "/tmp/probe", true}, // a later occurrence counts
+		{"anything", "", false},
+	}
+	for _, tt := range tests {
+		if got := namesPath(tt.cmdline, tt.path); got != tt.want {
+			t.Errorf("namesPath(%q, %q) = %v, want %v", tt.cmdline, tt.path, got, tt.want)
+		}
+	}
+	for cmdline, want := range map[string]bool{
+		"/c/probe-0123456789abcdef":            true,
+		"/c/probe-0123456789abcdef;":           true,
+		"/c/probe-0123456789abcde":             false, // too short
+		"/c/probe-0123456789abcdef0":           false, // longer name
+		"/c/probe-x /c/probe-0123456789abcdef": true,
+	} {
+		if got := namesProbeBuild(cmdline); got != want {
+			t.Errorf("namesProbeBuild(%q) = %v, want %v", cmdline, got, want)
+		}
+	}
+}
+
 func TestAddUsage(t *testing.T) {
 	matches := []snapshot.Match{
 		{Keyword: "python", Count: 3, PIDs: []int32{1, 2, 3}},

@@ -7,8 +7,11 @@
 //
 // The collector uploads probe to a target over SSH and runs it; it needs no
 // shell, interpreter or root. Flags come before the keywords; use "--" before
-// a keyword that starts with "-". With no keywords, probe matches "python".
-// A process matches a keyword when its name or its command line contains the
+// a keyword that starts with "-". With no keywords, no process matches: the
+// processes section then only counts all processes (total) and its matched
+// list is empty. There are no default keywords here; the collector's default
+// list is inventory.DefaultKeywords, and it always passes the keywords to
+// use. A process matches a keyword when its name or its command line contains the
 // keyword as a literal, case-sensitive substring. Repeated keywords are
 // reported once; an empty keyword is a usage error, as it would match every
 // process. The probe never counts itself, nor any process whose command line
@@ -17,15 +20,19 @@
 // as sh -c './probe python; rm probe'), since all those command lines contain
 // the keywords. With a bare argv[0] only the parent is checked.
 //
-// -sample is the window over which CPU percents are measured (default 1s).
-// With -sample 0 there is no window: the CPU percent is the average since
-// boot, and each process's percent is its average since it started, as ps
-// shows it.
+// -sample is the window over which CPU percents are measured. Its default,
+// 1s, is for manual runs only: the collector always passes -sample, so a
+// configured sample = "0s" is honoured. With -sample 0 there is no window:
+// the CPU percent is the average since boot, and each process's percent is
+// its average since it started, as ps shows it.
 //
-// -timeout bounds the whole run (default 20s). A section not read by then
-// carries an error ending in "timed out after 20s" (and keeps what it had,
-// such as the process list when only the sample window was cut short); the
-// rest still prints and the exit status is still 0.
+// -timeout bounds the whole run (default 20s). The sections are asked to
+// stop a short grace before it (min(100ms, timeout/10)), so that one cut
+// short still arrives in time with what it had, such as the CPU counts and
+// the process list when only the sample window was cut short, and an error
+// ending in "timed out after 20s". A section still not read at the timeout
+// is left empty with that error. The rest still prints and the exit status
+// is still 0.
 //
 // Output: exactly one JSON object, a snapshot.Snapshot of schema version
 // snapshot.Version, then a newline, on stdout. A section that could not be
@@ -53,9 +60,6 @@ import (
 
 const usageLine = "usage: probe [-sample 1s] [-timeout 20s] [-version] [keyword ...]"
 
-// defaultKeywords are matched when no keyword is given.
-var defaultKeywords = []string{"python"}
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -68,7 +72,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	sample := fs.Duration("sample", time.Second, "CPU sample `window`; 0 gives averages since boot and since each process started")
+	sample := fs.Duration("sample", time.Second, "CPU sample `window` (the collector always sets it); 0 gives averages since boot and since each process started")
 	timeout := fs.Duration("timeout", 20*time.Second, "`deadline` for the whole run; sections unread by then report \"timed out\"")
 	version := fs.Bool("version", false, "print the snapshot schema version and exit")
 	fs.Usage = func() {
@@ -103,11 +107,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type options struct {
 	sample   time.Duration // CPU sample window; 0 for averages
 	timeout  time.Duration // deadline for the whole run
-	keywords []string      // non-empty, in the order given
+	keywords []string      // in the order given, none empty; none at all counts no process
 }
 
-// newOptions validates the flags and keywords, applying defaultKeywords when
-// keywords is empty.
+// newOptions validates the flags and keywords. No keywords is valid: no
+// process matches.
 func newOptions(sample, timeout time.Duration, keywords []string) (options, error) {
 	if sample < 0 {
 		return options{}, fmt.Errorf("-sample %v is negative; use 0 for no window", sample)
@@ -119,9 +123,6 @@ func newOptions(sample, timeout time.Duration, keywords []string) (options, erro
 		if k == "" {
 			return options{}, fmt.Errorf("keyword %d is empty; it would match every process", i+1)
 		}
-	}
-	if len(keywords) == 0 {
-		keywords = defaultKeywords
 	}
 	return options{sample: sample, timeout: timeout, keywords: keywords}, nil
 }

@@ -55,8 +55,8 @@ func TestNewOptions(t *testing.T) {
 		want     options
 		wantErr  string
 	}{
-		{"defaults to python", time.Second, 20 * time.Second, nil,
-			options{sample: time.Second, timeout: 20 * time.Second, keywords: []string{"python"}}, ""},
+		{"no keywords count none", time.Second, 20 * time.Second, nil,
+			options{sample: time.Second, timeout: 20 * time.Second, keywords: nil}, ""},
 		{"keywords kept in order", 0, time.Second, []string{"java", "-weird", "x'; y"},
 			options{sample: 0, timeout: time.Second, keywords: []string{"java", "-weird", "x'; y"}}, ""},
 		{"negative sample", -time.Second, time.Second, nil, options{}, "-sample -1s is negative"},
@@ -377,12 +377,13 @@ func TestProbeKeywordIsLiteral(t *testing.T) {
 	}
 }
 
-// TestProbeNoWindow checks -sample 0 and the default keyword.
+// TestProbeNoWindow checks -sample 0.
 func TestProbeNoWindow(t *testing.T) {
-	r := runProbe(t, "-sample", "0")
+	key := randomKeyword(t)
+	r := runProbe(t, "-sample", "0", key)
 	s := r.decode(t)
-	if len(s.Processes.Matched) != 1 || s.Processes.Matched[0].Keyword != "python" {
-		t.Errorf("matched = %+v, want one entry for the default keyword python", s.Processes.Matched)
+	if len(s.Processes.Matched) != 1 || s.Processes.Matched[0].Keyword != key {
+		t.Errorf("matched = %+v, want one entry for %q", s.Processes.Matched, key)
 	}
 	// Since boot, this machine has been busy at least a little.
 	if s.CPU.Error != "" || s.CPU.Percent <= 0 || s.CPU.Percent > 100 {
@@ -390,6 +391,28 @@ func TestProbeNoWindow(t *testing.T) {
 	}
 	if r.took > 5*time.Second {
 		t.Errorf("probe -sample 0 took %v", r.took)
+	}
+}
+
+// TestProbeNoKeywords checks that the probe has no default keywords: with
+// none given (the collector's keywords = []), it counts the processes but
+// matches none, not even one whose command line holds "python".
+func TestProbeNoKeywords(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the probe targets linux")
+	}
+	startChild(t, "idle", "python-"+randomKeyword(t))
+	for _, args := range [][]string{{"-sample", "0"}, {"-sample", "0", "--"}} {
+		s := runProbe(t, args...).decode(t)
+		if len(s.Processes.Matched) != 0 || s.Processes.MatchedTotal != 0 {
+			t.Errorf("probe %q: matched = %+v, matched_total %d; want none", args, s.Processes.Matched, s.Processes.MatchedTotal)
+		}
+		if s.Processes.Matched == nil {
+			t.Errorf("probe %q: matched is null, want an empty list", args)
+		}
+		if s.Processes.Error != "" || s.Processes.Total < 2 {
+			t.Errorf("probe %q: processes = %+v, want the processes counted", args, s.Processes)
+		}
 	}
 }
 
@@ -406,6 +429,16 @@ func TestProbeTimeout(t *testing.T) {
 	}
 	if s.Memory.Error != "" || s.Memory.Total == 0 || s.Disk.Error != "" || s.Hostname == "" {
 		t.Errorf("sections read in time were lost: memory %+v disk %+v hostname %q", s.Memory, s.Disk, s.Hostname)
+	}
+	// The CPU section is cut short in its sample window, having read its
+	// counts: the readers stop a grace before the timeout, so they come
+	// through, with the error of the window.
+	if want := "sample cpu times: " + want; s.CPU.Error != want || s.CPU.LogicalCount < 1 || s.CPU.Count < 1 {
+		t.Errorf("cpu = %+v, want the counts read before the deadline and error %q", s.CPU, want)
+	}
+	// The process list is kept too when only the window was cut short.
+	if strings.HasPrefix(s.Processes.Error, "sample process cpu times: ") && s.Processes.Total < 1 {
+		t.Errorf("processes = %+v, want the listing read before the deadline", s.Processes)
 	}
 	if r.took > 5*time.Second {
 		t.Errorf("probe with -timeout 200ms took %v", r.took)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/crawlerfleet/collector/collector/probebin"
 	"github.com/crawlerfleet/collector/collector/remote"
+	"github.com/crawlerfleet/collector/inventory"
 	"github.com/crawlerfleet/collector/probe/snapshot"
 )
 
@@ -35,8 +36,8 @@ const DefaultProbeDir = "~/.cache/collector"
 
 // Options says how to run the probe.
 type Options struct {
-	Keywords  []string      // process keywords; the probe's default when empty
-	Sample    time.Duration // CPU sample window; the probe's default when zero
+	Keywords  []string      // process keywords; none counts no process (the probe has no default)
+	Sample    time.Duration // CPU sample window, always passed; 0 gives averages since boot
 	ProbeDir  string        // DefaultProbeDir when empty
 	MaxOutput int64         // snapshot.DefaultMaxBytes when zero
 }
@@ -85,11 +86,8 @@ func (t *Target) Pull(ctx context.Context, opts Options) (*snapshot.Snapshot, In
 	if dir == "" {
 		dir = DefaultProbeDir
 	}
-	// exec: the shell becomes the probe, so no shell whose command line holds
-	// the keywords lingers to be counted by this or another probe.
-	cmd := "exec " + shellPath(dir+"/"+build.FileName()) + " " + probeArgs(ctx, opts)
 
-	res, err := t.runner.Run(ctx, cmd, nil, maxOutput(opts))
+	res, err := t.runner.Run(ctx, probeCommand(ctx, dir, build, opts), nil, maxOutput(opts))
 	if err != nil {
 		return nil, info, wrapRun("run", err)
 	}
@@ -98,7 +96,9 @@ func (t *Target) Pull(ctx context.Context, opts Options) (*snapshot.Snapshot, In
 			return nil, info, err
 		}
 		info.Uploaded = true
-		if res, err = t.runner.Run(ctx, cmd, nil, maxOutput(opts)); err != nil {
+		// Built again: the upload took part of the time left, and the probe's
+		// -timeout must still end inside ctx's deadline.
+		if res, err = t.runner.Run(ctx, probeCommand(ctx, dir, build, opts), nil, maxOutput(opts)); err != nil {
 			return nil, info, wrapRun("run", err)
 		}
 		if missing(res) {
@@ -188,16 +188,24 @@ func missing(res remote.Result) bool {
 	return res.ExitStatus == 126 || res.ExitStatus == 127
 }
 
-// probeArgs builds the probe's quoted arguments. The probe's own deadline is
-// set inside the caller's, so that it prints a partial snapshot rather than
-// being cut off by the collector.
+// probeCommand is the shell command that runs build from dir. Its -timeout
+// comes from the time left to ctx's deadline now, so build it right before
+// each run.
+func probeCommand(ctx context.Context, dir string, build probebin.Build, opts Options) string {
+	// exec: the shell becomes the probe, so no shell whose command line holds
+	// the keywords lingers to be counted by this or another probe.
+	return "exec " + shellPath(dir+"/"+build.FileName()) + " " + probeArgs(ctx, opts)
+}
+
+// probeArgs builds the probe's quoted arguments. -sample is always passed,
+// so that 0 is not taken for the probe's own default. The probe's own
+// deadline is set inventory.ProbeReserve inside the caller's (but at least a
+// second), so that it prints a partial snapshot rather than being cut off by
+// the collector.
 func probeArgs(ctx context.Context, opts Options) string {
-	args := []string{}
-	if opts.Sample > 0 {
-		args = append(args, "-sample", opts.Sample.String())
-	}
+	args := []string{"-sample", opts.Sample.String()}
 	if d, ok := ctx.Deadline(); ok {
-		budget := time.Until(d) - time.Second
+		budget := time.Until(d) - inventory.ProbeReserve
 		if budget < time.Second {
 			budget = time.Second
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/crawlerfleet/collector/collector/probebin"
 	"github.com/crawlerfleet/collector/collector/remote"
+	"github.com/crawlerfleet/collector/inventory"
 )
 
 // countingRunner runs commands on this machine and counts them.
@@ -183,6 +185,94 @@ func TestPullQuotesArguments(t *testing.T) {
 	want := "-sample\n1.5s\n--\n" + strings.Join(keywords, "\n") + "\n"
 	if string(got) != want {
 		t.Errorf("probe arguments:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// argsProbe returns a script probe that writes each of its arguments on a
+// line of argsFile and prints a good snapshot.
+func argsProbe(t *testing.T, argsFile string) probebin.Set {
+	t.Helper()
+	return scriptProbe(t, `for a in "$@"; do printf '%s\n' "$a"; done > `+remote.Quote(argsFile)+"\necho '"+goodSnapshot+"'")
+}
+
+// TestPullPassesZeroSampleAndNoKeywords checks that sample = "0s" and
+// keywords = [] reach the probe as such, rather than leaving it to its own
+// defaults (a 1s window).
+func TestPullPassesZeroSampleAndNoKeywords(t *testing.T) {
+	dir := t.TempDir()
+	argsFile := filepath.Join(dir, "args")
+	_, _, err := NewTarget(remote.Local{}, argsProbe(t, argsFile)).Pull(context.Background(), Options{
+		ProbeDir: filepath.Join(dir, "cache"),
+		Keywords: []string{},
+		Sample:   0,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(argsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "-sample\n0s\n--\n"; string(got) != want {
+		t.Errorf("probe arguments:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// slowUploadRunner runs commands on this machine; an upload (the one command
+// with stdin) first waits delay, and uploadEnd records when it finished.
+type slowUploadRunner struct {
+	remote.Local
+	delay     time.Duration
+	uploadEnd time.Time
+}
+
+func (r *slowUploadRunner) Run(ctx context.Context, cmd string, stdin io.Reader, max int64) (remote.Result, error) {
+	if stdin == nil {
+		return r.Local.Run(ctx, cmd, stdin, max)
+	}
+	time.Sleep(r.delay)
+	res, err := r.Local.Run(ctx, cmd, stdin, max)
+	r.uploadEnd = time.Now()
+	return res, err
+}
+
+// TestPullTimeoutAfterUpload checks that the probe run after an upload gets
+// a -timeout from the time left once the upload is done: computed before
+// it, the probe's deadline would lie beyond the caller's by the upload time.
+func TestPullTimeoutAfterUpload(t *testing.T) {
+	dir := t.TempDir()
+	argsFile := filepath.Join(dir, "args")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	r := &slowUploadRunner{delay: 300 * time.Millisecond}
+	_, info, err := NewTarget(r, argsProbe(t, argsFile)).Pull(ctx, Options{ProbeDir: filepath.Join(dir, "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Uploaded {
+		t.Fatal("the probe was not uploaded")
+	}
+	got, err := os.ReadFile(argsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Split(strings.TrimSuffix(string(got), "\n"), "\n")
+	i := slices.Index(args, "-timeout")
+	if i < 0 || i+1 >= len(args) {
+		t.Fatalf("probe arguments %q have no -timeout", args)
+	}
+	timeout, err := time.ParseDuration(args[i+1])
+	if err != nil {
+		t.Fatalf("-timeout %q: %v", args[i+1], err)
+	}
+	// The command was built after the upload ended, and -timeout is rounded
+	// to the millisecond.
+	if limit := deadline.Sub(r.uploadEnd) - inventory.ProbeReserve + time.Millisecond; timeout > limit {
+		t.Errorf("-timeout %v after the upload, want at most %v: the probe's deadline would lie beyond the caller's", timeout, limit)
+	}
+	if timeout < 30*time.Second {
+		t.Errorf("-timeout %v, want about a minute less the upload and %v", timeout, inventory.ProbeReserve)
 	}
 }
 

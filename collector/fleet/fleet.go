@@ -28,6 +28,9 @@ type Result struct {
 	Start    time.Time // collector clock
 	Duration time.Duration
 	Snapshot *snapshot.Snapshot // nil when Err is set
+	// Err names the server once: the SSH transport's errors start with
+	// "web1 (10.0.0.1:22): " or name it after "jump host for ", "via …: ",
+	// "run: " and the like; the others start with "web1: ".
 	Err      error
 	Kind     Kind   // KindOK when Err is nil
 	Platform string // the target's platform, such as "linux/amd64", once known
@@ -157,7 +160,7 @@ func (f *Fleet) probeOne(ctx context.Context, s inventory.Server) Result {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 			err = fmt.Errorf("%w (timeout %v)", err, s.Timeout)
 		}
-		r.Err = fmt.Errorf("%s: %w", s.Name, err)
+		r.Err = named(s, err)
 		r.Kind = Classify(err)
 		r.Snapshot = nil
 		log.Warn("probe failed", "kind", r.Kind, "err", err, "duration_ms", r.Duration.Milliseconds(), "reused", r.Reused)
@@ -165,6 +168,20 @@ func (f *Fleet) probeOne(ctx context.Context, s inventory.Server) Result {
 		log.Debug("probe done", "duration_ms", r.Duration.Milliseconds(), "uploaded", r.Uploaded, "reused", r.Reused, "dialed", r.Dialed)
 	}
 	return r
+}
+
+// named returns err naming s once, as Result.Err does. The SSH transport's
+// errors name the server already: "web1 (10.0.0.1:22): unreachable: …",
+// "jump host for web1: …", "via bastion: web1 (10.0.0.1:22): …",
+// "run: web1 (10.0.0.1:22): …". The others, such as "run: probe exited 1:
+// …", "config: …" or those of a local server, get "web1: " in front.
+func named(s inventory.Server, err error) error {
+	msg := err.Error()
+	if !s.IsLocal() && (strings.Contains(msg, remote.Endpoint{Name: s.Name, Addr: s.HostPort()}.String()) ||
+		strings.HasPrefix(msg, "jump host for "+s.Name+": ")) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", s.Name, err)
 }
 
 // pull probes s over its kept connection or a new one, and fills in r.
@@ -285,9 +302,9 @@ func (f *Fleet) drop(name string, c *conn) {
 	c.close()
 }
 
-// Forget closes the kept connections of the named servers, such as servers
+// forget closes the kept connections of the named servers, such as servers
 // removed from the inventory. Unknown names are ignored.
-func (f *Fleet) Forget(names ...string) {
+func (f *Fleet) forget(names ...string) {
 	var gone []*conn
 	f.mu.Lock()
 	for _, n := range names {
@@ -321,7 +338,7 @@ func (f *Fleet) SetInventory(inv *inventory.Inventory) {
 		}
 	}
 	f.mu.Unlock()
-	f.Forget(gone...)
+	f.forget(gone...)
 }
 
 // connSettings returns, as one comparable string, what a connection to s is
@@ -380,7 +397,8 @@ func (c *conn) ended() bool {
 }
 
 // Route returns the SSH endpoints that reach s: its jump hosts, outermost
-// first, then s itself.
+// first, then s itself. An error about a jump host names it ("jump host
+// bastion: …"); one about s does not, as the caller names s.
 func Route(inv *inventory.Inventory, s inventory.Server) ([]remote.Endpoint, error) {
 	hops, err := inv.Route(s)
 	if err != nil {
@@ -390,6 +408,9 @@ func Route(inv *inventory.Inventory, s inventory.Server) ([]remote.Endpoint, err
 	for i, h := range hops {
 		ep, err := Endpoint(h)
 		if err != nil {
+			if i < len(hops)-1 {
+				err = fmt.Errorf("jump host %s: %w", h.Name, err)
+			}
 			return nil, err
 		}
 		route[i] = ep
@@ -397,7 +418,10 @@ func Route(inv *inventory.Inventory, s inventory.Server) ([]remote.Endpoint, err
 	return route, nil
 }
 
-// Endpoint returns the SSH endpoint of one server.
+// Endpoint returns the SSH endpoint of one server. Its error, when the
+// variable that identity_passphrase_env names is not set, says how to fix
+// it: it has a method Fix() string, and its message ends with "; " and that
+// fix.
 func Endpoint(s inventory.Server) (remote.Endpoint, error) {
 	ep := remote.Endpoint{
 		Name:           s.Name,
@@ -410,9 +434,25 @@ func Endpoint(s inventory.Server) (remote.Endpoint, error) {
 	if s.IdentityPassphraseEnv != "" {
 		p, ok := os.LookupEnv(s.IdentityPassphraseEnv)
 		if !ok {
-			return ep, fmt.Errorf("identity_passphrase_env: environment variable %s is not set", s.IdentityPassphraseEnv)
+			return ep, &fixError{
+				err: fmt.Errorf("identity_passphrase_env: environment variable %s is not set", s.IdentityPassphraseEnv),
+				fix: fmt.Sprintf("export %s in the collector's environment", s.IdentityPassphraseEnv),
+			}
 		}
 		ep.Passphrase = []byte(p)
 	}
 	return ep, nil
 }
+
+// A fixError is an error whose message ends with how to fix it, as those of
+// package remote.
+type fixError struct {
+	err error
+	fix string
+}
+
+func (e *fixError) Error() string { return e.err.Error() + "; " + e.fix }
+func (e *fixError) Unwrap() error { return e.err }
+
+// Fix says how to resolve the error; Error ends with "; " and Fix.
+func (e *fixError) Fix() string { return e.fix }

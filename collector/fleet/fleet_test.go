@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -363,7 +364,7 @@ func TestSetInventoryAndForget(t *testing.T) {
 		t.Errorf("changed: reused %v, dialed %v, %v", r.Reused, r.Dialed, r.Err)
 	}
 
-	f.Forget("same", "nonexistent")
+	f.forget("same", "nonexistent")
 	if kept(f, "same") != nil {
 		t.Fatal("Forget kept the connection")
 	}
@@ -375,4 +376,57 @@ func TestSetInventoryAndForget(t *testing.T) {
 	if r := probe(t, f, "same")["same"]; r.Err != nil || r.Reused || !r.Dialed {
 		t.Errorf("after Forget: reused %v, dialed %v, %v", r.Reused, r.Dialed, r.Err)
 	}
+}
+
+// TestResultErrorNamesServerOnce checks that a result's error names its
+// server once: the transport's errors name it already.
+func TestResultErrorNamesServerOnce(t *testing.T) {
+	srv := sshdtest.Start(t)
+	down := closedAddr(t)
+	f := testFleet(t, srv, server("web1", down)+server("web2", srv.Addr)+`jump = "web1"`+"\n")
+	results := probe(t, f, "web1", "web2")
+	for name, prefix := range map[string]string{
+		"web1": "web1 (" + down + "): unreachable: ",
+		"web2": "jump host for web2: web1 (" + down + "): unreachable: ",
+	} {
+		r := results[name]
+		if r.Kind != KindUnreachable || r.Err == nil {
+			t.Fatalf("%s: kind %q, err %v; want unreachable", name, r.Kind, r.Err)
+		}
+		if msg := r.Err.Error(); !strings.HasPrefix(msg, prefix) || strings.Count(msg, name) != 1 {
+			t.Errorf("%s: error %q, want it to start with %q and name %s once", name, msg, prefix, name)
+		}
+	}
+}
+
+// TestPassphraseOfJumpHostUnset checks that a passphrase variable that is
+// not set fails the servers behind that jump host as a config error naming
+// the jump host, with the fix.
+func TestPassphraseOfJumpHostUnset(t *testing.T) {
+	const env = "TEST_COLLECTOR_UNSET_PASSPHRASE"
+	t.Setenv(env, "") // restored afterwards
+	os.Unsetenv(env)
+	srv := sshdtest.Start(t)
+	f := testFleet(t, srv, server("bastion", srv.Addr)+fmt.Sprintf("identity_passphrase_env = %q\n", env)+
+		server("web1", srv.Addr)+`jump = "bastion"`+"\n")
+	r := probe(t, f, "web1")["web1"]
+	fix := "export " + env + " in the collector's environment"
+	want := "web1: config: jump host bastion: identity_passphrase_env: environment variable " + env + " is not set; " + fix
+	if r.Kind != KindConfig || r.Err == nil || r.Err.Error() != want {
+		t.Fatalf("kind %q, err %v;\nwant config, %s", r.Kind, r.Err, want)
+	}
+	var fixer interface{ Fix() string }
+	if !errors.As(r.Err, &fixer) || fixer.Fix() != fix {
+		t.Errorf("no Fix %q", fix)
+	}
+}
+
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

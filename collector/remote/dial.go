@@ -7,6 +7,7 @@
 package remote
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,8 +31,10 @@ type Endpoint struct {
 	Addr string // host:port as dialed; through a jump host, as seen from it (port 22 when missing)
 	User string
 
-	// IdentityFiles are private keys to offer. When empty, those of
-	// ~/.ssh/id_ed25519, id_ecdsa and id_rsa that exist are offered.
+	// IdentityFiles are private keys to offer, as paths for the OS: a
+	// leading ~ is not expanded (package inventory expands it). When empty,
+	// those of ~/.ssh/id_ed25519, id_ecdsa and id_rsa (in the home
+	// directory) that exist are offered.
 	IdentityFiles []string
 	// Passphrase decrypts encrypted identity files. When nil, encrypted
 	// files are skipped (logged at debug level and named in an AuthError).
@@ -40,7 +43,7 @@ type Endpoint struct {
 	// the agent's keys are offered before the identity files.
 	NoAgent bool
 
-	KnownHosts     string        // known_hosts file (required); a missing file records no host
+	KnownHosts     string        // known_hosts file (required; ~ not expanded); a missing file records no host
 	ConnectTimeout time.Duration // TCP connect plus SSH handshake; DefaultConnectTimeout when zero
 }
 
@@ -107,36 +110,65 @@ type Client struct {
 // connection. Each hop verifies its host key against its own KnownHosts and
 // has its own ConnectTimeout for TCP connect plus handshake.
 //
+// Identity files and known_hosts files are parsed once per process and read
+// again when they change (size, modification time, or another file at the
+// path), so that dialing many servers with the same files costs one parse
+// and one decryption of each key.
+//
 // Failures are *DialError (TCP connect), *UnknownHostError and
 // *HostKeyChangedError (host key), *AuthError (no key accepted), and errors
 // for which errors.Is(err, context.DeadlineExceeded) holds when a hop ran out
-// of time. A failure at a jump host is prefixed "jump host for TARGET: ", a
-// failure behind one "via JUMP: ".
+// of time. Every error names the target: a failure at a jump host is
+// prefixed "jump host for TARGET: ", a failure behind one "via JUMP: ", and
+// the others start with the target (as Endpoint.String shows it) or name it
+// after "connect to " or "handshake with ".
 func Dial(ctx context.Context, route []Endpoint, opts ...Option) (*Client, error) {
 	if len(route) == 0 {
 		return nil, errors.New("dial: empty route")
 	}
 	o := newOptions(opts)
-	target := route[len(route)-1]
-	var hops []*ssh.Client
-	closeHops := func() {
-		for i := len(hops) - 1; i >= 0; i-- {
-			hops[i].Close()
-		}
+	jumps, err := dialJumps(ctx, route, o)
+	if err != nil {
+		return nil, err
 	}
-	for i, ep := range route {
-		var via *ssh.Client
-		if i > 0 {
-			via = hops[i-1]
-		}
-		c, err := dialHop(ctx, via, ep, o, nil)
+	target := route[len(route)-1]
+	conn, err := dialHop(ctx, last(jumps), target, o)
+	if err != nil {
+		closeAll(jumps)
+		return nil, hopError(route, len(route)-1, err)
+	}
+	return newClient(conn, jumps, target, o), nil
+}
+
+// dialJumps connects to the jump hosts of route (all its endpoints but the
+// last), each through the one before, and returns the connections outermost
+// first. On failure it closes those it opened.
+func dialJumps(ctx context.Context, route []Endpoint, o *options) ([]*ssh.Client, error) {
+	var jumps []*ssh.Client
+	for i, ep := range route[:len(route)-1] {
+		c, err := dialHop(ctx, last(jumps), ep, o)
 		if err != nil {
-			closeHops()
+			closeAll(jumps)
 			return nil, hopError(route, i, err)
 		}
-		hops = append(hops, c)
+		jumps = append(jumps, c)
 	}
-	return newClient(hops[len(hops)-1], hops[:len(hops)-1], target, o), nil
+	return jumps, nil
+}
+
+// last returns the innermost of jumps, or nil when there are none.
+func last(jumps []*ssh.Client) *ssh.Client {
+	if len(jumps) == 0 {
+		return nil
+	}
+	return jumps[len(jumps)-1]
+}
+
+// closeAll closes jumps, innermost first.
+func closeAll(jumps []*ssh.Client) {
+	for i := len(jumps) - 1; i >= 0; i-- {
+		jumps[i].Close()
+	}
 }
 
 // hopError says where on route the failure of hop i happened.
@@ -157,46 +189,34 @@ func hopError(route []Endpoint, i int, err error) error {
 // FetchHostKey connects to the last endpoint of route, through the earlier
 // ones as jump hosts (verified as in Dial), and returns the host key that
 // server proves it holds during the key exchange. It does not authenticate
-// to the last endpoint and does not need its KnownHosts. The key is trusted
-// by no one yet: show its Fingerprint before recording it with AddKnownHost.
+// to the last endpoint. The key is trusted by no one yet: show its
+// Fingerprint before recording it with AddKnownHost.
+//
+// The last endpoint's KnownHosts may be empty. When that file records keys
+// for its address, the server is asked for a key of those types, as Dial
+// asks: of a server with several host keys, the key fetched is then the one
+// Dial checks, and CheckKnownHost finds it recorded. When nothing is
+// recorded, or the server holds no key of the recorded types anymore, it is
+// asked for any, ed25519 first, then ECDSA, then RSA.
 func FetchHostKey(ctx context.Context, route []Endpoint, opts ...Option) (ssh.PublicKey, error) {
 	if len(route) == 0 {
 		return nil, errors.New("fetch host key: empty route")
 	}
 	o := newOptions(opts)
-	var hops []*ssh.Client
-	defer func() {
-		for i := len(hops) - 1; i >= 0; i-- {
-			hops[i].Close()
-		}
-	}()
-	for i, ep := range route[:len(route)-1] {
-		var via *ssh.Client
-		if i > 0 {
-			via = hops[i-1]
-		}
-		c, err := dialHop(ctx, via, ep, o, nil)
-		if err != nil {
-			return nil, hopError(route, i, err)
-		}
-		hops = append(hops, c)
+	jumps, err := dialJumps(ctx, route, o)
+	if err != nil {
+		return nil, err
 	}
-	var via *ssh.Client
-	if len(hops) > 0 {
-		via = hops[len(hops)-1]
-	}
-	var key ssh.PublicKey
-	if _, err := dialHop(ctx, via, route[len(route)-1], o, &key); err != nil {
+	defer closeAll(jumps)
+	key, err := fetchHop(ctx, last(jumps), route[len(route)-1], o)
+	if err != nil {
 		return nil, hopError(route, len(route)-1, err)
 	}
 	return key, nil
 }
 
-// errKeyFetched aborts a handshake once FetchHostKey has the host key.
-var errKeyFetched = errors.New("host key fetched")
-
-// handshake records what happened during one SSH handshake.
-type handshake struct {
+// authState records how authentication went during one SSH handshake.
+type authState struct {
 	mu         sync.Mutex
 	hostKeyErr error    // the host key was refused
 	authTried  bool     // authentication began
@@ -204,64 +224,127 @@ type handshake struct {
 	allowed    []string // accepted by the server, as last reported
 }
 
-// dialHop connects to ep, through via when not nil. With fetch set, it stores
-// the host key there and stops the handshake.
-func dialHop(ctx context.Context, via *ssh.Client, ep Endpoint, o *options, fetch *ssh.PublicKey) (*ssh.Client, error) {
+// dialHop connects to ep, through via when not nil, and authenticates.
+func dialHop(ctx context.Context, via *ssh.Client, ep Endpoint, o *options) (*ssh.Client, error) {
 	ep.Addr = withPort(ep.Addr)
-	if ep.User == "" && fetch == nil {
+	if ep.User == "" {
 		return nil, fmt.Errorf("%s: no user given", ep)
 	}
+	known, err := readKnownHosts(ep.KnownHosts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ep, err)
+	}
+	keys, err := loadKeys(ctx, ep, o.logger.With("server", ep.name(), "addr", ep.Addr))
+	if err != nil {
+		return nil, err
+	}
+	defer keys.close()
+
+	st := &authState{}
+	cfg := &ssh.ClientConfig{
+		User:              ep.User,
+		HostKeyAlgorithms: known.algorithms(ep.Addr),
+		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
+			err := known.verify(ep, key)
+			if err != nil {
+				st.mu.Lock()
+				st.hostKeyErr = err
+				st.mu.Unlock()
+			}
+			return err
+		},
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(keys.signers...)},
+		// The SSH library calls this after the "none" method and before each
+		// attempt of another, so it sees authentication begin.
+		AuthCallback: func(ac *ssh.ClientAuthContext) (ssh.AuthMethod, error) {
+			st.mu.Lock()
+			st.authTried = true
+			st.methods = ac.TriedMethods
+			st.allowed = ac.AllowedMethods
+			st.mu.Unlock()
+			return nil, nil // the next untried method of cfg.Auth
+		},
+	}
+	return connect(ctx, via, ep, cfg, keys, func(err error) error {
+		return handshakeError(ep, st, keys, err)
+	})
+}
+
+// errKeyFetched aborts a handshake once fetchHop has the host key.
+var errKeyFetched = errors.New("host key fetched")
+
+// fetchHop connects to ep, through via when not nil, far enough to learn its
+// host key, and returns that key; see FetchHostKey for the key types asked.
+func fetchHop(ctx context.Context, via *ssh.Client, ep Endpoint, o *options) (ssh.PublicKey, error) {
+	ep.Addr = withPort(ep.Addr)
+	algos := fetchAlgorithms
+	if ep.KnownHosts != "" {
+		known, err := readKnownHosts(ep.KnownHosts)
+		if err != nil {
+			// CheckKnownHost reports it once the key is fetched.
+			o.logger.Debug("known_hosts not read; asking for any host key", "server", ep.name(), "err", err)
+		} else if recorded := known.algorithms(ep.Addr); len(recorded) > 0 {
+			algos = recorded
+		}
+	}
+	key, err := fetchKey(ctx, via, ep, algos)
+	var ne *ssh.AlgorithmNegotiationError
+	if key == nil && errors.As(err, &ne) && ne.What == "host key" && !slices.Equal(algos, fetchAlgorithms) {
+		// The server holds no key of the recorded types: fetch the one it
+		// has, which CheckKnownHost reports as changed.
+		key, err = fetchKey(ctx, via, ep, fetchAlgorithms)
+	}
+	if key != nil {
+		return key, nil
+	}
+	return nil, err
+}
+
+// fetchKey runs one handshake with ep offering algos as host key algorithms,
+// and returns the host key once the server has proved it holds it.
+func fetchKey(ctx context.Context, via *ssh.Client, ep Endpoint, algos []string) (ssh.PublicKey, error) {
+	var (
+		mu  sync.Mutex // the callback runs on the library's key exchange goroutine
+		key ssh.PublicKey
+	)
+	cfg := &ssh.ClientConfig{
+		User:              cmp.Or(ep.User, "collector"),
+		HostKeyAlgorithms: algos,
+		HostKeyCallback: func(_ string, _ net.Addr, k ssh.PublicKey) error {
+			mu.Lock()
+			key = k
+			mu.Unlock()
+			return errKeyFetched
+		},
+	}
+	c, err := connect(ctx, via, ep, cfg, nil, func(err error) error {
+		return withFix(fmt.Errorf("%s: %w", ep, err), "check that this port is an SSH server, and the server's sshd log")
+	})
+	if c != nil {
+		// The server accepted a connection without authentication: the key
+		// is known all the same.
+		c.Close()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if key != nil {
+		// Fetched, even if the handshake then timed out.
+		return key, nil
+	}
+	return nil, err
+}
+
+// connect opens a TCP connection to ep.Addr, from via when not nil, and runs
+// the SSH handshake with cfg. ep's connect timeout bounds the two; it starts
+// here, after the keys and known_hosts were read, which is not network time.
+// keys, when not nil, are those cfg offers. A handshake that fails before
+// the timeout is reported by failed.
+func connect(ctx context.Context, via *ssh.Client, ep Endpoint, cfg *ssh.ClientConfig, keys *keySet, failed func(error) error) (*ssh.Client, error) {
 	timeout := ep.timeout()
 	hopCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	log := o.logger.With("server", ep.name(), "addr", ep.Addr)
-
-	hs := &handshake{}
-	cfg := &ssh.ClientConfig{User: ep.User}
-	var keys *keySet
-	if fetch != nil {
-		if cfg.User == "" {
-			cfg.User = "collector"
-		}
-		cfg.HostKeyAlgorithms = fetchAlgorithms
-		cfg.HostKeyCallback = func(_ string, _ net.Addr, key ssh.PublicKey) error {
-			*fetch = key
-			return errKeyFetched
-		}
-	} else {
-		known, err := readKnownHosts(ep.KnownHosts)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", ep, err)
-		}
-		cfg.HostKeyAlgorithms = known.algorithms(ep.Addr)
-		cfg.HostKeyCallback = func(_ string, _ net.Addr, key ssh.PublicKey) error {
-			err := known.verify(ep, key)
-			if err != nil {
-				hs.mu.Lock()
-				hs.hostKeyErr = err
-				hs.mu.Unlock()
-			}
-			return err
-		}
-		keys, err = loadKeys(hopCtx, ep, log)
-		if err != nil {
-			return nil, err
-		}
-		defer keys.close()
-		cfg.Auth = []ssh.AuthMethod{ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
-			hs.mu.Lock()
-			hs.authTried = true
-			hs.mu.Unlock()
-			return keys.signers, nil
-		})}
-		cfg.AuthCallback = func(ac *ssh.ClientAuthContext) (ssh.AuthMethod, error) {
-			hs.mu.Lock()
-			hs.authTried = true
-			hs.methods = ac.TriedMethods
-			hs.allowed = ac.AllowedMethods
-			hs.mu.Unlock()
-			return nil, nil // the next untried method of cfg.Auth
-		}
+	if keys != nil {
+		keys.setDeadline(hopCtx)
 	}
 
 	conn, err := dialTCP(hopCtx, via, ep.Addr)
@@ -283,9 +366,6 @@ func dialHop(ctx context.Context, via *ssh.Client, ep Endpoint, o *options, fetc
 			sc.Close()
 		}
 		conn.Close()
-		if fetch != nil && *fetch != nil {
-			return nil, nil
-		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("handshake with %s: %w", ep, ctx.Err())
 		}
@@ -294,39 +374,28 @@ func dialHop(ctx context.Context, via *ssh.Client, ep Endpoint, o *options, fetc
 	}
 	if err != nil {
 		conn.Close()
-		return nil, handshakeError(ep, hs, keys, err, fetch)
-	}
-	if fetch != nil {
-		// The server accepted a connection without authentication: the key
-		// is known all the same.
-		sc.Close()
-		return nil, nil
+		return nil, failed(err)
 	}
 	return ssh.NewClient(sc, chans, reqs), nil
 }
 
-// handshakeError classifies a failed handshake.
-func handshakeError(ep Endpoint, hs *handshake, keys *keySet, err error, fetch *ssh.PublicKey) error {
-	if fetch != nil && *fetch != nil {
-		return nil
-	}
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	if hs.hostKeyErr != nil {
-		return hs.hostKeyErr
+// handshakeError classifies a failed handshake of dialHop.
+func handshakeError(ep Endpoint, st *authState, keys *keySet, err error) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.hostKeyErr != nil {
+		return st.hostKeyErr
 	}
 	msg := err.Error()
-	if hs.authTried && (strings.Contains(msg, "unable to authenticate") ||
+	if st.authTried && (strings.Contains(msg, "unable to authenticate") ||
 		strings.Contains(msg, "authentication failures") ||
 		strings.Contains(msg, "too many authentication attempts")) {
-		e := &AuthError{Name: ep.name(), Addr: ep.Addr, User: ep.User, Allowed: hs.allowed, Err: err}
-		for _, m := range hs.methods {
+		e := &AuthError{Name: ep.name(), Addr: ep.Addr, User: ep.User, Allowed: st.allowed, Err: err,
+			Keys: keys.offered, Skipped: keys.skipped}
+		for _, m := range st.methods {
 			if m != "none" && !slices.Contains(e.Methods, m) {
 				e.Methods = append(e.Methods, m)
 			}
-		}
-		if keys != nil {
-			e.Keys, e.Skipped = keys.offered, keys.skipped
 		}
 		return e
 	}

@@ -23,27 +23,43 @@ func Fingerprint(key ssh.PublicKey) string {
 	return ssh.FingerprintSHA256(key)
 }
 
-// hostKeys is the known_hosts database of one endpoint.
+// hostKeys is the known_hosts database of one file. It does not change once
+// read and is safe for concurrent use (readKnownHosts shares it).
 type hostKeys struct {
 	file  string
 	check ssh.HostKeyCallback
 }
 
-// readKnownHosts reads the known_hosts file at path. A missing file is an
-// empty database; a file without a single valid line is an error.
+// knownHostsCache holds the known_hosts files parsed so far, by path.
+var knownHostsCache fileCache[string, *hostKeys]
+
+// readKnownHosts reads the known_hosts file at path, parsed once per
+// process while the file is unchanged. A missing file is an empty database;
+// a file without a single valid line is an error.
 func readKnownHosts(path string) (*hostKeys, error) {
 	if path == "" {
 		return nil, errors.New("no known_hosts file given")
 	}
-	files := []string{path}
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		files = nil
+	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		check, err := knownhosts.New()
+		if err != nil {
+			return nil, fmt.Errorf("read known_hosts file %s: %w", path, err)
+		}
+		return &hostKeys{file: path, check: check}, nil
 	}
-	check, err := knownhosts.New(files...)
 	if err != nil {
 		return nil, fmt.Errorf("read known_hosts file %s: %w", path, err)
 	}
-	return &hostKeys{file: path, check: check}, nil
+	return knownHostsCache.get(path, info, func() (*hostKeys, bool, error) {
+		check, err := knownhosts.New(path)
+		if err != nil {
+			// Not kept: an error of reading cannot be told from one of
+			// parsing, and reading again is cheap.
+			return nil, false, fmt.Errorf("read known_hosts file %s: %w", path, err)
+		}
+		return &hostKeys{file: path, check: check}, true, nil
+	})
 }
 
 // probeKey is a key that no known_hosts file records: checking it for an
@@ -98,8 +114,9 @@ func algorithmsForKeyType(t string) []string {
 	return nil
 }
 
-// fetchAlgorithms is the host key preference when fetching a key to record:
-// plain keys, strongest and most common first, like OpenSSH.
+// fetchAlgorithms is the host key preference of FetchHostKey when the
+// known_hosts file records no key for the address: plain keys, strongest and
+// most common first, like OpenSSH.
 var fetchAlgorithms = []string{
 	ssh.KeyAlgoED25519,
 	ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,

@@ -2,14 +2,16 @@ package remote
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -24,6 +26,14 @@ type keySet struct {
 	offered []string // descriptions of signers, for AuthError
 	skipped []string // identity files not used, with the reason
 	agent   net.Conn // nil without agent
+}
+
+// setDeadline bounds the agent's answers by the deadline of ctx, if any:
+// the agent signs during the handshake, which must not wait for it longer.
+func (k *keySet) setDeadline(ctx context.Context) {
+	if dl, ok := ctx.Deadline(); ok && k.agent != nil {
+		_ = k.agent.SetDeadline(dl)
+	}
 }
 
 func (k *keySet) close() {
@@ -49,7 +59,7 @@ func (k *keySet) add(s ssh.Signer, source string) {
 func loadKeys(ctx context.Context, ep Endpoint, log *slog.Logger) (*keySet, error) {
 	k := &keySet{}
 	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" && !ep.NoAgent {
-		k.addAgent(ctx, sock, log)
+		k.addAgent(ctx, sock, ep.timeout(), log)
 	}
 
 	files, explicit := ep.IdentityFiles, true
@@ -66,56 +76,93 @@ func loadKeys(ctx context.Context, ep Endpoint, log *slog.Logger) (*keySet, erro
 		}
 	}
 	for _, f := range files {
-		f = expandHome(f)
-		pem, err := os.ReadFile(f)
-		if err != nil {
-			if !explicit && errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
+		signer, err := loadIdentity(f, ep.Passphrase)
+		var (
+			unread  *fs.PathError
+			missing *ssh.PassphraseMissingError
+		)
+		switch {
+		case err == nil:
+			k.add(signer, f)
+		case errors.As(err, &unread):
 			if explicit {
 				k.close()
 				return nil, fmt.Errorf("%s: read identity file: %w; check identity_file", ep, err)
 			}
-			log.Debug("identity file skipped", "file", f, "err", err)
-			continue
-		}
-		signer, err := ssh.ParsePrivateKey(pem)
-		var missing *ssh.PassphraseMissingError
-		if errors.As(err, &missing) {
-			if ep.Passphrase == nil {
-				log.Debug("encrypted identity file skipped: no passphrase", "file", f)
-				k.skipped = append(k.skipped, f+" (encrypted, no passphrase given)")
-				continue
+			if !errors.Is(err, fs.ErrNotExist) {
+				log.Debug("identity file skipped", "file", f, "err", err)
 			}
-			signer, err = ssh.ParsePrivateKeyWithPassphrase(pem, ep.Passphrase)
-		}
-		if err != nil {
-			if explicit {
-				k.close()
-				return nil, fmt.Errorf("%s: identity file %s: %w; check identity_file and its passphrase", ep, f, err)
-			}
+		case errors.As(err, &missing):
+			log.Debug("encrypted identity file skipped: no passphrase", "file", f)
+			k.skipped = append(k.skipped, f+" (encrypted, no passphrase given)")
+		case explicit:
+			k.close()
+			return nil, fmt.Errorf("%s: identity file %s: %w; check identity_file and its passphrase", ep, f, err)
+		default:
 			log.Debug("identity file skipped", "file", f, "err", err)
 			k.skipped = append(k.skipped, f+" ("+err.Error()+")")
-			continue
 		}
-		k.add(signer, f)
 	}
 	return k, nil
 }
 
+// identityKey names a parsed identity file in identityCache: its path and
+// the passphrase it was decrypted with (by its hash, so that the cache keeps
+// no passphrase).
+type identityKey struct {
+	path       string
+	passphrase [sha256.Size]byte
+	given      bool // a passphrase was given (nil and empty differ)
+}
+
+// identityCache holds the identity files parsed so far, by identityKey.
+var identityCache fileCache[identityKey, ssh.Signer]
+
+// loadIdentity returns the signer of the private key file at path, parsed
+// once per process while the file is unchanged. An encrypted key is
+// decrypted with passphrase; when passphrase is nil, the error is an
+// *ssh.PassphraseMissingError. A file that cannot be read is an
+// *fs.PathError; other errors are the file's contents'.
+func loadIdentity(path string, passphrase []byte) (ssh.Signer, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	key := identityKey{path: path, passphrase: sha256.Sum256(passphrase), given: passphrase != nil}
+	return identityCache.get(key, info, func() (ssh.Signer, bool, error) {
+		pem, err := io.ReadAll(f)
+		if err != nil {
+			return nil, false, err
+		}
+		signer, err := ssh.ParsePrivateKey(pem)
+		var missing *ssh.PassphraseMissingError
+		if errors.As(err, &missing) && passphrase != nil {
+			signer, err = ssh.ParsePrivateKeyWithPassphrase(pem, passphrase)
+		}
+		return signer, true, err
+	})
+}
+
 // addAgent adds the keys of the ssh-agent at sock. An agent that cannot be
-// used is logged and left out.
-func (k *keySet) addAgent(ctx context.Context, sock string, log *slog.Logger) {
+// used is logged and left out; one that does not answer within timeout
+// cannot be used.
+func (k *keySet) addAgent(ctx context.Context, sock string, timeout time.Duration, log *slog.Logger) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", sock)
 	if err != nil {
 		log.Debug("ssh-agent not available", "socket", sock, "err", err)
 		return
 	}
-	// Signing happens during the handshake; do not wait for an agent longer.
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
+	deadline := time.Now().Add(timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
 	}
+	_ = conn.SetDeadline(deadline)
 	signers, err := agent.NewClient(conn).Signers()
 	if err != nil {
 		conn.Close()
@@ -126,16 +173,4 @@ func (k *keySet) addAgent(ctx context.Context, sock string, log *slog.Logger) {
 	for _, s := range signers {
 		k.add(s, "agent")
 	}
-}
-
-func expandHome(p string) string {
-	rest, ok := strings.CutPrefix(p, "~/")
-	if !ok {
-		return p
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return p
-	}
-	return filepath.Join(home, rest)
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -763,5 +764,115 @@ func TestCheckKnownHost(t *testing.T) {
 	var unknown *remote.UnknownHostError
 	if err := remote.CheckKnownHost(ep, srv.HostKey); !errors.As(err, &unknown) {
 		t.Errorf("missing file: %v, want *UnknownHostError", err)
+	}
+}
+
+// TestFetchHostKeyRecordedType checks that trust (FetchHostKey, then
+// CheckKnownHost) agrees with Dial about a server with several host keys:
+// with only the ECDSA key recorded, the key fetched is that one, not the
+// ed25519 key the server would offer first.
+func TestFetchHostKeyRecordedType(t *testing.T) {
+	srv := sshdtest.Start(t, sshdtest.WithECDSAHostKey())
+	for _, recorded := range srv.HostKeys {
+		t.Run(recorded.Type(), func(t *testing.T) {
+			ep := endpoint(srv, "web1")
+			ep.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
+			writeFile(t, ep.KnownHosts, knownhosts.Line([]string{srv.Addr}, recorded)+"\n")
+			dial(t, ep)
+
+			key, err := remote.FetchHostKey(context.Background(), []remote.Endpoint{ep})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(key.Marshal(), recorded.Marshal()) {
+				t.Fatalf("fetched %s %s, want the recorded %s %s", key.Type(), remote.Fingerprint(key), recorded.Type(), remote.Fingerprint(recorded))
+			}
+			if err := remote.CheckKnownHost(ep, key); err != nil {
+				t.Fatalf("CheckKnownHost: %v", err)
+			}
+		})
+	}
+
+	t.Run("nothing recorded", func(t *testing.T) {
+		ep := endpoint(srv, "web1")
+		ep.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
+		key, err := remote.FetchHostKey(context.Background(), []remote.Endpoint{ep})
+		if err != nil || !bytes.Equal(key.Marshal(), srv.HostKey.Marshal()) {
+			t.Fatalf("got %v, %v; want the ed25519 key, the first preference", key, err)
+		}
+	})
+
+	// A server that no longer holds a key of the recorded type (reinstalled,
+	// or someone else) is fetched all the same, and reported as changed.
+	t.Run("recorded type gone", func(t *testing.T) {
+		other := sshdtest.Start(t) // ed25519 only
+		ep := endpoint(other, "web1")
+		ep.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
+		writeFile(t, ep.KnownHosts, knownhosts.Line([]string{other.Addr}, srv.HostKeys[1])+"\n")
+		key, err := remote.FetchHostKey(context.Background(), []remote.Endpoint{ep})
+		if err != nil || !bytes.Equal(key.Marshal(), other.HostKey.Marshal()) {
+			t.Fatalf("got %v, %v; want the server's ed25519 key", key, err)
+		}
+		var changed *remote.HostKeyChangedError
+		if err := remote.CheckKnownHost(ep, key); !errors.As(err, &changed) {
+			t.Fatalf("CheckKnownHost: %v, want *HostKeyChangedError", err)
+		}
+	})
+}
+
+// TestDialConnectTimeoutExcludesKeys checks that a hop's connect timeout
+// bounds the network, not the decryption of an identity file, and that the
+// decrypted key is kept for the next dial.
+func TestDialConnectTimeoutExcludesKeys(t *testing.T) {
+	keygen, err := exec.LookPath("ssh-keygen")
+	if err != nil {
+		t.Skip("ssh-keygen not installed")
+	}
+	srv := sshdtest.Start(t)
+	// A key whose passphrase takes a while to derive (bcrypt, 48 rounds).
+	keyFile := filepath.Join(t.TempDir(), "id_slow")
+	if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-a", "48", "-N", "secret", "-C", "", "-f", keyFile).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	pem, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	signer, err := ssh.ParsePrivateKeyWithPassphrase(pem, []byte("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decrypt := time.Since(start)
+	if decrypt < 150*time.Millisecond {
+		t.Skipf("decrypting the key took only %v", decrypt)
+	}
+	authorized := filepath.Join(srv.Dir, "authorized_keys")
+	f, err := os.OpenFile(authorized, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(ssh.MarshalAuthorizedKey(signer.PublicKey())); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// Old enough to be kept once parsed.
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(keyFile, old, old); err != nil {
+		t.Fatal(err)
+	}
+
+	ep := endpoint(srv, "web1")
+	ep.IdentityFiles = []string{keyFile}
+	ep.Passphrase = []byte("secret")
+	ep.ConnectTimeout = decrypt * 2 / 3 // enough for a loopback handshake
+	for i := range 2 {
+		start := time.Now()
+		c, err := remote.Dial(context.Background(), []remote.Endpoint{ep})
+		if err != nil {
+			t.Fatalf("dial %d (connect timeout %v, decryption %v): %v", i+1, ep.ConnectTimeout, decrypt, err)
+		}
+		c.Close()
+		t.Logf("dial %d took %v", i+1, time.Since(start))
 	}
 }

@@ -170,8 +170,8 @@ func (s *Scheduler) Stop(ctx context.Context) bool {
 	}
 }
 
-// Running returns the servers in a round now, sorted.
-func (s *Scheduler) Running() []string {
+// busy returns the servers in a round now, sorted.
+func (s *Scheduler) busy() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]string, 0, len(s.running))

@@ -100,7 +100,7 @@ schedule = "0 * * * *"
 	for rounds.get("fast") < 3 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if got := s.Running(); len(got) != 1 || got[0] != "slow" {
+	if got := s.busy(); len(got) != 1 || got[0] != "slow" {
 		t.Errorf("running = %v, want [slow]", got)
 	}
 	close(release)

@@ -156,19 +156,3 @@ func changes(servers []string, before, after map[string]map[string]RuleState) []
 	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
 	return out
 }
-
-// TestNotification returns the notification `collector alerts test` sends:
-// one firing alert on a server named "test".
-func TestNotification(now time.Time) *Notification {
-	a := Alert{
-		Server:    "test",
-		Rule:      RuleDisk,
-		State:     StateFiring,
-		Value:     91.5,
-		Threshold: 90,
-		Summary:   "test alert from collector: disk 91.5 % ≥ 90 %",
-		StartsAt:  now,
-		Labels:    Labels("test", RuleDisk),
-	}
-	return NewNotification(now, []Alert{a}, true)
-}

@@ -221,7 +221,6 @@ func enabledRules(rules inventory.AlertRules) []rule {
 			continue
 		}
 		seen[name] = true
-		p := p
 		out = append(out, rule{name: name, need: max(p.For, 1), read: func(s *snapshot.Snapshot) (verdict, bool) {
 			if s.Processes.Error != "" {
 				return verdict{}, false

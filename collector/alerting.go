@@ -26,7 +26,6 @@ type alerting struct {
 
 	mu     sync.Mutex
 	repeat time.Duration
-	loaded bool             // the channels were built once
 	config inventory.Alerts // what the channels were built from
 }
 
@@ -36,12 +35,22 @@ type alerting struct {
 func (e *env) newAlerting(inv *inventory.Inventory, st *store.Store, logger *slog.Logger) *alerting {
 	a := &alerting{
 		engine: alerts.NewEngine(alerts.NewStoreState(st), time.Now, logger),
-		outbox: notify.NewOutbox(st, nil, time.Now, logger),
 		getenv: e.getenv,
 		logger: logger,
+		repeat: inv.Alerts.Repeat,
+		config: inv.Alerts,
 	}
-	a.reload(inv)
+	a.outbox = notify.NewOutbox(st, a.channels(inv.Alerts), time.Now, logger)
 	return a
+}
+
+// channels builds the alert channels of cfg.
+func (a *alerting) channels(cfg inventory.Alerts) []notify.Notifier {
+	notifiers, err := notify.FromConfig(cfg, a.getenv)
+	if err != nil {
+		a.logger.Error("alert channels left out", "err", err)
+	}
+	return notifiers
 }
 
 // reload applies the [alerts] settings of inv that are not per-server
@@ -51,23 +60,17 @@ func (a *alerting) reload(inv *inventory.Inventory) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.repeat = inv.Alerts.Repeat
-	if a.loaded && reflect.DeepEqual(a.config.Email, inv.Alerts.Email) && reflect.DeepEqual(a.config.Webhooks, inv.Alerts.Webhooks) {
+	if reflect.DeepEqual(a.config.Email, inv.Alerts.Email) && reflect.DeepEqual(a.config.Webhooks, inv.Alerts.Webhooks) {
 		return
 	}
-	first := !a.loaded
-	a.loaded, a.config = true, inv.Alerts
-	notifiers, err := notify.FromConfig(inv.Alerts, a.getenv)
-	if err != nil {
-		a.logger.Error("alert channels left out", "err", err)
-	}
+	a.config = inv.Alerts
+	notifiers := a.channels(inv.Alerts)
 	a.outbox.SetNotifiers(notifiers)
-	if !first {
-		names := make([]string, len(notifiers))
-		for i, n := range notifiers {
-			names[i] = n.Name()
-		}
-		a.logger.Info("alert channels reloaded", "channels", names)
+	names := make([]string, len(notifiers))
+	for i, n := range notifiers {
+		names[i] = n.Name()
 	}
+	a.logger.Info("alert channels reloaded", "channels", names)
 }
 
 func (a *alerting) repeatEvery() time.Duration {
@@ -83,7 +86,7 @@ func (a *alerting) observe(ctx context.Context, servers []inventory.Server, resu
 		o := alerts.Observation{Server: r.Server, At: r.End(), Snapshot: r.Snapshot}
 		if r.Err != nil {
 			o.Snapshot = nil
-			o.FailKind, o.FailErr = string(r.Kind), r.Err.Error()
+			o.FailKind, o.FailErr = string(storeKind(r.Kind)), r.Err.Error()
 			var changed *remote.HostKeyChangedError
 			o.HostKeyChanged = errors.As(r.Err, &changed)
 		}

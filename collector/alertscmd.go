@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -13,15 +12,11 @@ import (
 )
 
 func runAlerts(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("alerts", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: collector alerts        list the alerts firing now\n"+
-			"       collector alerts test   send a test notification to every channel\n")
-	}
-	rest, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
+	fs := e.newFlagSet("alerts", "Usage: collector alerts        list the alerts firing now\n"+
+		"       collector alerts test   send a test notification to every channel\n")
+	rest, code, ok := parseArgs(fs, args, 0, 1)
+	if !ok {
+		return code
 	}
 	switch {
 	case len(rest) == 0:
@@ -42,10 +37,6 @@ func listFiring(ctx context.Context, e *env) int {
 	if code != exitOK {
 		return code
 	}
-	known := map[string]bool{}
-	for _, s := range inv.Servers {
-		known[s.Name] = true
-	}
 	return e.withStore(ctx, inv, func(st *store.Store) int {
 		all, err := alerts.NewStoreState(st).Firing(ctx)
 		if err != nil {
@@ -54,7 +45,7 @@ func listFiring(ctx context.Context, e *env) int {
 		}
 		var firing []alerts.RuleState
 		for _, s := range all {
-			if known[s.Server] {
+			if _, ok := inv.Server(s.Server); ok {
 				firing = append(firing, s)
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,32 +27,18 @@ var kindFixes = map[fleet.Kind]string{
 }
 
 func runCheck(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := e.newFlagSet("check", "Usage: collector check [--json] [NAME...]\n\n"+
+		"Check servers.toml, then connect to each server (all, or those named) and run\n"+
+		"the probe once; print one line per server, with the fix for each failure.\n"+
+		"Exits 1 when a server failed, 2 when servers.toml has errors.\n\n")
 	asJSON := fs.Bool("json", false, "print one JSON object per server and line")
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: collector check [--json] [NAME...]\n\n"+
-			"Check servers.toml, then connect to each server (all, or those named) and run\n"+
-			"the probe once; print one line per server, with the fix for each failure.\n"+
-			"Exits 1 when a server failed, 2 when servers.toml has errors.\n\n")
-		fs.PrintDefaults()
+	names, code, ok := parseArgs(fs, args, 0, -1)
+	if !ok {
+		return code
 	}
-	names, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	inv, err := e.loadInventory()
-	if err != nil {
-		// One line per problem: errors.Join puts them on lines of their own.
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(e.stderr, "collector: %s\n", line)
-		}
-		return exitUsage
-	}
-	servers, err := inv.Select(names)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: %v\n", err)
-		return exitUsage
+	inv, servers, code := e.selectServers(names)
+	if code != exitOK {
+		return code
 	}
 	if len(servers) == 0 {
 		fmt.Fprintf(e.stderr, "collector: %s is valid and lists no servers\n", inv.Path)
@@ -76,12 +61,13 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	for _, s := range servers {
 		width = max(width, len(s.Name))
 	}
-	code := exitOK
+	code = exitOK
 	for _, r := range results {
 		c := newCheckResult(r)
 		if !c.OK {
 			code = exitFailure
 		}
+		var err error
 		if *asJSON {
 			err = json.NewEncoder(e.stdout).Encode(c)
 		} else {

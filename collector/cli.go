@@ -74,12 +74,20 @@ func (e *env) loadInventory() (*inventory.Inventory, error) {
 	return inv, nil
 }
 
+// printErr prints err on stderr, "collector: " before each of its lines:
+// errors.Join puts each problem of a servers.toml on a line of its own.
+func (e *env) printErr(err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(e.stderr, "collector: %s\n", line)
+	}
+}
+
 // inventory loads the inventory. On failure it prints why and returns the
 // exit code to use; otherwise exitOK.
 func (e *env) inventory() (*inventory.Inventory, int) {
 	inv, err := e.loadInventory()
 	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: %v\n", err)
+		e.printErr(err)
 		return nil, exitUsage
 	}
 	return inv, exitOK
@@ -94,7 +102,7 @@ func (e *env) selectServers(names []string) (*inventory.Inventory, []inventory.S
 	}
 	servers, err := inv.Select(names)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: %v\n", err)
+		e.printErr(err)
 		return nil, nil, exitUsage
 	}
 	return inv, servers, exitOK
@@ -178,6 +186,37 @@ func usage(w io.Writer) {
 	fmt.Fprintf(w, "\nGlobal flags:\n  --config FILE          inventory file (default ./servers.toml, env COLLECTOR_CONFIG)\n")
 	fmt.Fprintf(w, "  --log-level LEVEL      debug, info, warn or error (logs go to stderr)\n")
 	fmt.Fprintf(w, "\nRun 'collector COMMAND -h' for a command's flags.\n")
+}
+
+// newFlagSet returns a subcommand's flag set: errors go to stderr, and -h
+// or a bad flag prints usage (the usage line and what the command does)
+// followed by the flags.
+func (e *env) newFlagSet(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(e.stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseArgs parses a subcommand's flags and positional arguments (see
+// parseInterspersed) and checks there are at least min and, unless max < 0,
+// at most max positionals. When ok is false the command ends with code:
+// exitOK after -h, exitUsage otherwise, with usage printed once.
+func parseArgs(fs *flag.FlagSet, args []string, min, max int) (positional []string, code int, ok bool) {
+	positional, err := parseInterspersed(fs, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return nil, exitOK, false
+	case err != nil: // the flag package has printed the error and usage
+		return nil, exitUsage, false
+	case len(positional) < min || max >= 0 && len(positional) > max:
+		fs.Usage()
+		return nil, exitUsage, false
+	}
+	return positional, exitOK, true
 }
 
 // parseInterspersed parses flags that may stand before, between or after the

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -15,17 +14,12 @@ import (
 )
 
 func runCollect(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("collect", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: collector collect [NAME...]\n\n"+
-			"Run one collection round over all servers (or the named ones) and store the\n"+
-			"results: the same round `collector run` makes on every tick. Fits a system crontab.\n\n")
-		fs.PrintDefaults()
-	}
-	names, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
+	fs := e.newFlagSet("collect", "Usage: collector collect [NAME...]\n\n"+
+		"Run one collection round over all servers (or the named ones) and store the\n"+
+		"results: the same round `collector run` makes on every tick. Fits a system crontab.\n\n")
+	names, code, ok := parseArgs(fs, args, 0, -1)
+	if !ok {
+		return code
 	}
 	inv, servers, code := e.selectServers(names)
 	if code != exitOK {
@@ -49,6 +43,7 @@ func runCollect(ctx context.Context, e *env, args []string) int {
 	results := r.run(ctx, servers, progressFunc(prog))
 	prog.Finish()
 	r.alerts.flush(ctx)
+	pruneIfDue(ctx, st, r.alerts, logger)
 	return printSummary(e, results)
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/crawlerfleet/collector/collector/internal/sshdtest"
+	"github.com/crawlerfleet/collector/probe/snapshot"
 	"github.com/crawlerfleet/collector/store"
 )
 
@@ -358,4 +359,43 @@ func TestRunServesAPIAndMetrics(t *testing.T) {
 	if code, body = get("/api/servers/web1/latest", "s3cret"); code != http.StatusOK || !strings.Contains(body, `"memory"`) {
 		t.Errorf("/latest: %d %s", code, body)
 	}
+}
+
+// TestCollectKeepsRetention: collect, as a crontab runs it, deletes raw data
+// past [store] retention, at most once per pruneEvery.
+func TestCollectKeepsRetention(t *testing.T) {
+	h := newHarness(t)
+	section, dataDir := h.storeSection()
+	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", "")+section+"retention = \"48h\"\n")
+	old := time.Now().Add(-72 * time.Hour)
+	st, err := store.Open(context.Background(), store.Config{DataDir: dataDir}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := &snapshot.Snapshot{Version: snapshot.Version, Time: old, Hostname: "web1", Processes: snapshot.Processes{Matched: []snapshot.Match{}}}
+	if err := st.Write(context.Background(), []store.Result{{Server: "web1", At: old, Duration: time.Second, Snapshot: snap}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := h.run("collect"); code != exitOK {
+		t.Fatalf("collect: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	st = openTestStore(t, dataDir)
+	recs, err := st.Snapshots(context.Background(), "web1", old.Add(-time.Hour), time.Now().Add(time.Hour), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].At.Before(time.Now().Add(-time.Hour)) {
+		t.Errorf("after collect the store holds %d snapshots (%v); want only the new one: the 72 h old one is past retention", len(recs), times(recs))
+	}
+}
+
+func times(recs []store.Record) []time.Time {
+	var out []time.Time
+	for _, r := range recs {
+		out = append(out, r.At)
+	}
+	return out
 }

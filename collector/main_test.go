@@ -380,6 +380,11 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown server", []string{"once", "web2"}, exitUsage, "web1"},
 		{"bad flag", []string{"once", "--jsn", "web1"}, exitUsage, "jsn"},
 		{"missing config", []string{"--config", filepath.Join(h.dir, "nope.toml"), "once", "web1"}, exitUsage, "nope.toml"},
+		{"two unknown servers", []string{"once", "webx", "weby"}, exitUsage, "collector: unknown server 'weby'"},
+		{"a command's help", []string{"run", "-h"}, exitOK, "Usage: collector run"},
+		{"a bad flag of run", []string{"run", "--bogus"}, exitUsage, "Usage: collector run"},
+		{"an argument report does not take", []string{"report", "web1"}, exitUsage, "Usage: collector report"},
+		{"silences help", []string{"silences", "-h"}, exitOK, "Usage: collector silences"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -387,6 +392,9 @@ func TestUsageErrors(t *testing.T) {
 			code, _, stderr := h.run(args...)
 			if code != tt.code || !strings.Contains(stderr, tt.want) {
 				t.Errorf("collector %v: exit %d, stderr %q; want exit %d and %q", args, code, stderr, tt.code, tt.want)
+			}
+			if n := strings.Count(stderr, "Usage:"); n > 1 {
+				t.Errorf("collector %v printed its usage %d times:\n%s", args, n, stderr)
 			}
 		})
 	}

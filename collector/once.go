@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,21 +17,12 @@ import (
 )
 
 func runOnce(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("once", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := e.newFlagSet("once", "Usage: collector once [--json] [--store] NAME...\n\nProbe the named servers now and print what they report.\n\n")
 	asJSON := fs.Bool("json", false, "print one JSON object per server and line")
-	toStore := fs.Bool("store", false, "also write the results to the store, as `collect` does")
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: collector once [--json] [--store] NAME...\n\nProbe the named servers now and print what they report.\n\n")
-		fs.PrintDefaults()
-	}
-	names, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	if len(names) == 0 {
-		fs.Usage()
-		return exitUsage
+	toStore := fs.Bool("store", false, "also write the results to the store, as 'collect' does")
+	names, code, ok := parseArgs(fs, args, 1, -1)
+	if !ok {
+		return code
 	}
 	inv, servers, code := e.selectServers(names)
 	if code != exitOK {
@@ -58,6 +48,7 @@ func runOnce(ctx context.Context, e *env, args []string) int {
 		if r.Err != nil {
 			code = exitFailure
 		}
+		var err error
 		if *asJSON {
 			err = writeJSONResult(e.stdout, r)
 		} else {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -35,8 +34,10 @@ type reportOptions struct {
 
 func runReport(ctx context.Context, e *env, args []string) int {
 	var o reportOptions
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := e.newFlagSet("report", "Usage: collector report [--since 7d | --from T --to T] [--servers a,b | --tag crawler]\n"+
+		"                        [--keyword python] [--out report.html] [--format html|json]\n\n"+
+		"Write the peak report: per server, the resource peaks and how many matched processes\n"+
+		"ran at them, the per-process cost they imply and how many more would fit.\n\n")
 	fs.StringVar(&o.since, "since", "7d", "report the last DURATION (e.g. 24h, 7d, 30d)")
 	fs.StringVar(&o.from, "from", "", "start of the range (RFC 3339 or YYYY-MM-DD); overrides --since")
 	fs.StringVar(&o.to, "to", "", "end of the range (RFC 3339 or YYYY-MM-DD; default now)")
@@ -45,16 +46,8 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	fs.StringVar(&o.keyword, "keyword", "", "count only processes matching this keyword at the peaks (default: all matched processes)")
 	fs.StringVar(&o.out, "out", "report.html", "output file, or - for standard output")
 	fs.StringVar(&o.format, "format", "html", "html or json")
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: collector report [--since 7d | --from T --to T] [--servers a,b | --tag crawler]\n"+
-			"                        [--keyword python] [--out report.html] [--format html|json]\n\n"+
-			"Write the peak report: per server, the resource peaks and how many matched processes\n"+
-			"ran at them, the per-process cost they imply and how many more would fit.\n\n")
-		fs.PrintDefaults()
-	}
-	if rest, err := parseInterspersed(fs, args); err != nil || len(rest) > 0 {
-		fs.Usage()
-		return exitUsage
+	if _, code, ok := parseArgs(fs, args, 0, 0); !ok {
+		return code
 	}
 	if o.format != "html" && o.format != "json" {
 		fmt.Fprintf(e.stderr, "collector: --format %q: want html or json\n", o.format)

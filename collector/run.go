@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,28 +17,23 @@ import (
 	"github.com/crawlerfleet/collector/store"
 )
 
-// pruneEvery is how often the daemon deletes data past its retention;
-// outboxEvery how often it retries alert notifications that failed.
+// pruneEvery is how often the daemon, and collect at most, delete data past
+// its retention; outboxEvery how often the daemon retries alert
+// notifications that failed.
 const (
 	pruneEvery  = time.Hour
 	outboxEvery = 30 * time.Second
 )
 
 func runRun(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := e.newFlagSet("run", "Usage: collector run [--rounds N] [--listen 127.0.0.1:9108]\n\n"+
+		"Collect every server on its cron schedule and store the results, until SIGINT or\n"+
+		"SIGTERM (in-flight rounds get [schedule] grace to finish). SIGHUP reloads the\n"+
+		"inventory; a bad file is rejected and the running inventory kept.\n\n")
 	maxRounds := fs.Int64("rounds", 0, "stop after this many rounds (0: run until SIGINT or SIGTERM)")
 	listen := fs.String("listen", "", "serve the JSON API, /metrics and a live page on this address (default [http] listen; off when neither is set)")
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: collector run [--rounds N] [--listen 127.0.0.1:9108]\n\n"+
-			"Collect every server on its cron schedule and store the results, until SIGINT or\n"+
-			"SIGTERM (in-flight rounds get [schedule] grace to finish). SIGHUP reloads the\n"+
-			"inventory; a bad file is rejected and the running inventory kept.\n\n")
-		fs.PrintDefaults()
-	}
-	if rest, err := parseInterspersed(fs, args); err != nil || len(rest) > 0 {
-		fs.Usage()
-		return exitUsage
+	if _, code, ok := parseArgs(fs, args, 0, 0); !ok {
+		return code
 	}
 	inv, code := e.inventory()
 	if code != exitOK {
@@ -106,9 +100,23 @@ func (d *daemon) run(ctx context.Context) int {
 
 	sched.Start()
 	d.logger.Info("collector running", "inventory", inv.Path, "servers", len(inv.Servers), "cron", inv.Schedule.Cron)
-	go d.prune(ctx)
-	prune := time.NewTicker(pruneEvery)
-	defer prune.Stop()
+	// One pruning goroutine, waited for before the store closes.
+	pruneCtx, stopPruning := context.WithCancel(context.WithoutCancel(ctx))
+	pruned := make(chan struct{})
+	go func() {
+		defer close(pruned)
+		prune := time.NewTicker(pruneEvery)
+		defer prune.Stop()
+		for {
+			pruneIfDue(pruneCtx, d.store, d.rounder.alerts, d.logger)
+			select {
+			case <-pruneCtx.Done():
+				return
+			case <-prune.C:
+			}
+		}
+	}()
+	defer func() { stopPruning(); <-pruned }()
 
 loop:
 	for {
@@ -121,8 +129,6 @@ loop:
 			break loop
 		case <-hup:
 			d.reload(sched)
-		case <-prune.C:
-			go d.prune(ctx)
 		}
 	}
 	grace := d.inv.Load().Schedule.Grace
@@ -153,11 +159,14 @@ func (d *daemon) reload(sched *schedule.Scheduler) {
 		d.logger.Error("reload rejected: keeping the running inventory", "inventory", old.Path, "err", err)
 		return
 	}
+	// The fleet learns the new servers (and their jump hosts) before the
+	// schedule can start a round of them.
+	d.fleet.SetInventory(inv)
 	if err := sched.Reload(inv); err != nil {
+		d.fleet.SetInventory(old)
 		d.logger.Error("reload rejected: keeping the running inventory", "inventory", old.Path, "err", err)
 		return
 	}
-	d.fleet.SetInventory(inv)
 	if d.rounder.alerts != nil {
 		d.rounder.alerts.reload(inv)
 	}
@@ -188,9 +197,18 @@ func startOnlyChanges(old, inv *inventory.Inventory) []string {
 	return changed
 }
 
-// prune deletes what is past retention.
-func (d *daemon) prune(ctx context.Context) {
-	if err := d.store.Prune(ctx, time.Now()); err != nil {
-		d.logger.Warn("prune old data", "err", err)
+// pruneIfDue deletes data past retention and old outbox entries when the
+// last prune, by any command on this data dir, is pruneEvery ago or more:
+// the daemon calls it hourly, collect after each round, so that retention
+// holds for a crontab too.
+func pruneIfDue(ctx context.Context, st *store.Store, al *alerting, logger *slog.Logger) {
+	pruned, err := st.PruneIfDue(ctx, time.Now(), pruneEvery)
+	if err != nil {
+		logger.Warn("prune old data", "err", err)
+	}
+	if pruned && al != nil {
+		if _, err := al.outbox.Prune(ctx); err != nil {
+			logger.Warn("prune old alert notifications", "err", err)
+		}
 	}
 }

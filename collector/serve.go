@@ -58,11 +58,11 @@ func (e *env) startAPI(addr string, inv *inventory.Inventory, current *atomic.Po
 			// Every entry not yet delivered, due or backing off.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			due, err := st.OutboxDue(ctx, time.Now().AddDate(100, 0, 0), 100000)
+			n, err := st.OutboxPending(ctx)
 			if err != nil {
 				return -1
 			}
-			return float64(len(due))
+			return float64(n)
 		})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -85,7 +85,7 @@ func (s *apiServer) observe(results []fleet.Result, d time.Duration) {
 	for i, r := range results {
 		obs[i] = httpapi.Observation{Server: r.Server, At: r.End(), Duration: r.Duration, Snapshot: r.Snapshot}
 		if r.Err != nil {
-			obs[i].Snapshot, obs[i].FailKind = nil, string(r.Kind)
+			obs[i].Snapshot, obs[i].FailKind = nil, string(storeKind(r.Kind))
 		}
 	}
 	s.api.Observe(obs)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -13,24 +12,15 @@ import (
 )
 
 func runSilence(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("silence", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := e.newFlagSet("silence", "Usage: collector silence NAME [--for 2h] [--rule disk] [--comment TEXT]\n\n"+
+		"Hold NAME's alert notifications for a while; rules keep being evaluated, and an\n"+
+		"alert still firing when the silence ends is notified then.\n\n")
 	dur := fs.String("for", "2h", "how long the silence lasts (e.g. 30m, 2h, 1d)")
 	rule := fs.String("rule", "", "silence only this rule: cpu, memory, disk, load, down, processes or processes:KEYWORD (default: all)")
-	comment := fs.String("comment", "", "why, for whoever reads `collector silences`")
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: collector silence NAME [--for 2h] [--rule disk] [--comment TEXT]\n\n"+
-			"Hold NAME's alert notifications for a while; rules keep being evaluated, and an\n"+
-			"alert still firing when the silence ends is notified then.\n\n")
-		fs.PrintDefaults()
-	}
-	names, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	if len(names) != 1 {
-		fs.Usage()
-		return exitUsage
+	comment := fs.String("comment", "", "why, shown by 'collector silences'")
+	names, code, ok := parseArgs(fs, args, 1, 1)
+	if !ok {
+		return code
 	}
 	d, err := parseSince(*dur)
 	if err != nil {
@@ -44,7 +34,7 @@ func runSilence(ctx context.Context, e *env, args []string) int {
 	now := time.Now()
 	s, err := alerts.NewSilence(servers[0].Name, *rule, *comment, now, d)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: silence: %v\n", err)
+		fmt.Fprintf(e.stderr, "collector: %v\n", err) // it names the silence
 		return exitUsage
 	}
 	return e.withStore(ctx, inv, func(st *store.Store) int {
@@ -58,11 +48,9 @@ func runSilence(ctx context.Context, e *env, args []string) int {
 }
 
 func runSilences(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("silences", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	if rest, err := parseInterspersed(fs, args); err != nil || len(rest) > 0 {
-		fmt.Fprintf(e.stderr, "Usage: collector silences\n\nList the silences in force.\n")
-		return exitUsage
+	fs := e.newFlagSet("silences", "Usage: collector silences\n\nList the silences in force.\n")
+	if _, code, ok := parseArgs(fs, args, 0, 0); !ok {
+		return code
 	}
 	inv, code := e.inventory()
 	if code != exitOK {

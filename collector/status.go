@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -14,18 +13,13 @@ import (
 )
 
 func runStatus(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := e.newFlagSet("status", "Usage: collector status [--since 24h] [NAME...]\n\n"+
+		"Show what the store holds per server: the latest snapshot, the last failure, and\n"+
+		"the peaks of the period with the matched processes at each peak.\n\n")
 	since := fs.String("since", "24h", "how far back the peaks go (e.g. 6h, 7d)")
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: collector status [--since 24h] [NAME...]\n\n"+
-			"Show what the store holds per server: the latest snapshot, the last failure, and\n"+
-			"the peaks of the period with the matched processes at each peak.\n\n")
-		fs.PrintDefaults()
-	}
-	names, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
+	names, code, ok := parseArgs(fs, args, 0, -1)
+	if !ok {
+		return code
 	}
 	window, err := parseSince(*since)
 	if err != nil {

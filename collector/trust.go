@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"strings"
 
@@ -13,22 +12,13 @@ import (
 )
 
 func runTrust(ctx context.Context, e *env, args []string) int {
-	fs := flag.NewFlagSet("trust", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := e.newFlagSet("trust", "Usage: collector trust [--yes] NAME\n\n"+
+		"Fetch NAME's SSH host key, print its SHA256 fingerprint and, once confirmed,\n"+
+		"record it in the server's known_hosts file. Jump hosts must be trusted first.\n\n")
 	yes := fs.Bool("yes", false, "record the key without asking (check the fingerprint another way first)")
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: collector trust [--yes] NAME\n\n"+
-			"Fetch NAME's SSH host key, print its SHA256 fingerprint and, once confirmed,\n"+
-			"record it in the server's known_hosts file. Jump hosts must be trusted first.\n\n")
-		fs.PrintDefaults()
-	}
-	names, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	if len(names) != 1 {
-		fs.Usage()
-		return exitUsage
+	names, code, ok := parseArgs(fs, args, 1, 1)
+	if !ok {
+		return code
 	}
 	inv, servers, code := e.selectServers(names)
 	if code != exitOK {

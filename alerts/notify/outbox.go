@@ -415,27 +415,15 @@ func (o *Outbox) Prune(ctx context.Context) (int64, error) {
 	return o.store.OutboxPrune(ctx, o.now().Add(-o.Keep))
 }
 
-// pruneEvery is how often Run prunes the outbox.
-const pruneEvery = time.Hour
-
 // Run flushes at once, then every every and whenever Enqueue adds
-// something, and prunes old entries hourly, until ctx ends. Failures are
-// logged.
+// something, until ctx ends. Failures are logged. Pruning is the caller's
+// (Prune), on its own schedule.
 func (o *Outbox) Run(ctx context.Context, every time.Duration) {
 	ticker := time.NewTicker(every)
 	defer ticker.Stop()
-	lastPrune := time.Time{}
 	for {
 		if _, _, err := o.Flush(ctx); err != nil && ctx.Err() == nil {
 			o.logger.Warn("outbox flush incomplete", "err", err)
-		}
-		if now := o.now(); now.Sub(lastPrune) >= pruneEvery {
-			if n, err := o.Prune(ctx); err != nil && ctx.Err() == nil {
-				o.logger.Warn("outbox prune failed", "err", err)
-			} else if n > 0 {
-				o.logger.Debug("outbox pruned", "entries", n)
-			}
-			lastPrune = now
 		}
 		select {
 		case <-ctx.Done():

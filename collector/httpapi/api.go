@@ -321,13 +321,7 @@ func (s *Server) reportJSON(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var buf bytes.Buffer
-	if err := rep.WriteJSON(&buf); err != nil {
-		s.fail(w, r, http.StatusInternalServerError, "writing the report failed: see the collector's log", err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(buf.Bytes())
+	s.writeJSON(w, r, http.StatusOK, rep)
 }
 
 // reportCSP lets the report's own inline style and script run and nothing

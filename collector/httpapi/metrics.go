@@ -24,13 +24,6 @@ type Observation struct {
 	FailKind string
 }
 
-// failKinds are the kinds collector_failures_total starts at 0 for, so
-// that increase() sees a server's first failure.
-var failKinds = []string{
-	string(store.KindUnreachable), string(store.KindAuth), string(store.KindHostKey),
-	string(store.KindTimeout), string(store.KindProbe), string(store.KindConfig),
-}
-
 // serverState is what /metrics shows of one server.
 type serverState struct {
 	at       time.Time // of the newest attempt
@@ -206,11 +199,13 @@ func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		if !st.success.IsZero() {
 			gauge(descLastSuccess, float64(st.success.UnixMilli())/1e3)
 		}
-		for _, kind := range failKinds {
-			ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, st.failures[kind], name, kind)
+		// Every kind from 0, so that increase() sees a server's first
+		// failure; then any other kind an observation named ("unknown").
+		for _, kind := range store.Kinds {
+			ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, st.failures[string(kind)], name, string(kind))
 		}
 		for kind, n := range st.failures {
-			if !isFailKind(kind) {
+			if !store.ErrKind(kind).Valid() {
 				ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, n, name, kind)
 			}
 		}
@@ -218,15 +213,6 @@ func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
 			snapshotMetrics(st.snap, gauge)
 		}
 	}
-}
-
-func isFailKind(kind string) bool {
-	for _, k := range failKinds {
-		if k == kind {
-			return true
-		}
-	}
-	return false
 }
 
 // snapshotMetrics emits the figures of the sections of snap that were read.

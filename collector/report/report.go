@@ -3,7 +3,9 @@
 // the per-process cost and capacity they imply, and collection health,
 // written as one self-contained HTML file or as JSON.
 //
-// Build is pure: the command reads the store and fills an Input.
+// The figures are pure functions of what the command reads from the store:
+// it adds each server's ServerInput to a Builder (Build does it for a whole
+// Input at once).
 package report
 
 import (
@@ -80,6 +82,8 @@ type ServerInput struct {
 	// Attempts counts probe attempts in the range, snapshots and failures.
 	Attempts int
 	// Failures counts failed attempts by kind ("unreachable", "auth", ...).
+	// It comes from the raw attempts, kept for a shorter time than rollups:
+	// on long ranges it may cover less than Attempts does.
 	Failures map[string]int
 	// LastError is the last failure's message when the server is failing
 	// now, else "".
@@ -132,7 +136,6 @@ type Server struct {
 
 	points  []Point // sorted by time, for the charts
 	allGaps []Gap   // every gap, in time order, for the charts
-	memory  uint64  // MemTotalBytes
 }
 
 // Peaks are a server's highest readings over the range; nil for a metric
@@ -226,7 +229,7 @@ type Capacity struct {
 // Health sums up collection over the range.
 type Health struct {
 	Attempts  int `json:"attempts"`
-	Snapshots int `json:"snapshots"` // attempts without a failure
+	Snapshots int `json:"snapshots"` // attempts that stored a snapshot, from the rollups
 	// SuccessRate is Snapshots/Attempts in percent; nil without attempts.
 	SuccessRate *float64       `json:"success_percent"`
 	Failures    []FailureCount `json:"failures"` // by kind, most frequent first
@@ -321,7 +324,6 @@ func (r *Report) server(si ServerInput) Server {
 		Description: si.Description,
 		Tags:        append([]string{}, si.Tags...),
 		Failing:     si.LastError != "",
-		memory:      si.MemTotalBytes,
 	}
 	var snapshots int64
 	for _, ru := range si.Rollups {
@@ -363,7 +365,7 @@ func (r *Report) server(si ServerInput) Server {
 	roundEstimate(&s.CPU)
 
 	s.allGaps = gaps(si.Rollups, r.From, r.To, r.loc)
-	s.Health = health(si, s.allGaps)
+	s.Health = health(si, int(snapshots), s.allGaps)
 	return s
 }
 
@@ -576,14 +578,12 @@ func gaps(rs []store.Rollup, from, to time.Time, loc *time.Location) []Gap {
 	return out
 }
 
-func health(si ServerInput, all []Gap) Health {
+func health(si ServerInput, snapshots int, all []Gap) Health {
 	h := Health{Attempts: si.Attempts, LastError: si.LastError, Failures: []FailureCount{}, Gaps: []Gap{}}
-	failed := 0
 	for kind, n := range si.Failures {
 		if n <= 0 {
 			continue
 		}
-		failed += n
 		h.Failures = append(h.Failures, FailureCount{Kind: kind, Count: n})
 	}
 	slices.SortFunc(h.Failures, func(a, b FailureCount) int {
@@ -592,7 +592,7 @@ func health(si ServerInput, all []Gap) Health {
 		}
 		return cmp.Compare(a.Kind, b.Kind)
 	})
-	h.Snapshots = max(si.Attempts-failed, 0)
+	h.Snapshots = snapshots
 	if si.Attempts > 0 {
 		rate := round6(float64(h.Snapshots) / float64(si.Attempts) * 100)
 		h.SuccessRate = &rate

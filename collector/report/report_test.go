@@ -508,3 +508,15 @@ func TestFitLine(t *testing.T) {
 		})
 	}
 }
+
+// TestHealthBeyondAttemptRetention: past the raw retention the failures by
+// kind are gone, but the rollups still count the failed attempts; the
+// success rate comes from the rollups.
+func TestHealthBeyondAttemptRetention(t *testing.T) {
+	ru := hourRollup("s", t0, reading{cpu: 10, mem: 20, disk: 30, procs: 1})
+	ru.Count, ru.Failed = 10, 5
+	_, s := buildOne(ServerInput{Name: "s", Rollups: []store.Rollup{ru}, Attempts: 15}, 1, "")
+	if h := s.Health; h.Attempts != 15 || h.Snapshots != 10 || h.SuccessRate == nil || math.Abs(*h.SuccessRate-200.0/3) > 1e-6 {
+		t.Errorf("health = %+v (rate %v), want 10 of 15 attempts, 66.7 %%", h, h.SuccessRate)
+	}
+}

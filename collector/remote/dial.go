@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -70,8 +71,10 @@ type Option func(*options)
 
 type options struct {
 	logger            *slog.Logger
+	clock             clockwork.Clock
 	keepAliveInterval time.Duration
 	keepAliveMissed   int
+	keepAliveAnswered func() // called after each keepalive reply; for tests (export_test.go)
 }
 
 // WithLogger sets the logger for debug messages (keys skipped, agent not
@@ -81,7 +84,8 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 func newOptions(opts []Option) *options {
-	o := &options{logger: slog.Default(), keepAliveInterval: DefaultKeepAliveInterval, keepAliveMissed: DefaultKeepAliveMaxMissed}
+	o := &options{logger: slog.Default(), clock: clockwork.NewRealClock(),
+		keepAliveInterval: DefaultKeepAliveInterval, keepAliveMissed: DefaultKeepAliveMaxMissed}
 	for _, opt := range opts {
 		opt(o)
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -39,6 +40,14 @@ func WithKeepAlive(interval time.Duration, maxMissed int) Option {
 	}
 }
 
+// WithClock makes the keepalives of the Client that Dial returns timed by
+// clock instead of the real clock, such as a *clockwork.FakeClock in tests:
+// while a connection is open, its keepalive goroutine waits on one timer of
+// clock at a time. Connect timeouts follow the context and the real clock.
+func WithClock(clock clockwork.Clock) Option {
+	return func(o *options) { o.clock = clock }
+}
+
 // newClient wraps an established connection and starts the goroutines that
 // watch it: one waits for its end, one sends keepalives. Close stops both.
 func newClient(conn *ssh.Client, jumps []*ssh.Client, ep Endpoint, o *options) *Client {
@@ -58,16 +67,19 @@ func newClient(conn *ssh.Client, jumps []*ssh.Client, ep Endpoint, o *options) *
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			c.keepAlive(o.keepAliveInterval, o.keepAliveMissed, o.logger.With("server", ep.name(), "addr", ep.Addr))
+			c.keepAlive(o, o.logger.With("server", ep.name(), "addr", ep.Addr))
 		}()
 	}
 	return c
 }
 
-// keepAlive sends a keepalive request every interval until the connection
-// ends, and ends it when a request stays unanswered for maxMissed intervals.
-func (c *Client) keepAlive(interval time.Duration, maxMissed int, log *slog.Logger) {
-	t := time.NewTicker(interval)
+// keepAlive sends a keepalive request every o.keepAliveInterval until the
+// connection ends, one at a time, and ends the connection when a request
+// stays unanswered for o.keepAliveMissed intervals. It waits on one timer
+// of o.clock at a time, started again after each interval is handled.
+func (c *Client) keepAlive(o *options, log *slog.Logger) {
+	interval, maxMissed := o.keepAliveInterval, o.keepAliveMissed
+	t := o.clock.NewTimer(interval)
 	defer t.Stop()
 	replied := make(chan error, 1) // at most one request is in flight
 	waiting, missed := false, 0
@@ -80,7 +92,10 @@ func (c *Client) keepAlive(interval time.Duration, maxMissed int, log *slog.Logg
 			if err != nil {
 				return // the connection ended; the watcher reports why
 			}
-		case <-t.C:
+			if o.keepAliveAnswered != nil {
+				o.keepAliveAnswered()
+			}
+		case <-t.Chan():
 			if !waiting {
 				waiting = true
 				c.wg.Add(1)
@@ -92,15 +107,14 @@ func (c *Client) keepAlive(interval time.Duration, maxMissed int, log *slog.Logg
 					_, _, err := c.conn.SendRequest(keepAliveRequest, true, nil)
 					replied <- err
 				}()
-				continue
-			}
-			if missed++; missed >= maxMissed {
+			} else if missed++; missed >= maxMissed {
 				err := fmt.Errorf("no reply to a keepalive in %s (keepalive interval %s, %d missed)",
 					time.Duration(maxMissed)*interval, interval, maxMissed)
 				log.Debug("closing dead connection", "err", err)
 				c.end(err)
 				return
 			}
+			t.Reset(interval)
 		}
 	}
 }

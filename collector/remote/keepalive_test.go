@@ -2,54 +2,107 @@ package remote_test
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/crawlerfleet/collector/collector/internal/sshdtest"
 	"github.com/crawlerfleet/collector/collector/remote"
+	"github.com/crawlerfleet/collector/internal/testutil"
 )
 
+// The keepalive tests run real connections to a real sshd through a
+// forwarder that can cut them or freeze them, and drive the keepalives with
+// a fake clock: between intervals the keepalive goroutine waits on one
+// timer, so that testutil.BlockUntil(clock, 1) after an Advance means the
+// interval was handled, and WithKeepAliveAnswered reports each reply. What
+// the tests see does not depend on how fast the machine answers.
+
+const interval = 15 * time.Second // on the fake clock
+
+// keepAliveClient dials web1 of srv through fwd with keepalives every
+// interval (when on), timed by clock; answered receives a value after each
+// reply was handled.
+func keepAliveClient(t *testing.T, srv *sshdtest.Server, fwd *forwarder, clock clockwork.Clock, on bool) (c *remote.Client, answered chan struct{}) {
+	t.Helper()
+	if err := remote.AddKnownHost(srv.KnownHostsFile, fwd.addr, srv.HostKey); err != nil {
+		t.Fatal(err)
+	}
+	ep := endpoint(srv, "web1")
+	ep.Addr = fwd.addr
+	keepAlive := remote.WithKeepAlive(0, 0)
+	if on {
+		keepAlive = remote.WithKeepAlive(interval, 3)
+	}
+	answered = make(chan struct{}, 100)
+	c, err := remote.Dial(context.Background(), []remote.Endpoint{ep}, keepAlive, remote.WithClock(clock),
+		remote.WithKeepAliveAnswered(func() { answered <- struct{}{} }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, answered
+}
+
+// nextInterval waits until the keepalive goroutine waits for its next
+// interval, and ends that interval.
+func nextInterval(t *testing.T, clock *clockwork.FakeClock) {
+	t.Helper()
+	testutil.BlockUntil(t, clock, 1, "the keepalive waiting for its interval")
+	clock.Advance(interval)
+}
+
+func isOpen(c *remote.Client) bool {
+	select {
+	case <-c.Done():
+		return false
+	default:
+		return true
+	}
+}
+
 // TestKeepAlive cuts or freezes a connection that runs through a forwarder
-// and checks that Done closes, and why.
+// and checks that Done closes, when, and why.
 func TestKeepAlive(t *testing.T) {
 	srv := sshdtest.Start(t)
-	const interval = 100 * time.Millisecond
 	tests := []struct {
 		name      string
-		keepAlive remote.Option
+		keepAlive bool
 		breakIt   func(*forwarder)
-		want      string        // in Err; "" when Done must stay open
-		min       time.Duration // the least time Done may take to close
+		// misses is the number of intervals after the break at which the
+		// keepalives close the connection; 0 when they play no part.
+		misses int
+		want   string // in Err; "" when Done must stay open
 	}{
 		// A closed TCP connection is seen at once, keepalives or not.
-		{"cut", remote.WithKeepAlive(interval, 3), (*forwarder).cut, "connection lost", 0},
-		// A silent one only by the keepalives: after 3 missed intervals.
-		{"black hole", remote.WithKeepAlive(interval, 3), func(f *forwarder) { f.frozen.Store(true) }, "no reply to a keepalive", 3 * interval},
-		{"black hole without keepalives", remote.WithKeepAlive(0, 0), func(f *forwarder) { f.frozen.Store(true) }, "", 0},
+		{"cut", true, (*forwarder).cut, 0, "connection lost"},
+		// A silent one only by the keepalives: the request sent at the
+		// first interval stays unanswered for 3 more.
+		{"black hole", true, func(f *forwarder) { f.frozen.Store(true) }, 4, "no reply to a keepalive in 45s (keepalive interval 15s, 3 missed)"},
+		{"black hole without keepalives", false, func(f *forwarder) { f.frozen.Store(true) }, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fwd := newForwarder(t, srv.Addr)
-			if err := remote.AddKnownHost(srv.KnownHostsFile, fwd.addr, srv.HostKey); err != nil {
-				t.Fatal(err)
-			}
-			ep := endpoint(srv, "web1")
-			ep.Addr = fwd.addr
-			c, err := remote.Dial(context.Background(), []remote.Endpoint{ep}, tt.keepAlive)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			clock := clockwork.NewFakeClock()
+			c, answered := keepAliveClient(t, srv, fwd, clock, tt.keepAlive)
 
 			// An idle connection to a live server stays open: its keepalives
 			// are answered.
-			time.Sleep(6 * interval)
-			select {
-			case <-c.Done():
+			for i := range 6 {
+				if !tt.keepAlive {
+					clock.Advance(interval)
+					continue
+				}
+				nextInterval(t, clock)
+				testutil.Receive(t, answered, fmt.Sprintf("reply to keepalive %d", i+1))
+			}
+			if !isOpen(c) {
 				t.Fatalf("Done closed on a live connection: %v", c.Err())
-			default:
 			}
 			if err := c.Err(); err != nil {
 				t.Fatalf("Err on a live connection: %v", err)
@@ -59,29 +112,31 @@ func TestKeepAlive(t *testing.T) {
 			}
 
 			tt.breakIt(fwd)
-			start := time.Now()
-			wait := 3 * time.Second
-			if tt.want == "" {
-				wait = 8 * interval
-			}
-			select {
-			case <-c.Done():
-				if tt.want == "" {
+			switch {
+			case tt.want == "":
+				clock.Advance(100 * interval)
+				if !isOpen(c) {
 					t.Fatalf("Done closed without keepalives: %v", c.Err())
 				}
-			case <-time.After(wait):
-				if tt.want != "" {
-					t.Fatalf("Done still open %v after the connection broke", wait)
+				if err := c.Err(); err != nil {
+					t.Fatalf("Err on an open connection: %v", err)
 				}
 				return
+			case tt.misses > 0:
+				for i := 1; i < tt.misses; i++ {
+					nextInterval(t, clock)
+					testutil.BlockUntil(t, clock, 1, fmt.Sprintf("the keepalive waiting after interval %d", i))
+					if !isOpen(c) {
+						t.Fatalf("Done closed %d intervals after the break, want %d: %v", i, tt.misses, c.Err())
+					}
+				}
+				nextInterval(t, clock)
 			}
-			if d := time.Since(start); d < tt.min {
-				t.Errorf("Done closed after %v, before %v", d, tt.min)
-			}
+			testutil.Receive(t, c.Done(), "close of Done after the break")
 			if err := c.Err(); err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "web1 (") {
 				t.Errorf("Err() = %v, want it to name web1 and say %q", err, tt.want)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), testutil.Patience)
 			defer cancel()
 			if _, err := c.Run(ctx, "true", nil, 10); err == nil {
 				t.Error("Run succeeded on a dead connection")
@@ -94,35 +149,78 @@ func TestKeepAlive(t *testing.T) {
 	}
 }
 
-// TestCloseStopsGoroutines checks that Close stops the keepalive and the
-// goroutine that waits for the connection's end.
-func TestCloseStopsGoroutines(t *testing.T) {
+// TestKeepAliveRealClock checks that without WithClock the keepalives run on
+// the real clock: a frozen connection is closed, however long the machine
+// takes to notice.
+func TestKeepAliveRealClock(t *testing.T) {
 	srv := sshdtest.Start(t)
-	before := runtime.NumGoroutine()
-	c, err := remote.Dial(context.Background(), []remote.Endpoint{endpoint(srv, "web1")}, remote.WithKeepAlive(5*time.Millisecond, 3))
+	fwd := newForwarder(t, srv.Addr)
+	if err := remote.AddKnownHost(srv.KnownHostsFile, fwd.addr, srv.HostKey); err != nil {
+		t.Fatal(err)
+	}
+	ep := endpoint(srv, "web1")
+	ep.Addr = fwd.addr
+	c, err := remote.Dial(context.Background(), []remote.Endpoint{ep}, remote.WithKeepAlive(20*time.Millisecond, 3))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Run(context.Background(), "sleep 0.1", nil, 10); err != nil {
-		t.Fatal(err)
+	defer c.Close()
+	fwd.frozen.Store(true)
+	testutil.Receive(t, c.Done(), "close of Done on a frozen connection")
+	if err := c.Err(); err == nil || !strings.Contains(err.Error(), "no reply to a keepalive") {
+		t.Errorf("Err() = %v, want no reply to a keepalive", err)
 	}
-	c.Close()
-	select {
-	case <-c.Done():
-	default:
-		t.Fatal("Done open after Close returned")
+}
+
+// TestCloseStopsGoroutines checks that Close stops the keepalive, a
+// keepalive request in flight, and the goroutine that waits for the
+// connection's end.
+func TestCloseStopsGoroutines(t *testing.T) {
+	srv := sshdtest.Start(t)
+	tests := []struct {
+		name   string
+		before func(t *testing.T, clock *clockwork.FakeClock, fwd *forwarder, answered chan struct{})
+	}{
+		{"idle", func(*testing.T, *clockwork.FakeClock, *forwarder, chan struct{}) {}},
+		{"keepalive answered", func(t *testing.T, clock *clockwork.FakeClock, _ *forwarder, answered chan struct{}) {
+			nextInterval(t, clock)
+			testutil.Receive(t, answered, "reply to the keepalive")
+		}},
+		{"keepalive in flight", func(t *testing.T, clock *clockwork.FakeClock, fwd *forwarder, _ chan struct{}) {
+			fwd.frozen.Store(true)
+			nextInterval(t, clock)
+			// Waiting again: the request is sent and unanswered.
+			testutil.BlockUntil(t, clock, 1, "the keepalive waiting for a reply")
+		}},
 	}
-	if err := c.Err(); err == nil || !strings.Contains(err.Error(), "connection closed") {
-		t.Errorf("Err() = %v, want connection closed", err)
-	}
-	// The SSH library's own goroutines end shortly after the connection.
-	deadline := time.Now().Add(3 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines after Close, %d before Dial:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fwd := newForwarder(t, srv.Addr)
+			before := runtime.NumGoroutine()
+			clock := clockwork.NewFakeClock()
+			c, answered := keepAliveClient(t, srv, fwd, clock, true)
+			if _, err := c.Run(context.Background(), "true", nil, 10); err != nil {
+				t.Fatal(err)
+			}
+			tt.before(t, clock, fwd, answered)
+			c.Close()
+			if isOpen(c) {
+				t.Fatal("Done open after Close returned")
+			}
+			if err := c.Err(); err == nil || !strings.Contains(err.Error(), "connection closed") {
+				t.Errorf("Err() = %v, want connection closed", err)
+			}
+			// The SSH library's own goroutines, and the forwarder's for this
+			// connection, end shortly after the connection.
+			deadline := time.Now().Add(testutil.Patience)
+			for runtime.NumGoroutine() > before {
+				if time.Now().After(deadline) {
+					buf := make([]byte, 1<<20)
+					t.Fatalf("%d goroutines after Close, %d before Dial:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
 	}
 }
 

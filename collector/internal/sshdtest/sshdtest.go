@@ -3,7 +3,6 @@ package sshdtest
 
 import (
 	"bufio"
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -24,6 +23,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/crawlerfleet/collector/internal/testutil"
 )
 
 // SSHDPath is where Start looks for sshd first; when it is missing, sshd is looked up in PATH.
@@ -208,6 +209,12 @@ var defaultConfig = []string{
 	"MaxStartups 100",
 	"MaxSessions 100",
 	"LogLevel VERBOSE",
+	// sshd runs each command with the user's login shell, and bash started
+	// by sshd reads ~/.bashrc unless it is a nested shell (SHLVL 1 or more
+	// inherited). A developer's ~/.bashrc (pyenv init, conda, nvm) would
+	// otherwise run before every command of every test: on a loaded
+	// machine, seconds each.
+	"SetEnv SHLVL=1",
 }
 
 func startSSHD(t TB, sshd, dir string, port int, hostKeyFiles []string, authorized string, extra []string) (*process, error) {
@@ -259,7 +266,9 @@ func startSSHD(t TB, sshd, dir string, port int, hostKeyFiles []string, authoriz
 	}()
 
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(10 * time.Second)
+	// A safety net: sshd answers within milliseconds, or seconds on a
+	// loaded machine.
+	deadline := time.Now().Add(testutil.Patience)
 	for {
 		select {
 		case <-p.exited:
@@ -270,7 +279,7 @@ func startSSHD(t TB, sshd, dir string, port int, hostKeyFiles []string, authoriz
 			return p, nil
 		} else if time.Now().After(deadline) {
 			p.stop()
-			return nil, fmt.Errorf("sshd did not answer on %s within 10s (%v): %s", addr, err, p.stderr.String())
+			return nil, fmt.Errorf("sshd did not answer on %s within %v (%v): %s", addr, testutil.Patience, err, p.stderr.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -298,7 +307,7 @@ func readBanner(addr string) error {
 
 type process struct {
 	cmd     *exec.Cmd
-	stderr  syncBuffer
+	stderr  testutil.SyncBuffer // sshd's output, written by exec's copying goroutine
 	exited  chan struct{}
 	waitErr error
 	once    sync.Once
@@ -310,23 +319,6 @@ func (p *process) stop() {
 		killProcessGroup(p.cmd)
 		<-p.exited
 	})
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func freePort(t TB) int {

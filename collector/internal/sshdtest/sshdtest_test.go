@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/crawlerfleet/collector/internal/testutil"
 )
 
 func TestStart(t *testing.T) {
@@ -154,18 +156,10 @@ func TestCleanupEndsConnections(t *testing.T) {
 		tb.cleanup()
 		close(cleaned)
 	}()
-	select {
-	case <-cleaned:
-	case <-time.After(15 * time.Second):
-		t.Fatal("cleanup did not return while a connection was open")
-	}
+	testutil.Receive(t, cleaned, "return of the cleanup while a connection was open")
 	ended := make(chan error, 1)
 	go func() { ended <- c.Wait() }()
-	select {
-	case <-ended:
-	case <-time.After(5 * time.Second):
-		t.Error("the connection outlived the server")
-	}
+	testutil.Receive(t, ended, "end of the connection once the server stopped")
 }
 
 // cleanupTB is a TB whose Cleanup functions run when the test calls cleanup.

@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/crawlerfleet/collector/collector/internal/sshdtest"
+	"github.com/crawlerfleet/collector/internal/testutil"
 )
 
 func TestRun(t *testing.T) {
@@ -54,13 +54,8 @@ func TestRun(t *testing.T) {
 	// Closing stdin stops sshd and removes its directory.
 	go io.Copy(io.Discard, outR)
 	inW.Close()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("run = %d, want 0; stderr %q", code, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after stdin closed")
+	if code := testutil.Receive(t, done, "return of run after stdin closed"); code != 0 {
+		t.Errorf("run = %d, want 0; stderr %q", code, stderr.String())
 	}
 	if _, err := os.Stat(s.Dir); !os.IsNotExist(err) {
 		t.Errorf("%s still exists (%v)", s.Dir, err)

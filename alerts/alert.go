@@ -6,17 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
-)
 
-// A State is where one rule of one server stands.
-type State string
-
-// The states of a rule: ok → pending → firing → resolved (→ ok).
-const (
-	StateOK       State = "ok"       // not breaching
-	StatePending  State = "pending"  // breaching, but not yet for long enough
-	StateFiring   State = "firing"   // breaching for long enough: notified
-	StateResolved State = "resolved" // was firing, no longer breaching: notified once, then ok
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 // Rule names. A process rule is RuleProcessesPrefix followed by its keyword.
@@ -26,7 +17,7 @@ const (
 	RuleDisk            = "disk"
 	RuleLoad            = "load"
 	RuleDown            = "down"
-	RuleProcessesPrefix = "processes:"
+	RuleProcessesPrefix = monitor.SilenceAllProcesses + ":"
 )
 
 // Severities, the value of the "severity" label.
@@ -41,8 +32,10 @@ type Alert struct {
 	Server string
 	// Rule is "cpu", "memory", "disk", "load", "processes:<keyword>" or "down".
 	Rule string
-	// State is StateFiring (also for repeats) or StateResolved.
-	State State
+	// State is monitor.AlertFiring (also for repeats) or
+	// monitor.AlertResolved. (It keeps the name State: notifications are
+	// stored in the outbox as JSON.)
+	State monitor.AlertStatus
 	// Value is the reading that decided: a percent, load per logical CPU, a
 	// process count or the number of consecutive failed attempts.
 	Value     float64
@@ -52,7 +45,7 @@ type Alert struct {
 	Summary string
 	// Kind is the failure kind of the last failed attempt for "down"
 	// (unreachable, auth, hostkey, timeout, probe, config); empty otherwise.
-	Kind string
+	Kind monitor.Kind
 	// StartsAt is when the alert fired; EndsAt when it resolved, zero while
 	// it is firing.
 	StartsAt time.Time

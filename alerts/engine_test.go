@@ -3,127 +3,24 @@ package alerts
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
-	"maps"
 	"slices"
-	"sort"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
+	"github.com/crawlerfleet/collector/internal/testutil"
 	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
-// memStore is a StateStore in memory.
-type memStore struct {
-	mu       sync.Mutex
-	states   map[string]RuleState // by server|rule
-	silences []Silence
-	saveErr  error
-	saves    int
+// quietLogger returns a logger whose output shows only when t fails.
+func quietLogger(t *testing.T) *slog.Logger {
+	t.Helper()
+	logger, _ := testutil.Logger(t)
+	return logger
 }
-
-var _ StateStore = (*memStore)(nil)
-
-func newMemStore() *memStore { return &memStore{states: map[string]RuleState{}} }
-
-func (m *memStore) LoadStates(_ context.Context, servers []string) (map[string]map[string]RuleState, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := map[string]map[string]RuleState{}
-	for _, st := range m.states {
-		for _, s := range servers {
-			if st.Server == s {
-				if out[s] == nil {
-					out[s] = map[string]RuleState{}
-				}
-				out[s][st.Rule] = st
-			}
-		}
-	}
-	return out, nil
-}
-
-func (m *memStore) SaveStates(_ context.Context, states []RuleState) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.saveErr != nil {
-		return m.saveErr
-	}
-	m.saves++
-	for _, st := range states {
-		if st.State == StateOK {
-			delete(m.states, st.Key())
-			continue
-		}
-		m.states[st.Key()] = st
-	}
-	return nil
-}
-
-func (m *memStore) ActiveSilences(_ context.Context, now time.Time) ([]Silence, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []Silence
-	for _, s := range m.silences {
-		if now.Before(s.Until) {
-			out = append(out, s)
-		}
-	}
-	return out, nil
-}
-
-func (m *memStore) AddSilence(_ context.Context, s Silence) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.silences = append(m.silences, s)
-	return nil
-}
-
-func (m *memStore) Firing(context.Context) ([]RuleState, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []RuleState
-	for _, st := range m.states {
-		if st.State == StateFiring {
-			out = append(out, st)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
-	return out, nil
-}
-
-func (m *memStore) keys() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	keys := make([]string, 0, len(m.states))
-	for k := range maps.Keys(m.states) {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// clock is a settable clock for an Engine.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // fleet returns servers with the default rules.
 func fleet(names ...string) []inventory.Server {
@@ -134,9 +31,9 @@ func fleet(names ...string) []inventory.Server {
 	return out
 }
 
-func at(server string, t time.Time, o Observation) Observation {
-	o.Server, o.At = server, t
-	return o
+func at(server string, t time.Time, r monitor.Result) monitor.Result {
+	r.Server, r.At = server, t
+	return r
 }
 
 func summaries(n *Notification) []string {
@@ -156,9 +53,9 @@ func TestRound(t *testing.T) {
 
 	t.Run("one digest for the round", func(t *testing.T) {
 		st := newMemStore()
-		c := &clock{t: t0}
-		e := NewEngine(st, c.now, quietLogger())
-		n, err := e.Round(ctx, servers, []Observation{
+		c := clockwork.NewFakeClockAt(t0)
+		e := NewEngine(st, c, quietLogger(t))
+		n, err := e.Round(ctx, servers, []monitor.Result{
 			at("web3", t0, ok(rd{disk: 50})),
 			at("web2", t0, keyChanged()),
 			at("web1", t0, ok(rd{disk: 95})),
@@ -180,8 +77,8 @@ func TestRound(t *testing.T) {
 			t.Errorf("stored %v, want only the firing states", keys)
 		}
 
-		c.set(t0.Add(time.Minute))
-		n, err = e.Round(ctx, servers, []Observation{
+		c.Advance(time.Minute)
+		n, err = e.Round(ctx, servers, []monitor.Result{
 			at("web1", t0.Add(time.Minute), ok(rd{disk: 95})),
 			at("web2", t0.Add(time.Minute), keyChanged()),
 		}, 0)
@@ -190,9 +87,9 @@ func TestRound(t *testing.T) {
 		}
 	})
 
-	t.Run("observations in time order", func(t *testing.T) {
-		e := NewEngine(newMemStore(), func() time.Time { return t0.Add(3 * time.Minute) }, quietLogger())
-		n, err := e.Round(ctx, servers, []Observation{
+	t.Run("results in time order", func(t *testing.T) {
+		e := NewEngine(newMemStore(), clockwork.NewFakeClockAt(t0.Add(3*time.Minute)), quietLogger(t))
+		n, err := e.Round(ctx, servers, []monitor.Result{
 			at("web1", t0.Add(2*time.Minute), ok(rd{disk: 50})),
 			at("web1", t0.Add(time.Minute), ok(rd{disk: 95})),
 		}, 0)
@@ -205,8 +102,8 @@ func TestRound(t *testing.T) {
 	})
 
 	t.Run("nothing to send", func(t *testing.T) {
-		e := NewEngine(newMemStore(), func() time.Time { return t0 }, quietLogger())
-		n, err := e.Round(ctx, servers, []Observation{at("web1", t0, ok(rd{disk: 50}))}, 0)
+		e := NewEngine(newMemStore(), clockwork.NewFakeClockAt(t0), quietLogger(t))
+		n, err := e.Round(ctx, servers, []monitor.Result{at("web1", t0, ok(rd{disk: 50}))}, 0)
 		if err != nil || n != nil {
 			t.Errorf("got %v, %v", summaries(n), err)
 		}
@@ -215,8 +112,8 @@ func TestRound(t *testing.T) {
 	t.Run("a failed save sends nothing and the next round does", func(t *testing.T) {
 		st := newMemStore()
 		st.saveErr = errors.New("database is down")
-		e := NewEngine(st, func() time.Time { return t0 }, quietLogger())
-		obs := []Observation{at("web1", t0, ok(rd{disk: 95}))}
+		e := NewEngine(st, clockwork.NewFakeClockAt(t0), quietLogger(t))
+		obs := []monitor.Result{at("web1", t0, ok(rd{disk: 95}))}
 		n, err := e.Round(ctx, servers, obs, 0)
 		if !errors.Is(err, st.saveErr) || n != nil {
 			t.Fatalf("got %v, %v; want the save error and no notification", summaries(n), err)
@@ -230,8 +127,8 @@ func TestRound(t *testing.T) {
 
 	t.Run("silences", func(t *testing.T) {
 		st := newMemStore()
-		c := &clock{t: t0}
-		e := NewEngine(st, c.now, quietLogger())
+		c := clockwork.NewFakeClockAt(t0)
+		e := NewEngine(st, c, quietLogger(t))
 		sil, err := NewSilence("web1", RuleDisk, "disk swap", t0, time.Hour)
 		if err != nil {
 			t.Fatal(err)
@@ -239,7 +136,7 @@ func TestRound(t *testing.T) {
 		if err := st.AddSilence(ctx, sil); err != nil {
 			t.Fatal(err)
 		}
-		n, err := e.Round(ctx, servers, []Observation{
+		n, err := e.Round(ctx, servers, []monitor.Result{
 			at("web1", t0, ok(rd{disk: 95, mem: 99})),
 			at("web2", t0, ok(rd{disk: 95})),
 		}, 0)
@@ -252,8 +149,8 @@ func TestRound(t *testing.T) {
 		if keys := st.keys(); !slices.Equal(keys, []string{"web1|disk", "web1|memory", "web2|disk"}) {
 			t.Errorf("stored %v: a silenced rule's state must still advance", keys)
 		}
-		c.set(t0.Add(time.Hour))
-		n, err = e.Round(ctx, servers, []Observation{at("web1", t0.Add(time.Hour), ok(rd{disk: 95}))}, 0)
+		c.Advance(time.Hour)
+		n, err = e.Round(ctx, servers, []monitor.Result{at("web1", t0.Add(time.Hour), ok(rd{disk: 95}))}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -264,14 +161,14 @@ func TestRound(t *testing.T) {
 
 	t.Run("states back to ok are deleted", func(t *testing.T) {
 		st := newMemStore()
-		e := NewEngine(st, func() time.Time { return t0 }, quietLogger())
-		if _, err := e.Round(ctx, servers, []Observation{at("web1", t0, fail("timeout", "deadline"))}, 0); err != nil {
+		e := NewEngine(st, clockwork.NewFakeClockAt(t0), quietLogger(t))
+		if _, err := e.Round(ctx, servers, []monitor.Result{at("web1", t0, fail(monitor.KindTimeout, "deadline"))}, 0); err != nil {
 			t.Fatal(err)
 		}
 		if keys := st.keys(); !slices.Equal(keys, []string{"web1|down"}) {
 			t.Fatalf("stored %v, want the pending down", keys)
 		}
-		if _, err := e.Round(ctx, servers, []Observation{at("web1", t0.Add(time.Minute), ok(rd{}))}, 0); err != nil {
+		if _, err := e.Round(ctx, servers, []monitor.Result{at("web1", t0.Add(time.Minute), ok(rd{}))}, 0); err != nil {
 			t.Fatal(err)
 		}
 		if keys := st.keys(); len(keys) != 0 {
@@ -281,13 +178,13 @@ func TestRound(t *testing.T) {
 
 	t.Run("a rule turned off is deleted", func(t *testing.T) {
 		st := newMemStore()
-		e := NewEngine(st, func() time.Time { return t0 }, quietLogger())
-		if _, err := e.Round(ctx, servers, []Observation{at("web1", t0, ok(rd{mem: 95}))}, 0); err != nil {
+		e := NewEngine(st, clockwork.NewFakeClockAt(t0), quietLogger(t))
+		if _, err := e.Round(ctx, servers, []monitor.Result{at("web1", t0, ok(rd{mem: 95}))}, 0); err != nil {
 			t.Fatal(err)
 		}
 		off := fleet("web1")
 		off[0].Alerts.Memory = inventory.Threshold{}
-		if _, err := e.Round(ctx, off, []Observation{at("web1", t0.Add(time.Minute), ok(rd{mem: 95}))}, 0); err != nil {
+		if _, err := e.Round(ctx, off, []monitor.Result{at("web1", t0.Add(time.Minute), ok(rd{mem: 95}))}, 0); err != nil {
 			t.Fatal(err)
 		}
 		if keys := st.keys(); len(keys) != 0 {
@@ -297,8 +194,8 @@ func TestRound(t *testing.T) {
 
 	t.Run("servers not in the inventory are skipped", func(t *testing.T) {
 		st := newMemStore()
-		e := NewEngine(st, func() time.Time { return t0 }, quietLogger())
-		n, err := e.Round(ctx, servers, []Observation{at("gone", t0, ok(rd{disk: 99}))}, 0)
+		e := NewEngine(st, clockwork.NewFakeClockAt(t0), quietLogger(t))
+		n, err := e.Round(ctx, servers, []monitor.Result{at("gone", t0, ok(rd{disk: 99}))}, 0)
 		if err != nil || n != nil || len(st.keys()) != 0 {
 			t.Errorf("got %v, %v, stored %v", summaries(n), err, st.keys())
 		}
@@ -306,8 +203,8 @@ func TestRound(t *testing.T) {
 }
 
 func TestNotificationID(t *testing.T) {
-	a := Alert{Server: "web1", Rule: RuleDisk, State: StateFiring, StartsAt: t0}
-	b := Alert{Server: "web2", Rule: RuleDown, State: StateFiring, StartsAt: t0}
+	a := Alert{Server: "web1", Rule: RuleDisk, State: monitor.AlertFiring, StartsAt: t0}
+	b := Alert{Server: "web2", Rule: RuleDown, State: monitor.AlertFiring, StartsAt: t0}
 	id := NotificationID(t0, []Alert{a, b}, false)
 	for _, tc := range []struct {
 		name   string
@@ -318,7 +215,7 @@ func TestNotificationID(t *testing.T) {
 		{"same alerts, other order after NewNotification", NewNotification(t0, []Alert{b, a}, false).ID, false},
 		{"other time", NotificationID(t0.Add(time.Second), []Alert{a, b}, false), true},
 		{"fewer alerts", NotificationID(t0, []Alert{a}, false), true},
-		{"resolved instead of firing", NotificationID(t0, []Alert{a, {Server: "web2", Rule: RuleDown, State: StateResolved, StartsAt: t0}}, false), true},
+		{"resolved instead of firing", NotificationID(t0, []Alert{a, {Server: "web2", Rule: RuleDown, State: monitor.AlertResolved, StartsAt: t0}}, false), true},
 		{"test", NotificationID(t0, []Alert{a, b}, true), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -342,7 +239,7 @@ func TestSilence(t *testing.T) {
 			{"that rule", RuleDisk, "web1", RuleDisk, 0, true},
 			{"another rule", RuleDisk, "web1", RuleMemory, 0, false},
 			{"another server", "", "web2", RuleDisk, 0, false},
-			{"every process rule", RuleProcesses, "web1", "processes:python", 0, true},
+			{"every process rule", monitor.SilenceAllProcesses, "web1", "processes:python", 0, true},
 			{"one process rule", "processes:python", "web1", "processes:java", 0, false},
 			{"expired", "", "web1", RuleDisk, 2 * time.Hour, false},
 			{"at its end", "", "web1", RuleDisk, 2*time.Hour - time.Nanosecond, true},

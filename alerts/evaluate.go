@@ -9,71 +9,25 @@ import (
 	"unicode"
 
 	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/probe/snapshot"
 )
 
-// An Observation is one probe attempt of one server, as the rules see it: a
-// snapshot, or a failure with its kind.
-type Observation struct {
-	Server string
-	// At is when the attempt finished (the collector's clock). States and
-	// alerts are dated by it; a zero At counts as the evaluation time.
-	At time.Time
-	// Snapshot is set when the attempt succeeded; FailKind and FailErr
-	// otherwise. A nil Snapshot with an empty FailKind is a failure of
-	// kind "error".
-	Snapshot *snapshot.Snapshot
-	FailKind string // unreachable, auth, hostkey, timeout, probe, config
-	FailErr  string
-	// HostKeyChanged marks a failure because the server offered a host key
-	// other than the recorded one (not merely an unknown one): "down" fires
-	// at once.
-	HostKeyChanged bool
-}
-
-// failed reports whether the attempt failed.
-func (o Observation) failed() bool { return o.Snapshot == nil }
-
-// A RuleState is where one rule of one server stands after the last
-// observation that the rule looked at.
-type RuleState struct {
-	Server string
-	Rule   string
-	State  State
-	// Streak counts consecutive observations that breached (for "down":
-	// failed) since the rule went pending, including the readings that kept
-	// a firing alert firing between Clear and Above. It is 0 in StateOK and
-	// StateResolved.
-	Streak int
-	// Since is when the state began: the first breaching reading while
-	// pending, the reading that fired while firing (the alert's StartsAt),
-	// the reading that resolved while resolved.
-	Since time.Time
-	// LastNotified is when a firing (or repeat) notification last went out;
-	// zero when the alert has not been notified since it fired, such as
-	// under a silence.
-	LastNotified time.Time
-	// Value, Threshold and Summary describe the last reading evaluated.
-	Value     float64
-	Threshold float64
-	Summary   string
-	// Kind is the failure kind of the last failed attempt, for "down".
-	Kind string
-	// HostKeyChanged reports that "down" is firing because of a changed
-	// host key (it stays set until the alert resolves).
-	HostKeyChanged bool
-}
-
-// Key returns "server|rule".
-func (s RuleState) Key() string { return s.Server + "|" + s.Rule }
-
-// okState is the one form of StateOK: nothing else is kept about a rule
+// okState is the one form of AlertOK: nothing else is kept about a rule
 // that is not breaching.
-func okState(server, rule string) RuleState {
-	return RuleState{Server: server, Rule: rule, State: StateOK}
+func okState(server, rule string) monitor.AlertState {
+	return monitor.AlertState{Server: server, Rule: rule, Status: monitor.AlertOK}
 }
 
-// Evaluate applies one observation of a server to the states of its rules.
+// Evaluate applies one result (probe attempt) of a server to the states of
+// its rules. It is pure: the clock is now, and it neither reads nor writes
+// a store.
+//
+// The result's At dates the states and alerts (a zero At counts as now).
+// A result without a Snapshot is a failed attempt of its Kind (an empty
+// Kind counts as monitor.KindUnreachable, as fleet classifies an untyped
+// failure), with Err saying what failed and HostKeyChanged set when the
+// server offered a host key other than the recorded one.
 //
 // prev holds the server's states by rule (missing rules are ok); rules are
 // the server's effective rules (inventory.Server.Alerts). now is the
@@ -101,7 +55,7 @@ func okState(server, rule string) RuleState {
 //     the streak and resolves a firing "down". An unknown (not changed)
 //     host key is an ordinary failure.
 //   - A firing rule is notified when it fires and again every repeat, but
-//     only on an observation that evaluated it (a repeat carries a fresh
+//     only on a result that evaluated it (a repeat carries a fresh
 //     reading). A resolve is notified only when the firing was.
 //   - A silenced rule notifies nothing, firing, repeat or resolved, but its
 //     state advances. When the silence ends, the next evaluation notifies a
@@ -110,43 +64,43 @@ func okState(server, rule string) RuleState {
 //   - A rule that is turned off (Above 0, a process rule without bounds or
 //     removed from the list) is dropped; when it was firing and notified,
 //     a resolved alert says so (unless silenced).
-//   - StateResolved lasts until the next evaluation of the rule, which
-//     treats it like StateOK.
-func Evaluate(rules inventory.AlertRules, prev map[string]RuleState, obs Observation, now time.Time, repeat time.Duration, silenced func(rule string) bool) (next map[string]RuleState, notify []Alert) {
+//   - AlertResolved lasts until the next evaluation of the rule, which
+//     treats it like AlertOK.
+func Evaluate(rules inventory.AlertRules, prev map[string]monitor.AlertState, r monitor.Result, now time.Time, repeat time.Duration, silenced func(rule string) bool) (next map[string]monitor.AlertState, notify []Alert) {
 	if repeat <= 0 {
 		repeat = inventory.DefaultAlertRepeat
 	}
 	if silenced == nil {
 		silenced = func(string) bool { return false }
 	}
-	e := &evaluator{obs: obs, at: obs.At, now: now, repeat: repeat, silenced: silenced}
+	e := &evaluator{r: r, at: r.At, now: now, repeat: repeat, silenced: silenced}
 	if e.at.IsZero() {
 		e.at = now
 	}
-	next = make(map[string]RuleState, len(prev)+5)
-	get := func(rule string) RuleState {
+	next = make(map[string]monitor.AlertState, len(prev)+5)
+	get := func(rule string) monitor.AlertState {
 		st, ok := prev[rule]
-		if !ok || st.State == "" {
-			return okState(obs.Server, rule)
+		if !ok || st.Status == "" {
+			return okState(r.Server, rule)
 		}
-		st.Server, st.Rule = obs.Server, rule
+		st.Server, st.Rule = r.Server, rule
 		return st
 	}
 
 	enabled := enabledRules(rules)
-	for _, r := range enabled {
-		st := get(r.name)
+	for _, ru := range enabled {
+		st := get(ru.name)
 		switch {
-		case r.name == RuleDown:
+		case ru.name == RuleDown:
 			st = e.stepDown(st, max(rules.Down.After, 1))
-		case obs.failed():
+		case r.Failed():
 			// Other rules keep their state through a failed attempt.
 		default:
-			if v, ok := r.read(obs.Snapshot); ok {
-				st = e.step(st, r.need, v)
+			if v, ok := ru.read(r.Snapshot); ok {
+				st = e.step(st, ru.need, v)
 			}
 		}
-		next[r.name] = st
+		next[ru.name] = st
 	}
 
 	// Rules turned off since the last evaluation.
@@ -158,7 +112,7 @@ func Evaluate(rules inventory.AlertRules, prev map[string]RuleState, obs Observa
 	}
 	sort.Strings(gone)
 	for _, rule := range gone {
-		if st := get(rule); st.State == StateFiring {
+		if st := get(rule); st.Status == monitor.AlertFiring {
 			e.resolve(st, st.Value, st.Threshold, ruleTitle(rule)+" alert turned off")
 		}
 	}
@@ -341,8 +295,8 @@ func processVerdict(p inventory.ProcessRule, n int) verdict {
 
 // evaluator carries one Evaluate call.
 type evaluator struct {
-	obs      Observation
-	at       time.Time // the observation's time
+	r        monitor.Result
+	at       time.Time // the result's time
 	now      time.Time // the notification clock
 	repeat   time.Duration
 	silenced func(rule string) bool
@@ -350,8 +304,8 @@ type evaluator struct {
 }
 
 // step moves a level rule (threshold or processes) by one reading.
-func (e *evaluator) step(st RuleState, need int, v verdict) RuleState {
-	if st.State == StateFiring {
+func (e *evaluator) step(st monitor.AlertState, need int, v verdict) monitor.AlertState {
+	if st.Status == monitor.AlertFiring {
 		if !v.hold {
 			return e.resolve(st, v.value, v.clear, v.resolved)
 		}
@@ -363,33 +317,33 @@ func (e *evaluator) step(st RuleState, need int, v verdict) RuleState {
 	if !v.breach {
 		return okState(st.Server, st.Rule)
 	}
-	if st.State != StatePending {
-		st = RuleState{Server: st.Server, Rule: st.Rule, State: StatePending, Since: e.at}
+	if st.Status != monitor.AlertPending {
+		st = monitor.AlertState{Server: st.Server, Rule: st.Rule, Status: monitor.AlertPending, Since: e.at}
 	}
 	st.Streak++
 	st.Value, st.Threshold, st.Summary = v.value, v.threshold, v.describe(st.Streak)
 	if st.Streak >= need {
-		st.State, st.Since, st.LastNotified = StateFiring, e.at, time.Time{}
+		st.Status, st.Since, st.LastNotified = monitor.AlertFiring, e.at, time.Time{}
 		e.maybeNotify(&st)
 	}
 	return st
 }
 
 // stepDown moves "down" by one attempt.
-func (e *evaluator) stepDown(st RuleState, after int) RuleState {
-	if !e.obs.failed() {
-		if st.State == StateFiring {
+func (e *evaluator) stepDown(st monitor.AlertState, after int) monitor.AlertState {
+	if !e.r.Failed() {
+		if st.Status == monitor.AlertFiring {
 			return e.resolve(st, 0, float64(after), fmt.Sprintf("up again after %s", attempts(st.Streak)))
 		}
 		return okState(st.Server, st.Rule)
 	}
-	kind := e.obs.FailKind
-	if kind == "" {
-		kind = "error"
+	kind := e.r.Kind
+	if kind == monitor.KindOK {
+		kind = monitor.KindUnreachable
 	}
-	changed := e.obs.HostKeyChanged
-	if st.State != StatePending && st.State != StateFiring {
-		st = RuleState{Server: st.Server, Rule: st.Rule, State: StatePending, Since: e.at}
+	changed := e.r.HostKeyChanged
+	if st.Status != monitor.AlertPending && st.Status != monitor.AlertFiring {
+		st = monitor.AlertState{Server: st.Server, Rule: st.Rule, Status: monitor.AlertPending, Since: e.at}
 	}
 	st.Streak++
 	st.Kind = kind
@@ -398,20 +352,20 @@ func (e *evaluator) stepDown(st RuleState, after int) RuleState {
 	if changed {
 		what = "host key changed"
 	}
-	st.Summary = "down: " + what + " (" + kind
-	if msg := cleanText(e.obs.FailErr, 300); msg != "" {
+	st.Summary = "down: " + what + " (" + string(kind)
+	if msg := cleanText(e.r.Error(), 300); msg != "" {
 		st.Summary += ": " + msg
 	}
 	st.Summary += ")"
 
 	switch {
-	case st.State == StateFiring:
+	case st.Status == monitor.AlertFiring:
 		if changed && !st.HostKeyChanged {
 			st.HostKeyChanged = true
 			st.LastNotified = time.Time{} // a changed key is news: notify now
 		}
 	case changed || st.Streak >= after:
-		st.State, st.Since, st.LastNotified, st.HostKeyChanged = StateFiring, e.at, time.Time{}, changed
+		st.Status, st.Since, st.LastNotified, st.HostKeyChanged = monitor.AlertFiring, e.at, time.Time{}, changed
 	default:
 		return st
 	}
@@ -428,7 +382,7 @@ func attempts(n int) string {
 
 // maybeNotify notifies a firing state when it was never notified or its
 // repeat is due, unless the rule is silenced.
-func (e *evaluator) maybeNotify(st *RuleState) {
+func (e *evaluator) maybeNotify(st *monitor.AlertState) {
 	if e.silenced(st.Rule) {
 		return
 	}
@@ -441,10 +395,10 @@ func (e *evaluator) maybeNotify(st *RuleState) {
 
 // resolve ends a firing state; the resolved alert goes out when the firing
 // one did and the rule is not silenced.
-func (e *evaluator) resolve(st RuleState, value, threshold float64, summary string) RuleState {
+func (e *evaluator) resolve(st monitor.AlertState, value, threshold float64, summary string) monitor.AlertState {
 	notified := !st.LastNotified.IsZero()
 	startsAt := st.Since
-	st.State, st.Streak, st.Since = StateResolved, 0, e.at
+	st.Status, st.Streak, st.Since = monitor.AlertResolved, 0, e.at
 	st.Value, st.Threshold, st.Summary = value, threshold, summary
 	st.HostKeyChanged = false
 	if st.Rule != RuleDown {
@@ -458,12 +412,12 @@ func (e *evaluator) resolve(st RuleState, value, threshold float64, summary stri
 	return st
 }
 
-func (e *evaluator) alert(st RuleState, endsAt time.Time) Alert {
-	state := StateFiring
+func (e *evaluator) alert(st monitor.AlertState, endsAt time.Time) Alert {
+	state := monitor.AlertFiring
 	if !endsAt.IsZero() {
-		state = StateResolved
+		state = monitor.AlertResolved
 	}
-	kind := ""
+	var kind monitor.Kind
 	if st.Rule == RuleDown {
 		kind = st.Kind
 	}

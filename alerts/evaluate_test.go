@@ -1,11 +1,13 @@
 package alerts
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/probe/snapshot"
 )
 
@@ -53,23 +55,25 @@ func snap(r rd) *snapshot.Snapshot {
 	return s
 }
 
-func ok(r rd) Observation { return Observation{Snapshot: snap(r)} }
+func ok(r rd) monitor.Result { return monitor.Result{Snapshot: snap(r)} }
 
-func fail(kind, msg string) Observation { return Observation{FailKind: kind, FailErr: msg} }
-
-func keyChanged() Observation {
-	return Observation{FailKind: "hostkey", FailErr: "web1: host key CHANGED: the server offers ssh-ed25519 SHA256:abc", HostKeyChanged: true}
+func fail(kind monitor.Kind, msg string) monitor.Result {
+	return monitor.Result{Kind: kind, Err: errors.New(msg)}
 }
 
-// A step is one observation and what the rule under test must do with it.
+func keyChanged() monitor.Result {
+	return monitor.Result{Kind: monitor.KindHostKey, Err: errors.New("web1: host key CHANGED: the server offers ssh-ed25519 SHA256:abc"), HostKeyChanged: true}
+}
+
+// A step is one result and what the rule under test must do with it.
 type step struct {
-	at      time.Duration         // observation time and clock, after t0
-	obs     Observation           // Server and At are filled in
+	at      time.Duration         // result time and clock, after t0
+	obs     monitor.Result        // Server and At are filled in
 	rules   *inventory.AlertRules // replaces the case's rules from this step on
 	silence bool                  // every rule is silenced
-	want    State                 // state of the rule under test afterwards ("" = gone)
+	want    monitor.AlertStatus   // state of the rule under test afterwards ("" = gone)
 	streak  int                   // its streak afterwards
-	notify  State                 // the one alert expected (of that rule), or "" for none
+	notify  monitor.AlertStatus   // the one alert expected (of that rule), or "" for none
 	summary string                // a substring of the alert's (or else the state's) summary
 }
 
@@ -99,169 +103,169 @@ func TestEvaluate(t *testing.T) {
 		steps  []step
 	}{
 		{"fires after for consecutive breaching snapshots", mem, RuleMemory, 0, []step{
-			{at: 0, obs: ok(rd{mem: 93.2}), want: StatePending, streak: 1, summary: "memory 93.2 % ≥ 90 %"},
-			{at: 1 * m, obs: ok(rd{mem: 95}), want: StatePending, streak: 2},
-			{at: 2 * m, obs: ok(rd{mem: 93.2}), want: StateFiring, streak: 3, notify: StateFiring, summary: "memory 93.2 % ≥ 90 % for 3 snapshots"},
-			{at: 3 * m, obs: ok(rd{mem: 94}), want: StateFiring, streak: 4},
+			{at: 0, obs: ok(rd{mem: 93.2}), want: monitor.AlertPending, streak: 1, summary: "memory 93.2 % ≥ 90 %"},
+			{at: 1 * m, obs: ok(rd{mem: 95}), want: monitor.AlertPending, streak: 2},
+			{at: 2 * m, obs: ok(rd{mem: 93.2}), want: monitor.AlertFiring, streak: 3, notify: monitor.AlertFiring, summary: "memory 93.2 % ≥ 90 % for 3 snapshots"},
+			{at: 3 * m, obs: ok(rd{mem: 94}), want: monitor.AlertFiring, streak: 4},
 		}},
 		{"a reading exactly at above breaches", disk, RuleDisk, 0, []step{
-			{at: 0, obs: ok(rd{disk: 90}), want: StateFiring, streak: 1, notify: StateFiring, summary: "disk 90.0 % ≥ 90 %"},
+			{at: 0, obs: ok(rd{disk: 90}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring, summary: "disk 90.0 % ≥ 90 %"},
 		}},
 		{"a pending alert that drops below never notifies", mem, RuleMemory, 0, []step{
-			{at: 0, obs: ok(rd{mem: 93}), want: StatePending, streak: 1},
-			{at: 1 * m, obs: ok(rd{mem: 93}), want: StatePending, streak: 2},
-			{at: 2 * m, obs: ok(rd{mem: 80}), want: StateOK},
-			{at: 3 * m, obs: ok(rd{mem: 93}), want: StatePending, streak: 1},
+			{at: 0, obs: ok(rd{mem: 93}), want: monitor.AlertPending, streak: 1},
+			{at: 1 * m, obs: ok(rd{mem: 93}), want: monitor.AlertPending, streak: 2},
+			{at: 2 * m, obs: ok(rd{mem: 80}), want: monitor.AlertOK},
+			{at: 3 * m, obs: ok(rd{mem: 93}), want: monitor.AlertPending, streak: 1},
 		}},
 		{"a pending alert between clear and above goes back to ok", mem, RuleMemory, 0, []step{
-			{at: 0, obs: ok(rd{mem: 93}), want: StatePending, streak: 1},
-			{at: 1 * m, obs: ok(rd{mem: 93}), want: StatePending, streak: 2},
-			{at: 2 * m, obs: ok(rd{mem: 87}), want: StateOK},
+			{at: 0, obs: ok(rd{mem: 93}), want: monitor.AlertPending, streak: 1},
+			{at: 1 * m, obs: ok(rd{mem: 93}), want: monitor.AlertPending, streak: 2},
+			{at: 2 * m, obs: ok(rd{mem: 87}), want: monitor.AlertOK},
 		}},
 		{"between clear and above a firing alert stays firing", disk, RuleDisk, 0, []step{
-			{at: 0, obs: ok(rd{disk: 91}), want: StateFiring, streak: 1, notify: StateFiring},
-			{at: 1 * m, obs: ok(rd{disk: 87}), want: StateFiring, streak: 2, summary: "not yet below 85 %"},
-			{at: 2 * m, obs: ok(rd{disk: 85}), want: StateFiring, streak: 3},
-			{at: 3 * m, obs: ok(rd{disk: 84.9}), want: StateResolved, notify: StateResolved, summary: "disk back to 84.9 % (below 85 %)"},
-			{at: 4 * m, obs: ok(rd{disk: 84.9}), want: StateOK},
+			{at: 0, obs: ok(rd{disk: 91}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring},
+			{at: 1 * m, obs: ok(rd{disk: 87}), want: monitor.AlertFiring, streak: 2, summary: "not yet below 85 %"},
+			{at: 2 * m, obs: ok(rd{disk: 85}), want: monitor.AlertFiring, streak: 3},
+			{at: 3 * m, obs: ok(rd{disk: 84.9}), want: monitor.AlertResolved, notify: monitor.AlertResolved, summary: "disk back to 84.9 % (below 85 %)"},
+			{at: 4 * m, obs: ok(rd{disk: 84.9}), want: monitor.AlertOK},
 		}},
 		{"without clear a firing alert resolves below above", noClear, RuleDisk, 0, []step{
-			{at: 0, obs: ok(rd{disk: 91}), want: StateFiring, streak: 1, notify: StateFiring},
-			{at: 1 * m, obs: ok(rd{disk: 89.9}), want: StateResolved, notify: StateResolved},
+			{at: 0, obs: ok(rd{disk: 91}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring},
+			{at: 1 * m, obs: ok(rd{disk: 89.9}), want: monitor.AlertResolved, notify: monitor.AlertResolved},
 		}},
 		{"a resolved alert that breaches again fires anew", disk, RuleDisk, 0, []step{
-			{at: 0, obs: ok(rd{disk: 91}), want: StateFiring, streak: 1, notify: StateFiring},
-			{at: 1 * m, obs: ok(rd{disk: 50}), want: StateResolved, notify: StateResolved},
-			{at: 2 * m, obs: ok(rd{disk: 92}), want: StateFiring, streak: 1, notify: StateFiring, summary: "disk 92.0 %"},
+			{at: 0, obs: ok(rd{disk: 91}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring},
+			{at: 1 * m, obs: ok(rd{disk: 50}), want: monitor.AlertResolved, notify: monitor.AlertResolved},
+			{at: 2 * m, obs: ok(rd{disk: 92}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring, summary: "disk 92.0 %"},
 		}},
 		{"repeat while firing", disk, RuleDisk, 4 * time.Hour, []step{
-			{at: 0, obs: ok(rd{disk: 91}), want: StateFiring, streak: 1, notify: StateFiring},
-			{at: time.Hour, obs: ok(rd{disk: 91}), want: StateFiring, streak: 2},
-			{at: 4*time.Hour - time.Second, obs: ok(rd{disk: 91}), want: StateFiring, streak: 3},
-			{at: 4 * time.Hour, obs: ok(rd{disk: 92.5}), want: StateFiring, streak: 4, notify: StateFiring, summary: "disk 92.5 % ≥ 90 % for 4 snapshots"},
-			{at: 5 * time.Hour, obs: ok(rd{disk: 91}), want: StateFiring, streak: 5},
-			{at: 8 * time.Hour, obs: ok(rd{disk: 91}), want: StateFiring, streak: 6, notify: StateFiring},
+			{at: 0, obs: ok(rd{disk: 91}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring},
+			{at: time.Hour, obs: ok(rd{disk: 91}), want: monitor.AlertFiring, streak: 2},
+			{at: 4*time.Hour - time.Second, obs: ok(rd{disk: 91}), want: monitor.AlertFiring, streak: 3},
+			{at: 4 * time.Hour, obs: ok(rd{disk: 92.5}), want: monitor.AlertFiring, streak: 4, notify: monitor.AlertFiring, summary: "disk 92.5 % ≥ 90 % for 4 snapshots"},
+			{at: 5 * time.Hour, obs: ok(rd{disk: 91}), want: monitor.AlertFiring, streak: 5},
+			{at: 8 * time.Hour, obs: ok(rd{disk: 91}), want: monitor.AlertFiring, streak: 6, notify: monitor.AlertFiring},
 		}},
 		{"a section error counts neither for nor against", mem, RuleMemory, 0, []step{
-			{at: 0, obs: ok(rd{mem: 93}), want: StatePending, streak: 1},
-			{at: 1 * m, obs: ok(rd{memErr: true}), want: StatePending, streak: 1},
-			{at: 2 * m, obs: ok(rd{mem: 93}), want: StatePending, streak: 2},
-			{at: 3 * m, obs: ok(rd{mem: 93}), want: StateFiring, streak: 3, notify: StateFiring},
-			{at: 4 * m, obs: ok(rd{memErr: true}), want: StateFiring, streak: 3},
+			{at: 0, obs: ok(rd{mem: 93}), want: monitor.AlertPending, streak: 1},
+			{at: 1 * m, obs: ok(rd{memErr: true}), want: monitor.AlertPending, streak: 1},
+			{at: 2 * m, obs: ok(rd{mem: 93}), want: monitor.AlertPending, streak: 2},
+			{at: 3 * m, obs: ok(rd{mem: 93}), want: monitor.AlertFiring, streak: 3, notify: monitor.AlertFiring},
+			{at: 4 * m, obs: ok(rd{memErr: true}), want: monitor.AlertFiring, streak: 3},
 		}},
 		{"another section's error does not matter", disk, RuleDisk, 0, []step{
-			{at: 0, obs: ok(rd{disk: 95, cpuErr: true, memErr: true, procErr: true}), want: StateFiring, streak: 1, notify: StateFiring},
+			{at: 0, obs: ok(rd{disk: 95, cpuErr: true, memErr: true, procErr: true}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring},
 		}},
 		{"a failed attempt keeps other rules as they are", disk, RuleDisk, time.Hour, []step{
-			{at: 0, obs: ok(rd{disk: 95}), want: StateFiring, streak: 1, notify: StateFiring},
-			{at: 2 * time.Hour, obs: fail("timeout", "probe web1: context deadline exceeded"), want: StateFiring, streak: 1},
-			{at: 3 * time.Hour, obs: ok(rd{disk: 95}), want: StateFiring, streak: 2, notify: StateFiring},
+			{at: 0, obs: ok(rd{disk: 95}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring},
+			{at: 2 * time.Hour, obs: fail("timeout", "probe web1: context deadline exceeded"), want: monitor.AlertFiring, streak: 1},
+			{at: 3 * time.Hour, obs: ok(rd{disk: 95}), want: monitor.AlertFiring, streak: 2, notify: monitor.AlertFiring},
 		}},
 		{"a failed attempt does not resolve", disk, RuleDisk, 0, []step{
-			{at: 0, obs: ok(rd{disk: 95}), want: StateFiring, streak: 1, notify: StateFiring},
-			{at: 1 * m, obs: fail("unreachable", "dial tcp 10.0.0.1:22: connect: connection refused"), want: StateFiring, streak: 1},
+			{at: 0, obs: ok(rd{disk: 95}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring},
+			{at: 1 * m, obs: fail("unreachable", "dial tcp 10.0.0.1:22: connect: connection refused"), want: monitor.AlertFiring, streak: 1},
 		}},
 		{"down after N failed attempts with the kind", down, RuleDown, 0, []step{
-			{at: 0, obs: fail("unreachable", "dial tcp 10.0.0.1:22: connect: connection refused"), want: StatePending, streak: 1, summary: "down: 1 failed attempt (unreachable: dial tcp"},
-			{at: 1 * m, obs: fail("timeout", "context deadline exceeded"), want: StatePending, streak: 2},
-			{at: 2 * m, obs: fail("unreachable", "dial tcp 10.0.0.1:22: connect: connection refused"), want: StateFiring, streak: 3, notify: StateFiring,
+			{at: 0, obs: fail("unreachable", "dial tcp 10.0.0.1:22: connect: connection refused"), want: monitor.AlertPending, streak: 1, summary: "down: 1 failed attempt (unreachable: dial tcp"},
+			{at: 1 * m, obs: fail("timeout", "context deadline exceeded"), want: monitor.AlertPending, streak: 2},
+			{at: 2 * m, obs: fail("unreachable", "dial tcp 10.0.0.1:22: connect: connection refused"), want: monitor.AlertFiring, streak: 3, notify: monitor.AlertFiring,
 				summary: "down: 3 failed attempts (unreachable: dial tcp 10.0.0.1:22: connect: connection refused)"},
-			{at: 3 * m, obs: fail("unreachable", "refused"), want: StateFiring, streak: 4},
+			{at: 3 * m, obs: fail("unreachable", "refused"), want: monitor.AlertFiring, streak: 4},
 		}},
 		{"a success resets the down streak", down, RuleDown, 0, []step{
-			{at: 0, obs: fail("auth", "ssh: unable to authenticate"), want: StatePending, streak: 1},
-			{at: 1 * m, obs: fail("auth", "ssh: unable to authenticate"), want: StatePending, streak: 2},
-			{at: 2 * m, obs: ok(rd{}), want: StateOK},
-			{at: 3 * m, obs: fail("auth", "ssh: unable to authenticate"), want: StatePending, streak: 1},
+			{at: 0, obs: fail("auth", "ssh: unable to authenticate"), want: monitor.AlertPending, streak: 1},
+			{at: 1 * m, obs: fail("auth", "ssh: unable to authenticate"), want: monitor.AlertPending, streak: 2},
+			{at: 2 * m, obs: ok(rd{}), want: monitor.AlertOK},
+			{at: 3 * m, obs: fail("auth", "ssh: unable to authenticate"), want: monitor.AlertPending, streak: 1},
 		}},
 		{"a success resolves a firing down", down, RuleDown, 0, []step{
-			{at: 0, obs: fail("probe", "probe exited 1"), want: StatePending, streak: 1},
-			{at: 1 * m, obs: fail("probe", "probe exited 1"), want: StatePending, streak: 2},
-			{at: 2 * m, obs: fail("probe", "probe exited 1"), want: StateFiring, streak: 3, notify: StateFiring},
-			{at: 3 * m, obs: ok(rd{}), want: StateResolved, notify: StateResolved, summary: "up again after 3 failed attempts"},
-			{at: 4 * m, obs: ok(rd{}), want: StateOK},
+			{at: 0, obs: fail("probe", "probe exited 1"), want: monitor.AlertPending, streak: 1},
+			{at: 1 * m, obs: fail("probe", "probe exited 1"), want: monitor.AlertPending, streak: 2},
+			{at: 2 * m, obs: fail("probe", "probe exited 1"), want: monitor.AlertFiring, streak: 3, notify: monitor.AlertFiring},
+			{at: 3 * m, obs: ok(rd{}), want: monitor.AlertResolved, notify: monitor.AlertResolved, summary: "up again after 3 failed attempts"},
+			{at: 4 * m, obs: ok(rd{}), want: monitor.AlertOK},
 		}},
 		{"a changed host key fires down at once", down, RuleDown, 0, []step{
-			{at: 0, obs: keyChanged(), want: StateFiring, streak: 1, notify: StateFiring, summary: "down: host key changed (hostkey: web1: host key CHANGED"},
-			{at: 1 * m, obs: keyChanged(), want: StateFiring, streak: 2},
+			{at: 0, obs: keyChanged(), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring, summary: "down: host key changed (hostkey: web1: host key CHANGED"},
+			{at: 1 * m, obs: keyChanged(), want: monitor.AlertFiring, streak: 2},
 		}},
 		{"an unknown host key is an ordinary failure", down, RuleDown, 0, []step{
-			{at: 0, obs: fail("hostkey", "web1: host key is not known"), want: StatePending, streak: 1, summary: "(hostkey: web1: host key is not known)"},
+			{at: 0, obs: fail("hostkey", "web1: host key is not known"), want: monitor.AlertPending, streak: 1, summary: "(hostkey: web1: host key is not known)"},
 		}},
 		{"a host key change while down fires notifies at once", down, RuleDown, 0, []step{
-			{at: 0, obs: fail("unreachable", "refused"), want: StatePending, streak: 1},
-			{at: 1 * m, obs: fail("unreachable", "refused"), want: StatePending, streak: 2},
-			{at: 2 * m, obs: fail("unreachable", "refused"), want: StateFiring, streak: 3, notify: StateFiring},
-			{at: 3 * m, obs: keyChanged(), want: StateFiring, streak: 4, notify: StateFiring, summary: "host key changed"},
-			{at: 4 * m, obs: keyChanged(), want: StateFiring, streak: 5},
+			{at: 0, obs: fail("unreachable", "refused"), want: monitor.AlertPending, streak: 1},
+			{at: 1 * m, obs: fail("unreachable", "refused"), want: monitor.AlertPending, streak: 2},
+			{at: 2 * m, obs: fail("unreachable", "refused"), want: monitor.AlertFiring, streak: 3, notify: monitor.AlertFiring},
+			{at: 3 * m, obs: keyChanged(), want: monitor.AlertFiring, streak: 4, notify: monitor.AlertFiring, summary: "host key changed"},
+			{at: 4 * m, obs: keyChanged(), want: monitor.AlertFiring, streak: 5},
 		}},
 		{"processes below min", procs, "processes:python", 0, []step{
-			{at: 0, obs: ok(rd{procs: map[string]int{"python": 2}}), want: StateFiring, streak: 1, notify: StateFiring, summary: "python processes 2 < min 5"},
-			{at: 1 * m, obs: ok(rd{procs: map[string]int{"python": 5}}), want: StateResolved, notify: StateResolved, summary: "python processes back to 5 (min 5, max 10)"},
+			{at: 0, obs: ok(rd{procs: map[string]int{"python": 2}}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring, summary: "python processes 2 < min 5"},
+			{at: 1 * m, obs: ok(rd{procs: map[string]int{"python": 5}}), want: monitor.AlertResolved, notify: monitor.AlertResolved, summary: "python processes back to 5 (min 5, max 10)"},
 		}},
 		{"processes above max", procs, "processes:python", 0, []step{
-			{at: 0, obs: ok(rd{procs: map[string]int{"python": 12}}), want: StateFiring, streak: 1, notify: StateFiring, summary: "python processes 12 > max 10"},
-			{at: 1 * m, obs: ok(rd{procs: map[string]int{"python": 10}}), want: StateResolved, notify: StateResolved},
+			{at: 0, obs: ok(rd{procs: map[string]int{"python": 12}}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring, summary: "python processes 12 > max 10"},
+			{at: 1 * m, obs: ok(rd{procs: map[string]int{"python": 10}}), want: monitor.AlertResolved, notify: monitor.AlertResolved},
 		}},
 		{"processes for consecutive snapshots", procs2, "processes:python", 0, []step{
-			{at: 0, obs: ok(rd{procs: map[string]int{"python": 0}}), want: StatePending, streak: 1},
-			{at: 1 * m, obs: ok(rd{procs: map[string]int{"python": 0}}), want: StateFiring, streak: 2, notify: StateFiring, summary: "python processes 0 < min 5 for 2 snapshots"},
+			{at: 0, obs: ok(rd{procs: map[string]int{"python": 0}}), want: monitor.AlertPending, streak: 1},
+			{at: 1 * m, obs: ok(rd{procs: map[string]int{"python": 0}}), want: monitor.AlertFiring, streak: 2, notify: monitor.AlertFiring, summary: "python processes 0 < min 5 for 2 snapshots"},
 		}},
 		{"processes section error is skipped", procs, "processes:python", 0, []step{
-			{at: 0, obs: ok(rd{procErr: true}), want: StateOK},
-			{at: 1 * m, obs: ok(rd{procs: map[string]int{"python": 1}}), want: StateFiring, streak: 1, notify: StateFiring},
-			{at: 2 * m, obs: ok(rd{procErr: true}), want: StateFiring, streak: 1},
+			{at: 0, obs: ok(rd{procErr: true}), want: monitor.AlertOK},
+			{at: 1 * m, obs: ok(rd{procs: map[string]int{"python": 1}}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring},
+			{at: 2 * m, obs: ok(rd{procErr: true}), want: monitor.AlertFiring, streak: 1},
 		}},
 		{"load per logical CPU", load, RuleLoad, 0, []step{
-			{at: 0, obs: ok(rd{load1: 15.9}), want: StateOK},
-			{at: 1 * m, obs: ok(rd{load1: 20}), want: StateFiring, streak: 1, notify: StateFiring, summary: "load 2.50 per CPU ≥ 2 (load1 20.00 on 8 CPUs)"},
-			{at: 2 * m, obs: ok(rd{load1: 13}), want: StateFiring, streak: 2},
-			{at: 3 * m, obs: ok(rd{load1: 11.9}), want: StateResolved, notify: StateResolved},
+			{at: 0, obs: ok(rd{load1: 15.9}), want: monitor.AlertOK},
+			{at: 1 * m, obs: ok(rd{load1: 20}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring, summary: "load 2.50 per CPU ≥ 2 (load1 20.00 on 8 CPUs)"},
+			{at: 2 * m, obs: ok(rd{load1: 13}), want: monitor.AlertFiring, streak: 2},
+			{at: 3 * m, obs: ok(rd{load1: 11.9}), want: monitor.AlertResolved, notify: monitor.AlertResolved},
 		}},
 		{"load without a logical CPU count is skipped", load, RuleLoad, 0, []step{
-			{at: 0, obs: ok(rd{load1: 20, noLogical: true}), want: StateOK},
+			{at: 0, obs: ok(rd{load1: 20, noLogical: true}), want: monitor.AlertOK},
 		}},
 		{"a silence suppresses firing; its end notifies", disk, RuleDisk, 4 * time.Hour, []step{
-			{at: 0, obs: ok(rd{disk: 95}), silence: true, want: StateFiring, streak: 1},
-			{at: 1 * m, obs: ok(rd{disk: 95}), silence: true, want: StateFiring, streak: 2},
-			{at: 2 * m, obs: ok(rd{disk: 95}), want: StateFiring, streak: 3, notify: StateFiring},
-			{at: 3 * m, obs: ok(rd{disk: 95}), want: StateFiring, streak: 4},
+			{at: 0, obs: ok(rd{disk: 95}), silence: true, want: monitor.AlertFiring, streak: 1},
+			{at: 1 * m, obs: ok(rd{disk: 95}), silence: true, want: monitor.AlertFiring, streak: 2},
+			{at: 2 * m, obs: ok(rd{disk: 95}), want: monitor.AlertFiring, streak: 3, notify: monitor.AlertFiring},
+			{at: 3 * m, obs: ok(rd{disk: 95}), want: monitor.AlertFiring, streak: 4},
 		}},
 		{"a silence suppresses repeats; a missed repeat goes out at its end", disk, RuleDisk, time.Hour, []step{
-			{at: 0, obs: ok(rd{disk: 95}), want: StateFiring, streak: 1, notify: StateFiring},
-			{at: 2 * time.Hour, obs: ok(rd{disk: 95}), silence: true, want: StateFiring, streak: 2},
-			{at: 2*time.Hour + m, obs: ok(rd{disk: 95}), want: StateFiring, streak: 3, notify: StateFiring},
+			{at: 0, obs: ok(rd{disk: 95}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring},
+			{at: 2 * time.Hour, obs: ok(rd{disk: 95}), silence: true, want: monitor.AlertFiring, streak: 2},
+			{at: 2*time.Hour + m, obs: ok(rd{disk: 95}), want: monitor.AlertFiring, streak: 3, notify: monitor.AlertFiring},
 		}},
 		{"a silence suppresses the resolve", disk, RuleDisk, 0, []step{
-			{at: 0, obs: ok(rd{disk: 95}), want: StateFiring, streak: 1, notify: StateFiring},
-			{at: 1 * m, obs: ok(rd{disk: 50}), silence: true, want: StateResolved},
-			{at: 2 * m, obs: ok(rd{disk: 50}), want: StateOK},
+			{at: 0, obs: ok(rd{disk: 95}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring},
+			{at: 1 * m, obs: ok(rd{disk: 50}), silence: true, want: monitor.AlertResolved},
+			{at: 2 * m, obs: ok(rd{disk: 50}), want: monitor.AlertOK},
 		}},
 		{"an alert never notified resolves quietly", disk, RuleDisk, 0, []step{
-			{at: 0, obs: ok(rd{disk: 95}), silence: true, want: StateFiring, streak: 1},
-			{at: 1 * m, obs: ok(rd{disk: 50}), want: StateResolved},
+			{at: 0, obs: ok(rd{disk: 95}), silence: true, want: monitor.AlertFiring, streak: 1},
+			{at: 1 * m, obs: ok(rd{disk: 50}), want: monitor.AlertResolved},
 		}},
 		{"a silenced down still advances", down, RuleDown, 0, []step{
-			{at: 0, obs: keyChanged(), silence: true, want: StateFiring, streak: 1},
-			{at: 1 * m, obs: keyChanged(), want: StateFiring, streak: 2, notify: StateFiring, summary: "host key changed"},
+			{at: 0, obs: keyChanged(), silence: true, want: monitor.AlertFiring, streak: 1},
+			{at: 1 * m, obs: keyChanged(), want: monitor.AlertFiring, streak: 2, notify: monitor.AlertFiring, summary: "host key changed"},
 		}},
 		{"a firing rule turned off resolves and is dropped", disk, RuleDisk, 0, []step{
-			{at: 0, obs: ok(rd{disk: 95}), want: StateFiring, streak: 1, notify: StateFiring},
-			{at: 1 * m, obs: ok(rd{disk: 95}), rules: &diskOff, want: "", notify: StateResolved, summary: "disk alert turned off"},
+			{at: 0, obs: ok(rd{disk: 95}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring},
+			{at: 1 * m, obs: ok(rd{disk: 95}), rules: &diskOff, want: "", notify: monitor.AlertResolved, summary: "disk alert turned off"},
 		}},
 		{"a pending rule turned off is dropped quietly", mem, RuleMemory, 0, []step{
-			{at: 0, obs: ok(rd{mem: 95}), want: StatePending, streak: 1},
+			{at: 0, obs: ok(rd{mem: 95}), want: monitor.AlertPending, streak: 1},
 			{at: 1 * m, obs: ok(rd{mem: 95}), rules: &diskOff, want: ""},
 		}},
 		{"a removed process keyword is dropped", procs, "processes:python", 0, []step{
-			{at: 0, obs: ok(rd{procs: map[string]int{"python": 1}}), want: StateFiring, streak: 1, notify: StateFiring},
-			{at: 1 * m, obs: fail("timeout", "deadline"), rules: &procsOff, want: "", notify: StateResolved, summary: "python processes alert turned off"},
+			{at: 0, obs: ok(rd{procs: map[string]int{"python": 1}}), want: monitor.AlertFiring, streak: 1, notify: monitor.AlertFiring},
+			{at: 1 * m, obs: fail("timeout", "deadline"), rules: &procsOff, want: "", notify: monitor.AlertResolved, summary: "python processes alert turned off"},
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rules := tc.rules
-			var prev map[string]RuleState
+			var prev map[string]monitor.AlertState
 			for i, s := range tc.steps {
 				if s.rules != nil {
 					rules = *s.rules
@@ -278,9 +282,9 @@ func TestEvaluate(t *testing.T) {
 				st, have := next[tc.rule]
 				switch {
 				case s.want == "" && have:
-					t.Errorf("step %d: %s still has state %s, want it dropped", i, tc.rule, st.State)
-				case s.want != "" && st.State != s.want:
-					t.Errorf("step %d: state %q, want %q (summary %q)", i, st.State, s.want, st.Summary)
+					t.Errorf("step %d: %s still has state %s, want it dropped", i, tc.rule, st.Status)
+				case s.want != "" && st.Status != s.want:
+					t.Errorf("step %d: state %q, want %q (summary %q)", i, st.Status, s.want, st.Summary)
 				case s.want != "" && st.Streak != s.streak:
 					t.Errorf("step %d: streak %d, want %d", i, st.Streak, s.streak)
 				}
@@ -333,26 +337,26 @@ func checkAlert(t *testing.T, step int, a Alert, now time.Time) {
 	if a.StartsAt.IsZero() || a.StartsAt.After(now) {
 		t.Errorf("step %d: StartsAt %s", step, a.StartsAt)
 	}
-	if a.State == StateFiring && !a.EndsAt.IsZero() {
+	if a.State == monitor.AlertFiring && !a.EndsAt.IsZero() {
 		t.Errorf("step %d: firing alert with EndsAt %s", step, a.EndsAt)
 	}
-	if a.State == StateResolved && !a.EndsAt.Equal(now) {
+	if a.State == monitor.AlertResolved && !a.EndsAt.Equal(now) {
 		t.Errorf("step %d: resolved alert with EndsAt %s, want %s", step, a.EndsAt, now)
 	}
 }
 
-func clone(m map[string]RuleState) map[string]RuleState {
+func clone(m map[string]monitor.AlertState) map[string]monitor.AlertState {
 	if m == nil {
 		return nil
 	}
-	out := make(map[string]RuleState, len(m))
+	out := make(map[string]monitor.AlertState, len(m))
 	for k, v := range m {
 		out[k] = v
 	}
 	return out
 }
 
-func equalStates(a, b map[string]RuleState) bool {
+func equalStates(a, b map[string]monitor.AlertState) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -368,12 +372,12 @@ func equalStates(a, b map[string]RuleState) bool {
 // reading that fired, also in repeats and the resolve.
 func TestEvaluateStartsAt(t *testing.T) {
 	rules := inventory.AlertRules{Memory: inventory.Threshold{Above: 90, Clear: 85, For: 2}, Down: inventory.DownRule{After: 3}}
-	var prev map[string]RuleState
+	var prev map[string]monitor.AlertState
 	var all []Alert
 	for i, v := range []float64{95, 95, 95, 95, 50} {
 		at := t0.Add(time.Duration(i) * time.Hour)
 		var notify []Alert
-		prev, notify = Evaluate(rules, prev, Observation{Server: "web1", At: at, Snapshot: snap(rd{mem: v})}, at, 2*time.Hour, nil)
+		prev, notify = Evaluate(rules, prev, monitor.Result{Server: "web1", At: at, Snapshot: snap(rd{mem: v})}, at, 2*time.Hour, nil)
 		all = append(all, notify...)
 	}
 	if len(all) != 3 {
@@ -397,7 +401,7 @@ func TestEvaluateStartsAt(t *testing.T) {
 // nothing, every enabled rule is in the result.
 func TestEvaluateDefaults(t *testing.T) {
 	rules := inventory.DefaultAlertRules()
-	next, notify := Evaluate(rules, nil, Observation{Server: "web1", At: t0, Snapshot: snap(rd{cpu: 10, mem: 40, disk: 50, load1: 1})}, t0, 0, nil)
+	next, notify := Evaluate(rules, nil, monitor.Result{Server: "web1", At: t0, Snapshot: snap(rd{cpu: 10, mem: 40, disk: 50, load1: 1})}, t0, 0, nil)
 	if len(notify) != 0 {
 		t.Fatalf("notified %+v", notify)
 	}
@@ -410,9 +414,22 @@ func TestEvaluateDefaults(t *testing.T) {
 		t.Errorf("got %d rules, want 5: %v", len(next), next)
 	}
 	// A full disk fires at once with the defaults.
-	_, notify = Evaluate(rules, next, Observation{Server: "web1", At: t0, Snapshot: snap(rd{disk: 97})}, t0, 0, nil)
+	_, notify = Evaluate(rules, next, monitor.Result{Server: "web1", At: t0, Snapshot: snap(rd{disk: 97})}, t0, 0, nil)
 	if len(notify) != 1 || notify[0].Rule != RuleDisk {
 		t.Errorf("full disk: %+v", notify)
+	}
+}
+
+// TestEvaluateFailureWithoutKind: a failed result without a kind counts as
+// unreachable, as fleet classifies an untyped failure.
+func TestEvaluateFailureWithoutKind(t *testing.T) {
+	rules := inventory.AlertRules{Down: inventory.DownRule{After: 1}}
+	next, notify := Evaluate(rules, nil, monitor.Result{Server: "web1", At: t0, Err: errors.New("broken pipe")}, t0, 0, nil)
+	if st := next[RuleDown]; st.Status != monitor.AlertFiring || st.Kind != monitor.KindUnreachable {
+		t.Errorf("down = %+v, want firing, unreachable", st)
+	}
+	if len(notify) != 1 || notify[0].Kind != monitor.KindUnreachable || notify[0].Summary != "down: 1 failed attempt (unreachable: broken pipe)" {
+		t.Errorf("notified %+v", notify)
 	}
 }
 

@@ -7,57 +7,29 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/crawlerfleet/collector/monitor"
 )
 
-// RuleProcesses, as a silence's rule, covers every "processes:<keyword>"
-// rule.
-const RuleProcesses = "processes"
-
-// A Silence keeps a server's alerts, or one rule's, from being notified
-// until it expires. State still advances underneath.
-type Silence struct {
-	ID     string
-	Server string
-	// Rule is a rule name, "processes" for every process rule, or "" for
-	// all rules.
-	Rule    string
-	Until   time.Time
-	Created time.Time
-	Comment string
-}
-
-// Matches reports whether s silences rule of server at now.
-func (s Silence) Matches(server, rule string, now time.Time) bool {
-	if s.Server != server || !now.Before(s.Until) {
-		return false
-	}
-	switch s.Rule {
-	case "", rule:
-		return true
-	case RuleProcesses:
-		return strings.HasPrefix(rule, RuleProcessesPrefix)
-	}
-	return false
-}
-
-// NewSilence returns a silence of rule ("" for all) of server from now for
-// d, with a random ID. It rejects an empty server, a d that is not positive
-// and a rule name that no rule has.
-func NewSilence(server, rule, comment string, now time.Time, d time.Duration) (Silence, error) {
+// NewSilence returns a silence of rule of server from now for d, with a
+// random ID. rule is a rule name, monitor.SilenceAllProcesses for every
+// process rule, or "" for all rules. It rejects an empty server, a d that
+// is not positive and a rule name that no rule has.
+func NewSilence(server, rule, comment string, now time.Time, d time.Duration) (monitor.Silence, error) {
 	if strings.TrimSpace(server) == "" {
-		return Silence{}, errors.New("silence: no server name")
+		return monitor.Silence{}, errors.New("silence: no server name")
 	}
 	if d <= 0 {
-		return Silence{}, fmt.Errorf("silence %s: duration %s is not positive; give how long, e.g. --for 2h", server, d)
+		return monitor.Silence{}, fmt.Errorf("silence %s: duration %s is not positive; give how long, e.g. --for 2h", server, d)
 	}
 	if err := checkRule(rule); err != nil {
-		return Silence{}, fmt.Errorf("silence %s: %w", server, err)
+		return monitor.Silence{}, fmt.Errorf("silence %s: %w", server, err)
 	}
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return Silence{}, fmt.Errorf("silence %s: make id: %w", server, err)
+		return monitor.Silence{}, fmt.Errorf("silence %s: make id: %w", server, err)
 	}
-	return Silence{
+	return monitor.Silence{
 		ID:      hex.EncodeToString(b[:]),
 		Server:  server,
 		Rule:    rule,
@@ -69,7 +41,7 @@ func NewSilence(server, rule, comment string, now time.Time, d time.Duration) (S
 
 func checkRule(rule string) error {
 	switch rule {
-	case "", RuleCPU, RuleMemory, RuleDisk, RuleLoad, RuleDown, RuleProcesses:
+	case "", RuleCPU, RuleMemory, RuleDisk, RuleLoad, RuleDown, monitor.SilenceAllProcesses:
 		return nil
 	}
 	if kw, ok := strings.CutPrefix(rule, RuleProcessesPrefix); ok && kw != "" {

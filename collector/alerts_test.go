@@ -6,10 +6,8 @@ import (
 	"log"
 	"net"
 	"net/mail"
-	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -150,9 +148,7 @@ func TestRunReloadsAlertChannels(t *testing.T) {
 	waitFor(t, "the disk alert", logs, func() bool { return strings.Contains(logs.String(), `msg=alert server=web1 rule=disk state=firing`) })
 
 	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", "")+section+sched+"\n[alerts]\ndisk = { above = 99.99 }\n"+sink.emailSection())
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	h.hangup <- struct{}{} // as SIGHUP does
 	waitFor(t, "the channels to reload", logs, func() bool { return strings.Contains(logs.String(), "alert channels reloaded") })
 	waitFor(t, "the resolution by mail", logs, func() bool {
 		for _, s := range sink.subjects(t) {

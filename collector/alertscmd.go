@@ -8,42 +8,42 @@ import (
 
 	"github.com/crawlerfleet/collector/alerts"
 	"github.com/crawlerfleet/collector/alerts/notify"
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/store"
 )
 
-func runAlerts(ctx context.Context, e *env, args []string) int {
+func cmdAlerts(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlagSet("alerts", "Usage: collector alerts        list the alerts firing now\n"+
 		"       collector alerts test   send a test notification to every channel\n")
-	rest, code, ok := parseArgs(fs, args, 0, 1)
-	if !ok {
-		return code
+	rest, err := parseArgs(fs, args, 0, 1)
+	if err != nil {
+		return err
 	}
 	switch {
 	case len(rest) == 0:
-		return listFiring(ctx, e)
-	case len(rest) == 1 && rest[0] == "test":
-		return testChannels(ctx, e)
+		return runAlerts(ctx, e)
+	case rest[0] == "test":
+		return runAlertsTest(ctx, e)
 	}
 	fs.Usage()
-	return exitUsage
+	return errUsagePrinted
 }
 
-// listFiring prints the firing alerts kept in the store for the servers of
+// runAlerts prints the firing alerts kept in the store for the servers of
 // the inventory. A server taken out of the inventory keeps its stored
 // states (another collector sharing the database may still watch it), so
 // its alerts are counted apart rather than listed.
-func listFiring(ctx context.Context, e *env) int {
-	inv, code := e.inventory()
-	if code != exitOK {
-		return code
+func runAlerts(ctx context.Context, e *env) error {
+	inv, err := e.inventory()
+	if err != nil {
+		return err
 	}
-	return e.withStore(ctx, inv, func(st *store.Store) int {
-		all, err := alerts.NewStoreState(st).Firing(ctx)
+	return e.withStore(ctx, inv, func(db *store.Store) error {
+		all, err := alerts.Firing(ctx, db)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "collector: alerts: %v\n", err)
-			return exitFailure
+			return fmt.Errorf("alerts: %w", err)
 		}
-		var firing []alerts.RuleState
+		var firing []monitor.AlertState
 		for _, s := range all {
 			if _, ok := inv.Server(s.Server); ok {
 				firing = append(firing, s)
@@ -54,7 +54,7 @@ func listFiring(ctx context.Context, e *env) int {
 		}
 		if len(firing) == 0 {
 			fmt.Fprintln(e.stdout, "no alerts firing")
-			return exitOK
+			return nil
 		}
 		now := time.Now()
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
@@ -62,37 +62,36 @@ func listFiring(ctx context.Context, e *env) int {
 		for _, s := range firing {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Server, s.Rule, alerts.Severity(s.Rule), roundDuration(now.Sub(s.Since)), s.Summary)
 		}
-		if err := tw.Flush(); err != nil {
-			return exitFailure
-		}
-		return exitOK
+		return tw.Flush()
 	})
 }
 
-// testChannels sends a test notification straight to every channel and
+// runAlertsTest sends a test notification straight to every channel and
 // prints what each said.
-func testChannels(ctx context.Context, e *env) int {
-	inv, code := e.inventory()
-	if code != exitOK {
-		return code
+func runAlertsTest(ctx context.Context, e *env) error {
+	inv, err := e.inventory()
+	if err != nil {
+		return err
 	}
 	notifiers, err := notify.FromConfig(inv.Alerts, e.getenv)
-	code = exitOK
+	failed := false
 	if err != nil {
 		fmt.Fprintf(e.stdout, "FAIL %v\n", err)
-		code = exitFailure
+		failed = true
 	}
 	if len(notifiers) == 0 && err == nil {
-		fmt.Fprintf(e.stderr, "collector: %s has no alert channels: add [alerts.email] or [[alerts.webhook]]\n", inv.Path)
-		return exitUsage
+		return usagef("%s has no alert channels: add [alerts.email] or [[alerts.webhook]]", inv.Path)
 	}
 	for _, r := range notify.SendTest(ctx, notifiers, time.Now()) {
 		if r.Err != nil {
 			fmt.Fprintf(e.stdout, "FAIL %s: %v\n", r.Channel, r.Err)
-			code = exitFailure
+			failed = true
 			continue
 		}
 		fmt.Fprintf(e.stdout, "OK   %s: test notification sent\n", r.Channel)
 	}
-	return code
+	if failed {
+		return errFailuresShown
+	}
+	return nil
 }

@@ -12,37 +12,49 @@ import (
 
 	"github.com/crawlerfleet/collector/collector/fleet"
 	"github.com/crawlerfleet/collector/collector/progress"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 // kindFixes say how to fix each kind of failure, for errors that do not say
 // it themselves.
-var kindFixes = map[fleet.Kind]string{
-	fleet.KindUnreachable: "check the address, port and firewalls, and that sshd runs there",
-	fleet.KindAuth:        "add the public key to authorized_keys on the server, or fix identity_file or user",
-	fleet.KindHostKey:     "check the fingerprint, then run: collector trust NAME",
-	fleet.KindTimeout:     "the host or network is slow or hung; raise timeout or connect_timeout",
-	fleet.KindProbe:       "the probe ran but failed: see the error",
-	fleet.KindConfig:      "fix the server's entry in servers.toml",
-	fleet.KindError:       "run the check again; if it fails again, see the server's sshd log",
+var kindFixes = map[monitor.Kind]string{
+	monitor.KindUnreachable: "check the address, port and firewalls, and that sshd runs there; if it dropped mid-command, see the server's sshd log",
+	monitor.KindAuth:        "add the public key to authorized_keys on the server, or fix identity_file or user",
+	monitor.KindHostKey:     "check the fingerprint, then run: collector trust NAME",
+	monitor.KindTimeout:     "the host or network is slow or hung; raise timeout or connect_timeout",
+	monitor.KindProbe:       "the probe ran but failed: see the error",
+	monitor.KindConfig:      "fix the server's entry in servers.toml",
 }
 
-func runCheck(ctx context.Context, e *env, args []string) int {
+// checkOptions are the flags of `collector check`.
+type checkOptions struct {
+	json bool // one JSON object per server and line
+}
+
+func cmdCheck(ctx context.Context, e *env, args []string) error {
+	var o checkOptions
 	fs := e.newFlagSet("check", "Usage: collector check [--json] [NAME...]\n\n"+
 		"Check servers.toml, then connect to each server (all, or those named) and run\n"+
 		"the probe once; print one line per server, with the fix for each failure.\n"+
 		"Exits 1 when a server failed, 2 when servers.toml has errors.\n\n")
-	asJSON := fs.Bool("json", false, "print one JSON object per server and line")
-	names, code, ok := parseArgs(fs, args, 0, -1)
-	if !ok {
-		return code
+	fs.BoolVar(&o.json, "json", false, "print one JSON object per server and line")
+	names, err := parseArgs(fs, args, 0, -1)
+	if err != nil {
+		return err
 	}
-	inv, servers, code := e.selectServers(names)
-	if code != exitOK {
-		return code
+	return runCheck(ctx, e, o, names)
+}
+
+// runCheck validates the inventory, tries each server and prints a line
+// each, with the fix for each failure.
+func runCheck(ctx context.Context, e *env, o checkOptions, names []string) error {
+	inv, servers, err := e.selectServers(names)
+	if err != nil {
+		return err
 	}
 	if len(servers) == 0 {
 		fmt.Fprintf(e.stderr, "collector: %s is valid and lists no servers\n", inv.Path)
-		return exitOK
+		return nil
 	}
 
 	var prog *progress.Progress
@@ -61,39 +73,35 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	for _, s := range servers {
 		width = max(width, len(s.Name))
 	}
-	code = exitOK
+	failed := false
 	for _, r := range results {
 		c := newCheckResult(r)
-		if !c.OK {
-			code = exitFailure
-		}
+		failed = failed || !c.OK
 		var err error
-		if *asJSON {
+		if o.json {
 			err = json.NewEncoder(e.stdout).Encode(c)
 		} else {
 			err = c.write(e.stdout, width)
 		}
 		if err != nil {
-			fmt.Fprintf(e.stderr, "collector: write output: %v\n", err)
-			return exitFailure
+			return fmt.Errorf("write output: %w", err)
 		}
 	}
-	return code
+	if failed {
+		return errFailuresShown
+	}
+	return nil
 }
-
-// stderrIsTerminal reports whether stderr is a terminal, where progress can
-// be redrawn in place.
-func (e *env) stderrIsTerminal() bool { return e.isTerminal(e.stderr) }
 
 // progressFunc returns a callback that reports each result to prog, which
 // may be nil for no progress.
-func progressFunc(prog *progress.Progress) func(fleet.Result) {
-	return func(r fleet.Result) {
+func progressFunc(prog *progress.Progress) func(monitor.Result) {
+	return func(r monitor.Result) {
 		if prog == nil {
 			return
 		}
 		var err error
-		if r.Err != nil {
+		if r.Failed() {
 			err = kindError(r.Kind)
 		}
 		prog.Done(r.Server, err)
@@ -101,33 +109,33 @@ func progressFunc(prog *progress.Progress) func(fleet.Result) {
 }
 
 // kindError is a kind of failure as the short error progress shows.
-type kindError fleet.Kind
+type kindError monitor.Kind
 
 func (k kindError) Error() string { return string(k) }
 
 // checkResult is one server's line of `check`, and its JSON object with
 // --json.
 type checkResult struct {
-	Server     string     `json:"server"`
-	OK         bool       `json:"ok"`
-	Kind       fleet.Kind `json:"kind,omitempty"`
-	Error      string     `json:"error,omitempty"` // without the fix
-	Fix        string     `json:"fix,omitempty"`
-	DurationMS int64      `json:"duration_ms"`
-	Platform   string     `json:"platform,omitempty"` // "linux/amd64"
+	Server     string       `json:"server"`
+	OK         bool         `json:"ok"`
+	Kind       monitor.Kind `json:"kind,omitempty"`
+	Error      string       `json:"error,omitempty"` // without the fix
+	Fix        string       `json:"fix,omitempty"`
+	DurationMS int64        `json:"duration_ms"`
+	Platform   string       `json:"platform,omitempty"` // "linux/amd64"
 	duration   time.Duration
 }
 
-func newCheckResult(r fleet.Result) checkResult {
+func newCheckResult(r monitor.Result) checkResult {
 	c := checkResult{
 		Server:     r.Server,
-		OK:         r.Err == nil,
+		OK:         !r.Failed(),
 		Kind:       r.Kind,
 		DurationMS: r.Duration.Milliseconds(),
 		Platform:   r.Platform,
 		duration:   r.Duration,
 	}
-	if r.Err != nil {
+	if r.Failed() {
 		c.Error, c.Fix = splitFix(r)
 	}
 	return c
@@ -136,8 +144,8 @@ func newCheckResult(r fleet.Result) checkResult {
 // splitFix returns the message of r's error, without the server's name in
 // front (the line names it), and the fix apart from it: the error's own
 // (remote's errors carry theirs), or else the one for its kind.
-func splitFix(r fleet.Result) (msg, fix string) {
-	msg = strings.TrimPrefix(r.Err.Error(), r.Server+": ")
+func splitFix(r monitor.Result) (msg, fix string) {
+	msg = strings.TrimPrefix(r.Error(), r.Server+": ")
 	var fixer interface{ Fix() string }
 	if errors.As(r.Err, &fixer) {
 		if fix = fixer.Fix(); strings.Contains(msg, "; "+fix) {

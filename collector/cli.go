@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"golang.org/x/term"
 
@@ -16,21 +18,18 @@ import (
 	"github.com/crawlerfleet/collector/inventory"
 )
 
-// Exit codes.
-const (
-	exitOK      = 0
-	exitFailure = 1 // a server failed, or the command could not do its job
-	exitUsage   = 2 // bad command line or configuration
-)
-
-// env is what a command may touch of the outside world. Tests fill it with
-// buffers and test probe builds.
+// env is what a command may touch of the outside world, and the global
+// flags. Tests fill it with buffers, test probe builds and their own
+// hangup channel.
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	isTerminal     func(f any) bool // whether f (stdin, stderr) is a terminal
 	probes         probebin.Set
 	getenv         func(string) string
+	// hangups returns a channel that receives when the daemon is asked to
+	// reload (SIGHUP), and a function that stops the delivery.
+	hangups func() (<-chan struct{}, func())
 
 	configPath  string     // set from --config by run
 	logLevel    slog.Level // set from --log-level by run; commands may lower their default
@@ -45,13 +44,41 @@ func newEnv() *env {
 		isTerminal: isTerminal,
 		probes:     probebin.Embedded,
 		getenv:     os.Getenv,
+		hangups:    sighups,
 	}
+}
+
+// sighups delivers SIGHUP as a reload request.
+func sighups() (<-chan struct{}, func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	out := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sig:
+				select {
+				case out <- struct{}{}:
+				case <-done:
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return out, func() { signal.Stop(sig); close(done) }
 }
 
 func isTerminal(v any) bool {
 	f, ok := v.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
+
+// stderrIsTerminal reports whether stderr is a terminal, where progress can
+// be redrawn in place.
+func (e *env) stderrIsTerminal() bool { return e.isTerminal(e.stderr) }
 
 // logger returns the logger for a command whose default level is def.
 func (e *env) logger(def slog.Level) *slog.Logger {
@@ -62,56 +89,38 @@ func (e *env) logger(def slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// loadInventory loads the inventory named by --config.
-func (e *env) loadInventory() (*inventory.Inventory, error) {
+// inventory loads the inventory named by --config; its errors are usage
+// errors (exit 2).
+func (e *env) inventory() (*inventory.Inventory, error) {
 	inv, err := inventory.Load(e.configPath)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w (set --config or COLLECTOR_CONFIG; the repository's servers.toml is a documented example)", err)
+			return nil, &usageError{fmt.Errorf("%w (set --config or COLLECTOR_CONFIG; the repository's servers.toml is a documented example)", err)}
 		}
-		return nil, err
+		return nil, &usageError{err}
 	}
 	return inv, nil
 }
 
-// printErr prints err on stderr, "collector: " before each of its lines:
-// errors.Join puts each problem of a servers.toml on a line of its own.
-func (e *env) printErr(err error) {
-	for _, line := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(e.stderr, "collector: %s\n", line)
-	}
-}
-
-// inventory loads the inventory. On failure it prints why and returns the
-// exit code to use; otherwise exitOK.
-func (e *env) inventory() (*inventory.Inventory, int) {
-	inv, err := e.loadInventory()
+// selectServers loads the inventory and picks the named servers (all when
+// none are named).
+func (e *env) selectServers(names []string) (*inventory.Inventory, []inventory.Server, error) {
+	inv, err := e.inventory()
 	if err != nil {
-		e.printErr(err)
-		return nil, exitUsage
-	}
-	return inv, exitOK
-}
-
-// selectServers loads the inventory and picks the named servers, printing
-// why when it cannot, like inventory.
-func (e *env) selectServers(names []string) (*inventory.Inventory, []inventory.Server, int) {
-	inv, code := e.inventory()
-	if code != exitOK {
-		return nil, nil, code
+		return nil, nil, err
 	}
 	servers, err := inv.Select(names)
 	if err != nil {
-		e.printErr(err)
-		return nil, nil, exitUsage
+		return nil, nil, &usageError{err}
 	}
-	return inv, servers, exitOK
+	return inv, servers, nil
 }
 
-// A command is one subcommand.
+// A command is one subcommand: run parses its flags into its options and
+// calls the command's runX(ctx, e, opts, args).
 type command struct {
 	name, args, summary string
-	run                 func(ctx context.Context, e *env, args []string) int
+	run                 func(ctx context.Context, e *env, args []string) error
 }
 
 var commands []command
@@ -119,18 +128,18 @@ var commands []command
 func init() {
 	// Assigned here, not in the declaration: help refers to commands.
 	commands = []command{
-		{"once", "NAME...", "probe the named servers now and print what they report", runOnce},
-		{"collect", "[NAME...]", "run one collection round and store the results (fits a crontab)", runCollect},
-		{"run", "[--rounds N]", "collect every server on its cron schedule, until stopped", runRun},
-		{"status", "[NAME...]", "show what the store holds: latest snapshot, peaks and failures per server", runStatus},
-		{"alerts", "[test]", "list the alerts firing now; `alerts test` sends a test to every channel", runAlerts},
-		{"silence", "NAME [--for 2h] [--rule R]", "hold a server's alert notifications for a while", runSilence},
-		{"silences", "", "list the silences in force", runSilences},
-		{"report", "[--since 7d] [--out FILE]", "write the HTML peak report: peaks, processes at the peaks, capacity", runReport},
-		{"check", "[NAME...]", "check servers.toml, try each server and say how to fix what fails", runCheck},
-		{"trust", "NAME", "fetch a server's host key, show its fingerprint and record it in known_hosts", runTrust},
-		{"version", "", "print the collector's version and its probe builds", runVersion},
-		{"help", "", "print this help", runHelp},
+		{"once", "NAME...", "probe the named servers now and print what they report", cmdOnce},
+		{"collect", "[NAME...]", "run one collection round and store the results (fits a crontab)", cmdCollect},
+		{"run", "[--rounds N] [--listen ADDR]", "collect every server on its cron schedule, until stopped", cmdRun},
+		{"status", "[NAME...]", "show what the store holds: latest snapshot, peaks and failures per server", cmdStatus},
+		{"alerts", "[test]", "list the alerts firing now; `alerts test` sends a test to every channel", cmdAlerts},
+		{"silence", "NAME [--for 2h] [--rule R]", "hold a server's alert notifications for a while", cmdSilence},
+		{"silences", "", "list the silences in force", cmdSilences},
+		{"report", "[--since 7d] [--out FILE]", "write the HTML peak report: peaks, processes at the peaks, capacity", cmdReport},
+		{"check", "[NAME...]", "check servers.toml, try each server and say how to fix what fails", cmdCheck},
+		{"trust", "NAME", "fetch a server's host key, show its fingerprint and record it in known_hosts", cmdTrust},
+		{"version", "", "print the collector's version and its probe builds", cmdVersion},
+		{"help", "", "print this help", cmdHelp},
 	}
 }
 
@@ -153,8 +162,7 @@ func run(ctx context.Context, args []string, e *env) int {
 	}
 	if *level != "" {
 		if err := e.logLevel.UnmarshalText([]byte(*level)); err != nil {
-			fmt.Fprintf(e.stderr, "collector: --log-level: %v\n", err)
-			return exitUsage
+			return e.exitCode(usagef("--log-level: %v", err))
 		}
 		e.logLevelSet = true
 	}
@@ -165,26 +173,25 @@ func run(ctx context.Context, args []string, e *env) int {
 	name, rest := fs.Arg(0), fs.Args()[1:]
 	for _, c := range commands {
 		if c.name == name {
-			return c.run(ctx, e, rest)
+			return e.exitCode(c.run(ctx, e, rest))
 		}
 	}
-	fmt.Fprintf(e.stderr, "collector: unknown command %q; run 'collector help'\n", name)
-	return exitUsage
+	return e.exitCode(usagef("unknown command %q; run 'collector help'", name))
 }
 
-func runHelp(_ context.Context, e *env, _ []string) int {
+func cmdHelp(_ context.Context, e *env, _ []string) error {
 	usage(e.stdout)
-	return exitOK
+	return nil
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "collector: an agentless server monitor that pulls snapshots over SSH.\n\n")
 	fmt.Fprintf(w, "Usage: collector [--config FILE] [--log-level LEVEL] COMMAND [ARGS]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-22s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+		fmt.Fprintf(w, "  %-30s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
 	}
-	fmt.Fprintf(w, "\nGlobal flags:\n  --config FILE          inventory file (default ./servers.toml, env COLLECTOR_CONFIG)\n")
-	fmt.Fprintf(w, "  --log-level LEVEL      debug, info, warn or error (logs go to stderr)\n")
+	fmt.Fprintf(w, "\nGlobal flags:\n  --config FILE                  inventory file (default ./servers.toml, env COLLECTOR_CONFIG)\n")
+	fmt.Fprintf(w, "  --log-level LEVEL              debug, info, warn or error (logs go to stderr)\n")
 	fmt.Fprintf(w, "\nRun 'collector COMMAND -h' for a command's flags.\n")
 }
 
@@ -203,20 +210,20 @@ func (e *env) newFlagSet(name, usage string) *flag.FlagSet {
 
 // parseArgs parses a subcommand's flags and positional arguments (see
 // parseInterspersed) and checks there are at least min and, unless max < 0,
-// at most max positionals. When ok is false the command ends with code:
-// exitOK after -h, exitUsage otherwise, with usage printed once.
-func parseArgs(fs *flag.FlagSet, args []string, min, max int) (positional []string, code int, ok bool) {
+// at most max positionals. Its error ends the command: flag.ErrHelp after
+// -h (exit 0), errUsagePrinted otherwise, with usage printed once.
+func parseArgs(fs *flag.FlagSet, args []string, min, max int) ([]string, error) {
 	positional, err := parseInterspersed(fs, args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
-		return nil, exitOK, false
+		return nil, flag.ErrHelp
 	case err != nil: // the flag package has printed the error and usage
-		return nil, exitUsage, false
+		return nil, errUsagePrinted
 	case len(positional) < min || max >= 0 && len(positional) > max:
 		fs.Usage()
-		return nil, exitUsage, false
+		return nil, errUsagePrinted
 	}
-	return positional, exitOK, true
+	return positional, nil
 }
 
 // parseInterspersed parses flags that may stand before, between or after the

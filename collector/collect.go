@@ -6,53 +6,70 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/crawlerfleet/collector/collector/alerting"
 	"github.com/crawlerfleet/collector/collector/fleet"
 	"github.com/crawlerfleet/collector/collector/progress"
+	"github.com/crawlerfleet/collector/collector/round"
 	"github.com/crawlerfleet/collector/inventory"
-	"github.com/crawlerfleet/collector/store"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
-func runCollect(ctx context.Context, e *env, args []string) int {
+// pruneEvery is how often data past its retention is deleted at most: the
+// daemon tries every hour, and collect after each round, so that a crontab
+// keeps retention too.
+const pruneEvery = time.Hour
+
+func cmdCollect(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlagSet("collect", "Usage: collector collect [NAME...]\n\n"+
 		"Run one collection round over all servers (or the named ones) and store the\n"+
 		"results: the same round `collector run` makes on every tick. Fits a system crontab.\n\n")
-	names, code, ok := parseArgs(fs, args, 0, -1)
-	if !ok {
-		return code
+	names, err := parseArgs(fs, args, 0, -1)
+	if err != nil {
+		return err
 	}
-	inv, servers, code := e.selectServers(names)
-	if code != exitOK {
-		return code
+	return runCollect(ctx, e, names)
+}
+
+// runCollect runs one round over the named servers (all when none), stores
+// the results, evaluates the alerts and delivers what they queued, prunes
+// when due, and prints a summary; it fails with errFailuresShown when any
+// server failed, so that cron mails it.
+func runCollect(ctx context.Context, e *env, names []string) error {
+	inv, servers, err := e.selectServers(names)
+	if err != nil {
+		return err
 	}
 	logger := e.logger(slog.LevelWarn)
-	st, code := e.openStore(ctx, inv, logger)
-	if code != exitOK {
-		return code
+	st, err := e.openStore(ctx, inv, logger, true)
+	if err != nil {
+		return err
 	}
-	defer closeStore(st, logger)
+	defer st.close()
 
 	// Failures show in the progress and the summary: the fleet's own log of
 	// them would say each twice.
 	f := e.scheduledFleet(inv, e.logger(slog.LevelError))
 	defer f.Close()
-	r := &rounder{fleet: f, writer: st, alerts: e.newAlerting(inv, st, logger), logger: logger}
+	al := alerting.New(inv.Alerts, st.db, e.getenv, nil, logger)
+	r := &round.Runner{Prober: f, Writer: st.spool, Alerts: al, Logger: logger}
 	// Progress on stderr: redrawn in place on a terminal, else a line per
 	// failure as it happens.
 	prog := progress.New(e.stderr, len(servers), e.stderrIsTerminal())
-	results := r.run(ctx, servers, progressFunc(prog))
+	results := r.Run(ctx, servers, progressFunc(prog))
 	prog.Finish()
-	r.alerts.flush(ctx)
-	pruneIfDue(ctx, st, r.alerts, logger)
+	al.Flush(ctx)
+	prune(ctx, st, al, time.Now(), logger)
 	return printSummary(e, results)
 }
 
 // printSummary prints how a round went, one line per failure, and returns
-// the exit code: failure when any server failed.
-func printSummary(e *env, results []fleet.Result) int {
+// errFailuresShown when any server failed.
+func printSummary(e *env, results []monitor.Result) error {
 	var failed []string
 	for _, r := range results {
-		if r.Err != nil {
+		if r.Failed() {
 			failed = append(failed, fmt.Sprintf("  %s (%s): %v", r.Server, r.Kind, r.Err))
 		}
 	}
@@ -60,28 +77,9 @@ func printSummary(e *env, results []fleet.Result) int {
 	fmt.Fprintf(e.stdout, "collected %d servers: %d ok, %d failed\n", len(results), len(results)-len(failed), len(failed))
 	if len(failed) > 0 {
 		fmt.Fprintln(e.stdout, strings.Join(failed, "\n"))
-		return exitFailure
+		return errFailuresShown
 	}
-	return exitOK
-}
-
-// openStore opens the store that inv configures; COLLECTOR_MONGO_URI
-// overrides its URI. On failure it prints why and returns the exit code.
-func (e *env) openStore(ctx context.Context, inv *inventory.Inventory, logger *slog.Logger) (*store.Store, int) {
-	cfg := store.Config{
-		URI:             inv.Store.URI,
-		Database:        inv.Store.Database,
-		DataDir:         inv.Store.DataDir,
-		Retention:       inv.Store.Retention,
-		RollupRetention: inv.Store.RollupRetention,
-		SpoolMax:        inv.Store.SpoolMax,
-	}.ApplyEnv(e.getenv)
-	st, err := store.Open(ctx, cfg, logger)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: open store: %v\n", err)
-		return nil, exitFailure
-	}
-	return st, exitOK
+	return nil
 }
 
 // scheduledFleet returns a fleet with the [schedule] settings of inv, for
@@ -90,21 +88,16 @@ func (e *env) scheduledFleet(inv *inventory.Inventory, logger *slog.Logger) *fle
 	return fleet.New(inv, fleet.Options{Probes: e.probes, Logger: logger, Concurrency: inv.Schedule.Concurrency, Splay: inv.Schedule.Splay})
 }
 
-// withStore opens the store inv configures, runs fn with it, and closes it:
-// for the commands that only read or add a little (status, alerts, silences).
-func (e *env) withStore(ctx context.Context, inv *inventory.Inventory, fn func(st *store.Store) int) int {
-	logger := e.logger(slog.LevelWarn)
-	st, code := e.openStore(ctx, inv, logger)
-	if code != exitOK {
-		return code
+// prune deletes data past retention, and old alert notifications, when the
+// last prune by any command on this store is pruneEvery ago or more.
+func prune(ctx context.Context, st *stores, al *alerting.Alerting, now time.Time, logger *slog.Logger) {
+	pruned, err := st.db.PruneIfDue(ctx, now, pruneEvery)
+	if err != nil {
+		logger.Warn("prune old data", "err", err)
 	}
-	defer closeStore(st, logger)
-	return fn(st)
-}
-
-// closeStore closes st, flushing what it holds, and logs a failure.
-func closeStore(st *store.Store, logger *slog.Logger) {
-	if err := st.Close(context.Background()); err != nil {
-		logger.Error("close store", "err", err)
+	if pruned && al != nil {
+		if _, err := al.Outbox().Prune(ctx); err != nil {
+			logger.Warn("prune old alert notifications", "err", err)
+		}
 	}
 }

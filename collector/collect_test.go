@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,13 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/crawlerfleet/collector/collector/internal/sshdtest"
+	"github.com/crawlerfleet/collector/internal/testutil"
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/probe/snapshot"
 	"github.com/crawlerfleet/collector/store"
 )
@@ -90,10 +90,10 @@ func TestCollectStoresSnapshotsAndFailures(t *testing.T) {
 	if err != nil {
 		t.Fatalf("LastFailure(hung): %v", err)
 	}
-	if fail.Kind != store.KindTimeout || !strings.Contains(fail.Err, "hung") {
+	if fail.Kind != monitor.KindTimeout || !strings.Contains(fail.Error(), "hung") {
 		t.Errorf("hung's attempt = %+v, want a timeout naming the server", fail)
 	}
-	if _, err := st.Latest(ctx, "hung"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.Latest(ctx, "hung"); !errors.Is(err, monitor.ErrNotFound) {
 		t.Errorf("Latest(hung) = %v, want ErrNotFound", err)
 	}
 }
@@ -119,34 +119,12 @@ func TestOnceStore(t *testing.T) {
 	}
 }
 
-// syncBuffer is an io.Writer for output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // startDaemon runs `collector run` in the background and returns its logs
 // and a function that stops it (as SIGTERM does) and returns its exit code.
-func (h *harness) startDaemon(args ...string) (*syncBuffer, func() int) {
+func (h *harness) startDaemon(args ...string) (*testutil.SyncBuffer, func() int) {
 	h.t.Helper()
-	logs := &syncBuffer{}
-	e := &env{
-		stdin: strings.NewReader(""), stdout: logs, stderr: logs,
-		isTerminal: func(any) bool { return false },
-		probes:     h.probes, getenv: func(k string) string { return h.environ[k] },
-	}
+	logs := &testutil.SyncBuffer{}
+	e := h.env(logs, logs)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, append([]string{"--config", h.config, "run"}, args...), e) }()
@@ -165,7 +143,7 @@ func (h *harness) startDaemon(args ...string) (*syncBuffer, func() int) {
 }
 
 // waitFor polls cond until it holds or the time runs out.
-func waitFor(t *testing.T, what string, logs *syncBuffer, cond func() bool) {
+func waitFor(t *testing.T, what string, logs *testutil.SyncBuffer, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
@@ -186,12 +164,28 @@ func TestRunCollectsRoundsAndStops(t *testing.T) {
 	if code := stop(); code != exitOK {
 		t.Fatalf("run: exit %d\n%s", code, logs)
 	}
+	// A round probes the servers not still busy from the last one: on a
+	// slow machine a tick may find one busy and probe only the other. So
+	// the rounds' own accounts say how many snapshots there must be.
+	probed := 0
+	for _, m := range regexp.MustCompile(`msg="round done" servers=(\d+) failed=0`).FindAllStringSubmatch(logs.String(), -1) {
+		n, _ := strconv.Atoi(m[1])
+		probed += n
+	}
+	if probed < 2 {
+		t.Fatalf("the rounds logged %d successful probes, want at least 2\n%s", probed, logs)
+	}
 	st := openTestStore(t, dataDir)
+	stored := 0
 	for _, name := range []string{"web1", "web2"} {
 		recs, err := st.Snapshots(context.Background(), name, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), 0)
-		if err != nil || len(recs) != 2 {
-			t.Errorf("%s: %d snapshots stored, %v; want 2 (one per round)\n%s", name, len(recs), err, logs)
+		if err != nil || len(recs) == 0 {
+			t.Errorf("%s: %d snapshots stored, %v; want at least one", name, len(recs), err)
 		}
+		stored += len(recs)
+	}
+	if stored != probed {
+		t.Errorf("%d snapshots stored, the rounds probed %d\n%s", stored, probed, logs)
 	}
 }
 
@@ -211,9 +205,7 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 	if err := os.WriteFile(h.config, append(good, []byte("\n[[server]]\nname = \"web1\"\nadress = \"x\"\n")...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	h.hangup <- struct{}{} // as SIGHUP does
 	waitFor(t, "the bad file to be rejected", logs, func() bool { return strings.Contains(logs.String(), "reload rejected") })
 	if !strings.Contains(logs.String(), "did you mean 'address'") {
 		t.Errorf("the rejection does not show the file's error:\n%s", logs)
@@ -221,9 +213,7 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 
 	// A good file adds web2.
 	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", "")+h.server("web2", "")+section+sched)
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	h.hangup <- struct{}{} // as SIGHUP does
 	waitFor(t, "the reload", logs, func() bool { return strings.Contains(logs.String(), "inventory reloaded") })
 	mark := len(logs.String())
 	waitFor(t, "a round with two servers", logs, func() bool {
@@ -373,7 +363,7 @@ func TestCollectKeepsRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap := &snapshot.Snapshot{Version: snapshot.Version, Time: old, Hostname: "web1", Processes: snapshot.Processes{Matched: []snapshot.Match{}}}
-	if err := st.Write(context.Background(), []store.Result{{Server: "web1", At: old, Duration: time.Second, Snapshot: snap}}); err != nil {
+	if err := writeResults(context.Background(), st, []monitor.Result{{Server: "web1", At: old, Duration: time.Second, Snapshot: snap}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Close(context.Background()); err != nil {
@@ -392,10 +382,20 @@ func TestCollectKeepsRetention(t *testing.T) {
 	}
 }
 
-func times(recs []store.Record) []time.Time {
+func times(recs []monitor.Result) []time.Time {
 	var out []time.Time
 	for _, r := range recs {
 		out = append(out, r.At)
 	}
 	return out
+}
+
+// writeResults writes results straight to the database, failing on any
+// result it refused.
+func writeResults(ctx context.Context, st *store.Store, results []monitor.Result) error {
+	refused, err := st.WriteResults(ctx, results)
+	if err != nil {
+		return err
+	}
+	return errors.Join(refused...)
 }

@@ -1,7 +1,9 @@
 // Command collector is an agentless server monitor: it pulls one snapshot
 // from each server over SSH by running a small probe there.
 //
-// Run `collector help` for the commands.
+// Run `collector help` for the commands. The command line lives here; the
+// work is done by the packages under collector/ (round, daemon, fleet,
+// report, httpapi...) and store/, alerts/, inventory/.
 package main
 
 import (

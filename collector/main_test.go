@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,11 +34,12 @@ type harness struct {
 	stdin    string            // what the user types
 	terminal bool              // whether stdin is a terminal
 	environ  map[string]string // the collector's environment variables
+	hangup   chan struct{}     // what the test sends to ask the daemon to reload, as SIGHUP does
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, srv: sshdtest.Start(t), dir: t.TempDir(), probes: probetest.Set(t)}
+	h := &harness{t: t, srv: sshdtest.Start(t), dir: t.TempDir(), probes: probetest.Set(t), hangup: make(chan struct{})}
 	h.probeDir = filepath.Join(h.dir, "probe-cache")
 	return h
 }
@@ -66,18 +68,25 @@ func (h *harness) server(name, extra string) string {
 	return fmt.Sprintf("\n[[server]]\nname = %q\naddress = %q\n%s\n", name, h.srv.Addr, extra)
 }
 
+// env returns the collector's environment for one command, writing to
+// stdout and stderr.
+func (h *harness) env(stdout, stderr io.Writer) *env {
+	return &env{
+		stdin:      strings.NewReader(h.stdin),
+		stdout:     stdout,
+		stderr:     stderr,
+		isTerminal: func(any) bool { return h.terminal },
+		probes:     h.probes,
+		getenv:     func(k string) string { return h.environ[k] },
+		hangups:    func() (<-chan struct{}, func()) { return h.hangup, func() {} },
+	}
+}
+
 // run runs the collector with args and returns its exit code and output.
 func (h *harness) run(args ...string) (code int, stdout, stderr string) {
 	h.t.Helper()
 	var out, errOut bytes.Buffer
-	e := &env{
-		stdin:      strings.NewReader(h.stdin),
-		stdout:     &out,
-		stderr:     &errOut,
-		isTerminal: func(any) bool { return h.terminal },
-		probes:     h.probes,
-		getenv:     func(k string) string { return h.environ[k] },
-	}
+	e := h.env(&out, &errOut)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if h.environ["COLLECTOR_CONFIG"] == "" {

@@ -13,43 +13,56 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/crawlerfleet/collector/collector/fleet"
+	"github.com/crawlerfleet/collector/collector/round"
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/probe/snapshot"
 )
 
-func runOnce(ctx context.Context, e *env, args []string) int {
+// onceOptions are the flags of `collector once`.
+type onceOptions struct {
+	json  bool // one JSON object per server and line
+	store bool // write the results to the store too
+}
+
+func cmdOnce(ctx context.Context, e *env, args []string) error {
+	var o onceOptions
 	fs := e.newFlagSet("once", "Usage: collector once [--json] [--store] NAME...\n\nProbe the named servers now and print what they report.\n\n")
-	asJSON := fs.Bool("json", false, "print one JSON object per server and line")
-	toStore := fs.Bool("store", false, "also write the results to the store, as 'collect' does")
-	names, code, ok := parseArgs(fs, args, 1, -1)
-	if !ok {
-		return code
+	fs.BoolVar(&o.json, "json", false, "print one JSON object per server and line")
+	fs.BoolVar(&o.store, "store", false, "also write the results to the store, as 'collect' does")
+	names, err := parseArgs(fs, args, 1, -1)
+	if err != nil {
+		return err
 	}
-	inv, servers, code := e.selectServers(names)
-	if code != exitOK {
-		return code
+	return runOnce(ctx, e, o, names)
+}
+
+// runOnce probes the named servers and prints their results; it fails with
+// errFailuresShown when any server failed.
+func runOnce(ctx context.Context, e *env, o onceOptions, names []string) error {
+	inv, servers, err := e.selectServers(names)
+	if err != nil {
+		return err
 	}
 	// Failures are in the results; logs below error level would repeat them.
 	logger := e.logger(slog.LevelError)
 	f := fleet.New(inv, fleet.Options{Probes: e.probes, Logger: logger})
 	defer f.Close()
-	r := &rounder{fleet: f, logger: logger}
-	if *toStore {
-		st, code := e.openStore(ctx, inv, logger)
-		if code != exitOK {
-			return code
+	r := &round.Runner{Prober: f, Logger: logger}
+	if o.store {
+		st, err := e.openStore(ctx, inv, logger, true)
+		if err != nil {
+			return err
 		}
-		defer closeStore(st, logger)
-		r.writer = st
+		defer st.close()
+		r.Writer = st.spool
 	}
-	results := r.run(ctx, servers, nil)
+	results := r.Run(ctx, servers, nil)
 
-	code = exitOK
+	failed := false
 	for i, r := range results {
-		if r.Err != nil {
-			code = exitFailure
-		}
+		failed = failed || r.Failed()
 		var err error
-		if *asJSON {
+		if o.json {
 			err = writeJSONResult(e.stdout, r)
 		} else {
 			if i > 0 {
@@ -58,11 +71,13 @@ func runOnce(ctx context.Context, e *env, args []string) int {
 			err = writeTable(e.stdout, r)
 		}
 		if err != nil {
-			fmt.Fprintf(e.stderr, "collector: write output: %v\n", err)
-			return exitFailure
+			return fmt.Errorf("write output: %w", err)
 		}
 	}
-	return code
+	if failed {
+		return errFailuresShown
+	}
+	return nil
 }
 
 // jsonResult is the line `once --json` prints per server.
@@ -70,28 +85,26 @@ type jsonResult struct {
 	Server     string             `json:"server"`
 	OK         bool               `json:"ok"`
 	Error      string             `json:"error,omitempty"`
-	Kind       fleet.Kind         `json:"kind,omitempty"`
+	Kind       monitor.Kind       `json:"kind,omitempty"`
 	DurationMS int64              `json:"duration_ms"`
 	Snapshot   *snapshot.Snapshot `json:"snapshot,omitempty"`
 }
 
-func writeJSONResult(w io.Writer, r fleet.Result) error {
+func writeJSONResult(w io.Writer, r monitor.Result) error {
 	out := jsonResult{
 		Server:     r.Server,
-		OK:         r.Err == nil,
+		OK:         !r.Failed(),
 		Kind:       r.Kind,
 		DurationMS: r.Duration.Milliseconds(),
 		Snapshot:   r.Snapshot,
-	}
-	if r.Err != nil {
-		out.Error = r.Err.Error()
+		Error:      r.Error(),
 	}
 	return json.NewEncoder(w).Encode(out)
 }
 
 // writeTable prints one server's result for a person to read.
-func writeTable(w io.Writer, r fleet.Result) error {
-	if r.Err != nil {
+func writeTable(w io.Writer, r monitor.Result) error {
+	if r.Failed() {
 		_, err := fmt.Fprintf(w, "%s  FAILED (%s) after %s\n  %v\n", r.Server, r.Kind, roundDuration(r.Duration), r.Err)
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/crawlerfleet/collector/collector/report"
 	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/store"
 )
 
@@ -32,7 +32,7 @@ type reportOptions struct {
 	out, format     string
 }
 
-func runReport(ctx context.Context, e *env, args []string) int {
+func cmdReport(ctx context.Context, e *env, args []string) error {
 	var o reportOptions
 	fs := e.newFlagSet("report", "Usage: collector report [--since 7d | --from T --to T] [--servers a,b | --tag crawler]\n"+
 		"                        [--keyword python] [--out report.html] [--format html|json]\n\n"+
@@ -46,48 +46,43 @@ func runReport(ctx context.Context, e *env, args []string) int {
 	fs.StringVar(&o.keyword, "keyword", "", "count only processes matching this keyword at the peaks (default: all matched processes)")
 	fs.StringVar(&o.out, "out", "report.html", "output file, or - for standard output")
 	fs.StringVar(&o.format, "format", "html", "html or json")
-	if _, code, ok := parseArgs(fs, args, 0, 0); !ok {
-		return code
+	if _, err := parseArgs(fs, args, 0, 0); err != nil {
+		return err
 	}
+	return runReport(ctx, e, o)
+}
+
+// runReport builds the report from the store and writes it.
+func runReport(ctx context.Context, e *env, o reportOptions) error {
 	if o.format != "html" && o.format != "json" {
-		fmt.Fprintf(e.stderr, "collector: --format %q: want html or json\n", o.format)
-		return exitUsage
+		return usagef("--format %q: want html or json", o.format)
 	}
 	now := time.Now()
 	from, to, err := reportRange(o, now)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: %v\n", err)
-		return exitUsage
+		return &usageError{err}
 	}
-	inv, code := e.inventory()
-	if code != exitOK {
-		return code
+	inv, err := e.inventory()
+	if err != nil {
+		return err
 	}
 	servers, err := reportServers(inv, o)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: %v\n", err)
-		return exitUsage
+		return &usageError{err}
 	}
-	logger := e.logger(slog.LevelWarn)
-	st, code := e.openStore(ctx, inv, logger)
-	if code != exitOK {
-		return code
-	}
-	defer closeStore(st, logger)
-
-	r, err := buildReport(ctx, st, inv, servers, from, to, o.keyword, now)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: %v\n", err)
-		return exitFailure
-	}
-	if err := writeReport(e, r, o); err != nil {
-		fmt.Fprintf(e.stderr, "collector: %v\n", err)
-		return exitFailure
-	}
-	if o.out != "-" {
-		fmt.Fprintf(e.stdout, "wrote %s: %d servers, %s to %s\n", o.out, len(servers), from.Format(time.RFC3339), to.Format(time.RFC3339))
-	}
-	return exitOK
+	return e.withStore(ctx, inv, func(db *store.Store) error {
+		r, err := buildReport(ctx, db, inv, servers, from, to, o.keyword, now)
+		if err != nil {
+			return err
+		}
+		if err := writeReport(e, r, o); err != nil {
+			return err
+		}
+		if o.out != "-" {
+			fmt.Fprintf(e.stdout, "wrote %s: %d servers, %s to %s\n", o.out, len(servers), from.Format(time.RFC3339), to.Format(time.RFC3339))
+		}
+		return nil
+	})
 }
 
 // reportRange resolves --since, --from and --to.
@@ -156,11 +151,20 @@ func reportServers(inv *inventory.Inventory, o reportOptions) ([]inventory.Serve
 	return tagged, nil
 }
 
+// reportReader is what the report reads of the store.
+type reportReader interface {
+	Rollups(ctx context.Context, f monitor.RollupFilter) ([]monitor.Rollup, error)
+	Snapshots(ctx context.Context, server string, from, to time.Time, limit int) ([]monitor.Result, error)
+	Attempts(ctx context.Context, server string, from, to time.Time) ([]monitor.Result, error)
+	Latest(ctx context.Context, server string) (*monitor.Result, error)
+	LastFailure(ctx context.Context, server string) (*monitor.Result, error)
+}
+
 // buildReport reads what the report needs from st and computes it: the one
 // path of `collector report` and the HTTP API's report. Servers are read a
 // few at a time, and each one's rollups are dropped once its figures are
 // computed, so memory stays flat however long the range and large the fleet.
-func buildReport(ctx context.Context, st *store.Store, inv *inventory.Inventory, servers []inventory.Server, from, to time.Time, keyword string, now time.Time) (*report.Report, error) {
+func buildReport(ctx context.Context, st reportReader, inv *inventory.Inventory, servers []inventory.Server, from, to time.Time, keyword string, now time.Time) (*report.Report, error) {
 	b := report.NewBuilder(report.Input{From: from, To: to, Generated: now, Keyword: keyword,
 		Thresholds: reportThresholds(inv.Alerts.Rules), HourlyPoints: to.Sub(from) > rawPointsMax})
 	g, gctx := errgroup.WithContext(ctx)
@@ -200,9 +204,9 @@ func reportThresholds(r inventory.AlertRules) report.Thresholds {
 // loadServer reads what the report needs of one server: its hourly rollups,
 // a series (raw snapshots for short ranges, else the rollups), and its
 // failed attempts.
-func loadServer(ctx context.Context, st *store.Store, s inventory.Server, from, to time.Time, keyword string) (report.ServerInput, error) {
+func loadServer(ctx context.Context, st reportReader, s inventory.Server, from, to time.Time, keyword string) (report.ServerInput, error) {
 	si := report.ServerInput{Name: s.Name, Description: s.Description, Tags: s.Tags, Failures: map[string]int{}}
-	rollups, err := st.Rollups(ctx, store.RollupQuery{Servers: []string{s.Name}, Period: store.Hour, From: from, To: to})
+	rollups, err := st.Rollups(ctx, monitor.RollupFilter{Servers: []string{s.Name}, Period: monitor.Hour, From: from, To: to})
 	if err != nil {
 		return si, err
 	}
@@ -212,7 +216,7 @@ func loadServer(ctx context.Context, st *store.Store, s inventory.Server, from, 
 		if err != nil {
 			return si, err
 		}
-		si.Points = report.PointsFromRecords(recs, keyword)
+		si.Points = report.PointsFromResults(recs, keyword)
 	} else {
 		si.Points = report.PointsFromRollups(rollups, keyword)
 	}
@@ -227,18 +231,18 @@ func loadServer(ctx context.Context, st *store.Store, s inventory.Server, from, 
 		si.Failures[string(a.Kind)]++
 	}
 	latest, err := st.Latest(ctx, s.Name)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
 		return si, err
 	}
 	if latest != nil {
 		si.MemTotalBytes = latest.Snapshot.Memory.Total
 	}
 	last, err := st.LastFailure(ctx, s.Name)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
 		return si, err
 	}
 	if last != nil && (latest == nil || last.At.After(latest.At)) {
-		si.LastError = last.Err
+		si.LastError = last.Error()
 	}
 	return si, nil
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/probe/snapshot"
 	"github.com/crawlerfleet/collector/store"
 )
@@ -50,9 +51,9 @@ func BenchmarkReport30Days100Servers(b *testing.B) {
 	from := to.AddDate(0, 0, -days)
 	var inv strings.Builder
 	inv.WriteString("[defaults]\nuser = \"u\"\n")
-	batch := make([]store.Result, 0, 5000)
+	batch := make([]monitor.Result, 0, 5000)
 	flush := func() {
-		if err := st.Write(ctx, batch); err != nil {
+		if err := writeResults(ctx, st, batch); err != nil {
 			b.Fatal(err)
 		}
 		batch = batch[:0]
@@ -64,7 +65,7 @@ func BenchmarkReport30Days100Servers(b *testing.B) {
 			at := from.Add(off)
 			h := int(off / time.Hour)
 			procs := 5 + (h*7+i)%20
-			batch = append(batch, store.Result{Server: name, At: at, Duration: time.Second, Snapshot: benchSnapshot(at, procs)})
+			batch = append(batch, monitor.Result{Server: name, At: at, Duration: time.Second, Snapshot: benchSnapshot(at, procs)})
 			if len(batch) == cap(batch) {
 				flush()
 			}

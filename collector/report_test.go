@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/probe/snapshot"
 	"github.com/crawlerfleet/collector/store"
 )
@@ -22,8 +23,8 @@ var goldenFrom = time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
 func goldenPython(i int) int { return 4 + (i*5)%17 } // 4..20; 20 first at hour 10
 func goldenNode(i int) int   { return (i * 3) % 7 }  // 2 at hour 10
 
-func goldenResults() []store.Result {
-	var out []store.Result
+func goldenResults() []monitor.Result {
+	var out []monitor.Result
 	for i := range goldenHours {
 		out = append(out, goldenResult(i, goldenFrom.Add(time.Duration(i)*time.Hour+20*time.Minute)))
 	}
@@ -32,9 +33,9 @@ func goldenResults() []store.Result {
 	return append(out, goldenResult(0, goldenFrom.Add(40*time.Minute)))
 }
 
-func goldenResult(i int, at time.Time) store.Result {
+func goldenResult(i int, at time.Time) monitor.Result {
 	python, node := goldenPython(i), goldenNode(i)
-	return store.Result{Server: "crawl", At: at, Duration: time.Second, Snapshot: &snapshot.Snapshot{
+	return monitor.Result{Server: "crawl", At: at, Duration: time.Second, Snapshot: &snapshot.Snapshot{
 		Version: snapshot.Version, Time: at, Hostname: "crawl",
 		CPU:    snapshot.CPU{Count: 4, LogicalCount: 8, Percent: 5 + 1.5*float64(python), Load1: float64(python) / 4},
 		Memory: snapshot.Memory{Total: 16 << 30, UsedPercent: 10 + 2.5*float64(python)},
@@ -95,7 +96,7 @@ func TestReportFiguresFromTheStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Write(ctx, goldenResults()); err != nil {
+	if err := writeResults(ctx, st, goldenResults()); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Close(ctx); err != nil {

@@ -11,11 +11,10 @@ import (
 	"time"
 
 	"github.com/crawlerfleet/collector/alerts"
-	"github.com/crawlerfleet/collector/collector/fleet"
 	"github.com/crawlerfleet/collector/collector/httpapi"
 	"github.com/crawlerfleet/collector/collector/report"
 	"github.com/crawlerfleet/collector/inventory"
-	"github.com/crawlerfleet/collector/store"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 // apiServer is the daemon's HTTP listener: API, /metrics and the live page.
@@ -28,7 +27,7 @@ type apiServer struct {
 // startAPI listens on addr (--listen, else [http] listen) and serves the API
 // for the inventory that current returns. A non-loopback address needs a
 // token.
-func (e *env) startAPI(addr string, inv *inventory.Inventory, current *atomic.Pointer[inventory.Inventory], st *store.Store, logger *slog.Logger) (*apiServer, error) {
+func (e *env) startAPI(addr string, inv *inventory.Inventory, current *atomic.Pointer[inventory.Inventory], st *stores, logger *slog.Logger) (*apiServer, error) {
 	token := ""
 	if inv.HTTP.TokenEnv != "" {
 		if token = e.getenv(inv.HTTP.TokenEnv); token == "" {
@@ -42,23 +41,23 @@ func (e *env) startAPI(addr string, inv *inventory.Inventory, current *atomic.Po
 	}
 	api := httpapi.New(httpapi.Options{
 		Servers: func() []inventory.Server { return current.Load().Servers },
-		Store:   st,
-		Alerts:  alerts.NewStoreState(st),
+		Store:   st.db,
+		Alerts:  httpapi.AlertsFunc(func(ctx context.Context) ([]monitor.AlertState, error) { return alerts.Firing(ctx, st.db) }),
 		Report: func(ctx context.Context, from, to time.Time) (*report.Report, error) {
 			inv := current.Load()
-			return buildReport(ctx, st, inv, inv.Servers, from, to, "", time.Now())
+			return buildReport(ctx, st.db, inv, inv.Servers, from, to, "", time.Now())
 		},
 		Token:  token,
 		Now:    time.Now,
 		Logger: logger,
 	})
 	api.SetGauges(
-		func() float64 { return float64(st.SpoolBytes()) },
+		func() float64 { return float64(st.spool.Bytes()) },
 		func() float64 {
 			// Every entry not yet delivered, due or backing off.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			n, err := st.OutboxPending(ctx)
+			n, err := st.db.OutboxPending(ctx)
 			if err != nil {
 				return -1
 			}
@@ -80,15 +79,8 @@ func (e *env) startAPI(addr string, inv *inventory.Inventory, current *atomic.Po
 }
 
 // observe feeds a round's results to the metrics.
-func (s *apiServer) observe(results []fleet.Result, d time.Duration) {
-	obs := make([]httpapi.Observation, len(results))
-	for i, r := range results {
-		obs[i] = httpapi.Observation{Server: r.Server, At: r.End(), Duration: r.Duration, Snapshot: r.Snapshot}
-		if r.Err != nil {
-			obs[i].Snapshot, obs[i].FailKind = nil, string(storeKind(r.Kind))
-		}
-	}
-	s.api.Observe(obs)
+func (s *apiServer) observe(results []monitor.Result, d time.Duration) {
+	s.api.Observe(results)
 	s.api.ObserveRound(d)
 }
 

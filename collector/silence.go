@@ -11,61 +11,73 @@ import (
 	"github.com/crawlerfleet/collector/store"
 )
 
-func runSilence(ctx context.Context, e *env, args []string) int {
+// silenceOptions are the flags of `collector silence`.
+type silenceOptions struct {
+	dur, rule, comment string
+}
+
+func cmdSilence(ctx context.Context, e *env, args []string) error {
+	var o silenceOptions
 	fs := e.newFlagSet("silence", "Usage: collector silence NAME [--for 2h] [--rule disk] [--comment TEXT]\n\n"+
 		"Hold NAME's alert notifications for a while; rules keep being evaluated, and an\n"+
 		"alert still firing when the silence ends is notified then.\n\n")
-	dur := fs.String("for", "2h", "how long the silence lasts (e.g. 30m, 2h, 1d)")
-	rule := fs.String("rule", "", "silence only this rule: cpu, memory, disk, load, down, processes or processes:KEYWORD (default: all)")
-	comment := fs.String("comment", "", "why, shown by 'collector silences'")
-	names, code, ok := parseArgs(fs, args, 1, 1)
-	if !ok {
-		return code
-	}
-	d, err := parseSince(*dur)
+	fs.StringVar(&o.dur, "for", "2h", "how long the silence lasts (e.g. 30m, 2h, 1d)")
+	fs.StringVar(&o.rule, "rule", "", "silence only this rule: cpu, memory, disk, load, down, processes or processes:KEYWORD (default: all)")
+	fs.StringVar(&o.comment, "comment", "", "why, shown by 'collector silences'")
+	names, err := parseArgs(fs, args, 1, 1)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: --for: %v\n", err)
-		return exitUsage
+		return err
 	}
-	inv, servers, code := e.selectServers(names)
-	if code != exitOK {
-		return code
+	return runSilence(ctx, e, o, names[0])
+}
+
+// runSilence stores a silence of one server.
+func runSilence(ctx context.Context, e *env, o silenceOptions, name string) error {
+	d, err := parseSince(o.dur)
+	if err != nil {
+		return usagef("--for: %v", err)
+	}
+	inv, servers, err := e.selectServers([]string{name})
+	if err != nil {
+		return err
 	}
 	now := time.Now()
-	s, err := alerts.NewSilence(servers[0].Name, *rule, *comment, now, d)
+	s, err := alerts.NewSilence(servers[0].Name, o.rule, o.comment, now, d)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: %v\n", err) // it names the silence
-		return exitUsage
+		return &usageError{err} // it names the silence
 	}
-	return e.withStore(ctx, inv, func(st *store.Store) int {
-		if err := alerts.NewStoreState(st).AddSilence(ctx, s); err != nil {
-			fmt.Fprintf(e.stderr, "collector: silence: %v\n", err)
-			return exitFailure
+	return e.withStore(ctx, inv, func(db *store.Store) error {
+		if err := db.AddSilence(ctx, s); err != nil {
+			return fmt.Errorf("silence: %w", err)
 		}
 		fmt.Fprintf(e.stdout, "silenced %s (%s) until %s, id %s\n", s.Server, ruleText(s.Rule), s.Until.Local().Format("2006-01-02 15:04"), s.ID)
-		return exitOK
+		return nil
 	})
 }
 
-func runSilences(ctx context.Context, e *env, args []string) int {
+func cmdSilences(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlagSet("silences", "Usage: collector silences\n\nList the silences in force.\n")
-	if _, code, ok := parseArgs(fs, args, 0, 0); !ok {
-		return code
+	if _, err := parseArgs(fs, args, 0, 0); err != nil {
+		return err
 	}
-	inv, code := e.inventory()
-	if code != exitOK {
-		return code
+	return runSilences(ctx, e)
+}
+
+// runSilences lists the silences in force.
+func runSilences(ctx context.Context, e *env) error {
+	inv, err := e.inventory()
+	if err != nil {
+		return err
 	}
-	return e.withStore(ctx, inv, func(st *store.Store) int {
+	return e.withStore(ctx, inv, func(db *store.Store) error {
 		now := time.Now()
-		silences, err := alerts.NewStoreState(st).ActiveSilences(ctx, now)
+		silences, err := db.Silences(ctx, now)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "collector: silences: %v\n", err)
-			return exitFailure
+			return fmt.Errorf("silences: %w", err)
 		}
 		if len(silences) == 0 {
 			fmt.Fprintln(e.stdout, "no silences in force")
-			return exitOK
+			return nil
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "SERVER\tRULE\tUNTIL\tLEFT\tID\tCOMMENT\n")
@@ -73,10 +85,7 @@ func runSilences(ctx context.Context, e *env, args []string) int {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Server, ruleText(s.Rule), s.Until.Local().Format("2006-01-02 15:04"),
 				roundDuration(s.Until.Sub(now)), s.ID, strings.ReplaceAll(s.Comment, "\t", " "))
 		}
-		if err := tw.Flush(); err != nil {
-			return exitFailure
-		}
-		return exitOK
+		return tw.Flush()
 	})
 }
 

@@ -9,60 +9,74 @@ import (
 	"time"
 
 	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/store"
 )
 
-func runStatus(ctx context.Context, e *env, args []string) int {
+// statusOptions are the flags of `collector status`.
+type statusOptions struct {
+	since string // how far back the peaks go
+}
+
+func cmdStatus(ctx context.Context, e *env, args []string) error {
+	var o statusOptions
 	fs := e.newFlagSet("status", "Usage: collector status [--since 24h] [NAME...]\n\n"+
 		"Show what the store holds per server: the latest snapshot, the last failure, and\n"+
 		"the peaks of the period with the matched processes at each peak.\n\n")
-	since := fs.String("since", "24h", "how far back the peaks go (e.g. 6h, 7d)")
-	names, code, ok := parseArgs(fs, args, 0, -1)
-	if !ok {
-		return code
-	}
-	window, err := parseSince(*since)
+	fs.StringVar(&o.since, "since", "24h", "how far back the peaks go (e.g. 6h, 7d)")
+	names, err := parseArgs(fs, args, 0, -1)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "collector: --since: %v\n", err)
-		return exitUsage
+		return err
 	}
-	inv, servers, code := e.selectServers(names)
-	if code != exitOK {
-		return code
+	return runStatus(ctx, e, o, names)
+}
+
+// runStatus prints one line per server from what the store holds.
+func runStatus(ctx context.Context, e *env, o statusOptions, names []string) error {
+	window, err := parseSince(o.since)
+	if err != nil {
+		return usagef("--since: %v", err)
 	}
-	return e.withStore(ctx, inv, func(st *store.Store) int {
+	inv, servers, err := e.selectServers(names)
+	if err != nil {
+		return err
+	}
+	return e.withStore(ctx, inv, func(db *store.Store) error {
 		now := time.Now()
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "SERVER\tLATEST\tCPU %%\tMEM %%\tDISK %%\tMATCHED\tSNAPSHOTS\tFAILED\tPEAK CPU (procs)\tPEAK MEM (procs)\tLAST FAILURE\n")
 		for _, s := range servers {
-			if err := statusRow(ctx, tw, st, s.Name, now, window); err != nil {
-				fmt.Fprintf(e.stderr, "collector: status %s: %v\n", s.Name, err)
-				return exitFailure
+			if err := statusRow(ctx, tw, db, s.Name, now, window); err != nil {
+				return fmt.Errorf("status %s: %w", s.Name, err)
 			}
 		}
-		if err := tw.Flush(); err != nil {
-			return exitFailure
-		}
-		return exitOK
+		return tw.Flush()
 	})
 }
 
+// statusReader is what status reads of the store.
+type statusReader interface {
+	Latest(ctx context.Context, server string) (*monitor.Result, error)
+	LastFailure(ctx context.Context, server string) (*monitor.Result, error)
+	Rollups(ctx context.Context, f monitor.RollupFilter) ([]monitor.Rollup, error)
+}
+
 // statusRow prints one server's line.
-func statusRow(ctx context.Context, w io.Writer, st *store.Store, name string, now time.Time, window time.Duration) error {
+func statusRow(ctx context.Context, w io.Writer, st statusReader, name string, now time.Time, window time.Duration) error {
 	latest, err := st.Latest(ctx, name)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
 		return err
 	}
 	failure, err := st.LastFailure(ctx, name)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
 		return err
 	}
-	rollups, err := st.Rollups(ctx, store.RollupQuery{Servers: []string{name}, Period: store.Hour, From: now.Add(-window), To: now.Add(time.Hour)})
+	rollups, err := st.Rollups(ctx, monitor.RollupFilter{Servers: []string{name}, Period: monitor.Hour, From: now.Add(-window), To: now.Add(time.Hour)})
 	if err != nil {
 		return err
 	}
 	var count, failed int64
-	var cpu, mem store.Peak
+	var cpu, mem monitor.Peak
 	for _, r := range rollups {
 		count += r.Count
 		failed += r.Failed
@@ -92,7 +106,7 @@ func statusRow(ctx context.Context, w io.Writer, st *store.Store, name string, n
 }
 
 // peakText prints a peak with its time and the matched processes then.
-func peakText(p store.Peak) string {
+func peakText(p monitor.Peak) string {
 	if p.At.IsZero() {
 		return "-"
 	}

@@ -11,11 +11,11 @@ import (
 // otherwise it comes from the module's build information.
 var version = ""
 
-func runVersion(_ context.Context, e *env, _ []string) int {
+func cmdVersion(_ context.Context, e *env, _ []string) error {
 	fmt.Fprintf(e.stdout, "collector %s\n", versionString())
 	if len(e.probes) == 0 {
 		fmt.Fprintf(e.stdout, "probe builds: none (build with `make build`)\n")
-		return exitOK
+		return nil
 	}
 	var builds []string
 	for _, p := range e.probes.Platforms() {
@@ -23,7 +23,7 @@ func runVersion(_ context.Context, e *env, _ []string) int {
 		builds = append(builds, fmt.Sprintf("%s %s", p, b.Hash[:16]))
 	}
 	fmt.Fprintf(e.stdout, "probe builds: %s\n", strings.Join(builds, ", "))
-	return exitOK
+	return nil
 }
 
 func versionString() string {

@@ -7,12 +7,15 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/crawlerfleet/collector/internal/testutil"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 func TestAlertStates(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	logger, _ := testLogger(t)
+	logger, _ := testutil.Logger(t)
 	s, err := Open(ctx, Config{DataDir: dir}, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -23,32 +26,28 @@ func TestAlertStates(t *testing.T) {
 			s.Close(ctx)
 		}
 	})
-	as, err := s.AlertStore(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Date(2024, 5, 1, 10, 0, 0, 123456789, time.UTC)
-	firing := AlertState{
-		Server: "web1", Rule: "disk", State: "firing", Streak: 3,
+	firing := monitor.AlertState{
+		Server: "web1", Rule: "disk", Status: monitor.AlertFiring, Streak: 3,
 		Since: t0, LastNotified: t0.Add(time.Minute), Value: 93.25, Threshold: 90,
 		Summary: "disk 93.2 % ≥ 90 %",
 	}
-	down := AlertState{
-		Server: "web2", Rule: "down", State: "firing", Streak: 1, Since: t0,
-		Value: 1, Threshold: 3, Summary: "down: host key changed", Kind: "hostkey", HostKeyChanged: true,
+	down := monitor.AlertState{
+		Server: "web2", Rule: "down", Status: monitor.AlertFiring, Streak: 1, Since: t0,
+		Value: 1, Threshold: 3, Summary: "down: host key changed", Kind: monitor.KindHostKey, HostKeyChanged: true,
 	}
-	pending := AlertState{Server: "web1", Rule: "processes:python", State: "pending", Streak: 1, Since: t0}
-	if err := as.SaveStates(ctx, []AlertState{firing, down, pending}); err != nil {
+	pending := monitor.AlertState{Server: "web1", Rule: "processes:python", Status: monitor.AlertPending, Streak: 1, Since: t0}
+	if err := s.SaveStates(ctx, []monitor.AlertState{firing, down, pending}); err != nil {
 		t.Fatal(err)
 	}
 
 	// Times come back in UTC to the millisecond; a zero time stays zero.
-	want := func(st AlertState) AlertState {
+	want := func(st monitor.AlertState) monitor.AlertState {
 		st.Since = st.Since.Truncate(time.Millisecond)
 		st.LastNotified = st.LastNotified.Truncate(time.Millisecond)
 		return st
 	}
-	got, err := as.LoadStates(ctx, []string{"web1"})
+	got, err := s.LoadStates(ctx, []string{"web1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,12 +59,12 @@ func TestAlertStates(t *testing.T) {
 	}
 
 	t.Run("an ok state is deleted", func(t *testing.T) {
-		pending.State = StateOK
+		pending.Status = monitor.AlertOK
 		firing.Streak = 4
-		if err := as.SaveStates(ctx, []AlertState{pending, firing}); err != nil {
+		if err := s.SaveStates(ctx, []monitor.AlertState{pending, firing}); err != nil {
 			t.Fatal(err)
 		}
-		got, err := as.LoadStates(ctx, []string{"web1", "web9"})
+		got, err := s.LoadStates(ctx, []string{"web1", "web9"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,18 +77,18 @@ func TestAlertStates(t *testing.T) {
 	})
 
 	t.Run("no servers, all servers", func(t *testing.T) {
-		got, err := as.LoadStates(ctx, []string{})
+		got, err := s.LoadStates(ctx, []string{})
 		if err != nil || len(got) != 0 {
 			t.Errorf("LoadStates([]) = %+v, %v", got, err)
 		}
-		got, err = as.LoadStates(ctx, nil)
+		got, err = s.LoadStates(ctx, nil)
 		if err != nil || len(got) != 2 || got[1] != want(down) {
 			t.Errorf("LoadStates(nil) = %+v, %v", got, err)
 		}
 	})
 
 	t.Run("a state without server or rule is refused", func(t *testing.T) {
-		if err := as.SaveStates(ctx, []AlertState{{Rule: "disk", State: "firing"}}); err == nil {
+		if err := s.SaveStates(ctx, []monitor.AlertState{{Rule: "disk", Status: monitor.AlertFiring}}); err == nil {
 			t.Error("no error")
 		}
 	})
@@ -100,11 +99,7 @@ func TestAlertStates(t *testing.T) {
 			t.Fatal(err)
 		}
 		s2, _ := openTest(t, Config{DataDir: dir})
-		as2, err := s2.AlertStore(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := as2.LoadStates(ctx, []string{"web1", "web2"})
+		got, err := s2.LoadStates(ctx, []string{"web1", "web2"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,41 +112,37 @@ func TestAlertStates(t *testing.T) {
 func TestSilences(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t, Config{})
-	as, err := s.AlertStore(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
-	short := Silence{ID: "a1", Server: "web1", Rule: "disk", Created: t0, Until: t0.Add(time.Hour), Comment: "disk swap"}
-	long := Silence{ID: "b2", Server: "web1", Created: t0, Until: t0.Add(2 * time.Hour)}
-	for _, sil := range []Silence{long, short} {
-		if err := as.AddSilence(ctx, sil); err != nil {
+	short := monitor.Silence{ID: "a1", Server: "web1", Rule: "disk", Created: t0, Until: t0.Add(time.Hour), Comment: "disk swap"}
+	long := monitor.Silence{ID: "b2", Server: "web1", Created: t0, Until: t0.Add(2 * time.Hour)}
+	for _, sil := range []monitor.Silence{long, short} {
+		if err := s.AddSilence(ctx, sil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := as.AddSilence(ctx, short); err == nil {
+	if err := s.AddSilence(ctx, short); err == nil {
 		t.Error("AddSilence with a used id: no error")
 	}
-	if err := as.AddSilence(ctx, Silence{Server: "web1"}); err == nil {
+	if err := s.AddSilence(ctx, monitor.Silence{Server: "web1"}); err == nil {
 		t.Error("AddSilence without id: no error")
 	}
 
 	for _, tc := range []struct {
 		name   string
 		at     time.Duration
-		want   []Silence
+		want   []monitor.Silence
 		stored int64 // documents before the prune at the same time
 		docs   int64 // after it
 	}{
-		{"both active", 30 * time.Minute, []Silence{long, short}, 2, 2},
-		{"just before the short one's end", time.Hour - time.Microsecond, []Silence{long, short}, 2, 2},
-		{"the short one expired at its end", time.Hour, []Silence{long}, 2, 1},
+		{"both active", 30 * time.Minute, []monitor.Silence{long, short}, 2, 2},
+		{"just before the short one's end", time.Hour - time.Microsecond, []monitor.Silence{long, short}, 2, 2},
+		{"the short one expired at its end", time.Hour, []monitor.Silence{long}, 2, 1},
 		{"all expired", 3 * time.Hour, nil, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			now := t0.Add(tc.at)
 			for range 2 { // reading changes nothing
-				got, err := as.Silences(ctx, now)
+				got, err := s.Silences(ctx, now)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -173,7 +164,7 @@ func TestSilences(t *testing.T) {
 			if n := count(t, s, silencesName, bson.D{}); n != tc.docs {
 				t.Errorf("%d documents left, want %d (expired ones pruned)", n, tc.docs)
 			}
-			got, err := as.Silences(ctx, now)
+			got, err := s.Silences(ctx, now)
 			if err != nil || len(got) != len(tc.want) {
 				t.Errorf("after Prune: %+v, %v; want %+v", got, err, tc.want)
 			}
@@ -181,7 +172,7 @@ func TestSilences(t *testing.T) {
 	}
 }
 
-// TestPruneWithoutSilences prunes a store that never opened the alert
+// TestPruneWithoutSilences prunes a store that never used the alert
 // collections: there are no silences to delete, and no error.
 func TestPruneWithoutSilences(t *testing.T) {
 	ctx := context.Background()
@@ -196,17 +187,13 @@ func TestPruneWithoutSilences(t *testing.T) {
 func TestSaveStatesInChunks(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t, Config{})
-	as, err := s.AlertStore(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
 	n := 3*maxStatements + 5
-	states := make([]AlertState, n)
+	states := make([]monitor.AlertState, n)
 	for i := range states {
-		states[i] = AlertState{Server: fmt.Sprintf("web%03d", i), Rule: "disk", State: "firing", Streak: i, Since: t0}
+		states[i] = monitor.AlertState{Server: fmt.Sprintf("web%03d", i), Rule: "disk", Status: monitor.AlertFiring, Streak: i, Since: t0}
 	}
-	if err := as.SaveStates(ctx, states); err != nil {
+	if err := s.SaveStates(ctx, states); err != nil {
 		t.Fatal(err)
 	}
 	if got := count(t, s, alertStateName, nil); got != int64(n) {
@@ -214,13 +201,13 @@ func TestSaveStatesInChunks(t *testing.T) {
 	}
 	for i := range states {
 		if i%2 == 0 {
-			states[i].State = StateOK
+			states[i].Status = monitor.AlertOK
 		}
 	}
-	if err := as.SaveStates(ctx, states); err != nil {
+	if err := s.SaveStates(ctx, states); err != nil {
 		t.Fatal(err)
 	}
-	got, err := as.LoadStates(ctx, nil)
+	got, err := s.LoadStates(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,5 +218,40 @@ func TestSaveStatesInChunks(t *testing.T) {
 		if st.Streak%2 != 1 {
 			t.Errorf("state %s|%s (streak %d) should have been deleted", st.Server, st.Rule, st.Streak)
 		}
+	}
+}
+
+// TestFirstUseConcurrent uses the collections made on first use from
+// several goroutines at once: each is made once, and every call succeeds.
+// Run with -race.
+func TestFirstUseConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	t0 := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	errs := make(chan error, 3*8)
+	for i := range 8 {
+		go func() {
+			errs <- s.SaveStates(ctx, []monitor.AlertState{{Server: fmt.Sprintf("web%d", i), Rule: "down", Status: monitor.AlertFiring, Since: t0}})
+		}()
+		go func() {
+			_, err := s.Silences(ctx, t0)
+			errs <- err
+		}()
+		go func() {
+			_, err := s.OutboxInsert(ctx, monitor.OutboxEntry{ID: fmt.Sprintf("n%d|email", i), Status: monitor.OutboxPending, Created: t0})
+			errs <- err
+		}()
+	}
+	for range 3 * 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	states, err := s.LoadStates(ctx, nil)
+	if err != nil || len(states) != 8 {
+		t.Errorf("LoadStates = %d states, %v; want 8", len(states), err)
+	}
+	if n, err := s.OutboxPending(ctx); err != nil || n != 8 {
+		t.Errorf("OutboxPending = %d, %v; want 8", n, err)
 	}
 }

@@ -1,70 +1,84 @@
 package store
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"net"
-	"os"
+	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 
+	"github.com/crawlerfleet/collector/internal/testutil"
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/probe/snapshot"
+	"github.com/crawlerfleet/collector/store/spool"
 )
-
-// logBuffer collects a test's logs; they are printed when the test fails.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func testLogger(tb testing.TB) (*slog.Logger, *logBuffer) {
-	tb.Helper()
-	lb := &logBuffer{}
-	tb.Cleanup(func() {
-		if tb.Failed() || os.Getenv("STORE_TEST_LOGS") != "" {
-			tb.Logf("logs:\n%s", lb)
-		}
-	})
-	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
-}
 
 // openTest opens a store on the embedded FerretDB in a temporary data dir
 // (unless cfg names one) and closes it at the end of the test.
-func openTest(tb testing.TB, cfg Config) (*Store, *logBuffer) {
+func openTest(tb testing.TB, cfg Config) (*Store, *testutil.SyncBuffer) {
 	tb.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = tb.TempDir()
 	}
-	logger, lb := testLogger(tb)
+	logger, logs := testutil.Logger(tb)
 	s, err := Open(context.Background(), cfg, logger)
 	if err != nil {
-		tb.Fatalf("Open: %v\nlogs:\n%s", err, lb)
+		tb.Fatalf("Open: %v", err)
 	}
 	tb.Cleanup(func() {
 		if err := s.Close(context.Background()); err != nil {
 			tb.Errorf("Close: %v", err)
 		}
 	})
-	return s, lb
+	return s, logs
+}
+
+// openSpool opens the spool of s, in <data_dir>/spool as the command keeps
+// it, and closes it at the end of the test.
+func openSpool(tb testing.TB, s *Store, opts ...spool.Option) *spool.Spool {
+	tb.Helper()
+	sp, err := spool.Open(filepath.Join(s.DataDir(), "spool"), 0, s, s.logger, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { sp.Close() })
+	return sp
+}
+
+// spoolWhileDown leaves results in the spool in dir as a Write during an
+// outage does.
+func spoolWhileDown(tb testing.TB, dir string, results []monitor.Result) {
+	tb.Helper()
+	logger, _ := testutil.Logger(tb)
+	down := spool.WriterFunc(func(context.Context, []monitor.Result) ([]error, error) {
+		return nil, fmt.Errorf("insert: %w", monitor.ErrUnavailable)
+	})
+	sp, err := spool.Open(dir, 0, down, logger)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer sp.Close()
+	if err := sp.Write(context.Background(), results); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// writeAll writes results and fails the test unless all were stored.
+func writeAll(tb testing.TB, s *Store, results []monitor.Result) {
+	tb.Helper()
+	refused, err := s.WriteResults(context.Background(), results)
+	if err != nil {
+		tb.Fatalf("WriteResults: %v", err)
+	}
+	if err := errors.Join(refused...); err != nil {
+		tb.Fatalf("WriteResults refused: %v", err)
+	}
 }
 
 // freePort returns a loopback address nothing listens on.
@@ -82,7 +96,7 @@ func freePort(tb testing.TB) string {
 // reading is what a hand-made snapshot shows.
 type reading struct {
 	cpu, mem, disk, load1 float64
-	procs                 []KeywordCount
+	procs                 []monitor.KeywordCount
 	cpuErr, procErr       bool
 }
 
@@ -134,12 +148,22 @@ func makeSnapshot(at time.Time, host string, r reading) *snapshot.Snapshot {
 	return s
 }
 
-func snapResult(server string, at time.Time, r reading) Result {
-	return Result{Server: server, At: at, Duration: 812 * time.Millisecond, Snapshot: makeSnapshot(at, server, r)}
+func snapResult(server string, at time.Time, r reading) monitor.Result {
+	return monitor.Result{Server: server, At: at, Duration: 812 * time.Millisecond, Snapshot: makeSnapshot(at, server, r)}
 }
 
-func failResult(server string, at time.Time, kind ErrKind, msg string) Result {
-	return Result{Server: server, At: at, Duration: 5 * time.Second, ErrKind: kind, Err: msg}
+func failResult(server string, at time.Time, kind monitor.Kind, msg string) monitor.Result {
+	return monitor.Result{Server: server, At: at, Duration: 5 * time.Second, Kind: kind, Err: errors.New(msg)}
+}
+
+// normalized returns r as the store keeps it.
+func normalized(tb testing.TB, r monitor.Result) monitor.Result {
+	tb.Helper()
+	r, err := r.Normalized()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
 }
 
 func mustTime(tb testing.TB, s string) time.Time {
@@ -164,11 +188,11 @@ func count(tb testing.TB, s *Store, coll string, filter bson.D) int64 {
 }
 
 // allRollups reads every rollup of both periods in [from, to).
-func allRollups(tb testing.TB, s *Store, from, to time.Time) []Rollup {
+func allRollups(tb testing.TB, s *Store, from, to time.Time) []monitor.Rollup {
 	tb.Helper()
-	var out []Rollup
-	for _, p := range []Period{Hour, Day} {
-		rs, err := s.Rollups(context.Background(), RollupQuery{Period: p, From: from, To: to})
+	var out []monitor.Rollup
+	for _, p := range []monitor.Period{monitor.Hour, monitor.Day} {
+		rs, err := s.Rollups(context.Background(), monitor.RollupFilter{Period: p, From: from, To: to})
 		if err != nil {
 			tb.Fatalf("Rollups(%s): %v", p, err)
 		}
@@ -179,10 +203,10 @@ func allRollups(tb testing.TB, s *Store, from, to time.Time) []Rollup {
 
 // roundSums rounds the float sums of rs, which depend on the order of
 // addition, to 1e-6.
-func roundSums(rs []Rollup) []Rollup {
-	out := make([]Rollup, len(rs))
+func roundSums(rs []monitor.Rollup) []monitor.Rollup {
+	out := make([]monitor.Rollup, len(rs))
 	for i, r := range rs {
-		for _, m := range []*Metric{&r.CPU, &r.Mem, &r.Disk, &r.Load1} {
+		for _, m := range []*monitor.Metric{&r.CPU, &r.Mem, &r.Disk, &r.Load1} {
 			m.Sum = math.Round(m.Sum*1e6) / 1e6
 		}
 		out[i] = r
@@ -190,7 +214,7 @@ func roundSums(rs []Rollup) []Rollup {
 	return out
 }
 
-func describe(r Rollup) string {
+func describe(r monitor.Rollup) string {
 	return fmt.Sprintf("%s %s %s count=%d failed=%d", r.Server, r.Period, r.Start.Format(time.RFC3339), r.Count, r.Failed)
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -12,232 +13,21 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
 
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/probe/snapshot"
 )
 
-// ErrNotFound is returned by reads that find nothing.
-var ErrNotFound = errors.New("not found")
-
-// ErrKind says why a probe attempt failed.
-type ErrKind string
-
-// The kinds of failed attempt; Kinds lists them all.
-const (
-	KindUnreachable ErrKind = "unreachable" // no TCP connection, or it dropped
-	KindAuth        ErrKind = "auth"        // SSH authentication refused
-	KindHostKey     ErrKind = "hostkey"     // host key unknown or changed
-	KindTimeout     ErrKind = "timeout"     // the round's deadline passed
-	KindProbe       ErrKind = "probe"       // the probe ran but failed or printed no valid snapshot
-	KindConfig      ErrKind = "config"      // the inventory entry cannot be used as written
-)
-
-// Kinds lists every kind of failed attempt, in the order above: the values
-// Valid accepts, for callers that enumerate them (a metric per kind). Do not
-// modify it.
-var Kinds = []ErrKind{KindUnreachable, KindAuth, KindHostKey, KindTimeout, KindProbe, KindConfig}
-
-// Valid reports whether k is one of Kinds.
-func (k ErrKind) Valid() bool { return slices.Contains(Kinds, k) }
-
-// kindList is Kinds for an error message: "unreachable, auth, ... or config".
-func kindList() string {
-	names := make([]string, len(Kinds))
-	for i, k := range Kinds {
-		names[i] = string(k)
-	}
-	if len(names) < 2 {
-		return strings.Join(names, "")
-	}
-	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
-}
-
-// Result is one probe attempt: a snapshot, or a failure with its kind.
-type Result struct {
-	Server string
-	// At is the collector's clock when the attempt finished. Write stores it
-	// in UTC to the millisecond; with Server it identifies the result.
-	At time.Time
-	// Duration of the attempt, kept to the millisecond.
-	Duration time.Duration
-	// Snapshot is set for a successful attempt; ErrKind and Err otherwise.
-	Snapshot *snapshot.Snapshot
-	ErrKind  ErrKind
-	Err      string
-}
-
-// normalize returns r with At in UTC to the millisecond and Duration to the
-// millisecond, or an error when r is neither a snapshot nor a failure.
-func (r Result) normalize() (Result, error) {
-	r.At = r.At.UTC().Truncate(time.Millisecond)
-	r.Duration = r.Duration.Truncate(time.Millisecond)
-	switch {
-	case r.Server == "":
-		return r, errors.New("result has no server name")
-	case r.At.IsZero():
-		return r, fmt.Errorf("result for %s has no time", r.Server)
-	case r.Snapshot != nil && r.ErrKind != "":
-		return r, fmt.Errorf("result for %s at %s has both a snapshot and an error", r.Server, r.At.Format(time.RFC3339))
-	case r.Snapshot == nil && !r.ErrKind.Valid():
-		return r, fmt.Errorf("result for %s at %s has no snapshot and error kind %q (want %s)", r.Server, r.At.Format(time.RFC3339), r.ErrKind, kindList())
-	}
-	return r, nil
-}
-
-// Record is a stored snapshot.
-type Record struct {
-	Server    string
-	At        time.Time // collector clock, UTC, millisecond
-	ProbeTime time.Time // the probe's clock, to the millisecond (Snapshot.Time is exact)
-	Duration  time.Duration
-	Snapshot  *snapshot.Snapshot
-}
-
-// Attempt is a stored failed attempt.
-type Attempt struct {
-	Server   string
-	At       time.Time
-	Duration time.Duration
-	Kind     ErrKind
-	Err      string
-}
-
-// Period is the length of a rollup.
-type Period string
-
-// Rollup periods. Periods start on the hour and at midnight UTC.
-const (
-	Hour Period = "hour"
-	Day  Period = "day"
-)
-
-// Start returns the start of the period that contains t.
-func (p Period) Start(t time.Time) time.Time {
-	t = t.UTC()
-	if p == Day {
-		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
-	}
-	return t.Truncate(time.Hour)
-}
-
-// Next returns the start of the period after the one that starts at start.
-func (p Period) Next(start time.Time) time.Time {
-	if p == Day {
-		return start.AddDate(0, 0, 1)
-	}
-	return start.Add(time.Hour)
-}
-
-func (p Period) valid() bool { return p == Hour || p == Day }
-
-// KeywordCount is how many processes matched a keyword.
-type KeywordCount struct {
-	Keyword string `bson:"keyword" json:"keyword"`
-	Count   int    `bson:"count" json:"count"`
-}
-
-// Peak is the highest reading of a metric in a period and the matched
-// processes at that moment. On a tie the earliest reading is kept.
-type Peak struct {
-	Value float64
-	At    time.Time
-	// ProcsKnown is false when the snapshot at the peak could not count
-	// processes; MatchedTotal and Procs are then empty.
-	ProcsKnown   bool
-	MatchedTotal int            // distinct processes matching any keyword
-	Procs        []KeywordCount // per keyword, in the probe's order
-}
-
-// Metric sums up one metric over a period.
-type Metric struct {
-	Peak Peak
-	Sum  float64 // of all readings, for the mean
-	N    int64   // readings; snapshots whose section failed are not counted
-}
-
-// Mean returns Sum/N, or 0 without readings.
-func (m Metric) Mean() float64 {
-	if m.N == 0 {
-		return 0
-	}
-	return m.Sum / float64(m.N)
-}
-
-// Matched sums up the matched-process total over a period.
-type Matched struct {
-	Min, Max int
-	Sum      int64
-	N        int64
-}
-
-// Mean returns Sum/N, or 0 without readings.
-func (m Matched) Mean() float64 {
-	if m.N == 0 {
-		return 0
-	}
-	return float64(m.Sum) / float64(m.N)
-}
-
-// Rollup sums up one server over one hour or day.
-type Rollup struct {
-	Server string
-	Period Period
-	Start  time.Time
-	Count  int64 // snapshots
-	Failed int64 // failed attempts
-	CPU    Metric
-	Mem    Metric // memory used percent
-	Disk   Metric // disk used percent
-	Load1  Metric
-	// Matched covers snapshots whose process section was read.
-	Matched Matched
-	// Keywords sums up each keyword's count over the same snapshots, sorted
-	// by keyword; a keyword the probe did not look for has no entry.
-	Keywords []KeywordSum
-}
-
-// KeywordSum sums up one keyword's matched-process count over a period.
-type KeywordSum struct {
-	Keyword string
-	Sum     int64
-	N       int64 // snapshots that counted the keyword
-}
-
-// Mean returns Sum/N, or 0 without readings.
-func (k KeywordSum) Mean() float64 {
-	if k.N == 0 {
-		return 0
-	}
-	return float64(k.Sum) / float64(k.N)
-}
-
-// Keyword returns the sums of keyword, and whether the rollup has them.
-func (r Rollup) Keyword(keyword string) (KeywordSum, bool) {
-	for _, k := range r.Keywords {
-		if k.Keyword == keyword {
-			return k, true
-		}
-	}
-	return KeywordSum{}, false
-}
-
-// RollupQuery selects rollups.
-type RollupQuery struct {
-	Servers []string // empty: all servers
-	Period  Period
-	// From and To bound the period starts: From <= start < To. From is
-	// rounded down to the start of its period.
-	From, To time.Time
-}
-
-// The documents as stored. Each decodes from BSON through the driver;
-// rollupDoc, snapshotDoc and attemptDoc (with the peakDoc, metricDoc,
-// matchedDoc and keywordDoc inside a rollup) also decode from FerretDB's
-// stored form, JSON with times as epoch milliseconds, in the embedded
-// store's range reads (see sqliteReader and docTime).
+// The documents as stored (see the package doc). Each decodes from BSON
+// through the driver; rollupDoc, snapshotDoc and attemptDoc (with the
+// peakDoc, metricDoc, matchedDoc and keywordDoc inside a rollup) also decode
+// from the JSON that embedded.Server.Scan hands over in the embedded
+// store's range reads, where dates are milliseconds since the epoch (see
+// docTime). They are private: the domain types of package monitor are what
+// the store takes and gives, and these only say how they are kept.
 
 // docTime is a time in a stored document: a BSON date (to the millisecond)
-// through the driver, and milliseconds since the epoch in FerretDB's stored
-// form.
+// through the driver, and milliseconds since the epoch in the JSON of
+// embedded.Server.Scan.
 type docTime time.Time
 
 // utc returns t as a time.Time in UTC.
@@ -258,7 +48,7 @@ func (t *docTime) UnmarshalBSONValue(typ bsontype.Type, data []byte) error {
 	return nil
 }
 
-// UnmarshalJSON reads FerretDB's stored form of a date.
+// UnmarshalJSON reads a date as Scan hands it over.
 func (t *docTime) UnmarshalJSON(data []byte) error {
 	ms, err := strconv.ParseInt(string(data), 10, 64)
 	if err != nil {
@@ -284,12 +74,12 @@ type snapshotDoc struct {
 
 // attemptDoc is a failed attempt; _id is server|at.
 type attemptDoc struct {
-	ID         string  `bson:"_id" json:"_id"`
-	Server     string  `bson:"server" json:"server"`
-	At         docTime `bson:"at" json:"at"`
-	DurationMS int64   `bson:"duration_ms" json:"duration_ms"`
-	Kind       ErrKind `bson:"kind" json:"kind"`
-	Err        string  `bson:"error" json:"error"`
+	ID         string       `bson:"_id" json:"_id"`
+	Server     string       `bson:"server" json:"server"`
+	At         docTime      `bson:"at" json:"at"`
+	DurationMS int64        `bson:"duration_ms" json:"duration_ms"`
+	Kind       monitor.Kind `bson:"kind" json:"kind"`
+	Err        string       `bson:"error" json:"error"`
 }
 
 // peakDoc is compared as a whole by $max: value first, then order, which is
@@ -297,12 +87,18 @@ type attemptDoc struct {
 // reading is the greater. Field order matters; the fields after order only
 // differ when value and order are equal, that is for the same snapshot.
 type peakDoc struct {
-	Value        float64        `bson:"value" json:"value"`
-	Order        int64          `bson:"order" json:"order"`
-	At           docTime        `bson:"at" json:"at"`
-	ProcsKnown   bool           `bson:"procs_known" json:"procs_known"`
-	MatchedTotal int            `bson:"matched_total" json:"matched_total"`
-	Procs        []KeywordCount `bson:"procs" json:"procs"`
+	Value        float64   `bson:"value" json:"value"`
+	Order        int64     `bson:"order" json:"order"`
+	At           docTime   `bson:"at" json:"at"`
+	ProcsKnown   bool      `bson:"procs_known" json:"procs_known"`
+	MatchedTotal int       `bson:"matched_total" json:"matched_total"`
+	Procs        []procDoc `bson:"procs" json:"procs"`
+}
+
+// procDoc is one keyword's process count at a peak.
+type procDoc struct {
+	Keyword string `bson:"keyword" json:"keyword"`
+	Count   int    `bson:"count" json:"count"`
 }
 
 type metricDoc struct {
@@ -320,18 +116,18 @@ type matchedDoc struct {
 
 // rollupDoc is a rollup; _id is server|period|start.
 type rollupDoc struct {
-	ID       string     `bson:"_id" json:"_id"`
-	Server   string     `bson:"server" json:"server"`
-	Period   Period     `bson:"period" json:"period"`
-	Start    docTime    `bson:"start" json:"start"`
-	Count    int64      `bson:"count" json:"count"`
-	Failed   int64      `bson:"failed" json:"failed"`
-	RolledTo docTime    `bson:"rolled_to" json:"rolled_to"` // latest result folded in
-	CPU      metricDoc  `bson:"cpu" json:"cpu"`
-	Mem      metricDoc  `bson:"mem" json:"mem"`
-	Disk     metricDoc  `bson:"disk" json:"disk"`
-	Load1    metricDoc  `bson:"load1" json:"load1"`
-	Matched  matchedDoc `bson:"matched" json:"matched"`
+	ID       string         `bson:"_id" json:"_id"`
+	Server   string         `bson:"server" json:"server"`
+	Period   monitor.Period `bson:"period" json:"period"`
+	Start    docTime        `bson:"start" json:"start"`
+	Count    int64          `bson:"count" json:"count"`
+	Failed   int64          `bson:"failed" json:"failed"`
+	RolledTo docTime        `bson:"rolled_to" json:"rolled_to"` // latest result folded in
+	CPU      metricDoc      `bson:"cpu" json:"cpu"`
+	Mem      metricDoc      `bson:"mem" json:"mem"`
+	Disk     metricDoc      `bson:"disk" json:"disk"`
+	Load1    metricDoc      `bson:"load1" json:"load1"`
+	Matched  matchedDoc     `bson:"matched" json:"matched"`
 	// Keywords is keyed by keywordField(keyword).
 	Keywords map[string]keywordDoc `bson:"keywords" json:"keywords"`
 }
@@ -353,15 +149,15 @@ var (
 )
 
 // keywordSums turns the stored keywords into sorted KeywordSums.
-func keywordSums(fields map[string]keywordDoc) []KeywordSum {
+func keywordSums(fields map[string]keywordDoc) []monitor.KeywordSum {
 	if len(fields) == 0 {
 		return nil
 	}
-	out := make([]KeywordSum, 0, len(fields))
+	out := make([]monitor.KeywordSum, 0, len(fields))
 	for field, d := range fields {
-		out = append(out, KeywordSum{Keyword: keywordUnescaper.Replace(field), Sum: d.Sum, N: d.N})
+		out = append(out, monitor.KeywordSum{Keyword: keywordUnescaper.Replace(field), Sum: d.Sum, N: d.N})
 	}
-	slices.SortFunc(out, func(a, b KeywordSum) int { return strings.Compare(a.Keyword, b.Keyword) })
+	slices.SortFunc(out, func(a, b monitor.KeywordSum) int { return strings.Compare(a.Keyword, b.Keyword) })
 	return out
 }
 
@@ -379,10 +175,10 @@ type latestRef struct {
 }
 
 type failureRef struct {
-	At         time.Time `bson:"at"`
-	DurationMS int64     `bson:"duration_ms"`
-	Kind       ErrKind   `bson:"kind"`
-	Err        string    `bson:"error"`
+	At         time.Time    `bson:"at"`
+	DurationMS int64        `bson:"duration_ms"`
+	Kind       monitor.Kind `bson:"kind"`
+	Err        string       `bson:"error"`
 }
 
 // timeID formats t for _id: fixed width, so that "name|time" splits
@@ -391,12 +187,46 @@ func timeID(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000
 
 func resultID(server string, at time.Time) string { return server + "|" + timeID(at) }
 
-func rollupID(server string, p Period, start time.Time) string {
+func rollupID(server string, p monitor.Period, start time.Time) string {
 	return server + "|" + string(p) + "|" + timeID(start)
 }
 
-func (d rollupDoc) rollup() Rollup {
-	return Rollup{
+// result returns the stored snapshot as a Result.
+func (d snapshotDoc) result() (monitor.Result, error) {
+	var snap snapshot.Snapshot
+	if err := json.Unmarshal([]byte(d.Snapshot), &snap); err != nil {
+		return monitor.Result{}, fmt.Errorf("decode stored snapshot %s: %w", d.ID, err)
+	}
+	return monitor.Result{
+		Server:   d.Server,
+		At:       d.At.utc(),
+		Duration: time.Duration(d.DurationMS) * time.Millisecond,
+		Snapshot: &snap,
+	}, nil
+}
+
+// result returns the stored failed attempt as a Result.
+func (d attemptDoc) result() monitor.Result {
+	return failure(d.Server, d.At.utc(), d.DurationMS, d.Kind, d.Err)
+}
+
+// failure is a stored failed attempt as a Result: its error is the stored
+// message, or the kind when none was stored.
+func failure(server string, at time.Time, durationMS int64, kind monitor.Kind, msg string) monitor.Result {
+	if msg == "" {
+		msg = string(kind)
+	}
+	return monitor.Result{
+		Server:   server,
+		At:       at,
+		Duration: time.Duration(durationMS) * time.Millisecond,
+		Kind:     kind,
+		Err:      errors.New(msg),
+	}
+}
+
+func (d rollupDoc) rollup() monitor.Rollup {
+	return monitor.Rollup{
 		Server:   d.Server,
 		Period:   d.Period,
 		Start:    d.Start.utc(),
@@ -406,20 +236,25 @@ func (d rollupDoc) rollup() Rollup {
 		Mem:      d.Mem.metric(),
 		Disk:     d.Disk.metric(),
 		Load1:    d.Load1.metric(),
-		Matched:  Matched(d.Matched),
+		Matched:  monitor.Matched(d.Matched),
 		Keywords: keywordSums(d.Keywords),
 	}
 }
 
-func (d metricDoc) metric() Metric {
-	m := Metric{Sum: d.Sum, N: d.N}
+func (d metricDoc) metric() monitor.Metric {
+	m := monitor.Metric{Sum: d.Sum, N: d.N}
 	if d.Peak != nil {
-		m.Peak = Peak{
+		m.Peak = monitor.Peak{
 			Value:        d.Peak.Value,
 			At:           d.Peak.At.utc(),
 			ProcsKnown:   d.Peak.ProcsKnown,
 			MatchedTotal: d.Peak.MatchedTotal,
-			Procs:        d.Peak.Procs,
+		}
+		if d.Peak.Procs != nil {
+			m.Peak.Procs = make([]monitor.KeywordCount, len(d.Peak.Procs))
+			for i, p := range d.Peak.Procs {
+				m.Peak.Procs[i] = monitor.KeywordCount{Keyword: p.Keyword, Count: p.Count}
+			}
 		}
 	}
 	return m

@@ -8,8 +8,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/crawlerfleet/collector/internal/testutil"
+	"github.com/crawlerfleet/collector/monitor"
+	"github.com/crawlerfleet/collector/store/embedded"
+	"github.com/crawlerfleet/collector/store/spool"
 )
+
+// The tests here run the spool in front of a real Store whose database goes
+// down and comes back, as the collector does.
 
 // TestOutage writes while no database listens, restarts the collector with
 // the spool still full, then brings a database up at the configured address:
@@ -20,22 +29,24 @@ func TestOutage(t *testing.T) {
 	ctx := context.Background()
 	addr := freePort(t)
 	dir := t.TempDir()
+	spoolDir := filepath.Join(dir, "spool")
 	cfg := Config{URI: "mongodb://" + addr + "/", DataDir: dir, Timeout: time.Second}
+	clock := clockwork.NewFakeClock() // never advanced: the retry time after an outage never passes
 	t0 := mustTime(t, "2024-05-01T10:00:00Z")
 	servers := []string{"web1", "web2", "web3"}
-	round := func(i int) []Result {
+	round := func(i int) []monitor.Result {
 		at := t0.Add(time.Duration(i) * time.Minute)
-		var rs []Result
+		var rs []monitor.Result
 		for j, name := range servers {
 			rs = append(rs, snapResult(name, at.Add(time.Duration(j)*time.Second), reading{cpu: float64(10 + i), mem: 50, disk: 60, load1: 1,
-				procs: []KeywordCount{{"python", i}}}))
+				procs: []monitor.KeywordCount{{Keyword: "python", Count: i}}}))
 		}
-		return append(rs, failResult("web4", at, KindUnreachable, "dial tcp: connection refused"))
+		return append(rs, failResult("web4", at, monitor.KindUnreachable, "dial tcp: connection refused"))
 	}
-	var all []Result
+	var all []monitor.Result
 
 	// The collector starts while the database is down.
-	logger, logs := testLogger(t)
+	logger, logs := testutil.Logger(t)
 	s1, err := Open(ctx, cfg, logger)
 	if err != nil {
 		t.Fatalf("Open with the database down: %v", err)
@@ -43,14 +54,21 @@ func TestOutage(t *testing.T) {
 	if !strings.Contains(logs.String(), "database unreachable") {
 		t.Errorf("Open logged no warning about the unreachable database")
 	}
+	sp1, err := spool.Open(spoolDir, 0, s1, logger, spool.WithClock(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 2; i++ {
-		if err := s1.Write(ctx, round(i)); err != nil {
+		if err := sp1.Write(ctx, round(i)); err != nil {
 			t.Fatalf("Write while down: %v", err)
 		}
 		all = append(all, round(i)...)
 	}
-	if !s1.spool.pending() {
+	if sp1.Bytes() == 0 {
 		t.Fatal("nothing spooled")
+	}
+	if err := sp1.Close(); err != nil {
+		t.Fatal(err)
 	}
 	if err := s1.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -62,39 +80,47 @@ func TestOutage(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	defer s2.Close(ctx) // before the database stops, or FerretDB waits 3 s for the connections
-	if !s2.spool.pending() {
+	sp2, err := spool.Open(spoolDir, 0, s2, logger, spool.WithClock(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp2.Close()
+	if sp2.Bytes() == 0 {
 		t.Fatal("the spool did not survive the restart")
 	}
-	if err := s2.Write(ctx, round(2)); err != nil {
+	if err := sp2.Write(ctx, round(2)); err != nil {
 		t.Fatalf("Write while down after restart: %v", err)
 	}
 	all = append(all, round(2)...)
 
 	// The database comes up where the store looks for it.
-	db, err := startEmbedded(ctx, filepath.Join(t.TempDir(), "db"), addr, logger)
+	db, err := embedded.Start(ctx, filepath.Join(t.TempDir(), "db"), addr, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(db.stop)
+	t.Cleanup(db.Stop)
 
 	// Still inside the back-off after the last failure: spooled, in order.
-	if err := s2.Write(ctx, round(3)); err != nil {
+	if err := sp2.Write(ctx, round(3)); err != nil {
 		t.Fatal(err)
 	}
 	all = append(all, round(3)...)
-	n, err := s2.Replay(ctx)
+	if n := count(t, s2, snapshotsName, nil); n != 0 {
+		t.Fatalf("%d snapshots stored inside the back-off, want them spooled", n)
+	}
+	n, err := sp2.Replay(ctx)
 	if err != nil || n != len(all) {
 		t.Fatalf("Replay = %d, %v; want %d, nil", n, err, len(all))
 	}
 	// Back to direct writes.
-	if err := s2.Write(ctx, round(4)); err != nil {
+	if err := sp2.Write(ctx, round(4)); err != nil {
 		t.Fatal(err)
 	}
 	all = append(all, round(4)...)
-	if s2.spool.pending() {
-		t.Error("spool pending after the database came back")
+	if sp2.Bytes() != 0 {
+		t.Errorf("spool file holds %d bytes after the database came back; want it empty", sp2.Bytes())
 	}
-	if fi, err := os.Stat(s2.spool.path); err != nil || fi.Size() != 0 {
+	if fi, err := os.Stat(filepath.Join(spoolDir, "results.jsonl")); err != nil || fi.Size() != 0 {
 		t.Errorf("spool file after replay: %v, %v; want it empty", fi, err)
 	}
 
@@ -108,7 +134,7 @@ func TestOutage(t *testing.T) {
 		} else {
 			snaps++
 		}
-		r, _ := r.normalize()
+		r := normalized(t, r)
 		if n := count(t, s2, coll, bson.D{{Key: "_id", Value: resultID(r.Server, r.At)}}); n != 1 {
 			t.Errorf("%s at %s stored %d times", r.Server, r.At.Format(time.TimeOnly), n)
 		}
@@ -119,7 +145,7 @@ func TestOutage(t *testing.T) {
 	if n := count(t, s2, attemptsName, nil); n != fails {
 		t.Errorf("%d attempts stored, want %d", n, fails)
 	}
-	rollups, err := s2.Rollups(ctx, RollupQuery{Period: Hour, From: t0, To: t0.Add(time.Hour)})
+	rollups, err := s2.Rollups(ctx, monitor.RollupFilter{Period: monitor.Hour, From: t0, To: t0.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,47 +170,49 @@ func TestOutage(t *testing.T) {
 }
 
 // TestOutageStopServer stops the embedded server under a running store:
-// writes spool, and replay after a restart on the same files loses nothing.
+// writes spool, and once the retry time has passed, a write on the same
+// files, restarted, replays them first and loses nothing.
 func TestOutageStopServer(t *testing.T) {
 	t.Parallel() // mostly waiting for timeouts
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, logs := openTest(t, Config{DataDir: dir, Timeout: time.Second})
+	clock := clockwork.NewFakeClock()
+	sp := openSpool(t, s, spool.WithClock(clock.Now))
 	t0 := mustTime(t, "2024-05-01T10:00:00Z")
-	series := func(from, to int) []Result {
-		var rs []Result
+	series := func(from, to int) []monitor.Result {
+		var rs []monitor.Result
 		for m := from; m < to; m++ {
 			rs = append(rs, snapResult("web1", t0.Add(time.Duration(m)*time.Minute), reading{cpu: float64(m)}))
 		}
 		return rs
 	}
-	if err := s.Write(ctx, series(0, 10)); err != nil {
+	if err := sp.Write(ctx, series(0, 10)); err != nil {
 		t.Fatal(err)
 	}
 
-	addr := strings.TrimSuffix(strings.TrimPrefix(s.embedded.uri, "mongodb://"), "/")
-	s.embedded.stop()
-	if err := s.Write(ctx, series(10, 20)); err != nil {
+	addr := strings.TrimSuffix(strings.TrimPrefix(s.embedded.URI(), "mongodb://"), "/")
+	s.embedded.Stop()
+	if err := sp.Write(ctx, series(10, 20)); err != nil {
 		t.Fatalf("Write with the server stopped: %v", err)
 	}
-	if !s.spool.pending() {
+	if sp.Bytes() == 0 {
 		t.Fatal("nothing spooled with the server stopped")
 	}
 	if !strings.Contains(logs.String(), "database unavailable; spooling results") {
 		t.Error("no warning that results are being spooled")
 	}
 
-	e, err := startEmbedded(ctx, filepath.Join(dir, "db"), addr, s.logger)
+	e, err := embedded.Start(ctx, filepath.Join(dir, "db"), addr, s.logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.embedded = e // Close stops it
-	s.retryAfter = 0
-	s.retryAt = time.Time{}
-	if err := s.Write(ctx, series(20, 30)); err != nil {
+	s.embedded, s.direct = e, e // Close stops it
+	clock.Advance(spool.DefaultRetryAfter)
+	if err := sp.Write(ctx, series(20, 30)); err != nil {
 		t.Fatal(err)
 	}
-	if s.spool.pending() {
+	if sp.Bytes() != 0 {
 		t.Fatal("Write did not replay the spool once the server was back")
 	}
 	got, err := s.Snapshots(ctx, "web1", t0, t0.Add(time.Hour), 0)
@@ -199,7 +227,7 @@ func TestOutageStopServer(t *testing.T) {
 			t.Errorf("snapshot %d at %s", i, r.At.Format(time.TimeOnly))
 		}
 	}
-	rs, err := s.Rollups(ctx, RollupQuery{Period: Day, From: t0, To: t0.Add(time.Hour)})
+	rs, err := s.Rollups(ctx, monitor.RollupFilter{Period: monitor.Day, From: t0, To: t0.Add(time.Hour)})
 	if err != nil || len(rs) != 1 || rs[0].Count != 30 || rs[0].CPU.Peak.Value != 29 {
 		t.Errorf("daily rollup = %+v, %v; want 30 snapshots, CPU peak 29", rs, err)
 	}
@@ -213,7 +241,7 @@ func TestReplayBacklog(t *testing.T) {
 	ctx := context.Background()
 	addr := freePort(t)
 	dir := t.TempDir()
-	logger, _ := testLogger(t)
+	logger, _ := testutil.Logger(t)
 	// Long enough for the driver to notice the database is back (it checks
 	// at most every 500 ms).
 	s, err := Open(ctx, Config{URI: "mongodb://" + addr + "/", DataDir: dir, Timeout: time.Second}, logger)
@@ -221,34 +249,36 @@ func TestReplayBacklog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close(ctx)
-	s.chunkSize = 2 // Write replays writeReplayChunks*2 results at most
-	s.retryAfter = 0
+	// Write replays 4 chunks of 2 results at most; no retry time after an
+	// outage.
+	const writeReplays = 4 * 2
+	sp := openSpool(t, s, spool.WithChunkSize(2), spool.WithRetryAfter(0))
 
 	t0 := mustTime(t, "2024-05-01T10:00:00Z")
-	var all []Result
+	var all []monitor.Result
 	for m := 0; m < 20; m++ {
 		all = append(all, snapResult("web1", t0.Add(time.Duration(m)*time.Minute), reading{cpu: float64(m)}))
 	}
-	if err := s.Write(ctx, all[:15]); err != nil {
+	if err := sp.Write(ctx, all[:15]); err != nil {
 		t.Fatal(err)
 	}
-	db, err := startEmbedded(ctx, filepath.Join(t.TempDir(), "db"), addr, logger)
+	db, err := embedded.Start(ctx, filepath.Join(t.TempDir(), "db"), addr, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(db.stop)
+	t.Cleanup(db.Stop)
 
-	if err := s.Write(ctx, all[15:]); err != nil {
+	if err := sp.Write(ctx, all[15:]); err != nil {
 		t.Fatal(err)
 	}
 	replayed := int(count(t, s, snapshotsName, nil))
-	if want := writeReplayChunks * 2; replayed != want {
-		t.Errorf("Write replayed %d results, want %d", replayed, want)
+	if replayed != writeReplays {
+		t.Errorf("Write replayed %d results, want %d", replayed, writeReplays)
 	}
-	if !s.spool.pending() {
+	if sp.Bytes() == 0 {
 		t.Fatal("Write's own results did not wait behind the backlog")
 	}
-	n, err := s.Replay(ctx)
+	n, err := sp.Replay(ctx)
 	if err != nil || n != len(all)-replayed {
 		t.Fatalf("Replay = %d, %v; want %d, nil", n, err, len(all)-replayed)
 	}
@@ -256,8 +286,64 @@ func TestReplayBacklog(t *testing.T) {
 	if err != nil || len(got) != len(all) {
 		t.Fatalf("Snapshots = %d, %v; want %d", len(got), err, len(all))
 	}
-	rs, err := s.Rollups(ctx, RollupQuery{Period: Hour, From: t0, To: t0.Add(time.Hour)})
+	rs, err := s.Rollups(ctx, monitor.RollupFilter{Period: monitor.Hour, From: t0, To: t0.Add(time.Hour)})
 	if err != nil || len(rs) != 1 || rs[0].Count != int64(len(all)) {
 		t.Errorf("rollups = %+v, %v; want one counting %d", rs, err, len(all))
+	}
+}
+
+// TestReplayPreviousRelease replays into the store a spool that the release
+// before package spool wrote (spool/testdata/spool-v1.jsonl: two snapshots,
+// one of a server whose name JSON escapes, and a failure of each kind):
+// everything is stored as it was spooled.
+func TestReplayPreviousRelease(t *testing.T) {
+	ctx := context.Background()
+	old, err := os.ReadFile(filepath.Join("spool", "testdata", "spool-v1.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "spool"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "spool", "results.jsonl"), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := openTest(t, Config{DataDir: dir})
+	n, err := openSpool(t, s).Replay(ctx)
+	if err != nil || n != 8 {
+		t.Fatalf("Replay = %d, %v; want 8, nil", n, err)
+	}
+
+	t0 := mustTime(t, "2024-05-01T10:17:00Z")
+	web1, err := s.Latest(ctx, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !web1.At.Equal(t0.Add(123*time.Millisecond)) || web1.Duration != 812*time.Millisecond ||
+		web1.Snapshot.CPU.Percent != 12.5 || !web1.Snapshot.Time.Equal(t0.Add(-700*time.Millisecond)) ||
+		len(web1.Snapshot.Processes.Matched) != 2 || web1.Snapshot.Processes.Matched[1].Keyword != "scrapy.crawl $HOME" {
+		t.Errorf("Latest(web1) = %+v, %+v", web1, web1.Snapshot)
+	}
+	quoted, err := s.Latest(ctx, `web "quoted" <&>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if quoted.Snapshot.CPU.Error != "read /proc/stat: permission denied" || quoted.Snapshot.Hostname != "w2" {
+		t.Errorf("Latest of the quoted server = %+v", quoted.Snapshot)
+	}
+	attempts, err := s.Attempts(ctx, "web3", t0, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(attempts) != len(monitor.Kinds) {
+		t.Fatalf("%d attempts of web3, want one of each kind", len(attempts))
+	}
+	for i, a := range attempts {
+		k := monitor.Kinds[i]
+		want := `failure of kind ` + string(k) + `: "quoted" <tag> & done`
+		if a.Kind != k || a.Error() != want || a.Duration != 5*time.Second || !a.At.Equal(t0.Add(time.Duration(i+2)*time.Minute)) {
+			t.Errorf("attempt %d = %+v (%q), want kind %s, %q", i, a, a.Error(), k, want)
+		}
 	}
 }

@@ -4,55 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/crawlerfleet/collector/monitor"
 )
 
-// The outbox keeps every alert notification per channel until it is sent:
-//
-//	outbox  {_id: "<notification id>|<channel>", notification, channel,
-//	         payload: "<the notification as JSON>",
-//	         status: "pending"|"sent"|"failed", attempts, next_attempt,
-//	         created, updated, last_error}
-//
-// It is small (one entry per notification and channel, sent entries pruned
-// after days), so finding the due entries may scan it on FerretDB.
-const outboxName = "outbox"
+// The outbox keeps every alert notification per channel until it is sent
+// (see the package doc). It is small (one entry per notification and
+// channel, sent entries pruned after days), so finding the due entries may
+// scan it on FerretDB. It is created on first use.
 
-// The statuses of an outbox entry.
-const (
-	OutboxPending = "pending" // not sent yet: due at NextAttempt
-	OutboxSent    = "sent"    // delivered; kept a while so a replay is dropped
-	OutboxFailed  = "failed"  // refused for good (a retry cannot help)
-)
-
-// An OutboxEntry is one notification waiting for, or done with, one channel.
-type OutboxEntry struct {
-	// ID is the notification's ID and the channel's name joined by "|":
-	// inserting the same pair twice stores it once.
-	ID           string
-	Notification string
-	Channel      string
-	// Payload is the notification as JSON; the store does not read it.
-	Payload     []byte
-	Status      string
-	Attempts    int
-	NextAttempt time.Time
-	Created     time.Time
-	Updated     time.Time
-	LastError   string
-}
-
+// outboxDoc is an outbox entry; _id is "<notification id>|<channel>".
 type outboxDoc struct {
 	ID           string    `bson:"_id"`
 	Notification string    `bson:"notification"`
 	Channel      string    `bson:"channel"`
 	Payload      string    `bson:"payload"`
-	Status       string    `bson:"status"`
+	Status       string    `bson:"status"` // a monitor.OutboxStatus
 	Attempts     int       `bson:"attempts"`
 	NextAttempt  time.Time `bson:"next_attempt"`
 	Created      time.Time `bson:"created"`
@@ -60,13 +32,13 @@ type outboxDoc struct {
 	LastError    string    `bson:"last_error"`
 }
 
-func (e OutboxEntry) doc() outboxDoc {
+func newOutboxDoc(e monitor.OutboxEntry) outboxDoc {
 	return outboxDoc{
 		ID:           e.ID,
 		Notification: e.Notification,
 		Channel:      e.Channel,
 		Payload:      string(e.Payload),
-		Status:       e.Status,
+		Status:       string(e.Status),
 		Attempts:     e.Attempts,
 		NextAttempt:  bsonTime(e.NextAttempt),
 		Created:      bsonTime(e.Created),
@@ -75,13 +47,13 @@ func (e OutboxEntry) doc() outboxDoc {
 	}
 }
 
-func (d outboxDoc) entry() OutboxEntry {
-	return OutboxEntry{
+func (d outboxDoc) entry() monitor.OutboxEntry {
+	return monitor.OutboxEntry{
 		ID:           d.ID,
 		Notification: d.Notification,
 		Channel:      d.Channel,
 		Payload:      []byte(d.Payload),
-		Status:       d.Status,
+		Status:       monitor.OutboxStatus(d.Status),
 		Attempts:     d.Attempts,
 		NextAttempt:  d.NextAttempt.UTC(),
 		Created:      d.Created.UTC(),
@@ -93,25 +65,18 @@ func (d outboxDoc) entry() OutboxEntry {
 // bsonTime is t as the database keeps it: UTC, to the millisecond.
 func bsonTime(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
 
-// outboxReady records the stores whose outbox collection exists with its
-// _id index, so that the check runs once per store rather than per call.
-var outboxReady sync.Map // *Store → struct{}
-
+// outbox returns the outbox collection, creating it on first use.
 func (s *Store) outbox(ctx context.Context) (*mongo.Collection, error) {
-	if _, ok := outboxReady.Load(s); ok {
-		return s.db.Collection(outboxName), nil
-	}
-	coll, err := s.Collection(ctx, outboxName)
+	coll, err := s.collection(ctx, outboxName)
 	if err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
-	outboxReady.Store(s, struct{}{})
 	return coll, nil
 }
 
 // OutboxInsert adds e to the outbox. It reports false, and changes nothing,
 // when an entry with e.ID is already there.
-func (s *Store) OutboxInsert(ctx context.Context, e OutboxEntry) (inserted bool, err error) {
+func (s *Store) OutboxInsert(ctx context.Context, e monitor.OutboxEntry) (inserted bool, err error) {
 	if e.ID == "" {
 		return false, errors.New("insert outbox entry: no id")
 	}
@@ -119,26 +84,27 @@ func (s *Store) OutboxInsert(ctx context.Context, e OutboxEntry) (inserted bool,
 	if err != nil {
 		return false, err
 	}
-	_, err = coll.InsertOne(ctx, e.doc())
+	_, err = coll.InsertOne(ctx, newOutboxDoc(e))
 	if mongo.IsDuplicateKeyError(err) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("insert outbox entry %s: %w", e.ID, err)
+		return false, fmt.Errorf("insert outbox entry %s: %w", e.ID, unavailable(err))
 	}
 	return true, nil
 }
 
-// OutboxGet returns the entry with id, or ErrNotFound.
-func (s *Store) OutboxGet(ctx context.Context, id string) (*OutboxEntry, error) {
+// OutboxGet returns the entry with id, or an error wrapping
+// monitor.ErrNotFound.
+func (s *Store) OutboxGet(ctx context.Context, id string) (*monitor.OutboxEntry, error) {
 	coll, err := s.outbox(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var d outboxDoc
-	err = coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	err = findOne(ctx, coll, id, &d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("outbox entry %s: %w", id, ErrNotFound)
+		return nil, fmt.Errorf("outbox entry %s: %w", id, monitor.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read outbox entry %s: %w", id, err)
@@ -149,7 +115,7 @@ func (s *Store) OutboxGet(ctx context.Context, id string) (*OutboxEntry, error) 
 
 // OutboxDue returns the pending entries whose NextAttempt is at or before
 // now, oldest Created first, at most limit of them (all with limit <= 0).
-func (s *Store) OutboxDue(ctx context.Context, now time.Time, limit int) ([]OutboxEntry, error) {
+func (s *Store) OutboxDue(ctx context.Context, now time.Time, limit int) ([]monitor.OutboxEntry, error) {
 	coll, err := s.outbox(ctx)
 	if err != nil {
 		return nil, err
@@ -159,17 +125,17 @@ func (s *Store) OutboxDue(ctx context.Context, now time.Time, limit int) ([]Outb
 		opts.SetLimit(int64(limit))
 	}
 	cur, err := coll.Find(ctx, bson.D{
-		{Key: "status", Value: OutboxPending},
+		{Key: "status", Value: string(monitor.OutboxPending)},
 		{Key: "next_attempt", Value: bson.D{{Key: "$lte", Value: bsonTime(now)}}},
 	}, opts)
 	if err != nil {
+		return nil, fmt.Errorf("read due outbox entries: %w", unavailable(err))
+	}
+	docs, err := decodeAll[outboxDoc](ctx, cur)
+	if err != nil {
 		return nil, fmt.Errorf("read due outbox entries: %w", err)
 	}
-	var docs []outboxDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("read due outbox entries: %w", err)
-	}
-	entries := make([]OutboxEntry, len(docs))
+	entries := make([]monitor.OutboxEntry, len(docs))
 	for i, d := range docs {
 		entries[i] = d.entry()
 	}
@@ -183,34 +149,34 @@ func (s *Store) OutboxPending(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := coll.CountDocuments(ctx, bson.D{{Key: "status", Value: OutboxPending}})
+	n, err := coll.CountDocuments(ctx, bson.D{{Key: "status", Value: string(monitor.OutboxPending)}})
 	if err != nil {
-		return 0, fmt.Errorf("count pending outbox entries: %w", err)
+		return 0, fmt.Errorf("count pending outbox entries: %w", unavailable(err))
 	}
 	return n, nil
 }
 
 // OutboxSave writes the delivery state of e (Status, Attempts, NextAttempt,
 // Updated, LastError) to the stored entry e.ID. It sets absolute values, so
-// saving the same state twice is harmless. It returns ErrNotFound when there
-// is no such entry.
-func (s *Store) OutboxSave(ctx context.Context, e OutboxEntry) error {
+// saving the same state twice is harmless. Its error wraps
+// monitor.ErrNotFound when there is no such entry.
+func (s *Store) OutboxSave(ctx context.Context, e monitor.OutboxEntry) error {
 	coll, err := s.outbox(ctx)
 	if err != nil {
 		return err
 	}
 	res, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: e.ID}}, bson.D{{Key: "$set", Value: bson.D{
-		{Key: "status", Value: e.Status},
+		{Key: "status", Value: string(e.Status)},
 		{Key: "attempts", Value: e.Attempts},
 		{Key: "next_attempt", Value: bsonTime(e.NextAttempt)},
 		{Key: "updated", Value: bsonTime(e.Updated)},
 		{Key: "last_error", Value: e.LastError},
 	}}})
 	if err != nil {
-		return fmt.Errorf("save outbox entry %s: %w", e.ID, err)
+		return fmt.Errorf("save outbox entry %s: %w", e.ID, unavailable(err))
 	}
 	if res.MatchedCount == 0 {
-		return fmt.Errorf("save outbox entry %s: %w", e.ID, ErrNotFound)
+		return fmt.Errorf("save outbox entry %s: %w", e.ID, monitor.ErrNotFound)
 	}
 	return nil
 }
@@ -223,11 +189,11 @@ func (s *Store) OutboxPrune(ctx context.Context, before time.Time) (int64, error
 		return 0, err
 	}
 	res, err := coll.DeleteMany(ctx, bson.D{
-		{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{OutboxSent, OutboxFailed}}}},
+		{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{string(monitor.OutboxSent), string(monitor.OutboxFailed)}}}},
 		{Key: "updated", Value: bson.D{{Key: "$lt", Value: bsonTime(before)}}},
 	})
 	if err != nil {
-		return 0, fmt.Errorf("prune outbox: %w", err)
+		return 0, fmt.Errorf("prune outbox: %w", unavailable(err))
 	}
 	return res.DeletedCount, nil
 }

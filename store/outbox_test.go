@@ -6,15 +6,18 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/crawlerfleet/collector/internal/testutil"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
-func outboxEntry(id string, created time.Time) OutboxEntry {
-	return OutboxEntry{
+func outboxEntry(id string, created time.Time) monitor.OutboxEntry {
+	return monitor.OutboxEntry{
 		ID:           id + "|email",
 		Notification: id,
 		Channel:      "email",
 		Payload:      []byte(`{"ID":"` + id + `"}`),
-		Status:       OutboxPending,
+		Status:       monitor.OutboxPending,
 		NextAttempt:  created,
 		Created:      created,
 		Updated:      created,
@@ -60,13 +63,13 @@ func TestOutboxInsertOnce(t *testing.T) {
 	if !got.Created.Equal(t0.Truncate(time.Millisecond)) || got.Created.Location() != time.UTC {
 		t.Errorf("created = %v, want %v in UTC", got.Created, t0.Truncate(time.Millisecond))
 	}
-	if got.Status != OutboxPending || got.Channel != "email" || got.Notification != "n1" {
+	if got.Status != monitor.OutboxPending || got.Channel != "email" || got.Notification != "n1" {
 		t.Errorf("entry = %+v", got)
 	}
-	if _, err := s.OutboxGet(ctx, "missing|email"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.OutboxGet(ctx, "missing|email"); !errors.Is(err, monitor.ErrNotFound) {
 		t.Errorf("OutboxGet(missing) error = %v, want ErrNotFound", err)
 	}
-	if _, err := s.OutboxInsert(ctx, OutboxEntry{}); err == nil {
+	if _, err := s.OutboxInsert(ctx, monitor.OutboxEntry{}); err == nil {
 		t.Error("OutboxInsert without an id succeeded")
 	}
 }
@@ -101,7 +104,7 @@ func TestOutboxDueSaveAndPrune(t *testing.T) {
 		t.Fatalf("OutboxSave again: %v", err)
 	}
 	a := outboxEntry("a", t0.Add(time.Minute))
-	a.Status, a.Attempts, a.Updated = OutboxSent, 1, t0.Add(2*time.Minute)
+	a.Status, a.Attempts, a.Updated = monitor.OutboxSent, 1, t0.Add(2*time.Minute)
 	if err := s.OutboxSave(ctx, a); err != nil {
 		t.Fatalf("OutboxSave: %v", err)
 	}
@@ -118,7 +121,7 @@ func TestOutboxDueSaveAndPrune(t *testing.T) {
 	if gotB.Attempts != 1 || gotB.LastError != b.LastError || !gotB.NextAttempt.Equal(b.NextAttempt) {
 		t.Errorf("b after save = %+v", gotB)
 	}
-	if err := s.OutboxSave(ctx, outboxEntry("missing", t0)); !errors.Is(err, ErrNotFound) {
+	if err := s.OutboxSave(ctx, outboxEntry("missing", t0)); !errors.Is(err, monitor.ErrNotFound) {
 		t.Errorf("OutboxSave(missing) error = %v, want ErrNotFound", err)
 	}
 
@@ -131,7 +134,7 @@ func TestOutboxDueSaveAndPrune(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Errorf("OutboxPrune = %d, %v; want 1 (the sent entry)", n, err)
 	}
-	if _, err := s.OutboxGet(ctx, "a|email"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.OutboxGet(ctx, "a|email"); !errors.Is(err, monitor.ErrNotFound) {
 		t.Errorf("sent entry after prune: %v, want ErrNotFound", err)
 	}
 	if _, err := s.OutboxGet(ctx, "b|email"); err != nil {
@@ -147,7 +150,7 @@ func TestOutboxDueSaveAndPrune(t *testing.T) {
 func TestOutboxSurvivesReopen(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	logger, _ := testLogger(t)
+	logger, _ := testutil.Logger(t)
 	t0 := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
 
 	s, err := Open(ctx, Config{DataDir: dir}, logger)
@@ -191,10 +194,10 @@ func TestOutboxPending(t *testing.T) {
 	later := outboxEntry("b", t0)
 	later.Attempts, later.NextAttempt = 1, t0.Add(24*time.Hour) // pending, not due
 	sent := outboxEntry("c", t0)
-	sent.Status, sent.Attempts = OutboxSent, 1
+	sent.Status, sent.Attempts = monitor.OutboxSent, 1
 	failed := outboxEntry("d", t0)
-	failed.Status, failed.Attempts = OutboxFailed, 1
-	for _, e := range []OutboxEntry{later, sent, failed} {
+	failed.Status, failed.Attempts = monitor.OutboxFailed, 1
+	for _, e := range []monitor.OutboxEntry{later, sent, failed} {
 		if err := s.OutboxSave(ctx, e); err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/crawlerfleet/collector/internal/fsutil"
+
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 )
@@ -37,13 +39,14 @@ func (s *Store) Prune(ctx context.Context, now time.Time) error {
 		{s.snapshots, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: raw}}}}, raw},
 		{s.attempts, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: raw}}}}, raw},
 		{s.rollups, bson.D{{Key: "start", Value: bson.D{{Key: "$lt", Value: roll}}}}, roll},
-		// Not through Collection: a store without alerts has no silences to
-		// create the collection for, and deleting from a missing one is a no-op.
+		// Not through s.collection: a store without alerts has no silences
+		// to create the collection for, and deleting from a missing one is
+		// a no-op.
 		{s.db.Collection(silencesName), bson.D{{Key: "until", Value: bson.D{{Key: "$lte", Value: now.UTC()}}}}, now},
 	} {
 		res, err := p.coll.DeleteMany(ctx, p.filter)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("prune %s: %w", p.coll.Name(), err))
+			errs = append(errs, fmt.Errorf("prune %s: %w", p.coll.Name(), unavailable(err)))
 			continue
 		}
 		if res.DeletedCount > 0 {
@@ -76,7 +79,7 @@ func (s *Store) PruneIfDue(ctx context.Context, now time.Time, every time.Durati
 	if err := s.Prune(ctx, now); err != nil {
 		return true, err
 	}
-	if err := writeFileAtomic(path, []byte(now.UTC().Format(time.RFC3339Nano)+"\n")); err != nil {
+	if err := fsutil.WriteAtomic(path, []byte(now.UTC().Format(time.RFC3339Nano)+"\n")); err != nil {
 		return true, fmt.Errorf("record prune time: %w", err)
 	}
 	return true, nil
@@ -98,31 +101,4 @@ func (s *Store) readPrunedAt(path string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t, true
-}
-
-// writeFileAtomic replaces the file at path with b: it writes and syncs a
-// temporary file next to it, renames it over path and syncs the directory,
-// so that a crash leaves either the old content or the new.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
 }

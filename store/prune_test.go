@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 // TestPruneIfDue prunes on the first call, not again before every has
@@ -18,10 +20,6 @@ func TestPruneIfDue(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, _ := openTest(t, Config{DataDir: dir, Retention: 24 * time.Hour})
-	as, err := s.AlertStore(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	marker := filepath.Join(dir, prunedAtName)
 	t0 := mustTime(t, "2024-05-01T10:00:00Z")
 	every := time.Hour
@@ -32,10 +30,8 @@ func TestPruneIfDue(t *testing.T) {
 	old := func(now time.Time, id string) func() (snap, sil bool) {
 		t.Helper()
 		r := snapResult("web-"+id, now.Add(-48*time.Hour), reading{cpu: 1})
-		if err := s.Write(ctx, []Result{r}); err != nil {
-			t.Fatal(err)
-		}
-		if err := as.AddSilence(ctx, Silence{ID: id, Server: "web1", Created: now, Until: now.Add(time.Minute)}); err != nil {
+		writeAll(t, s, []monitor.Result{r})
+		if err := s.AddSilence(ctx, monitor.Silence{ID: id, Server: "web1", Created: now, Until: now.Add(time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
 		return func() (bool, bool) {

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -11,6 +13,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 // peakSeries is a hand-made day of web1: a reading every minute from 10:00
@@ -18,16 +22,16 @@ import (
 // with 2, which must not win); memory peaks at 10:42 with 12; disk at 10:33
 // with 9; load1 at 10:05 with 6. At 10:30 the CPU section failed, at 10:45
 // the process count; at 10:30:30 the probe timed out.
-func peakSeries(t *testing.T) []Result {
+func peakSeries(t *testing.T) []monitor.Result {
 	t0 := mustTime(t, "2024-05-01T10:00:00Z")
-	var rs []Result
+	var rs []monitor.Result
 	for m := 0; m < 90; m++ {
 		r := reading{
 			cpu:   20 + float64(m%10),
 			mem:   50 + float64(m%7),
 			disk:  60 + float64(m/10)/2,
 			load1: 1 + float64(m%5)/10,
-			procs: []KeywordCount{{"python", 3 + m%3}, {"node", 1}},
+			procs: []monitor.KeywordCount{{Keyword: "python", Count: 3 + m%3}, {Keyword: "node", Count: 1}},
 		}
 		if m >= 60 { // 11:00 on: busier but lower peaks
 			r.cpu = 30 + float64(m%10)
@@ -50,12 +54,11 @@ func peakSeries(t *testing.T) []Result {
 		}
 		rs = append(rs, snapResult("web1", t0.Add(time.Duration(m)*time.Minute), r))
 	}
-	rs = append(rs, failResult("web1", t0.Add(30*time.Minute+30*time.Second), KindTimeout, "probe did not answer within 10s"))
+	rs = append(rs, failResult("web1", t0.Add(30*time.Minute+30*time.Second), monitor.KindTimeout, "probe did not answer within 10s"))
 	return rs
 }
 
 func TestRollupPeaks(t *testing.T) {
-	ctx := context.Background()
 	series := peakSeries(t)
 	day := mustTime(t, "2024-05-01T00:00:00Z")
 	h10, h11 := day.Add(10*time.Hour), day.Add(11*time.Hour)
@@ -84,17 +87,17 @@ func TestRollupPeaks(t *testing.T) {
 			{"load1", h10.Add(5 * time.Minute), 7.5, 6},
 		},
 	}
-	want := []Rollup{
-		expectRollup(series, "web1", Day, day),
-		expectRollup(series, "web1", Hour, h10),
-		expectRollup(series, "web1", Hour, h11),
+	want := []monitor.Rollup{
+		expectRollup(series, "web1", monitor.Day, day),
+		expectRollup(series, "web1", monitor.Hour, h10),
+		expectRollup(series, "web1", monitor.Hour, h11),
 	}
 
 	reversed := slices.Clone(series)
 	slices.Reverse(reversed)
 	for _, tc := range []struct {
 		name    string
-		results []Result
+		results []monitor.Result
 		batch   int
 	}{
 		{"one at a time", series, 1},
@@ -107,13 +110,8 @@ func TestRollupPeaks(t *testing.T) {
 			s, _ := openTest(t, Config{})
 			for rs := tc.results; len(rs) > 0; {
 				n := min(tc.batch, len(rs))
-				if err := s.Write(ctx, rs[:n]); err != nil {
-					t.Fatalf("Write: %v", err)
-				}
+				writeAll(t, s, rs[:n])
 				rs = rs[n:]
-			}
-			if s.spool.pending() {
-				t.Fatal("results were spooled, not written")
 			}
 
 			got := allRollups(t, s, day, day.Add(24*time.Hour))
@@ -123,11 +121,11 @@ func TestRollupPeaks(t *testing.T) {
 			}
 			for _, r := range got {
 				key := "day"
-				if r.Period == Hour {
+				if r.Period == monitor.Hour {
 					key = fmt.Sprintf("hour %d", r.Start.Hour())
 				}
 				for _, f := range facts[key] {
-					p := map[string]Peak{"cpu": r.CPU.Peak, "mem": r.Mem.Peak, "disk": r.Disk.Peak, "load1": r.Load1.Peak}[f.metric]
+					p := map[string]monitor.Peak{"cpu": r.CPU.Peak, "mem": r.Mem.Peak, "disk": r.Disk.Peak, "load1": r.Load1.Peak}[f.metric]
 					python := -1
 					for _, kc := range p.Procs {
 						if kc.Keyword == "python" {
@@ -146,8 +144,8 @@ func TestRollupPeaks(t *testing.T) {
 
 // expectRollup computes a rollup from results the plain way, as the test's
 // oracle: the peak is the first reading of the highest value.
-func expectRollup(results []Result, server string, p Period, start time.Time) Rollup {
-	want := Rollup{Server: server, Period: p, Start: start}
+func expectRollup(results []monitor.Result, server string, p monitor.Period, start time.Time) monitor.Rollup {
+	want := monitor.Rollup{Server: server, Period: p, Start: start}
 	sorted := slices.Clone(results)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].At.Before(sorted[j].At) })
 	first := true
@@ -161,13 +159,13 @@ func expectRollup(results []Result, server string, p Period, start time.Time) Ro
 		}
 		want.Count++
 		snap := r.Snapshot
-		peak := Peak{At: r.At}
+		peak := monitor.Peak{At: r.At}
 		if snap.Processes.Error == "" {
 			peak.ProcsKnown = true
 			peak.MatchedTotal = snap.Processes.MatchedTotal
-			peak.Procs = []KeywordCount{}
+			peak.Procs = []monitor.KeywordCount{}
 			for _, m := range snap.Processes.Matched {
-				peak.Procs = append(peak.Procs, KeywordCount{m.Keyword, m.Count})
+				peak.Procs = append(peak.Procs, monitor.KeywordCount{Keyword: m.Keyword, Count: m.Count})
 			}
 			mt := snap.Processes.MatchedTotal
 			if first || mt < want.Matched.Min {
@@ -180,16 +178,16 @@ func expectRollup(results []Result, server string, p Period, start time.Time) Ro
 			want.Matched.Sum += int64(mt)
 			want.Matched.N++
 			for _, m := range snap.Processes.Matched {
-				i := slices.IndexFunc(want.Keywords, func(k KeywordSum) bool { return k.Keyword == m.Keyword })
+				i := slices.IndexFunc(want.Keywords, func(k monitor.KeywordSum) bool { return k.Keyword == m.Keyword })
 				if i < 0 {
-					want.Keywords = append(want.Keywords, KeywordSum{Keyword: m.Keyword})
+					want.Keywords = append(want.Keywords, monitor.KeywordSum{Keyword: m.Keyword})
 					i = len(want.Keywords) - 1
 				}
 				want.Keywords[i].Sum += int64(m.Count)
 				want.Keywords[i].N++
 			}
 		}
-		observe := func(m *Metric, v float64) {
+		observe := func(m *monitor.Metric, v float64) {
 			m.Sum += v
 			m.N++
 			if m.N == 1 || v > m.Peak.Value {
@@ -208,7 +206,7 @@ func expectRollup(results []Result, server string, p Period, start time.Time) Ro
 			observe(&want.Disk, snap.Disk.UsedPercent)
 		}
 	}
-	slices.SortFunc(want.Keywords, func(a, b KeywordSum) int { return strings.Compare(a.Keyword, b.Keyword) })
+	slices.SortFunc(want.Keywords, func(a, b monitor.KeywordSum) int { return strings.Compare(a.Keyword, b.Keyword) })
 	return want
 }
 
@@ -216,27 +214,25 @@ func TestRollupReadPaths(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t, Config{})
 	t0 := mustTime(t, "2024-05-01T22:00:00Z")
-	var rs []Result
+	var rs []monitor.Result
 	for _, server := range []string{"web1", "web2", "db1"} {
 		for m := 0; m < 4*60; m += 20 { // 22:00 to 01:40 the next day
 			rs = append(rs, snapResult(server, t0.Add(time.Duration(m)*time.Minute), reading{cpu: float64(m % 17), mem: 30, disk: 40, load1: 1}))
 		}
 	}
-	if err := s.Write(ctx, rs); err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []RollupQuery{
-		{Period: Hour, From: t0, To: t0.Add(4 * time.Hour)},
-		{Period: Hour, From: t0.Add(90 * time.Minute), To: t0.Add(3 * time.Hour), Servers: []string{"web2", "db1"}},
-		{Period: Day, From: t0, To: t0.Add(48 * time.Hour)},
-		{Period: Day, From: t0, To: t0.Add(48 * time.Hour), Servers: []string{"web1", "nosuch"}},
+	writeAll(t, s, rs)
+	for _, q := range []monitor.RollupFilter{
+		{Period: monitor.Hour, From: t0, To: t0.Add(4 * time.Hour)},
+		{Period: monitor.Hour, From: t0.Add(90 * time.Minute), To: t0.Add(3 * time.Hour), Servers: []string{"web2", "db1"}},
+		{Period: monitor.Day, From: t0, To: t0.Add(48 * time.Hour)},
+		{Period: monitor.Day, From: t0, To: t0.Add(48 * time.Hour), Servers: []string{"web1", "nosuch"}},
 	} {
 		t.Run(fmt.Sprintf("%s from %s servers %v", q.Period, q.From.Format("15:04"), q.Servers), func(t *testing.T) {
 			got, err := s.Rollups(ctx, q)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var want []Rollup
+			var want []monitor.Rollup
 			servers := q.Servers
 			if len(servers) == 0 {
 				servers = []string{"db1", "web1", "web2"}
@@ -266,7 +262,7 @@ func TestRollupReadPaths(t *testing.T) {
 	}
 }
 
-func descriptions(rs []Rollup) []string {
+func descriptions(rs []monitor.Rollup) []string {
 	var out []string
 	for _, r := range rs {
 		out = append(out, describe(r))
@@ -282,12 +278,10 @@ func TestIdempotentWrite(t *testing.T) {
 	day := mustTime(t, "2024-05-01T00:00:00Z")
 	s, _ := openTest(t, Config{})
 
-	state := func() (int64, int64, []Rollup) {
+	state := func() (int64, int64, []monitor.Rollup) {
 		return count(t, s, snapshotsName, nil), count(t, s, attemptsName, nil), allRollups(t, s, day, day.Add(24*time.Hour))
 	}
-	if err := s.Write(ctx, series); err != nil {
-		t.Fatal(err)
-	}
+	writeAll(t, s, series)
 	snaps, atts, rollups := state()
 	if snaps != int64(len(series)-1) || atts != 1 {
 		t.Fatalf("after the first write: %d snapshots and %d attempts, want %d and 1", snaps, atts, len(series)-1)
@@ -303,29 +297,18 @@ func TestIdempotentWrite(t *testing.T) {
 			t.Errorf("%s: rollups changed:\n got %+v\nwant %+v", how, r2, rollups)
 		}
 	}
-	if err := s.Write(ctx, series); err != nil {
-		t.Fatal(err)
-	}
+	writeAll(t, s, series)
 	check("write again")
 
-	if err := s.Write(ctx, series[10:40]); err != nil {
-		t.Fatal(err)
-	}
+	writeAll(t, s, series[10:40])
 	check("write a part again")
 
 	doubled := append(slices.Clone(series[:5]), series[:5]...)
-	if err := s.Write(ctx, doubled); err != nil {
-		t.Fatal(err)
-	}
+	writeAll(t, s, doubled)
 	check("write a batch holding its results twice")
 
-	s.mu.Lock()
-	err := s.spool.append(series)
-	s.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := s.Replay(ctx)
+	spoolWhileDown(t, filepath.Join(s.DataDir(), "spool"), series)
+	n, err := openSpool(t, s).Replay(ctx)
 	if err != nil || n != len(series) {
 		t.Fatalf("Replay = %d, %v; want %d, nil", n, err, len(series))
 	}
@@ -343,13 +326,11 @@ func TestInterruptedWrite(t *testing.T) {
 	s, _ := openTest(t, Config{})
 
 	half := len(series) / 2
-	if err := s.Write(ctx, series[:half]); err != nil {
-		t.Fatal(err)
-	}
+	writeAll(t, s, series[:half])
 	// The interrupted pass: raw inserts of the second half, no upkeep.
 	var docs []any
 	for _, r := range series[half:] {
-		r, _ := r.normalize()
+		r := normalized(t, r)
 		if r.Snapshot == nil {
 			continue
 		}
@@ -363,15 +344,13 @@ func TestInterruptedWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Its repetition carries the whole batch again.
-	if err := s.Write(ctx, series); err != nil {
-		t.Fatal(err)
-	}
+	writeAll(t, s, series)
 	got := allRollups(t, s, day, day.Add(24*time.Hour))
 	sort.Slice(got, func(i, j int) bool { return describe(got[i]) < describe(got[j]) })
-	want := []Rollup{
-		expectRollup(series, "web1", Day, day),
-		expectRollup(series, "web1", Hour, day.Add(10*time.Hour)),
-		expectRollup(series, "web1", Hour, day.Add(11*time.Hour)),
+	want := []monitor.Rollup{
+		expectRollup(series, "web1", monitor.Day, day),
+		expectRollup(series, "web1", monitor.Hour, day.Add(10*time.Hour)),
+		expectRollup(series, "web1", monitor.Hour, day.Add(11*time.Hour)),
 	}
 	if !reflect.DeepEqual(roundSums(got), roundSums(want)) {
 		t.Errorf("rollups:\n got %+v\nwant %+v", got, want)
@@ -391,15 +370,13 @@ func TestPrune(t *testing.T) {
 		29 * 24 * time.Hour,  // all kept
 		time.Hour,
 	}
-	var rs []Result
+	var rs []monitor.Result
 	for _, age := range ages {
 		rs = append(rs,
 			snapResult("web1", now.Add(-age), reading{cpu: 10}),
-			failResult("web1", now.Add(-age).Add(time.Second), KindAuth, "permission denied (publickey)"))
+			failResult("web1", now.Add(-age).Add(time.Second), monitor.KindAuth, "permission denied (publickey)"))
 	}
-	if err := s.Write(ctx, rs); err != nil {
-		t.Fatal(err)
-	}
+	writeAll(t, s, rs)
 	if err := s.Prune(ctx, now); err != nil {
 		t.Fatal(err)
 	}
@@ -434,9 +411,7 @@ func TestRollupsErrorsSayWhatWasRead(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t, Config{})
 	t0 := mustTime(t, "2024-05-01T10:00:00Z")
-	if err := s.Write(ctx, []Result{snapResult("web1", t0, reading{cpu: 5})}); err != nil {
-		t.Fatal(err)
-	}
+	writeAll(t, s, []monitor.Result{snapResult("web1", t0, reading{cpu: 5})})
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	rng := "from 2024-05-01T10:00:00Z to 2024-05-01T12:00:00Z"
@@ -459,9 +434,12 @@ func TestRollupsErrorsSayWhatWasRead(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.path()
 			defer func() { s.direct = direct; s.ferret.Store(true) }()
-			_, err := s.Rollups(cancelled, RollupQuery{Servers: tc.servers, Period: Hour, From: t0.Add(time.Minute), To: t0.Add(2 * time.Hour)})
+			_, err := s.Rollups(cancelled, monitor.RollupFilter{Servers: tc.servers, Period: monitor.Hour, From: t0.Add(time.Minute), To: t0.Add(2 * time.Hour)})
 			if err == nil {
 				t.Fatal("no error with a cancelled context")
+			}
+			if !errors.Is(err, monitor.ErrUnavailable) {
+				t.Errorf("error %q does not wrap ErrUnavailable", err)
 			}
 			t.Log(err)
 			if e := containsAll(err.Error(), tc.want...); e != nil {
@@ -470,7 +448,7 @@ func TestRollupsErrorsSayWhatWasRead(t *testing.T) {
 		})
 	}
 	// The same reads answer with a live context.
-	if rs, err := s.Rollups(ctx, RollupQuery{Period: Hour, From: t0, To: t0.Add(2 * time.Hour)}); err != nil || len(rs) != 1 {
+	if rs, err := s.Rollups(ctx, monitor.RollupFilter{Period: monitor.Hour, From: t0, To: t0.Add(2 * time.Hour)}); err != nil || len(rs) != 1 {
 		t.Errorf("Rollups = %v, %v; want the one rollup", rs, err)
 	}
 }

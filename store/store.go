@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,9 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/crawlerfleet/collector/monitor"
+	"github.com/crawlerfleet/collector/store/embedded"
 )
 
 // Defaults for the zero fields of Config.
@@ -23,7 +27,6 @@ const (
 	DefaultDataDir         = "./data"
 	DefaultRetention       = 90 * 24 * time.Hour
 	DefaultRollupRetention = 400 * 24 * time.Hour
-	DefaultSpoolMax        = 1 << 30
 	DefaultTimeout         = 5 * time.Second
 )
 
@@ -33,28 +36,30 @@ const EnvURI = "COLLECTOR_MONGO_URI"
 
 // Collection names.
 const (
-	snapshotsName = "snapshots"
-	attemptsName  = "attempts"
-	rollupsName   = "rollups"
-	serversName   = "servers"
+	snapshotsName  = "snapshots"
+	attemptsName   = "attempts"
+	rollupsName    = "rollups"
+	serversName    = "servers"
+	alertStateName = "alert_state"
+	silencesName   = "silences"
+	outboxName     = "outbox"
+	layoutName     = "layout_check" // the embedded store's canary, see checkLayout
 )
 
 // opTimeout bounds every single database operation, so that a database that
 // accepts connections but never answers cannot hang a round.
 const opTimeout = 60 * time.Second
 
-// retryAfter is how long Write sends results straight to the spool after the
-// database failed, instead of waiting for it again on every round.
-const retryAfter = 15 * time.Second
-
-// Config is the [store] section of servers.toml.
+// Config is the [store] section of servers.toml, less the spool's cap
+// (package spool keeps its own).
 type Config struct {
 	// URI of a MongoDB server. Empty starts the embedded FerretDB.
 	URI string
 	// Database name; default "collector".
 	Database string
-	// DataDir holds the embedded database files and the spool; default
-	// "./data". It is created with mode 0700.
+	// DataDir holds the embedded database files under db/, the prune
+	// marker, and (for package spool) the spool; default "./data". It is
+	// created with mode 0700.
 	DataDir string
 	// Retention is how long raw snapshots and failed attempts are kept;
 	// default 90 days.
@@ -62,10 +67,8 @@ type Config struct {
 	// RollupRetention is how long hourly and daily rollups are kept; default
 	// 400 days.
 	RollupRetention time.Duration
-	// SpoolMax caps the spool file in bytes; default 1 GiB.
-	SpoolMax int64
 	// Timeout is how long an operation waits for an unreachable database
-	// before its results go to the spool; default 5 s.
+	// before it fails with monitor.ErrUnavailable; default 5 s.
 	Timeout time.Duration
 }
 
@@ -91,17 +94,15 @@ func (cfg Config) withDefaults() Config {
 	if cfg.RollupRetention <= 0 {
 		cfg.RollupRetention = DefaultRollupRetention
 	}
-	if cfg.SpoolMax <= 0 {
-		cfg.SpoolMax = DefaultSpoolMax
-	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
 	return cfg
 }
 
-// A Store writes probe results to the database and reads them back. Its
-// methods are safe for concurrent use; writes are serialised.
+// A Store keeps probe results, their rollups, alert states, silences and the
+// notification outbox in the database, and reads them back. Its methods are
+// safe for concurrent use; WriteResults calls are serialised.
 type Store struct {
 	cfg    Config
 	logger *slog.Logger
@@ -114,8 +115,11 @@ type Store struct {
 	rollups   *mongo.Collection
 	servers   *mongo.Collection
 
-	embedded *embedded     // nil with an external database
-	direct   *sqliteReader // range reads (rollups, snapshots, attempts) from the embedded database's file
+	embedded *embedded.Server // nil with an external database
+	// direct serves the range reads (rollups, snapshots, attempts) from the
+	// embedded database's file; nil when they go through the driver: with
+	// an external database, or when checkLayout failed. Set by Open only.
+	direct directReader
 
 	setupMu sync.Mutex
 	isSetUp bool // guarded by setupMu
@@ -123,22 +127,41 @@ type Store struct {
 	// never scan. setup sets it under setupMu; reads load it without a lock.
 	ferret atomic.Bool
 
-	// mu serialises writes, replay and the spool.
-	mu         sync.Mutex
-	spool      *spool
-	chunkSize  int
-	retryAt    time.Time // no database attempt before this, except by Replay
-	retryAfter time.Duration
-	outage     bool // the last database attempt failed
+	collMu sync.Mutex
+	ready  map[string]bool // collections made by collection; guarded by collMu
+
+	writeMu sync.Mutex // serialises WriteResults
 }
+
+// directReader is what the range reads need of the embedded backend:
+// *embedded.Server.
+type directReader interface {
+	Scan(ctx context.Context, database, collection, fromID, toID string, desc bool, each func(doc []byte) (more bool, err error)) error
+	CheckIndex(ctx context.Context, database, collection string) error
+}
+
+var _ directReader = (*embedded.Server)(nil)
 
 // Open connects to the database named by cfg, or starts the embedded FerretDB
 // when cfg.URI is empty, and makes sure collections and indexes exist.
 //
+// On the embedded database Open then checks that the on-disk layout is the
+// one the direct range reads expect: it writes an embedded.Canary into the
+// layout_check collection through the driver, reads it back from the file
+// and checks the query plans. When anything is off it logs a warning that
+// names it, and the store reads through FerretDB instead: slower, never
+// wrong.
+//
 // An external database that does not answer is not an error: Open logs a
-// warning and returns a Store whose writes go to the spool until the
-// database answers.
+// warning and returns a Store whose operations fail with
+// monitor.ErrUnavailable until the database answers.
 func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
+	return open(ctx, cfg, logger, nil)
+}
+
+// open is Open; tests pass wrap to stand between the store and the embedded
+// backend's direct reads.
+func open(ctx context.Context, cfg Config, logger *slog.Logger, wrap func(directReader) directReader) (*Store, error) {
 	cfg = cfg.withDefaults()
 	if logger == nil {
 		logger = slog.Default()
@@ -152,31 +175,17 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 		return nil, fmt.Errorf("open store: create data dir: %w", err)
 	}
 
-	sp, err := openSpool(filepath.Join(dataDir, "spool"), cfg.SpoolMax, logger)
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-
-	s := &Store{
-		cfg:        cfg,
-		logger:     logger,
-		now:        time.Now,
-		spool:      sp,
-		chunkSize:  defaultReplayChunk,
-		retryAfter: retryAfter,
-	}
+	s := &Store{cfg: cfg, logger: logger, now: time.Now, ready: map[string]bool{}}
 
 	uri := cfg.URI
 	if uri == "" {
-		e, err := startEmbedded(ctx, filepath.Join(dataDir, "db"), "127.0.0.1:0", logger)
+		e, err := embedded.Start(ctx, filepath.Join(dataDir, "db"), "127.0.0.1:0", logger)
 		if err != nil {
-			sp.close()
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 		s.embedded = e
-		s.direct = newSQLiteReader(e.dir, cfg.Database)
 		s.ferret.Store(true)
-		uri = e.uri
+		uri = e.URI()
 	}
 
 	opts := options.Client().
@@ -187,8 +196,9 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 		SetTimeout(opTimeout)
 	client, err := mongo.Connect(ctx, opts)
 	if err != nil {
-		s.closeEmbedded()
-		sp.close()
+		if s.embedded != nil {
+			s.embedded.Stop()
+		}
 		return nil, fmt.Errorf("open store: connect to %s: %w", redact(uri), err)
 	}
 	s.client = client
@@ -203,63 +213,67 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 			_ = s.Close(context.WithoutCancel(ctx))
 			return nil, fmt.Errorf("open store: %w", err)
 		}
-		logger.Warn("database unreachable; results will be spooled until it answers",
+		logger.Warn("database unreachable; trying again on each operation",
 			"uri", redact(uri), "err", err)
+	}
+
+	if s.embedded != nil {
+		var direct directReader = s.embedded
+		if wrap != nil {
+			direct = wrap(direct)
+		}
+		if err := s.checkLayout(ctx, direct); err != nil {
+			logger.Warn("embedded database layout is not the one the direct reads expect; reading through FerretDB instead (slower)",
+				"err", err)
+		} else {
+			s.direct = direct
+		}
 	}
 	return s, nil
 }
 
-// Close disconnects from the database and stops the embedded server. Spooled
-// results stay on disk for the next Open.
+// Close disconnects from the database and stops the embedded server.
 func (s *Store) Close(ctx context.Context) error {
-	var errs []error
+	var err error
 	if s.client != nil {
-		if err := s.client.Disconnect(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("disconnect: %w", err))
-		}
-	}
-	s.closeEmbedded()
-	s.mu.Lock()
-	if err := s.spool.close(); err != nil {
-		errs = append(errs, err)
-	}
-	s.mu.Unlock()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("close store: %w", err)
-	}
-	return nil
-}
-
-func (s *Store) closeEmbedded() {
-	if s.direct != nil {
-		if err := s.direct.close(); err != nil {
-			s.logger.Warn("close the embedded database file", "err", err)
+		if derr := s.client.Disconnect(ctx); derr != nil {
+			err = fmt.Errorf("close store: disconnect: %w", derr)
 		}
 	}
 	if s.embedded != nil {
-		s.embedded.stop()
+		s.embedded.Stop()
 	}
+	return err
 }
 
-// Collection returns the named collection of the store's database, creating
-// it when missing, for the collections kept next to the store's own (alert
-// state, silences, outbox). On the embedded store it also adds the index
-// that lets FerretDB find a document by _id without reading the whole
-// collection.
-func (s *Store) Collection(ctx context.Context, name string) (*mongo.Collection, error) {
-	if err := s.createCollections(ctx, name); err != nil {
-		return nil, err
-	}
-	if s.embedded != nil {
-		if err := s.embedded.indexIDs(ctx, s.cfg.Database, name); err != nil {
-			return nil, err
+// DataDir returns the store's data directory: Config.DataDir made absolute
+// ("./data" when empty). The command keeps the spool in its spool
+// subdirectory.
+func (s *Store) DataDir() string { return s.cfg.DataDir }
+
+// collection returns the named collection, creating it (and, on the
+// embedded store, its _id index) on first use: for the collections that
+// only some commands use (alert state, silences, outbox, the layout
+// canary). A failure is tried again on the next call.
+func (s *Store) collection(ctx context.Context, name string) (*mongo.Collection, error) {
+	s.collMu.Lock()
+	defer s.collMu.Unlock()
+	if !s.ready[name] {
+		if err := s.createCollections(ctx, name); err != nil {
+			return nil, unavailable(err)
 		}
+		if s.embedded != nil {
+			if err := s.embedded.IndexIDs(ctx, s.cfg.Database, name); err != nil {
+				return nil, err
+			}
+		}
+		s.ready[name] = true
 	}
 	return s.db.Collection(name), nil
 }
 
 // setup creates collections and indexes once; it is retried before each
-// database write until it succeeds.
+// write until it succeeds.
 func (s *Store) setup(ctx context.Context) error {
 	s.setupMu.Lock()
 	defer s.setupMu.Unlock()
@@ -302,7 +316,7 @@ func (s *Store) setup(ctx context.Context) error {
 	}
 	if s.embedded != nil {
 		for _, name := range names {
-			if err := s.embedded.indexIDs(ctx, s.cfg.Database, name); err != nil {
+			if err := s.embedded.IndexIDs(ctx, s.cfg.Database, name); err != nil {
 				return err
 			}
 		}
@@ -328,6 +342,50 @@ func (s *Store) createCollections(ctx context.Context, names ...string) error {
 		if err != nil {
 			return fmt.Errorf("create collection %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// unavailable returns err, the error of a database operation, marked with
+// monitor.ErrUnavailable when it is an outage (see isOutage), and as it is
+// otherwise. Every error of a database operation passes through it before
+// it leaves the store; errors of decoding what the database returned do not
+// (see decodeAll).
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, monitor.ErrUnavailable) || errors.Is(err, mongo.ErrNoDocuments) || !isOutage(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", monitor.ErrUnavailable, err)
+}
+
+// decodeAll reads every document of cur into a T each and closes cur. An
+// error of the cursor is marked by unavailable; an error of decoding is not.
+func decodeAll[T any](ctx context.Context, cur *mongo.Cursor) ([]T, error) {
+	defer cur.Close(context.WithoutCancel(ctx))
+	var out []T
+	for cur.Next(ctx) {
+		var v T
+		if err := cur.Decode(&v); err != nil {
+			return nil, fmt.Errorf("decode document %s: %w", cur.Current.Lookup("_id"), err)
+		}
+		out = append(out, v)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, unavailable(err)
+	}
+	return out, nil
+}
+
+// findOne decodes the document of coll whose _id is id into v. Its error
+// wraps mongo.ErrNoDocuments when there is none, and is marked by
+// unavailable when the database failed; an error of decoding is not.
+func findOne(ctx context.Context, coll *mongo.Collection, id string, v any, opts ...*options.FindOneOptions) error {
+	res := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}, opts...)
+	if err := res.Err(); err != nil {
+		return unavailable(err)
+	}
+	if err := res.Decode(v); err != nil {
+		return fmt.Errorf("decode %s %s: %w", coll.Name(), id, err)
 	}
 	return nil
 }
@@ -370,4 +428,16 @@ func isOutage(err error) bool {
 		}
 	}
 	return false
+}
+
+// redact hides the password in a MongoDB URI for logs and errors.
+func redact(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "(unparsable URI)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
 }

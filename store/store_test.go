@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +14,11 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/crawlerfleet/collector/internal/testutil"
+	"github.com/crawlerfleet/collector/monitor"
+	"github.com/crawlerfleet/collector/store/embedded"
+	"github.com/crawlerfleet/collector/store/spool"
 )
 
 func TestWriteReadRoundTrip(t *testing.T) {
@@ -23,29 +27,28 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	t0 := mustTime(t, "2024-05-01T10:00:00Z")
 
 	// Keywords with '.' and '$' must survive: they are values, never keys.
-	procs := []KeywordCount{{"python3.11", 4}, {"$crawler", 2}, {"a.b$c", 1}}
-	in := []Result{
+	procs := []monitor.KeywordCount{{Keyword: "python3.11", Count: 4}, {Keyword: "$crawler", Count: 2}, {Keyword: "a.b$c", Count: 1}}
+	in := []monitor.Result{
 		snapResult("web1", t0.Add(1*time.Minute+123456789*time.Nanosecond), reading{cpu: 12.5, mem: 40, disk: 55, load1: 0.7, procs: procs}),
 		snapResult("web1", t0.Add(2*time.Minute), reading{cpu: 22.5, mem: 41, disk: 55, load1: 0.9, procs: procs[:1]}),
 		snapResult("web1", t0.Add(3*time.Minute), reading{cpu: 32.5, mem: 42, disk: 56, load1: 1.1}),
 		snapResult("db|1", t0.Add(1*time.Minute), reading{cpu: 5, mem: 10, disk: 20, load1: 0.1, procErr: true}),
-		failResult("web2", t0.Add(1*time.Minute), KindUnreachable, "dial tcp 10.0.0.2:22: connect: connection refused"),
-		failResult("web2", t0.Add(2*time.Minute), KindHostKey, "host key for web2 changed"),
+		failResult("web2", t0.Add(1*time.Minute), monitor.KindUnreachable, "dial tcp 10.0.0.2:22: connect: connection refused"),
+		failResult("web2", t0.Add(2*time.Minute), monitor.KindHostKey, "host key for web2 changed"),
 	}
 	in[0].Snapshot.Error = "hostname: not found"
-	if err := s.Write(ctx, in); err != nil {
-		t.Fatalf("Write: %v", err)
-	}
+	in[0].Platform, in[0].Dialed = "linux/amd64", true // not stored
+	writeAll(t, s, in)
 
-	// want is what reading back must give: the snapshot exactly, the times
-	// of the record in UTC to the millisecond.
-	want := func(r Result) Record {
-		return Record{
-			Server:    r.Server,
-			At:        r.At.UTC().Truncate(time.Millisecond),
-			ProbeTime: r.Snapshot.Time.UTC().Truncate(time.Millisecond),
-			Duration:  r.Duration.Truncate(time.Millisecond),
-			Snapshot:  r.Snapshot,
+	// want is what reading back must give: the snapshot exactly, the time
+	// and duration in UTC to the millisecond, nothing the store does not
+	// keep.
+	want := func(r monitor.Result) monitor.Result {
+		return monitor.Result{
+			Server:   r.Server,
+			At:       r.At.UTC().Truncate(time.Millisecond),
+			Duration: r.Duration.Truncate(time.Millisecond),
+			Snapshot: r.Snapshot,
 		}
 	}
 
@@ -54,7 +57,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantAll := []Record{want(in[0]), want(in[1]), want(in[2])}
+		wantAll := []monitor.Result{want(in[0]), want(in[1]), want(in[2])}
 		if !reflect.DeepEqual(got, wantAll) {
 			t.Errorf("Snapshots:\n got %+v\nwant %+v", got, wantAll)
 		}
@@ -74,10 +77,22 @@ func TestWriteReadRoundTrip(t *testing.T) {
 		}
 	})
 
+	t.Run("probe time stored", func(t *testing.T) {
+		// The documents keep the probe's clock next to the collector's, to
+		// the millisecond (the snapshot keeps it exactly).
+		var d snapshotDoc
+		if err := findOne(ctx, s.snapshots, resultID("web1", in[0].At), &d); err != nil {
+			t.Fatal(err)
+		}
+		if w := in[0].Snapshot.Time.UTC().Truncate(time.Millisecond); !d.ProbeTime.utc().Equal(w) {
+			t.Errorf("probe_time = %v, want %v", d.ProbeTime.utc(), w)
+		}
+	})
+
 	t.Run("Latest", func(t *testing.T) {
 		for _, tc := range []struct {
 			server string
-			want   *Record
+			want   *monitor.Result
 		}{
 			{"web1", ptr(want(in[2]))},
 			{"db|1", ptr(want(in[3]))},
@@ -86,7 +101,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 		} {
 			got, err := s.Latest(ctx, tc.server)
 			if tc.want == nil {
-				if !errors.Is(err, ErrNotFound) {
+				if !errors.Is(err, monitor.ErrNotFound) || errors.Is(err, monitor.ErrUnavailable) {
 					t.Errorf("Latest(%s) = %v, %v; want ErrNotFound", tc.server, got, err)
 				}
 				continue
@@ -106,9 +121,9 @@ func TestWriteReadRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantA := []Attempt{
-			{Server: "web2", At: in[4].At, Duration: in[4].Duration, Kind: KindUnreachable, Err: in[4].Err},
-			{Server: "web2", At: in[5].At, Duration: in[5].Duration, Kind: KindHostKey, Err: in[5].Err},
+		wantA := []monitor.Result{
+			{Server: "web2", At: in[4].At, Duration: in[4].Duration, Kind: monitor.KindUnreachable, Err: errors.New(in[4].Error())},
+			{Server: "web2", At: in[5].At, Duration: in[5].Duration, Kind: monitor.KindHostKey, Err: errors.New(in[5].Error())},
 		}
 		if !reflect.DeepEqual(got, wantA) {
 			t.Errorf("Attempts:\n got %+v\nwant %+v", got, wantA)
@@ -117,8 +132,11 @@ func TestWriteReadRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if w := (Attempt{Server: "web2", At: in[5].At, Duration: in[5].Duration, Kind: KindHostKey, Err: in[5].Err}); *last != w {
+		if w := wantA[1]; !reflect.DeepEqual(*last, w) {
 			t.Errorf("LastFailure(web2) = %+v, want the hostkey failure at %v", last, in[5].At)
+		}
+		if _, err := s.LastFailure(ctx, "web1"); !errors.Is(err, monitor.ErrNotFound) {
+			t.Errorf("LastFailure(web1) error = %v, want ErrNotFound", err)
 		}
 	})
 
@@ -141,28 +159,60 @@ func TestWriteInvalidResults(t *testing.T) {
 	t0 := mustTime(t, "2024-05-01T10:00:00Z")
 	good := snapResult("web1", t0, reading{cpu: 1})
 	both := snapResult("web1", t0.Add(time.Minute), reading{cpu: 1})
-	both.ErrKind, both.Err = KindProbe, "exit 1"
+	both.Kind, both.Err = monitor.KindProbe, errors.New("exit 1")
 
 	for _, tc := range []struct {
 		name    string
-		result  Result
+		result  monitor.Result
 		wantErr string
 	}{
-		{"no server", Result{At: t0, ErrKind: KindAuth}, "no server name"},
-		{"no time", Result{Server: "web1", ErrKind: KindAuth}, "no time"},
+		{"no server", monitor.Result{At: t0, Kind: monitor.KindAuth}, "no server name"},
+		{"no time", monitor.Result{Server: "web1", Kind: monitor.KindAuth}, "no time"},
 		{"snapshot and error", both, "both a snapshot and an error"},
-		{"unknown kind", Result{Server: "web1", At: t0, ErrKind: "oops"}, `error kind "oops"`},
-		{"nothing", Result{Server: "web1", At: t0}, `error kind ""`},
+		{"unknown kind", monitor.Result{Server: "web1", At: t0, Kind: "oops"}, `error kind "oops"`},
+		{"nothing", monitor.Result{Server: "web1", At: t0}, `error kind ""`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := s.Write(ctx, []Result{tc.result, good})
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("Write error = %v, want one containing %q", err, tc.wantErr)
+			refused, err := s.WriteResults(ctx, []monitor.Result{tc.result, good})
+			if err != nil {
+				t.Fatalf("WriteResults: %v", err)
+			}
+			if len(refused) != 2 || refused[0] == nil || !strings.Contains(refused[0].Error(), tc.wantErr) || refused[1] != nil {
+				t.Errorf("refused = %v, want [error containing %q, nil]", refused, tc.wantErr)
 			}
 			if n := count(t, s, snapshotsName, nil); n != 1 {
 				t.Errorf("snapshots stored = %d, want the 1 valid one", n)
 			}
 		})
+	}
+	if refused, err := s.WriteResults(ctx, []monitor.Result{good}); err != nil || refused != nil {
+		t.Errorf("WriteResults of a stored result = %v, %v; want nil, nil", refused, err)
+	}
+}
+
+// TestStoredKinds: the kinds of failure the attempts documents hold (see
+// the package doc) are monitor.Kinds, and a result of another kind is
+// refused with a message that lists them.
+func TestStoredKinds(t *testing.T) {
+	want := []monitor.Kind{monitor.KindUnreachable, monitor.KindAuth, monitor.KindHostKey, monitor.KindTimeout, monitor.KindProbe, monitor.KindConfig}
+	if !slices.Equal(monitor.Kinds, want) {
+		t.Errorf("Kinds = %q, want %q", monitor.Kinds, want)
+	}
+	for _, k := range monitor.Kinds {
+		if !k.Valid() {
+			t.Errorf("%q not valid", k)
+		}
+	}
+	for _, k := range []monitor.Kind{"", "oops", "Auth", "auth ", "error"} {
+		if k.Valid() {
+			t.Errorf("%q valid", k)
+		}
+	}
+	s, _ := openTest(t, Config{})
+	refused, err := s.WriteResults(context.Background(), []monitor.Result{{Server: "web1", At: time.Unix(1, 0), Kind: "oops"}})
+	if err != nil || len(refused) != 1 || refused[0] == nil ||
+		!strings.Contains(refused[0].Error(), `error kind "oops" (want unreachable, auth, hostkey, timeout, probe or config)`) {
+		t.Errorf("WriteResults of kind oops = %v, %v", refused, err)
 	}
 }
 
@@ -187,41 +237,89 @@ func TestIsOutage(t *testing.T) {
 			if got := isOutage(tc.err); got != tc.want {
 				t.Errorf("isOutage(%v) = %v, want %v", tc.err, got, tc.want)
 			}
+			err := unavailable(tc.err)
+			if got := errors.Is(err, monitor.ErrUnavailable); got != tc.want {
+				t.Errorf("unavailable(%v) = %v: wraps ErrUnavailable %v, want %v", tc.err, err, got, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.err.Error()) {
+				t.Errorf("unavailable(%v) = %v: lost the error", tc.err, err)
+			}
 		})
+	}
+	if err := unavailable(mongo.ErrNoDocuments); err != mongo.ErrNoDocuments {
+		t.Errorf("unavailable(ErrNoDocuments) = %v, want it unchanged", err)
 	}
 }
 
-// TestEmbeddedIndexByID checks that the index added to FerretDB's tables
-// serves the lookup FerretDB v1.24 runs for a filter on _id alone; without
-// it SQLite reads the whole table for every findOne, update and upsert.
-func TestEmbeddedIndexByID(t *testing.T) {
-	dir := t.TempDir()
-	s, _ := openTest(t, Config{DataDir: dir})
-	if err := s.Write(context.Background(), []Result{snapResult("web1", mustTime(t, "2024-05-01T10:00:00Z"), reading{cpu: 1})}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Collection(context.Background(), "alerts"); err != nil {
-		t.Fatalf("Collection: %v", err)
-	}
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "db", DefaultDatabase+".sqlite")+"?mode=ro")
+// TestDatabaseDown: every operation on a database that does not answer
+// fails with an error wrapping monitor.ErrUnavailable, and no read says
+// ErrNotFound.
+func TestDatabaseDown(t *testing.T) {
+	t.Parallel() // mostly waiting for timeouts
+	ctx := context.Background()
+	logger, logs := testutil.Logger(t)
+	s, err := Open(ctx, Config{URI: "mongodb://" + freePort(t) + "/", DataDir: t.TempDir(), Timeout: 200 * time.Millisecond}, logger)
 	if err != nil {
+		t.Fatalf("Open with the database down: %v", err)
+	}
+	defer s.Close(ctx)
+	if !strings.Contains(logs.String(), "database unreachable") {
+		t.Error("Open logged no warning about the unreachable database")
+	}
+	t0 := mustTime(t, "2024-05-01T10:00:00Z")
+	for _, op := range []struct {
+		name string
+		run  func() error
+	}{
+		{"WriteResults", func() error {
+			_, err := s.WriteResults(ctx, []monitor.Result{snapResult("web1", t0, reading{})})
+			return err
+		}},
+		{"Latest", func() error { _, err := s.Latest(ctx, "web1"); return err }},
+		{"LastFailure", func() error { _, err := s.LastFailure(ctx, "web1"); return err }},
+		{"Snapshots", func() error { _, err := s.Snapshots(ctx, "web1", t0, t0.Add(time.Hour), 0); return err }},
+		{"Attempts", func() error { _, err := s.Attempts(ctx, "web1", t0, t0.Add(time.Hour)); return err }},
+		{"Servers", func() error { _, err := s.Servers(ctx); return err }},
+		{"Rollups", func() error {
+			_, err := s.Rollups(ctx, monitor.RollupFilter{From: t0, To: t0.Add(time.Hour)})
+			return err
+		}},
+		{"Prune", func() error { return s.Prune(ctx, t0) }},
+		{"LoadStates", func() error { _, err := s.LoadStates(ctx, nil); return err }},
+		{"SaveStates", func() error {
+			return s.SaveStates(ctx, []monitor.AlertState{{Server: "web1", Rule: "down", Status: monitor.AlertFiring}})
+		}},
+		{"Silences", func() error { _, err := s.Silences(ctx, t0); return err }},
+		{"OutboxDue", func() error { _, err := s.OutboxDue(ctx, t0, 0); return err }},
+		{"OutboxPending", func() error { _, err := s.OutboxPending(ctx); return err }},
+	} {
+		err := op.run()
+		if !errors.Is(err, monitor.ErrUnavailable) || errors.Is(err, monitor.ErrNotFound) {
+			t.Errorf("%s with the database down: %v; want an error wrapping ErrUnavailable", op.name, err)
+		}
+	}
+}
+
+// TestEmbeddedIndexByID checks that every collection of the embedded store,
+// those Open makes and those made on first use, has the index that serves
+// FerretDB's lookup by _id and the direct range reads; without it SQLite
+// reads the whole table for every findOne, update and upsert.
+func TestEmbeddedIndexByID(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	writeAll(t, s, []monitor.Result{snapResult("web1", mustTime(t, "2024-05-01T10:00:00Z"), reading{cpu: 1})})
+	if _, err := s.LoadStates(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	for _, coll := range []string{snapshotsName, attemptsName, rollupsName, serversName, "alerts"} {
-		var table string
-		if err := db.QueryRow(`SELECT table_name FROM _ferretdb_collections WHERE name = ?`, coll).Scan(&table); err != nil {
-			t.Fatalf("table of %s: %v", coll, err)
-		}
-		// The statement FerretDB's sqlite backend builds in collection.Query.
-		q := fmt.Sprintf(`EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM %q WHERE _ferretdb_sjson->'$._id' = ?`, table)
-		var id, parent, notused int
-		var detail string
-		if err := db.QueryRow(q, `"x"`).Scan(&id, &parent, &notused, &detail); err != nil {
-			t.Fatalf("plan for %s: %v", coll, err)
-		}
-		if !strings.Contains(detail, "USING INDEX") {
-			t.Errorf("lookup by _id in %s: plan %q, want an index search", coll, detail)
+	if _, err := s.Silences(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.OutboxPending(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, coll := range []string{snapshotsName, attemptsName, rollupsName, serversName, alertStateName, silencesName, outboxName, layoutName} {
+		if err := s.embedded.CheckIndex(ctx, s.cfg.Database, coll); err != nil {
+			t.Errorf("%s: %v", coll, err)
 		}
 	}
 }
@@ -250,36 +348,13 @@ func TestApplyEnv(t *testing.T) {
 	}
 }
 
-// TestKinds: Kinds is what Valid accepts, and the message for a bad kind
-// lists them.
-func TestKinds(t *testing.T) {
-	want := []ErrKind{KindUnreachable, KindAuth, KindHostKey, KindTimeout, KindProbe, KindConfig}
-	if !slices.Equal(Kinds, want) {
-		t.Errorf("Kinds = %q, want %q", Kinds, want)
-	}
-	for _, k := range Kinds {
-		if !k.Valid() {
-			t.Errorf("%q not valid", k)
-		}
-	}
-	for _, k := range []ErrKind{"", "oops", "Auth", "auth "} {
-		if k.Valid() {
-			t.Errorf("%q valid", k)
-		}
-	}
-	_, err := Result{Server: "web1", At: time.Unix(1, 0), ErrKind: "oops"}.normalize()
-	if err == nil || !strings.Contains(err.Error(), `error kind "oops" (want unreachable, auth, hostkey, timeout, probe or config)`) {
-		t.Errorf("normalize error = %v", err)
-	}
-}
-
 // TestBulkWriteChunks sends more models than one command may carry: every
 // chunk is sent; a refusal goes to onRefused, with its index in its chunk,
 // and the next chunks still go; without onRefused it ends the write.
 func TestBulkWriteChunks(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t, Config{})
-	coll, err := s.Collection(ctx, "bulk_test")
+	coll, err := s.collection(ctx, "bulk_test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +418,7 @@ func TestFerretFlagConcurrentSetup(t *testing.T) {
 	ctx := context.Background()
 	addr := freePort(t)
 	cfg := Config{URI: "mongodb://" + addr + "/", DataDir: t.TempDir(), Timeout: time.Second}
-	logger, _ := testLogger(t)
+	logger, _ := testutil.Logger(t)
 	s, err := Open(ctx, cfg, logger)
 	if err != nil {
 		t.Fatalf("Open with the database down: %v", err)
@@ -352,34 +427,45 @@ func TestFerretFlagConcurrentSetup(t *testing.T) {
 	if s.ferret.Load() {
 		t.Fatal("ferret set before the database answered")
 	}
-	db, err := startEmbedded(ctx, filepath.Join(t.TempDir(), "db"), addr, logger)
+	db, err := embedded.Start(ctx, filepath.Join(t.TempDir(), "db"), addr, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(db.stop)
+	t.Cleanup(db.Stop)
 
 	t0 := mustTime(t, "2024-05-01T10:00:00Z")
+	q := monitor.RollupFilter{Servers: []string{"web1"}, Period: monitor.Hour, From: t0, To: t0.Add(time.Hour)}
 	done := make(chan error, 1)
 	go func() {
 		var err error
 		for range 20 {
-			if _, err = s.Rollups(ctx, RollupQuery{Servers: []string{"web1"}, Period: Hour, From: t0, To: t0.Add(time.Hour)}); err != nil {
+			if _, err = s.Rollups(ctx, q); err != nil {
 				break
 			}
 		}
 		done <- err
 	}()
-	if err := s.Write(ctx, []Result{snapResult("web1", t0, reading{cpu: 5})}); err != nil {
-		t.Fatal(err)
-	}
+	writeAll(t, s, []monitor.Result{snapResult("web1", t0, reading{cpu: 5})})
 	if err := <-done; err != nil {
 		t.Errorf("Rollups during setup: %v", err)
 	}
 	if !s.ferret.Load() {
 		t.Error("FerretDB behind a URI not recognised")
 	}
-	rs, err := s.Rollups(ctx, RollupQuery{Servers: []string{"web1"}, Period: Hour, From: t0, To: t0.Add(time.Hour)})
+	rs, err := s.Rollups(ctx, q)
 	if err != nil || len(rs) != 1 || rs[0].Count != 1 {
 		t.Errorf("Rollups after the write = %v, %v; want one rollup of one snapshot", rs, err)
+	}
+}
+
+// A Store is the writer behind the spool.
+var _ spool.Writer = (*Store)(nil)
+
+func TestDataDir(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	s, _ := openTest(t, Config{DataDir: "data"})
+	if want := filepath.Join(dir, "data"); s.DataDir() != want {
+		t.Errorf("DataDir() = %q, want %q", s.DataDir(), want)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/probe/snapshot"
 )
 
@@ -22,97 +23,66 @@ import (
 // ends, and its pool has 100: a bigger command deadlocks the server.
 const maxStatements = 32
 
-// Write stores results: snapshots with their rollup upkeep, failures as
-// attempts. A result already stored (same server and time) is skipped, and
-// so is its rollup upkeep, so a replayed batch changes nothing.
+// WriteResults stores results in one pass: snapshots as raw documents with
+// their hourly and daily rollups, failures as attempts, and each server's
+// pointers to its newest snapshot and failure. Each result is first
+// normalized (monitor.Result.Normalized). A result already stored (same
+// server and time) is skipped, and so is its rollup upkeep, so writing a
+// batch again changes nothing.
 //
-// When the database fails, or earlier results still wait in the spool,
-// results go to the spool and Write returns nil. Write returns an error only
-// for results that could not be kept anywhere: invalid ones, ones the
-// database refused, or ones the full spool could not take.
-func (s *Store) Write(ctx context.Context, results []Result) error {
-	valid := make([]Result, 0, len(results))
-	var errs []error
-	for _, r := range results {
-		r, err := r.normalize()
+// refused is nil, or holds one entry per result: refused[i] != nil when
+// results[i] is invalid or the database refused it for itself (a bad
+// document); the others are stored. err != nil when the pass failed as a
+// whole; it may then be repeated without harm, and refused is nil. For an
+// outage (the database could not be reached or did not answer in time)
+// errors.Is(err, monitor.ErrUnavailable) holds. Package spool wraps a Store
+// to keep results on disk while the database is down.
+func (s *Store) WriteResults(ctx context.Context, results []monitor.Result) (refused []error, err error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	refused, err = s.writeResults(ctx, results)
+	if err != nil {
+		return nil, fmt.Errorf("write results: %w", unavailable(err))
+	}
+	return refused, nil
+}
+
+// writeResults is WriteResults under writeMu, its error not yet marked.
+func (s *Store) writeResults(ctx context.Context, in []monitor.Result) ([]error, error) {
+	refused := make([]error, len(in))
+	anyRefused := false
+	refuse := func(i int, err error) {
+		refused[i] = err
+		anyRefused = true
+	}
+	results := make([]monitor.Result, len(in))
+	valid := make([]bool, len(in))
+	for i, r := range in {
+		r, err := r.Normalized()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("write: %w", err))
+			refuse(i, err)
 			continue
 		}
-		valid = append(valid, r)
+		results[i], valid[i] = r, true
 	}
-	if len(valid) == 0 {
-		return errors.Join(errs...)
-	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-
-	if s.spool.pending() && s.dbAllowed() {
-		_, _ = s.replayLocked(ctx, writeReplayChunks) // logs its own failure; the spool keeps order
-	}
-	if !s.spool.pending() && s.dbAllowed() {
-		rejected, err := s.writeDB(ctx, valid)
-		if err == nil {
-			s.dbUp()
-			for _, rj := range rejected {
-				errs = append(errs, fmt.Errorf("write: %w", rj.err))
-			}
-			return errors.Join(errs...)
+	if !slices.Contains(valid, true) {
+		if !anyRefused {
+			return nil, nil
 		}
-		s.dbDown(err)
+		return refused, nil
 	}
-	if err := s.spool.append(valid); err != nil {
-		errs = append(errs, fmt.Errorf("write: %w", err))
-	}
-	return errors.Join(errs...)
-}
 
-// dbAllowed reports whether Write may try the database now.
-func (s *Store) dbAllowed() bool { return !s.now().Before(s.retryAt) }
-
-// dbDown notes a failed database attempt: results go to the spool for a
-// while. An error that is not an outage (the database refused the batch) is
-// retried at once, so that replay can single out the result at fault.
-func (s *Store) dbDown(err error) {
-	if isOutage(err) {
-		if !s.outage {
-			s.logger.Warn("database unavailable; spooling results", "err", err, "spool", s.spool.path)
-		}
-		s.outage = true
-		s.retryAt = s.now().Add(s.retryAfter)
-		return
-	}
-	s.logger.Error("database refused a batch; spooled for replay", "err", err)
-}
-
-func (s *Store) dbUp() {
-	if s.outage {
-		s.logger.Info("database available again")
-	}
-	s.outage = false
-	s.retryAt = time.Time{}
-}
-
-// rejection is a result the database refused for itself (not an outage).
-type rejection struct {
-	index int
-	err   error
-}
-
-// writeDB writes results in one pass: raw documents, rollups, server
-// pointers. It returns the results refused one by one, and an error when the
-// pass failed as a whole; the pass can then be repeated without harm.
-func (s *Store) writeDB(ctx context.Context, results []Result) ([]rejection, error) {
 	if err := s.setup(ctx); err != nil {
 		return nil, err
 	}
 
 	var snapIdx, attIdx []int
 	var snapDocs, attDocs []any
-	var rejected []rejection
 	ids := make(map[string]bool, len(results))
 	for i, r := range results {
+		if !valid[i] {
+			continue
+		}
 		id := resultID(r.Server, r.At)
 		if ids[id] {
 			continue // the same result twice in one batch: keep the first
@@ -120,7 +90,7 @@ func (s *Store) writeDB(ctx context.Context, results []Result) ([]rejection, err
 		ids[id] = true
 		doc, err := rawDoc(r)
 		if err != nil {
-			rejected = append(rejected, rejection{i, err})
+			refuse(i, err)
 			continue
 		}
 		// Encoded here as the client would (its registry is the default one),
@@ -128,7 +98,7 @@ func (s *Store) writeDB(ctx context.Context, results []Result) ([]rejection, err
 		// batch is sent.
 		raw, err := bson.Marshal(doc)
 		if err != nil {
-			rejected = append(rejected, rejection{i, fmt.Errorf("encode result for %s at %s: %w", r.Server, timeID(r.At), err)})
+			refuse(i, fmt.Errorf("encode result for %s at %s: %w", r.Server, timeID(r.At), err))
 			continue
 		}
 		if r.Snapshot != nil {
@@ -154,7 +124,7 @@ func (s *Store) writeDB(ctx context.Context, results []Result) ([]rejection, err
 			switch {
 			case errs[j] != nil:
 				r := results[i]
-				rejected = append(rejected, rejection{i, fmt.Errorf("store result for %s at %s: %w", r.Server, timeID(r.At), errs[j])})
+				refuse(i, fmt.Errorf("store result for %s at %s: %w", r.Server, timeID(r.At), errs[j]))
 			case status[j]:
 				fresh[i], seen[i] = true, true
 			default:
@@ -169,12 +139,15 @@ func (s *Store) writeDB(ctx context.Context, results []Result) ([]rejection, err
 	if err := s.upkeepServers(ctx, results, seen); err != nil {
 		return nil, err
 	}
-	return rejected, nil
+	if !anyRefused {
+		return nil, nil
+	}
+	return refused, nil
 }
 
 // rawDoc returns the document that stores r: a snapshotDoc or an
 // attemptDoc.
-func rawDoc(r Result) (any, error) {
+func rawDoc(r monitor.Result) (any, error) {
 	id := resultID(r.Server, r.At)
 	if r.Snapshot == nil {
 		return attemptDoc{
@@ -182,8 +155,8 @@ func rawDoc(r Result) (any, error) {
 			Server:     r.Server,
 			At:         docTime(r.At),
 			DurationMS: r.Duration.Milliseconds(),
-			Kind:       r.ErrKind,
-			Err:        r.Err,
+			Kind:       r.Kind,
+			Err:        r.Error(),
 		}, nil
 	}
 	js, err := json.Marshal(r.Snapshot)
@@ -243,15 +216,15 @@ func isDuplicateKey(code int) bool { return code == 11000 || code == 11001 || co
 // rollup's counters and rolled_to change in one atomic update, so a pass
 // repeated after any failure counts each result exactly once, provided the
 // results of one server arrive in time order (the spool keeps that order).
-func (s *Store) upkeepRollups(ctx context.Context, results []Result, fresh, seen []bool) error {
+func (s *Store) upkeepRollups(ctx context.Context, results []monitor.Result, fresh, seen []bool) error {
 	type target struct {
-		period Period
+		period monitor.Period
 		id     string
 		start  time.Time
 	}
-	targets := func(r Result) [2]target {
-		h, d := Hour.Start(r.At), Day.Start(r.At)
-		return [2]target{{Hour, rollupID(r.Server, Hour, h), h}, {Day, rollupID(r.Server, Day, d), d}}
+	targets := func(r monitor.Result) [2]target {
+		h, d := monitor.Hour.Start(r.At), monitor.Day.Start(r.At)
+		return [2]target{{monitor.Hour, rollupID(r.Server, monitor.Hour, h), h}, {monitor.Day, rollupID(r.Server, monitor.Day, d), d}}
 	}
 
 	// rolled_to of the rollups that results stored before would go to.
@@ -267,8 +240,7 @@ func (s *Store) upkeepRollups(ctx context.Context, results []Result, fresh, seen
 		var d struct {
 			RolledTo time.Time `bson:"rolled_to"`
 		}
-		err := s.rollups.FindOne(ctx, bson.D{{Key: "_id", Value: id}},
-			options.FindOne().SetProjection(bson.D{{Key: "rolled_to", Value: 1}})).Decode(&d)
+		err := findOne(ctx, s.rollups, id, &d, options.FindOne().SetProjection(bson.D{{Key: "rolled_to", Value: 1}}))
 		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
 			return fmt.Errorf("read rollup %s: %w", id, err)
 		}
@@ -311,7 +283,7 @@ func (s *Store) upkeepRollups(ctx context.Context, results []Result, fresh, seen
 
 // upkeepServers moves each server's pointers to its newest snapshot and
 // newest failure.
-func (s *Store) upkeepServers(ctx context.Context, results []Result, seen []bool) error {
+func (s *Store) upkeepServers(ctx context.Context, results []monitor.Result, seen []bool) error {
 	latest := map[string]*latestRef{}
 	failures := map[string]*failureRef{}
 	var names []string
@@ -327,7 +299,7 @@ func (s *Store) upkeepServers(ctx context.Context, results []Result, seen []bool
 				latest[r.Server] = &latestRef{At: r.At, ID: resultID(r.Server, r.At)}
 			}
 		} else if f := failures[r.Server]; f == nil || r.At.After(f.At) {
-			failures[r.Server] = &failureRef{At: r.At, DurationMS: r.Duration.Milliseconds(), Kind: r.ErrKind, Err: r.Err}
+			failures[r.Server] = &failureRef{At: r.At, DurationMS: r.Duration.Milliseconds(), Kind: r.Kind, Err: r.Error()}
 		}
 	}
 	sort.Strings(names)
@@ -396,7 +368,7 @@ func bulkWrite(ctx context.Context, coll *mongo.Collection, models []mongo.Write
 // rollupAgg is what one pass adds to one rollup.
 type rollupAgg struct {
 	server string
-	period Period
+	period monitor.Period
 	start  time.Time
 
 	count, failed         int64
@@ -419,7 +391,7 @@ type matchedAgg struct {
 	sum, n   int64
 }
 
-func (a *rollupAgg) add(r Result) {
+func (a *rollupAgg) add(r monitor.Result) {
 	if r.At.After(a.rolledTo) {
 		a.rolledTo = r.At
 	}
@@ -477,9 +449,9 @@ func (m *metricAgg) add(v float64, at time.Time, snap *snapshot.Snapshot) {
 	if snap.Processes.Error == "" {
 		p.ProcsKnown = true
 		p.MatchedTotal = snap.Processes.MatchedTotal
-		p.Procs = make([]KeywordCount, 0, len(snap.Processes.Matched))
+		p.Procs = make([]procDoc, 0, len(snap.Processes.Matched))
 		for _, k := range snap.Processes.Matched {
-			p.Procs = append(p.Procs, KeywordCount{Keyword: k.Keyword, Count: k.Count})
+			p.Procs = append(p.Procs, procDoc{Keyword: k.Keyword, Count: k.Count})
 		}
 	}
 	m.peak = p

@@ -1,6 +1,3 @@
-// Package notify delivers alert notifications to their channels (e-mail
-// over SMTP and webhooks), through an outbox in the store that retries what
-// failed until it is sent.
 package notify
 
 import (
@@ -13,6 +10,7 @@ import (
 
 	"github.com/crawlerfleet/collector/alerts"
 	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 // A Notifier sends one notification to one channel.
@@ -108,7 +106,7 @@ func NewTestNotification(now time.Time) alerts.Notification {
 	a := alerts.Alert{
 		Server:    "test-server",
 		Rule:      "test",
-		State:     alerts.StateFiring,
+		State:     monitor.AlertFiring,
 		Summary:   "test notification from collector: this channel works, no action needed",
 		StartsAt:  now,
 		Labels:    map[string]string{"alertname": "CollectorTest", "server": "test-server", "severity": "none", "rule": "test"},

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/crawlerfleet/collector/alerts"
 	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 func TestSendTest(t *testing.T) {
@@ -39,7 +39,7 @@ func TestPermanent(t *testing.T) {
 		t.Error("plain errors and nil are not permanent")
 	}
 	n := NewTestNotification(t0)
-	if !n.Test || len(n.Alerts) != 1 || n.Alerts[0].State != alerts.StateFiring || n.ID == "" {
+	if !n.Test || len(n.Alerts) != 1 || n.Alerts[0].State != monitor.AlertFiring || n.ID == "" {
 		t.Errorf("test notification = %+v", n)
 	}
 }

@@ -13,26 +13,31 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/crawlerfleet/collector/alerts"
-	"github.com/crawlerfleet/collector/store"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
-// OutboxStore keeps outbox entries; *store.Store implements it.
+// OutboxStore keeps outbox entries; package store implements it.
 type OutboxStore interface {
 	// OutboxInsert adds e; false (and no error) when e.ID is already there.
-	OutboxInsert(ctx context.Context, e store.OutboxEntry) (bool, error)
-	// OutboxDue returns pending entries due at now, oldest first.
-	OutboxDue(ctx context.Context, now time.Time, limit int) ([]store.OutboxEntry, error)
+	OutboxInsert(ctx context.Context, e monitor.OutboxEntry) (inserted bool, err error)
+	// OutboxDue returns the pending entries whose NextAttempt is at or
+	// before now, oldest Created first, at most limit of them (all when
+	// limit <= 0).
+	OutboxDue(ctx context.Context, now time.Time, limit int) ([]monitor.OutboxEntry, error)
 	// OutboxSave writes Status, Attempts, NextAttempt, Updated and
-	// LastError of an existing entry.
-	OutboxSave(ctx context.Context, e store.OutboxEntry) error
-	// OutboxPrune deletes sent and failed entries updated before before.
+	// LastError of the existing entry e.ID; the error wraps
+	// monitor.ErrNotFound when there is no such entry.
+	OutboxSave(ctx context.Context, e monitor.OutboxEntry) error
+	// OutboxPrune deletes sent and failed entries updated before before,
+	// and returns how many went. Pending entries are never pruned.
 	OutboxPrune(ctx context.Context, before time.Time) (int64, error)
+	// OutboxPending returns how many entries are pending, due or not.
+	OutboxPending(ctx context.Context) (int64, error)
 }
-
-var _ OutboxStore = (*store.Store)(nil)
 
 // Outbox defaults.
 const (
@@ -86,7 +91,7 @@ func (b Backoff) Delay(failures int) time.Duration {
 // "sent" mark sends that notification again after the restart.
 type Outbox struct {
 	store OutboxStore
-	now   func() time.Time
+	clock clockwork.Clock
 
 	notifiersMu sync.RWMutex
 	notifiers   map[string]Notifier // by channel name; see SetNotifiers
@@ -115,22 +120,23 @@ type Outbox struct {
 }
 
 type heldEntry struct {
-	entry    store.OutboxEntry
+	entry    monitor.OutboxEntry
 	inserted bool
 }
 
 // NewOutbox returns an outbox that keeps its entries in st and delivers
-// them through notifiers, by name. now is time.Now outside tests.
-func NewOutbox(st OutboxStore, notifiers []Notifier, now func() time.Time, logger *slog.Logger) *Outbox {
-	if now == nil {
-		now = time.Now
+// them through notifiers, by name. clock dates the entries and ticks Run;
+// nil means the real clock (tests pass clockwork.NewFakeClock()).
+func NewOutbox(st OutboxStore, notifiers []Notifier, clock clockwork.Clock, logger *slog.Logger) *Outbox {
+	if clock == nil {
+		clock = clockwork.NewRealClock()
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
 	o := &Outbox{
 		store:     st,
-		now:       now,
+		clock:     clock,
 		logger:    logger,
 		Backoff:   DefaultBackoff,
 		Keep:      DefaultKeep,
@@ -177,18 +183,18 @@ func (o *Outbox) Enqueue(ctx context.Context, n alerts.Notification) error {
 	if err != nil {
 		return fmt.Errorf("enqueue notification %s: %w", n.ID, err)
 	}
-	now := o.now().UTC()
+	now := o.clock.Now().UTC()
 	created := n.Created
 	if created.IsZero() {
 		created = now
 	}
 	for name := range o.channels() {
-		e := store.OutboxEntry{
+		e := monitor.OutboxEntry{
 			ID:           entryID(n.ID, name),
 			Notification: n.ID,
 			Channel:      name,
 			Payload:      payload,
-			Status:       store.OutboxPending,
+			Status:       monitor.OutboxPending,
 			NextAttempt:  now,
 			Created:      created,
 			Updated:      now,
@@ -215,7 +221,7 @@ func (o *Outbox) Enqueue(ctx context.Context, n alerts.Notification) error {
 	return nil
 }
 
-func (o *Outbox) hold(e store.OutboxEntry, inserted bool) {
+func (o *Outbox) hold(e monitor.OutboxEntry, inserted bool) {
 	o.heldMu.Lock()
 	defer o.heldMu.Unlock()
 	if h, ok := o.held[e.ID]; ok && h.inserted {
@@ -231,7 +237,7 @@ func (o *Outbox) hold(e store.OutboxEntry, inserted bool) {
 func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 	o.flushMu.Lock()
 	defer o.flushMu.Unlock()
-	now := o.now()
+	now := o.clock.Now()
 	notifiers := o.channels()
 
 	var errs []error
@@ -240,9 +246,9 @@ func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	byChannel := map[string][]store.OutboxEntry{}
+	byChannel := map[string][]monitor.OutboxEntry{}
 	var channels []string
-	add := func(e store.OutboxEntry) {
+	add := func(e monitor.OutboxEntry) {
 		if _, ok := byChannel[e.Channel]; !ok {
 			channels = append(channels, e.Channel)
 		}
@@ -254,14 +260,14 @@ func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 		}
 	}
 	for _, h := range held {
-		if h.entry.Status == store.OutboxPending && !h.entry.NextAttempt.After(now) {
+		if h.entry.Status == monitor.OutboxPending && !h.entry.NextAttempt.After(now) {
 			add(h.entry)
 		}
 	}
 
 	type job struct {
 		notifier Notifier
-		entries  []store.OutboxEntry
+		entries  []monitor.OutboxEntry
 		sent     int
 		failed   int
 		retryAt  time.Time
@@ -270,7 +276,7 @@ func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 	var jobs []*job
 	for _, ch := range channels {
 		entries := byChannel[ch]
-		slices.SortFunc(entries, func(a, b store.OutboxEntry) int {
+		slices.SortFunc(entries, func(a, b monitor.OutboxEntry) int {
 			return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.ID, b.ID))
 		})
 		if nb, ok := o.notBefore[ch]; ok && now.Before(nb) {
@@ -282,7 +288,7 @@ func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 			for _, e := range entries {
 				o.logger.Warn("notification dropped: its channel is no longer configured",
 					"channel", ch, "notification", e.Notification)
-				e.Status, e.LastError, e.Updated = store.OutboxFailed, "channel "+ch+" is no longer configured", now
+				e.Status, e.LastError, e.Updated = monitor.OutboxFailed, "channel "+ch+" is no longer configured", now
 				failed++
 				if err := o.save(ctx, e); err != nil {
 					errs = append(errs, err)
@@ -317,7 +323,7 @@ func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 
 // deliver sends one channel's due entries in order until one fails in a
 // way a retry can help; then the rest wait until retryAt.
-func (o *Outbox) deliver(ctx context.Context, nt Notifier, entries []store.OutboxEntry, now time.Time) (sent, failed int, retryAt time.Time, err error) {
+func (o *Outbox) deliver(ctx context.Context, nt Notifier, entries []monitor.OutboxEntry, now time.Time) (sent, failed int, retryAt time.Time, err error) {
 	var errs []error
 	for _, e := range entries {
 		if ctx.Err() != nil {
@@ -332,14 +338,14 @@ func (o *Outbox) deliver(ctx context.Context, nt Notifier, entries []store.Outbo
 			sendErr = nt.Notify(ctx, n)
 		}
 		e.Attempts++
-		e.Updated = o.now()
+		e.Updated = o.clock.Now()
 		switch {
 		case sendErr == nil:
-			e.Status, e.LastError = store.OutboxSent, ""
+			e.Status, e.LastError = monitor.OutboxSent, ""
 			sent++
 			logger.Info("notification sent", "attempts", e.Attempts)
 		case IsPermanent(sendErr):
-			e.Status, e.LastError = store.OutboxFailed, sendErr.Error()
+			e.Status, e.LastError = monitor.OutboxFailed, sendErr.Error()
 			failed++
 			logger.Error("notification refused for good", "attempts", e.Attempts, "err", sendErr)
 		default:
@@ -361,7 +367,7 @@ func (o *Outbox) deliver(ctx context.Context, nt Notifier, entries []store.Outbo
 
 // save records e's new state, or holds it for the next Flush when the store
 // cannot take it now, so that a sent entry is not sent again meanwhile.
-func (o *Outbox) save(ctx context.Context, e store.OutboxEntry) error {
+func (o *Outbox) save(ctx context.Context, e monitor.OutboxEntry) error {
 	o.heldMu.Lock()
 	h, wasHeld := o.held[e.ID]
 	o.heldMu.Unlock()
@@ -391,7 +397,7 @@ func (o *Outbox) saveHeld(ctx context.Context) map[string]heldEntry {
 		if !h.inserted {
 			var inserted bool
 			inserted, err = o.store.OutboxInsert(ctx, h.entry)
-			if err == nil && !inserted && h.entry.Status != store.OutboxPending {
+			if err == nil && !inserted && h.entry.Status != monitor.OutboxPending {
 				// Already there (the failed insert had landed): record
 				// that it was sent meanwhile.
 				err = o.store.OutboxSave(ctx, h.entry)
@@ -412,14 +418,20 @@ func (o *Outbox) saveHeld(ctx context.Context) map[string]heldEntry {
 
 // Prune deletes sent and failed entries older than Keep.
 func (o *Outbox) Prune(ctx context.Context) (int64, error) {
-	return o.store.OutboxPrune(ctx, o.now().Add(-o.Keep))
+	return o.store.OutboxPrune(ctx, o.clock.Now().Add(-o.Keep))
 }
 
-// Run flushes at once, then every every and whenever Enqueue adds
-// something, until ctx ends. Failures are logged. Pruning is the caller's
-// (Prune), on its own schedule.
+// Pending returns how many entries the store holds pending: waiting for
+// their first attempt or for a retry, due or not. It is the outbox gauge.
+func (o *Outbox) Pending(ctx context.Context) (int64, error) {
+	return o.store.OutboxPending(ctx)
+}
+
+// Run flushes at once, then every every (on the outbox's clock) and
+// whenever Enqueue adds something, until ctx ends. Failures are logged.
+// Pruning is the caller's (Prune), on its own schedule.
 func (o *Outbox) Run(ctx context.Context, every time.Duration) {
-	ticker := time.NewTicker(every)
+	ticker := o.clock.NewTicker(every)
 	defer ticker.Stop()
 	for {
 		if _, _, err := o.Flush(ctx); err != nil && ctx.Err() == nil {
@@ -428,7 +440,7 @@ func (o *Outbox) Run(ctx context.Context, every time.Duration) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-ticker.Chan():
 		case <-o.wake:
 		}
 	}

@@ -1,88 +1,124 @@
 package notify
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/crawlerfleet/collector/alerts"
-	"github.com/crawlerfleet/collector/store"
+	"github.com/crawlerfleet/collector/internal/testutil"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
+// memOutbox is an OutboxStore in memory with the contract's semantics (the
+// same tests over the real database live in package store).
+type memOutbox struct {
+	mu      sync.Mutex
+	entries map[string]monitor.OutboxEntry
 }
 
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
+var _ OutboxStore = (*memOutbox)(nil)
+
+func newMemOutbox() *memOutbox { return &memOutbox{entries: map[string]monitor.OutboxEntry{}} }
+
+func (m *memOutbox) OutboxInsert(_ context.Context, e monitor.OutboxEntry) (bool, error) {
+	if e.ID == "" {
+		return false, errors.New("insert outbox entry: no id")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.entries[e.ID]; ok {
+		return false, nil
+	}
+	e.Payload = slices.Clone(e.Payload)
+	m.entries[e.ID] = e
+	return true, nil
 }
 
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+func (m *memOutbox) OutboxDue(_ context.Context, now time.Time, limit int) ([]monitor.OutboxEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []monitor.OutboxEntry
+	for _, e := range m.entries {
+		if e.Status == monitor.OutboxPending && !e.NextAttempt.After(now) {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b monitor.OutboxEntry) int {
+		return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.ID, b.ID))
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }
 
-// syncBuffer is a log sink that tests can read while the outbox writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+func (m *memOutbox) OutboxSave(_ context.Context, e monitor.OutboxEntry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old, ok := m.entries[e.ID]
+	if !ok {
+		return fmt.Errorf("save outbox entry %s: %w", e.ID, monitor.ErrNotFound)
+	}
+	old.Status, old.Attempts, old.NextAttempt, old.Updated, old.LastError = e.Status, e.Attempts, e.NextAttempt, e.Updated, e.LastError
+	m.entries[e.ID] = old
+	return nil
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
+func (m *memOutbox) OutboxPrune(_ context.Context, before time.Time) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for id, e := range m.entries {
+		if e.Status != monitor.OutboxPending && e.Updated.Before(before) {
+			delete(m.entries, id)
+			n++
+		}
+	}
+	return n, nil
 }
 
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+func (m *memOutbox) OutboxPending(context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for _, e := range m.entries {
+		if e.Status == monitor.OutboxPending {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// get returns the entry with id.
+func (m *memOutbox) get(id string) (monitor.OutboxEntry, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.entries[id]
+	return e, ok
 }
 
 func testLogger(t *testing.T) *slog.Logger {
 	t.Helper()
-	var buf syncBuffer
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("logs:\n%s", buf.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// openStore opens an embedded store in dir (a new temporary one when "")
-// and closes it at the end of the test.
-func openStore(t *testing.T, dir string) *store.Store {
-	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	st, err := store.Open(context.Background(), store.Config{DataDir: dir}, testLogger(t))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { st.Close(context.Background()) })
-	return st
+	logger, _ := testutil.Logger(t)
+	return logger
 }
 
 // round returns the notification of round i: web<i> firing.
 func round(i int) alerts.Notification {
 	created := t0.Add(time.Duration(i) * time.Minute)
 	return *alerts.NewNotification(created, []alerts.Alert{
-		alert(fmt.Sprintf("web%d", i), "cpu", alerts.StateFiring, "cpu 97.0 % ≥ 95 %", created, time.Time{}),
+		alert(fmt.Sprintf("web%d", i), "cpu", monitor.AlertFiring, "cpu 97.0 % ≥ 95 %", created, time.Time{}),
 	}, false)
 }
 
@@ -97,11 +133,11 @@ func flush(t *testing.T, o *Outbox, wantSent, wantFailed int) {
 	}
 }
 
-func entry(t *testing.T, st *store.Store, id string) *store.OutboxEntry {
+func entry(t *testing.T, st *memOutbox, id string) monitor.OutboxEntry {
 	t.Helper()
-	e, err := st.OutboxGet(context.Background(), id)
-	if err != nil {
-		t.Fatalf("outbox entry %s: %v", id, err)
+	e, ok := st.get(id)
+	if !ok {
+		t.Fatalf("no outbox entry %s", id)
 	}
 	return e
 }
@@ -133,9 +169,9 @@ func TestOutboxSMTPDownThenUp(t *testing.T) {
 	cert := newTestCert(t)
 	addr := freeAddr(t) // nothing listens yet
 	email := newTestEmail(t, addr, "starttls", &cert)
-	st := openStore(t, "")
-	clk := &clock{now: t0}
-	o := NewOutbox(st, []Notifier{email}, clk.Now, testLogger(t))
+	st := newMemOutbox()
+	clk := clockwork.NewFakeClockAt(t0)
+	o := NewOutbox(st, []Notifier{email}, clk, testLogger(t))
 
 	ns := []alerts.Notification{round(1), round(2), round(3)}
 	for _, n := range ns {
@@ -146,7 +182,7 @@ func TestOutboxSMTPDownThenUp(t *testing.T) {
 	// The first attempt fails; the channel's other entries wait with it.
 	flush(t, o, 0, 1)
 	first := entry(t, st, entryID(ns[0].ID, "email"))
-	if first.Status != store.OutboxPending || first.Attempts != 1 || !strings.Contains(first.LastError, "connection refused") {
+	if first.Status != monitor.OutboxPending || first.Attempts != 1 || !strings.Contains(first.LastError, "connection refused") {
 		t.Errorf("after a refused connection: %+v", first)
 	}
 	if wait := first.NextAttempt.Sub(t0); wait < 24*time.Second || wait > 30*time.Second {
@@ -177,7 +213,7 @@ func TestOutboxSMTPDownThenUp(t *testing.T) {
 		t.Errorf("received %v, want %v", got, want)
 	}
 	for _, n := range ns {
-		if e := entry(t, st, entryID(n.ID, "email")); e.Status != store.OutboxSent {
+		if e := entry(t, st, entryID(n.ID, "email")); e.Status != monitor.OutboxSent {
 			t.Errorf("entry %s is %s, want sent", e.ID, e.Status)
 		}
 	}
@@ -200,17 +236,12 @@ func TestOutboxResumesAfterRestart(t *testing.T) {
 	ctx := context.Background()
 	cert := newTestCert(t)
 	addr := freeAddr(t)
-	dir := t.TempDir()
-	clk := &clock{now: t0}
+	st := newMemOutbox() // outlives the first Outbox, as the database does
+	clk := clockwork.NewFakeClockAt(t0)
 	n1, n2 := round(1), round(2)
 
 	func() {
-		st, err := store.Open(ctx, store.Config{DataDir: dir}, testLogger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close(ctx)
-		o := NewOutbox(st, []Notifier{newTestEmail(t, addr, "starttls", &cert)}, clk.Now, testLogger(t))
+		o := NewOutbox(st, []Notifier{newTestEmail(t, addr, "starttls", &cert)}, clk, testLogger(t))
 		if err := o.Enqueue(ctx, n1); err != nil {
 			t.Fatal(err)
 		}
@@ -222,8 +253,7 @@ func TestOutboxResumesAfterRestart(t *testing.T) {
 	}()
 
 	srv := startMailServer(t, mailServerOptions{addr: addr, cert: &cert, user: "alerts", pass: "s3cret"})
-	st := openStore(t, dir)
-	o := NewOutbox(st, []Notifier{newTestEmail(t, addr, "starttls", &cert)}, clk.Now, testLogger(t))
+	o := NewOutbox(st, []Notifier{newTestEmail(t, addr, "starttls", &cert)}, clk, testLogger(t))
 	flush(t, o, 1, 0) // n2 is due at once; n1 waits for its backoff
 	clk.Advance(DefaultRetryMin)
 	flush(t, o, 1, 0)
@@ -235,7 +265,7 @@ func TestOutboxResumesAfterRestart(t *testing.T) {
 	if got, want := messageIDs(t, srv), wantMessageIDs(n2, n1); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("received %v, want %v", got, want)
 	}
-	if e := entry(t, st, entryID(n1.ID, "email")); e.Attempts != 2 || e.Status != store.OutboxSent {
+	if e := entry(t, st, entryID(n1.ID, "email")); e.Attempts != 2 || e.Status != monitor.OutboxSent {
 		t.Errorf("n1 entry = %+v, want sent on attempt 2", e)
 	}
 }
@@ -277,12 +307,12 @@ func (f *fakeNotifier) fail(err error) {
 // back.
 func TestOutboxChannelsIndependent(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t, "")
-	clk := &clock{now: t0}
+	st := newMemOutbox()
+	clk := clockwork.NewFakeClockAt(t0)
 	good := &fakeNotifier{name: "good"}
 	refusing := &fakeNotifier{name: "refusing", err: Permanent(errors.New("400 bad payload"))}
 	flaky := &fakeNotifier{name: "flaky", err: errors.New("503 unavailable")}
-	o := NewOutbox(st, []Notifier{good, refusing, flaky}, clk.Now, testLogger(t))
+	o := NewOutbox(st, []Notifier{good, refusing, flaky}, clk, testLogger(t))
 
 	n := round(1)
 	for range 2 {
@@ -294,11 +324,14 @@ func TestOutboxChannelsIndependent(t *testing.T) {
 	if got := good.sent(); len(got) != 1 || got[0] != n.ID {
 		t.Errorf("good got %v, want [%s]", got, n.ID)
 	}
-	if e := entry(t, st, entryID(n.ID, "refusing")); e.Status != store.OutboxFailed || e.Attempts != 1 || !strings.Contains(e.LastError, "400 bad payload") {
+	if e := entry(t, st, entryID(n.ID, "refusing")); e.Status != monitor.OutboxFailed || e.Attempts != 1 || !strings.Contains(e.LastError, "400 bad payload") {
 		t.Errorf("refused entry = %+v", e)
 	}
-	if e := entry(t, st, entryID(n.ID, "flaky")); e.Status != store.OutboxPending || e.Attempts != 1 {
+	if e := entry(t, st, entryID(n.ID, "flaky")); e.Status != monitor.OutboxPending || e.Attempts != 1 {
 		t.Errorf("flaky entry = %+v", e)
+	}
+	if got, err := o.Pending(ctx); err != nil || got != 1 {
+		t.Errorf("Pending = %d, %v; want the flaky entry only", got, err)
 	}
 
 	flaky.fail(nil)
@@ -320,41 +353,41 @@ func TestOutboxChannelsIndependent(t *testing.T) {
 		t.Fatal(err)
 	}
 	flush(t, o, 2, 1) // good and refusing (now accepting) send; flaky fails
-	o2 := NewOutbox(st, []Notifier{good}, clk.Now, testLogger(t))
+	o2 := NewOutbox(st, []Notifier{good}, clk, testLogger(t))
 	clk.Advance(DefaultRetryMax)
 	flush(t, o2, 0, 1)
-	if e := entry(t, st, entryID(n2.ID, "flaky")); e.Status != store.OutboxFailed || !strings.Contains(e.LastError, "no longer configured") {
+	if e := entry(t, st, entryID(n2.ID, "flaky")); e.Status != monitor.OutboxFailed || !strings.Contains(e.LastError, "no longer configured") {
 		t.Errorf("entry of a removed channel = %+v", e)
 	}
 }
 
 // flakyStore fails every call while down is set.
 type flakyStore struct {
-	*store.Store
+	*memOutbox
 	down atomic.Bool
 }
 
 var errStoreDown = errors.New("store down")
 
-func (f *flakyStore) OutboxInsert(ctx context.Context, e store.OutboxEntry) (bool, error) {
+func (f *flakyStore) OutboxInsert(ctx context.Context, e monitor.OutboxEntry) (bool, error) {
 	if f.down.Load() {
 		return false, errStoreDown
 	}
-	return f.Store.OutboxInsert(ctx, e)
+	return f.memOutbox.OutboxInsert(ctx, e)
 }
 
-func (f *flakyStore) OutboxDue(ctx context.Context, now time.Time, limit int) ([]store.OutboxEntry, error) {
+func (f *flakyStore) OutboxDue(ctx context.Context, now time.Time, limit int) ([]monitor.OutboxEntry, error) {
 	if f.down.Load() {
 		return nil, errStoreDown
 	}
-	return f.Store.OutboxDue(ctx, now, limit)
+	return f.memOutbox.OutboxDue(ctx, now, limit)
 }
 
-func (f *flakyStore) OutboxSave(ctx context.Context, e store.OutboxEntry) error {
+func (f *flakyStore) OutboxSave(ctx context.Context, e monitor.OutboxEntry) error {
 	if f.down.Load() {
 		return errStoreDown
 	}
-	return f.Store.OutboxSave(ctx, e)
+	return f.memOutbox.OutboxSave(ctx, e)
 }
 
 // TestOutboxStoreDown: with the store down, a notification is held in
@@ -362,10 +395,10 @@ func (f *flakyStore) OutboxSave(ctx context.Context, e store.OutboxEntry) error 
 // as sent, so a replay sends nothing.
 func TestOutboxStoreDown(t *testing.T) {
 	ctx := context.Background()
-	fs := &flakyStore{Store: openStore(t, "")}
-	clk := &clock{now: t0}
+	fs := &flakyStore{memOutbox: newMemOutbox()}
+	clk := clockwork.NewFakeClockAt(t0)
 	ch := &fakeNotifier{name: "chat"}
-	o := NewOutbox(fs, []Notifier{ch}, clk.Now, testLogger(t))
+	o := NewOutbox(fs, []Notifier{ch}, clk, testLogger(t))
 
 	fs.down.Store(true)
 	n := round(1)
@@ -385,7 +418,7 @@ func TestOutboxStoreDown(t *testing.T) {
 
 	fs.down.Store(false)
 	flush(t, o, 0, 0)
-	if e := entry(t, fs.Store, entryID(n.ID, "chat")); e.Status != store.OutboxSent || e.Attempts != 1 {
+	if e := entry(t, fs.memOutbox, entryID(n.ID, "chat")); e.Status != monitor.OutboxSent || e.Attempts != 1 {
 		t.Errorf("entry after the store came back = %+v", e)
 	}
 	if err := o.Enqueue(ctx, n); err != nil {
@@ -410,7 +443,7 @@ func TestOutboxStoreDown(t *testing.T) {
 	}
 	o.store = fs
 	flush(t, o, 0, 0)
-	if e := entry(t, fs.Store, entryID(n2.ID, "chat")); e.Status != store.OutboxSent {
+	if e := entry(t, fs.memOutbox, entryID(n2.ID, "chat")); e.Status != monitor.OutboxSent {
 		t.Errorf("entry = %+v, want sent", e)
 	}
 	if got := ch.sent(); len(got) != 2 {
@@ -421,41 +454,74 @@ func TestOutboxStoreDown(t *testing.T) {
 // downOnSave fails only OutboxSave.
 type downOnSave struct{ *flakyStore }
 
-func (d *downOnSave) OutboxSave(context.Context, store.OutboxEntry) error { return errStoreDown }
+func (d *downOnSave) OutboxSave(context.Context, monitor.OutboxEntry) error { return errStoreDown }
 
-func TestOutboxRunDeliversOnEnqueue(t *testing.T) {
+// runOutbox runs o.Run(ctx, every) until the end of the test.
+func runOutbox(t *testing.T, o *Outbox, every time.Duration) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	st := openStore(t, "")
-	ch := &fakeNotifier{name: "chat"}
-	o := NewOutbox(st, []Notifier{ch}, time.Now, testLogger(t))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		o.Run(ctx, time.Hour) // the ticker never fires in this test
+		o.Run(ctx, every)
 	}()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		<-done
-	}()
+	})
+}
+
+func TestOutboxRunDeliversOnEnqueue(t *testing.T) {
+	ctx := context.Background()
+	ch := &fakeNotifier{name: "chat"}
+	o := NewOutbox(newMemOutbox(), []Notifier{ch}, clockwork.NewFakeClockAt(t0), testLogger(t))
+	runOutbox(t, o, time.Hour) // the fake clock never ticks in this test
 	n := round(1)
 	if err := o.Enqueue(ctx, n); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(ch.sent()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not deliver an enqueued notification")
-		}
-		time.Sleep(10 * time.Millisecond)
+	testutil.Eventually(t, 10*time.Second, "delivered by Run", func() bool { return len(ch.sent()) == 1 })
+}
+
+// TestOutboxRunRetriesOnTick: what failed is retried when Run's ticker
+// fires on the outbox's clock, with no enqueue to wake it.
+func TestOutboxRunRetriesOnTick(t *testing.T) {
+	ctx := context.Background()
+	st := newMemOutbox()
+	clk := clockwork.NewFakeClockAt(t0)
+	ch := &fakeNotifier{name: "chat", err: errors.New("503 unavailable")}
+	o := NewOutbox(st, []Notifier{ch}, clk, testLogger(t))
+	n := round(1)
+	if err := o.Enqueue(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	<-o.wake // only the ticker may start the retry
+	runOutbox(t, o, time.Minute)
+	id := entryID(n.ID, "chat")
+	testutil.Eventually(t, 10*time.Second, "tried once", func() bool {
+		e, _ := st.get(id)
+		return e.Attempts == 1
+	})
+	ch.fail(nil)
+	if err := clk.BlockUntilContext(ctx, 1); err != nil { // Run's ticker
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute) // past the first backoff (30 s at most)
+	testutil.Eventually(t, 10*time.Second, "sent on the tick", func() bool {
+		e, _ := st.get(id)
+		return e.Status == monitor.OutboxSent
+	})
+	if got := ch.sent(); len(got) != 1 || got[0] != n.ID {
+		t.Errorf("channel got %v, want [%s]", got, n.ID)
 	}
 }
 
 func TestOutboxPrune(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t, "")
-	clk := &clock{now: t0}
+	st := newMemOutbox()
+	clk := clockwork.NewFakeClockAt(t0)
 	ch := &fakeNotifier{name: "chat"}
-	o := NewOutbox(st, []Notifier{ch}, clk.Now, testLogger(t))
+	o := NewOutbox(st, []Notifier{ch}, clk, testLogger(t))
 	n := round(1)
 	if err := o.Enqueue(ctx, n); err != nil {
 		t.Fatal(err)

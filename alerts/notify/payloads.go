@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/crawlerfleet/collector/alerts"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 // The generic kind posts Alertmanager's webhook payload (version 4), so
@@ -67,7 +68,7 @@ func genericPayload(n alerts.Notification, receiver string) amPayload {
 		}
 		annotations := map[string]string{"summary": a.Summary}
 		status := "firing"
-		if a.State == alerts.StateResolved {
+		if a.State == monitor.AlertResolved {
 			status = "resolved"
 		} else {
 			p.Status = "firing"

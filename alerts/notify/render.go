@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/crawlerfleet/collector/alerts"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 //go:embed templates
@@ -64,7 +65,7 @@ func newDigest(n alerts.Notification) digest {
 			Rule:    clean(a.Rule, maxRuleLen),
 			Summary: clean(a.Summary, maxSummaryLen),
 		}
-		if a.State == alerts.StateResolved {
+		if a.State == monitor.AlertResolved {
 			l.When = resolvedWhen(a)
 			d.Resolved = append(d.Resolved, l)
 			resolvedServers = appendNew(resolvedServers, l.Server)

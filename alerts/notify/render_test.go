@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/crawlerfleet/collector/alerts"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -34,7 +35,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 var t0 = time.Date(2024, 5, 1, 10, 17, 0, 0, time.UTC)
 
-func alert(server, rule string, state alerts.State, summary string, starts, ends time.Time) alerts.Alert {
+func alert(server, rule string, state monitor.AlertStatus, summary string, starts, ends time.Time) alerts.Alert {
 	return alerts.Alert{
 		Server: server, Rule: rule, State: state, Summary: summary,
 		StartsAt: starts, EndsAt: ends, Labels: alerts.Labels(server, rule),
@@ -45,19 +46,19 @@ func alert(server, rule string, state alerts.State, summary string, starts, ends
 // resolved.
 func sample() alerts.Notification {
 	return *alerts.NewNotification(t0, []alerts.Alert{
-		alert("web7", "down", alerts.StateFiring, "down: 3 failed attempts (unreachable: dial tcp 10.0.0.7:22: connect: connection refused)", t0.Add(-15*time.Minute), time.Time{}),
-		alert("web1", "cpu", alerts.StateFiring, "cpu 97.0 % ≥ 95 % for 5 snapshots", t0.Add(-2*time.Hour-5*time.Minute), time.Time{}),
-		alert("web1", "memory", alerts.StateFiring, "memory 93.2 % ≥ 90 % for 3 snapshots", t0.Add(-40*time.Second), time.Time{}),
-		alert("db2", "disk", alerts.StateResolved, "disk 84.0 % < 85 %", t0.Add(-26*time.Hour), t0.Add(-time.Minute)),
+		alert("web7", "down", monitor.AlertFiring, "down: 3 failed attempts (unreachable: dial tcp 10.0.0.7:22: connect: connection refused)", t0.Add(-15*time.Minute), time.Time{}),
+		alert("web1", "cpu", monitor.AlertFiring, "cpu 97.0 % ≥ 95 % for 5 snapshots", t0.Add(-2*time.Hour-5*time.Minute), time.Time{}),
+		alert("web1", "memory", monitor.AlertFiring, "memory 93.2 % ≥ 90 % for 3 snapshots", t0.Add(-40*time.Second), time.Time{}),
+		alert("db2", "disk", monitor.AlertResolved, "disk 84.0 % < 85 %", t0.Add(-26*time.Hour), t0.Add(-time.Minute)),
 	}, false)
 }
 
 func TestSubject(t *testing.T) {
 	firing := func(server string) alerts.Alert {
-		return alert(server, "cpu", alerts.StateFiring, "cpu high", t0, time.Time{})
+		return alert(server, "cpu", monitor.AlertFiring, "cpu high", t0, time.Time{})
 	}
 	resolved := func(server string) alerts.Alert {
-		return alert(server, "cpu", alerts.StateResolved, "cpu ok", t0, t0)
+		return alert(server, "cpu", monitor.AlertResolved, "cpu ok", t0, t0)
 	}
 	tests := []struct {
 		name   string
@@ -113,7 +114,7 @@ func TestRenderEmailGolden(t *testing.T) {
 
 func TestRenderHTMLEscapes(t *testing.T) {
 	n := *alerts.NewNotification(t0, []alerts.Alert{
-		alert(`<script>alert("x")</script>`, "cpu", alerts.StateFiring, `a & b <img src=x onerror=alert(1)>`, t0, time.Time{}),
+		alert(`<script>alert("x")</script>`, "cpu", monitor.AlertFiring, `a & b <img src=x onerror=alert(1)>`, t0, time.Time{}),
 	}, false)
 	html, err := newDigest(n).renderHTML()
 	if err != nil {
@@ -154,7 +155,7 @@ func TestRenderTest(t *testing.T) {
 func TestRenderChatCaps(t *testing.T) {
 	var as []alerts.Alert
 	for i := range 200 {
-		as = append(as, alert(strings.Repeat("s", 20)+string(rune('a'+i%26))+strings.Repeat("x", i%7), "cpu", alerts.StateFiring, strings.Repeat("long summary ", 20), t0, time.Time{}))
+		as = append(as, alert(strings.Repeat("s", 20)+string(rune('a'+i%26))+strings.Repeat("x", i%7), "cpu", monitor.AlertFiring, strings.Repeat("long summary ", 20), t0, time.Time{}))
 	}
 	n := *alerts.NewNotification(t0, as, false)
 	got := wecomPayload(n).Markdown.Content

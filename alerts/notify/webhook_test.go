@@ -22,6 +22,7 @@ import (
 
 	"github.com/crawlerfleet/collector/alerts"
 	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 // hookServer is an httptest server that records each request and answers
@@ -170,8 +171,8 @@ func TestFingerprintMatchesAlertmanager(t *testing.T) {
 
 func TestWebhookCommonLabels(t *testing.T) {
 	n := *alerts.NewNotification(t0, []alerts.Alert{
-		alert("web1", "cpu", alerts.StateResolved, "cpu ok", t0, t0),
-		alert("web2", "cpu", alerts.StateResolved, "cpu ok", t0, t0),
+		alert("web1", "cpu", monitor.AlertResolved, "cpu ok", t0, t0),
+		alert("web2", "cpu", monitor.AlertResolved, "cpu ok", t0, t0),
 	}, false)
 	p := genericPayload(n, "r")
 	if p.Status != "resolved" {
@@ -263,7 +264,7 @@ func TestWebhookSlack(t *testing.T) {
 	h := startHookServer(t, http.StatusOK, "ok")
 	w := newTestWebhook(t, inventory.Webhook{URL: h.URL + "/services/T0/B0/xyz", Kind: "slack"}, nil, t0)
 	n := *alerts.NewNotification(t0, []alerts.Alert{
-		alert("<web1>", "cpu", alerts.StateFiring, "a & b", t0, time.Time{}),
+		alert("<web1>", "cpu", monitor.AlertFiring, "a & b", t0, time.Time{}),
 	}, false)
 	if err := w.Notify(context.Background(), n); err != nil {
 		t.Fatalf("Notify: %v", err)

@@ -1,6 +1,6 @@
 // Package fleet probes many servers at once: it connects to each (over SSH,
 // through its jump hosts, or on this machine), runs the probe through package
-// pull, and reports one Result per server. A slow or broken server costs only
+// pull, and reports one monitor.Result per server. A slow or broken server costs only
 // its own slot.
 package fleet
 
@@ -15,38 +15,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/crawlerfleet/collector/collector/probebin"
 	"github.com/crawlerfleet/collector/collector/pull"
 	"github.com/crawlerfleet/collector/collector/remote"
 	"github.com/crawlerfleet/collector/inventory"
-	"github.com/crawlerfleet/collector/probe/snapshot"
+	"github.com/crawlerfleet/collector/monitor"
 )
-
-// A Result is the outcome of probing one server once.
-type Result struct {
-	Server   string
-	Start    time.Time // collector clock
-	Duration time.Duration
-	Snapshot *snapshot.Snapshot // nil when Err is set
-	// Err names the server once: the SSH transport's errors start with
-	// "web1 (10.0.0.1:22): " or name it after "jump host for ", "via …: ",
-	// "run: " and the like; the others start with "web1: ".
-	Err      error
-	Kind     Kind   // KindOK when Err is nil
-	Platform string // the target's platform, such as "linux/amd64", once known
-	Uploaded bool   // the probe was uploaded during this attempt
-
-	// Reused is set when the attempt began on a connection kept from an
-	// earlier one, and Dialed when it opened a connection: the first, one
-	// replacing a connection that had ended, or a second try after the kept
-	// connection failed (then both are set). For a local server the
-	// "connection" is the cached knowledge of its platform.
-	Reused, Dialed bool
-}
-
-// End is when the attempt finished, on the collector's clock: the time a
-// result is stored, alerted and exported under.
-func (r Result) End() time.Time { return r.Start.Add(r.Duration) }
 
 // DefaultConcurrency bounds how many servers are probed at once.
 const DefaultConcurrency = 256
@@ -65,7 +41,11 @@ type Fleet struct {
 	logger      *slog.Logger
 	concurrency int
 	splay       time.Duration
+	clock       clockwork.Clock
 	dialOpts    []remote.Option
+	// splayDelay returns how long one server waits before its probe, less
+	// than max; tests replace it.
+	splayDelay func(max time.Duration) time.Duration
 
 	mu    sync.Mutex
 	inv   *inventory.Inventory
@@ -84,18 +64,29 @@ type Options struct {
 	Probes      probebin.Set // probebin.Embedded when nil
 	Logger      *slog.Logger // slog.Default() when nil
 	Concurrency int          // DefaultConcurrency when zero
-	// DialOptions are passed to remote.Dial after remote.WithLogger(Logger),
-	// such as remote.WithKeepAlive. Dial's defaults apply otherwise.
+	// DialOptions are passed to remote.Dial after remote.WithLogger(Logger)
+	// and remote.WithClock(Clock), such as remote.WithKeepAlive. Dial's
+	// defaults apply otherwise.
 	DialOptions []remote.Option
 	// Splay spreads the start of each Probe: every server waits a random
 	// part of it first (without holding a concurrency slot), so that a large
 	// fleet is not hit in the same millisecond.
 	Splay time.Duration
+	// Clock times the splay, each attempt's start and duration (Result.At
+	// and Duration), and the keepalives of the connections the Fleet dials.
+	// clockwork.NewRealClock() when nil; tests pass a fake clock. Each
+	// server's timeout, and each hop's connect timeout, stay on the real
+	// clock: they bound work on the network.
+	Clock clockwork.Clock
 }
 
 // New returns a Fleet for the servers of inv.
 func New(inv *inventory.Inventory, opts Options) *Fleet {
-	f := &Fleet{inv: inv, probes: opts.Probes, logger: opts.Logger, concurrency: opts.Concurrency, splay: opts.Splay, conns: map[string]*conn{}}
+	f := &Fleet{inv: inv, probes: opts.Probes, logger: opts.Logger, concurrency: opts.Concurrency, splay: opts.Splay,
+		clock: opts.Clock, splayDelay: rand.N[time.Duration], conns: map[string]*conn{}}
+	if f.clock == nil {
+		f.clock = clockwork.NewRealClock()
+	}
 	if f.probes == nil {
 		f.probes = probebin.Embedded
 	}
@@ -105,15 +96,15 @@ func New(inv *inventory.Inventory, opts Options) *Fleet {
 	if f.concurrency <= 0 {
 		f.concurrency = DefaultConcurrency
 	}
-	f.dialOpts = append([]remote.Option{remote.WithLogger(f.logger)}, opts.DialOptions...)
+	f.dialOpts = append([]remote.Option{remote.WithLogger(f.logger), remote.WithClock(f.clock)}, opts.DialOptions...)
 	return f
 }
 
 // Probe probes servers concurrently and returns their results in the order
 // of servers. onResult, when not nil, is called as each server finishes (from
 // several goroutines, one call at a time).
-func (f *Fleet) Probe(ctx context.Context, servers []inventory.Server, onResult func(Result)) []Result {
-	results := make([]Result, len(servers))
+func (f *Fleet) Probe(ctx context.Context, servers []inventory.Server, onResult func(monitor.Result)) []monitor.Result {
+	results := make([]monitor.Result, len(servers))
 	var (
 		mu    sync.Mutex
 		wg    sync.WaitGroup
@@ -124,9 +115,9 @@ func (f *Fleet) Probe(ctx context.Context, servers []inventory.Server, onResult 
 		go func() {
 			defer wg.Done()
 			if f.splay > 0 {
-				t := time.NewTimer(rand.N(f.splay))
+				t := f.clock.NewTimer(f.splayDelay(f.splay))
 				select {
-				case <-t.C:
+				case <-t.Chan():
 				case <-ctx.Done():
 					t.Stop()
 				}
@@ -146,22 +137,28 @@ func (f *Fleet) Probe(ctx context.Context, servers []inventory.Server, onResult 
 	return results
 }
 
-// probeOne probes one server within its timeout.
-func (f *Fleet) probeOne(ctx context.Context, s inventory.Server) Result {
-	start := time.Now()
+// probeOne probes one server within its timeout. The result's error names
+// the server once: the SSH transport's errors start with "web1
+// (10.0.0.1:22): " or name it after "jump host for ", "via …: ", "run: "
+// and the like; the others start with "web1: ".
+func (f *Fleet) probeOne(ctx context.Context, s inventory.Server) monitor.Result {
+	start := f.clock.Now()
 	log := f.logger.With("server", s.Name)
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 
-	r := Result{Server: s.Name, Start: start}
+	r := monitor.Result{Server: s.Name}
 	err := f.pull(ctx, s, &r, log)
-	r.Duration = time.Since(start)
+	r.Duration = f.clock.Since(start)
+	r.At = start.Add(r.Duration)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 			err = fmt.Errorf("%w (timeout %v)", err, s.Timeout)
 		}
 		r.Err = named(s, err)
 		r.Kind = Classify(err)
+		var changed *remote.HostKeyChangedError
+		r.HostKeyChanged = errors.As(err, &changed)
 		r.Snapshot = nil
 		log.Warn("probe failed", "kind", r.Kind, "err", err, "duration_ms", r.Duration.Milliseconds(), "reused", r.Reused)
 	} else {
@@ -170,7 +167,7 @@ func (f *Fleet) probeOne(ctx context.Context, s inventory.Server) Result {
 	return r
 }
 
-// named returns err naming s once, as Result.Err does. The SSH transport's
+// named returns err naming s once, as probeOne says. The SSH transport's
 // errors name the server already: "web1 (10.0.0.1:22): unreachable: …",
 // "jump host for web1: …", "via bastion: web1 (10.0.0.1:22): …",
 // "run: web1 (10.0.0.1:22): …". The others, such as "run: probe exited 1:
@@ -185,7 +182,7 @@ func named(s inventory.Server, err error) error {
 }
 
 // pull probes s over its kept connection or a new one, and fills in r.
-func (f *Fleet) pull(ctx context.Context, s inventory.Server, r *Result, log *slog.Logger) error {
+func (f *Fleet) pull(ctx context.Context, s inventory.Server, r *monitor.Result, log *slog.Logger) error {
 	c, reused, err := f.connect(ctx, s, log)
 	if err != nil {
 		return err
@@ -205,7 +202,7 @@ func (f *Fleet) pull(ctx context.Context, s inventory.Server, r *Result, log *sl
 }
 
 // pullOver runs the probe over c, and drops c when the failure may be its.
-func (f *Fleet) pullOver(ctx context.Context, s inventory.Server, c *conn, r *Result) error {
+func (f *Fleet) pullOver(ctx context.Context, s inventory.Server, c *conn, r *monitor.Result) error {
 	snap, info, err := c.target.Pull(ctx, pull.Options{Keywords: s.ProbeKeywords(), Sample: s.Sample, ProbeDir: s.ProbeDir})
 	if info.Platform != "" {
 		r.Platform = info.Platform

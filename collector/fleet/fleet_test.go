@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -16,18 +15,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/crawlerfleet/collector/collector/internal/probetest"
 	"github.com/crawlerfleet/collector/collector/internal/sshdtest"
 	"github.com/crawlerfleet/collector/collector/remote"
+	"github.com/crawlerfleet/collector/internal/testutil"
 	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/monitor"
 )
+
+// t0 is when the fake clocks of the tests start.
+var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
 // relay accepts connections and forwards them to a target, as a network in
 // between: it counts the connections and can break them.
 type relay struct {
-	addr      string
-	accepted  atomic.Int32
-	lastWrite atomic.Int64 // when a client last sent something, in Unix nanoseconds
+	addr       string
+	accepted   atomic.Int32
+	fromServer atomic.Int64 // bytes read from the servers, counted before they are passed on
 
 	mu    sync.Mutex
 	pairs []*relayed
@@ -73,9 +79,6 @@ func newRelay(t *testing.T, target string) *relay {
 				buf := make([]byte, 32<<10)
 				for {
 					n, err := c.Read(buf)
-					if n > 0 {
-						r.lastWrite.Store(time.Now().UnixNano())
-					}
 					if n > 0 && p.breakOnWrite.Load() {
 						return
 					}
@@ -89,7 +92,22 @@ func newRelay(t *testing.T, target string) *relay {
 					}
 				}
 			}()
-			go func() { defer p.close(); io.Copy(c, s) }()
+			go func() {
+				defer p.close()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := s.Read(buf)
+					r.fromServer.Add(int64(n))
+					if n > 0 {
+						if _, err := c.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
 		}
 	}()
 	return r
@@ -105,19 +123,30 @@ func (r *relay) cut() {
 }
 
 // breakOnWrite breaks the connections open now when the client next writes;
-// later connections are not affected. It first waits until the clients
-// have been quiet for a while: the SSH library ends a session with
-// messages of its own after Run has returned.
-func (r *relay) breakOnWrite(t *testing.T) {
+// later connections are not affected.
+//
+// What a client wrote before must not break it: the SSH library writes the
+// end of a session before Run returns, but the relay may read it a moment
+// later. So breakOnWrite first has f's kept connections send a keepalive
+// (f runs on a fake clock) and waits until a reply has passed the relay: a
+// server replies after the request, which the relay passed on after
+// everything written before it. The servers send nothing unasked, so the
+// bytes counted from them after the keepalive are its reply.
+func (r *relay) breakOnWrite(t *testing.T, f *Fleet) {
 	t.Helper()
-	const quiet = 300 * time.Millisecond
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Since(time.Unix(0, r.lastWrite.Load())) < quiet {
-		if time.Now().After(deadline) {
-			t.Fatal("the relayed connections never went quiet")
+	clock := f.clock.(*clockwork.FakeClock)
+	n := 0 // keepalive timers: one per kept SSH connection
+	f.mu.Lock()
+	for _, c := range f.conns {
+		if c.client != nil {
+			n++
 		}
-		time.Sleep(quiet / 10)
 	}
+	f.mu.Unlock()
+	before := r.fromServer.Load()
+	testutil.BlockUntil(t, clock, n, "the kept connections' keepalives waiting")
+	clock.Advance(remote.DefaultKeepAliveInterval)
+	testutil.Eventually(t, testutil.Patience, "a keepalive reply through the relay", func() bool { return r.fromServer.Load() > before })
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, p := range r.pairs {
@@ -126,15 +155,20 @@ func (r *relay) breakOnWrite(t *testing.T) {
 }
 
 // testFleet returns a Fleet for an inventory whose defaults reach srv with
-// its client key and known_hosts, with servers (TOML) after them.
+// its client key and known_hosts, with servers (TOML) after them. It runs on
+// a fake clock at t0: keepalives are sent only when a test advances it.
 func testFleet(t *testing.T, srv *sshdtest.Server, servers string) *Fleet {
 	t.Helper()
 	// Failures are checked in the results; the log would only repeat them.
-	f := New(parseInventory(t, srv, servers), Options{Probes: probetest.Set(t), Logger: slog.New(slog.DiscardHandler)})
+	f := New(parseInventory(t, srv, servers), Options{Probes: probetest.Set(t), Logger: slog.New(slog.DiscardHandler),
+		Clock: clockwork.NewFakeClockAt(t0)})
 	t.Cleanup(func() { f.Close() })
 	return f
 }
 
+// parseInventory returns an inventory whose defaults reach srv, with
+// servers (TOML) after them. Its timeout is a safety net only: a probe takes
+// well under a second, and no test here waits for the timeout.
 func parseInventory(t *testing.T, srv *sshdtest.Server, servers string) *inventory.Inventory {
 	t.Helper()
 	text := fmt.Sprintf(`
@@ -144,7 +178,7 @@ identity_file = %q
 known_hosts = %q
 probe_dir = %q
 sample = "100ms"
-timeout = "20s"
+timeout = "1m"
 `, srv.User, srv.ClientKeyFile, srv.KnownHostsFile, filepath.Join(srv.Dir, "probe-cache")) + servers
 	inv, err := inventory.Parse(strings.NewReader(text), "servers.toml")
 	if err != nil {
@@ -158,7 +192,7 @@ func server(name, addr string) string {
 }
 
 // probe probes the named servers and returns their results by name.
-func probe(t *testing.T, f *Fleet, names ...string) map[string]Result {
+func probe(t *testing.T, f *Fleet, names ...string) map[string]monitor.Result {
 	t.Helper()
 	f.mu.Lock()
 	servers, err := f.inv.Select(names)
@@ -166,7 +200,7 @@ func probe(t *testing.T, f *Fleet, names ...string) map[string]Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	results := map[string]Result{}
+	results := map[string]monitor.Result{}
 	for _, r := range f.Probe(context.Background(), servers, nil) {
 		results[r.Server] = r
 	}
@@ -226,11 +260,7 @@ func TestProbeRedials(t *testing.T) {
 			breakIt: func(t *testing.T, f *Fleet, rel *relay) {
 				c := kept(f, "web1")
 				rel.cut()
-				select {
-				case <-c.client.Done():
-				case <-time.After(5 * time.Second):
-					t.Fatal("Done still open 5s after the connection was cut")
-				}
+				testutil.Receive(t, c.client.Done(), "close of Done after the connection was cut")
 			},
 			reused: false,
 		},
@@ -239,8 +269,7 @@ func TestProbeRedials(t *testing.T) {
 			// on the transport and is tried again over a new connection.
 			name: "fails when used",
 			breakIt: func(t *testing.T, f *Fleet, rel *relay) {
-				rel.breakOnWrite(t)
-				time.Sleep(100 * time.Millisecond)
+				rel.breakOnWrite(t, f)
 				if kept(f, "web1").ended() {
 					t.Fatal("the connection ended before it was used: this case tests nothing")
 				}
@@ -291,13 +320,13 @@ func TestProbeRetriesOnce(t *testing.T) {
 	if err := os.WriteFile(authorized, append([]byte(`command="kill -KILL $PPID" `), key...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	rel.breakOnWrite(t)
+	rel.breakOnWrite(t, f)
 
 	r := probe(t, f, "web1")["web1"]
 	if r.Err == nil || !r.Reused || !r.Dialed {
 		t.Fatalf("reused %v, dialed %v, err %v; want a failure after one retry", r.Reused, r.Dialed, r.Err)
 	}
-	if r.Kind != KindError || !strings.Contains(r.Err.Error(), "detect platform") {
+	if r.Kind != monitor.KindUnreachable || !strings.Contains(r.Err.Error(), "detect platform") {
 		t.Errorf("kind %q, err %v; want the failure of the new connection", r.Kind, r.Err)
 	}
 	if n := rel.accepted.Load(); n != 2 {
@@ -390,7 +419,7 @@ func TestResultErrorNamesServerOnce(t *testing.T) {
 		"web2": "jump host for web2: web1 (" + down + "): unreachable: ",
 	} {
 		r := results[name]
-		if r.Kind != KindUnreachable || r.Err == nil {
+		if r.Kind != monitor.KindUnreachable || r.Err == nil {
 			t.Fatalf("%s: kind %q, err %v; want unreachable", name, r.Kind, r.Err)
 		}
 		if msg := r.Err.Error(); !strings.HasPrefix(msg, prefix) || strings.Count(msg, name) != 1 {
@@ -412,7 +441,7 @@ func TestPassphraseOfJumpHostUnset(t *testing.T) {
 	r := probe(t, f, "web1")["web1"]
 	fix := "export " + env + " in the collector's environment"
 	want := "web1: config: jump host bastion: identity_passphrase_env: environment variable " + env + " is not set; " + fix
-	if r.Kind != KindConfig || r.Err == nil || r.Err.Error() != want {
+	if r.Kind != monitor.KindConfig || r.Err == nil || r.Err.Error() != want {
 		t.Fatalf("kind %q, err %v;\nwant config, %s", r.Kind, r.Err, want)
 	}
 	var fixer interface{ Fix() string }

@@ -6,26 +6,13 @@ import (
 
 	"github.com/crawlerfleet/collector/collector/pull"
 	"github.com/crawlerfleet/collector/collector/remote"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
-// Kind is the kind of a failed attempt, as stored and alerted on.
-type Kind string
-
-// The kinds of failure. Each calls for a different fix, so alerts and
-// reports keep them apart.
-const (
-	KindOK          Kind = ""
-	KindUnreachable Kind = "unreachable" // TCP connect failed
-	KindAuth        Kind = "auth"        // the server refused our keys
-	KindHostKey     Kind = "hostkey"     // host key unknown or changed
-	KindTimeout     Kind = "timeout"     // a step ran out of time
-	KindProbe       Kind = "probe"       // the probe failed or printed garbage
-	KindConfig      Kind = "config"      // the inventory entry cannot be used
-	KindError       Kind = "error"       // anything else (a dropped connection)
-)
-
-// Classify returns the kind of a probe failure.
-func Classify(err error) Kind {
+// Classify returns the kind of a probe failure. A failure that is none of
+// the typed ones (a connection that dropped mid-command, say) is
+// unreachable: the server did not stay reachable.
+func Classify(err error) monitor.Kind {
 	var (
 		unknown *remote.UnknownHostError
 		changed *remote.HostKeyChangedError
@@ -36,19 +23,19 @@ func Classify(err error) Kind {
 	)
 	switch {
 	case err == nil:
-		return KindOK
+		return monitor.KindOK
 	case errors.As(err, &config):
-		return KindConfig
+		return monitor.KindConfig
 	case errors.As(err, &unknown), errors.As(err, &changed):
-		return KindHostKey
+		return monitor.KindHostKey
 	case errors.As(err, &auth):
-		return KindAuth
+		return monitor.KindAuth
 	case errors.Is(err, context.DeadlineExceeded):
-		return KindTimeout
+		return monitor.KindTimeout
 	case errors.As(err, &dial):
-		return KindUnreachable
+		return monitor.KindUnreachable
 	case errors.As(err, &probe):
-		return KindProbe
+		return monitor.KindProbe
 	}
-	return KindError
+	return monitor.KindUnreachable
 }

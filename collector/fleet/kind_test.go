@@ -10,6 +10,7 @@ import (
 	"github.com/crawlerfleet/collector/collector/pull"
 	"github.com/crawlerfleet/collector/collector/remote"
 	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 func TestClassify(t *testing.T) {
@@ -17,18 +18,18 @@ func TestClassify(t *testing.T) {
 	tests := []struct {
 		name string
 		err  error
-		want Kind
+		want monitor.Kind
 	}{
-		{"ok", nil, KindOK},
-		{"unknown host", wrap(&remote.UnknownHostError{Name: "web1"}), KindHostKey},
-		{"changed host key", wrap(&remote.HostKeyChangedError{Name: "web1"}), KindHostKey},
-		{"auth", wrap(&remote.AuthError{Name: "web1"}), KindAuth},
-		{"refused", wrap(&remote.DialError{Name: "web1", Err: errors.New("connection refused")}), KindUnreachable},
-		{"connect timeout", wrap(&remote.DialError{Name: "web1", Err: context.DeadlineExceeded}), KindTimeout},
-		{"run timeout", wrap(context.DeadlineExceeded), KindTimeout},
-		{"probe", wrap(&pull.ProbeError{Step: "decode", Err: errors.New("garbage")}), KindProbe},
-		{"config", &ConfigError{Err: errors.New("no such variable")}, KindConfig},
-		{"connection lost", wrap(errors.New("EOF")), KindError},
+		{"ok", nil, monitor.KindOK},
+		{"unknown host", wrap(&remote.UnknownHostError{Name: "web1"}), monitor.KindHostKey},
+		{"changed host key", wrap(&remote.HostKeyChangedError{Name: "web1"}), monitor.KindHostKey},
+		{"auth", wrap(&remote.AuthError{Name: "web1"}), monitor.KindAuth},
+		{"refused", wrap(&remote.DialError{Name: "web1", Err: errors.New("connection refused")}), monitor.KindUnreachable},
+		{"connect timeout", wrap(&remote.DialError{Name: "web1", Err: context.DeadlineExceeded}), monitor.KindTimeout},
+		{"run timeout", wrap(context.DeadlineExceeded), monitor.KindTimeout},
+		{"probe", wrap(&pull.ProbeError{Step: "decode", Err: errors.New("garbage")}), monitor.KindProbe},
+		{"config", &ConfigError{Err: errors.New("no such variable")}, monitor.KindConfig},
+		{"connection lost", wrap(errors.New("EOF")), monitor.KindUnreachable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,11 +12,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/crawlerfleet/collector/alerts"
 	"github.com/crawlerfleet/collector/collector/report"
 	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/probe/snapshot"
-	"github.com/crawlerfleet/collector/store"
 )
 
 // The statuses of a server in /api/servers.
@@ -154,10 +153,10 @@ func (s *Server) summaries(ctx context.Context) ([]ServerSummary, error) {
 }
 
 // byServer groups the firing states by server, each sorted by rule.
-func byServer(states []alerts.RuleState) map[string][]Firing {
+func byServer(states []monitor.AlertState) map[string][]Firing {
 	m := map[string][]Firing{}
 	for _, st := range states {
-		if st.State != alerts.StateFiring {
+		if st.Status != monitor.AlertFiring {
 			continue
 		}
 		m[st.Server] = append(m[st.Server], Firing{Rule: st.Rule, Summary: st.Summary, Since: st.Since.UTC()})
@@ -175,11 +174,11 @@ func (s *Server) summary(ctx context.Context, srv inventory.Server) (ServerSumma
 		sum.Tags = []string{}
 	}
 	rec, err := s.o.Store.Latest(ctx, srv.Name)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
 		return sum, err
 	}
 	fail, err := s.o.Store.LastFailure(ctx, srv.Name)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
 		return sum, err
 	}
 	if rec != nil {
@@ -205,7 +204,7 @@ func (s *Server) summary(ctx context.Context, srv inventory.Server) (ServerSumma
 		}
 	}
 	if fail != nil {
-		sum.LastFailure = &Failure{At: fail.At.UTC(), Kind: string(fail.Kind), Error: fail.Err}
+		sum.LastFailure = &Failure{At: fail.At.UTC(), Kind: string(fail.Kind), Error: fail.Error()}
 		if rec == nil || fail.At.After(rec.At) {
 			sum.Status = StatusDown
 		}
@@ -236,7 +235,7 @@ func (s *Server) latestSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := s.o.Store.Latest(r.Context(), name)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, monitor.ErrNotFound) {
 		s.fail(w, r, http.StatusNotFound, fmt.Sprintf("no snapshot of %q yet", name), nil)
 		return
 	}
@@ -247,7 +246,7 @@ func (s *Server) latestSnapshot(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, snapshotJSON(*rec))
 }
 
-func snapshotJSON(rec store.Record) Snapshot {
+func snapshotJSON(rec monitor.Result) Snapshot {
 	return Snapshot{Server: rec.Server, At: rec.At.UTC(), DurationMS: rec.Duration.Milliseconds(), Snapshot: rec.Snapshot}
 }
 

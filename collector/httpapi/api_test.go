@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crawlerfleet/collector/alerts"
 	"github.com/crawlerfleet/collector/collector/report"
-	"github.com/crawlerfleet/collector/store"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 // routes are a request to every route that answers 200 on the fixture.
@@ -176,7 +175,7 @@ func TestServers(t *testing.T) {
 func TestServersPartialFailures(t *testing.T) {
 	t.Run("alerts unreadable", func(t *testing.T) {
 		f := newFixture(t)
-		f.opts.Alerts = AlertsFunc(func(context.Context) ([]alerts.RuleState, error) { return nil, errBroken })
+		f.opts.Alerts = AlertsFunc(func(context.Context) ([]monitor.AlertState, error) { return nil, errBroken })
 		var got []ServerSummary
 		decode(t, do(t, New(f.opts), "GET", "/api/servers", ""), http.StatusOK, &got)
 		for _, s := range got {
@@ -241,11 +240,11 @@ func TestLatest(t *testing.T) {
 
 func TestSnapshotsPages(t *testing.T) {
 	f := newFixture(t)
-	var recs []store.Record
+	var recs []monitor.Result
 	start := now.Add(-250 * time.Minute)
 	for i := range 250 {
 		at := start.Add(time.Duration(i) * time.Minute)
-		recs = append(recs, store.Record{Server: "web1", At: at, Duration: time.Second, Snapshot: snap(at, float64(i), 50, 50)})
+		recs = append(recs, monitor.Result{Server: "web1", At: at, Duration: time.Second, Snapshot: snap(at, float64(i), 50, 50)})
 	}
 	f.store.recs["web1"] = recs
 	h := New(f.opts)

@@ -1,12 +1,14 @@
 // Package httpapi serves the daemon's HTTP API, Prometheus metrics and live
 // page.
 //
-// The command wires it: New takes the inventory, the store, the alert
-// states and a report builder as small interfaces and functions; there are
-// no flags or configuration here. Every answer is JSON with
-// Content-Type application/json, but / and /report (HTML) and /metrics
-// (Prometheus text); every error is {"error": "message"} and never carries
-// more than that message (5xx errors are logged in full).
+// The command wires it: New takes the inventory, the store's reads (Store),
+// the firing alerts (Alerts) and a report builder as small interfaces and
+// functions over the domain types of package monitor, and Observe takes each
+// round's []monitor.Result; there are no flags or configuration here.
+// Every answer is JSON with Content-Type application/json, but / and
+// /report (HTML) and /metrics (Prometheus text); every error is
+// {"error": "message"} and never carries more than that message (5xx
+// errors are logged in full).
 //
 // # Routes
 //
@@ -79,7 +81,7 @@
 // only when it succeeded, so a server that is down has collector_up 0 and
 // no stale figures; collector_last_success_timestamp_seconds says when it
 // last answered. Nothing is shown of a server before its first
-// observation. A dedicated registry also carries the Go runtime (go_*) and
+// result. A dedicated registry also carries the Go runtime (go_*) and
 // process (process_*) collectors.
 //
 //	name                                        type       labels          from

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -15,9 +14,10 @@ import (
 
 	"github.com/crawlerfleet/collector/alerts"
 	"github.com/crawlerfleet/collector/collector/report"
+	"github.com/crawlerfleet/collector/internal/testutil"
 	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/probe/snapshot"
-	"github.com/crawlerfleet/collector/store"
 )
 
 // now is the clock of every test server.
@@ -26,12 +26,12 @@ var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // evil is a server name that would run script if a page parsed it as HTML.
 const evil = `<script>alert(1)</script>`
 
-// fakeStore keeps records and failures in memory with store.Store's
-// semantics.
+// fakeStore keeps snapshots and failures in memory with the semantics Store
+// asks for.
 type fakeStore struct {
 	mu    sync.Mutex
-	recs  map[string][]store.Record // oldest first
-	fails map[string]store.Attempt
+	recs  map[string][]monitor.Result // successful, oldest first
+	fails map[string]monitor.Result
 	err   error // returned by every read when set
 
 	lastFrom, lastTo time.Time
@@ -40,7 +40,7 @@ type fakeStore struct {
 
 var _ Store = (*fakeStore)(nil)
 
-func (f *fakeStore) Latest(_ context.Context, server string) (*store.Record, error) {
+func (f *fakeStore) Latest(_ context.Context, server string) (*monitor.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -48,13 +48,13 @@ func (f *fakeStore) Latest(_ context.Context, server string) (*store.Record, err
 	}
 	rs := f.recs[server]
 	if len(rs) == 0 {
-		return nil, fmt.Errorf("latest snapshot of %s: %w", server, store.ErrNotFound)
+		return nil, fmt.Errorf("latest snapshot of %s: %w", server, monitor.ErrNotFound)
 	}
 	r := rs[len(rs)-1]
 	return &r, nil
 }
 
-func (f *fakeStore) LastFailure(_ context.Context, server string) (*store.Attempt, error) {
+func (f *fakeStore) LastFailure(_ context.Context, server string) (*monitor.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -62,19 +62,19 @@ func (f *fakeStore) LastFailure(_ context.Context, server string) (*store.Attemp
 	}
 	a, ok := f.fails[server]
 	if !ok {
-		return nil, fmt.Errorf("last failure of %s: %w", server, store.ErrNotFound)
+		return nil, fmt.Errorf("last failure of %s: %w", server, monitor.ErrNotFound)
 	}
 	return &a, nil
 }
 
-func (f *fakeStore) Snapshots(_ context.Context, server string, from, to time.Time, limit int) ([]store.Record, error) {
+func (f *fakeStore) Snapshots(_ context.Context, server string, from, to time.Time, limit int) ([]monitor.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lastFrom, f.lastTo, f.lastLimit = from, to, limit
 	if f.err != nil {
 		return nil, f.err
 	}
-	var out []store.Record
+	var out []monitor.Result
 	for _, r := range f.recs[server] {
 		if !r.At.Before(from) && r.At.Before(to) {
 			out = append(out, r)
@@ -112,9 +112,9 @@ func snap(at time.Time, cpu, mem, disk float64, procs ...any) *snapshot.Snapshot
 type fixture struct {
 	servers []inventory.Server
 	store   *fakeStore
-	firing  []alerts.RuleState
+	firing  []monitor.AlertState
 	alerts  Alerts
-	logs    *bytes.Buffer
+	logs    *testutil.SyncBuffer
 	reports []reportCall
 	opts    Options
 }
@@ -123,6 +123,7 @@ type reportCall struct{ from, to time.Time }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	logger, logs := testutil.Logger(t)
 	f := &fixture{
 		servers: []inventory.Server{
 			{Name: "web1", Description: "front end", Tags: []string{"web"}},
@@ -131,24 +132,24 @@ func newFixture(t *testing.T) *fixture {
 			{Name: evil, Description: evil},
 		},
 		store: &fakeStore{
-			recs: map[string][]store.Record{
+			recs: map[string][]monitor.Result{
 				"web1": {{Server: "web1", At: now.Add(-time.Minute), Duration: 1500 * time.Millisecond, Snapshot: snap(now.Add(-time.Minute), 42.5, 61.25, 70, "python", 12, "node", 3)}},
 				"web2": {{Server: "web2", At: now.Add(-time.Hour), Duration: time.Second, Snapshot: snap(now.Add(-time.Hour), 10, 20, 30)}},
 				evil:   {{Server: evil, At: now.Add(-2 * time.Minute), Duration: time.Second, Snapshot: snap(now.Add(-2*time.Minute), 95, 50, 91, evil, 2)}},
 			},
-			fails: map[string]store.Attempt{
-				"web1": {Server: "web1", At: now.Add(-time.Hour), Kind: store.KindTimeout, Err: "probe timed out"},
-				"web2": {Server: "web2", At: now.Add(-30 * time.Second), Kind: store.KindUnreachable, Err: "dial tcp 10.0.0.2:22: connection refused"},
+			fails: map[string]monitor.Result{
+				"web1": {Server: "web1", At: now.Add(-time.Hour), Kind: monitor.KindTimeout, Err: errors.New("probe timed out")},
+				"web2": {Server: "web2", At: now.Add(-30 * time.Second), Kind: monitor.KindUnreachable, Err: errors.New("dial tcp 10.0.0.2:22: connection refused")},
 			},
 		},
-		firing: []alerts.RuleState{
-			{Server: "web2", Rule: alerts.RuleDown, State: alerts.StateFiring, Since: now.Add(-10 * time.Minute), Summary: "down: 3 failed attempts"},
-			{Server: evil, Rule: alerts.RuleDisk, State: alerts.StateFiring, Since: now.Add(-5 * time.Minute), Summary: "disk 91.0 % ≥ 90 %"},
-			{Server: evil, Rule: alerts.RuleCPU, State: alerts.StateFiring, Since: now.Add(-3 * time.Minute), Summary: "cpu 95.0 % ≥ 95 %"},
+		firing: []monitor.AlertState{
+			{Server: "web2", Rule: alerts.RuleDown, Status: monitor.AlertFiring, Since: now.Add(-10 * time.Minute), Summary: "down: 3 failed attempts"},
+			{Server: evil, Rule: alerts.RuleDisk, Status: monitor.AlertFiring, Since: now.Add(-5 * time.Minute), Summary: "disk 91.0 % ≥ 90 %"},
+			{Server: evil, Rule: alerts.RuleCPU, Status: monitor.AlertFiring, Since: now.Add(-3 * time.Minute), Summary: "cpu 95.0 % ≥ 95 %"},
 		},
-		logs: &bytes.Buffer{},
+		logs: logs,
 	}
-	f.alerts = AlertsFunc(func(context.Context) ([]alerts.RuleState, error) { return f.firing, nil })
+	f.alerts = AlertsFunc(func(context.Context) ([]monitor.AlertState, error) { return f.firing, nil })
 	f.opts = Options{
 		Servers: func() []inventory.Server { return f.servers },
 		Store:   f.store,
@@ -162,21 +163,9 @@ func newFixture(t *testing.T) *fixture {
 			return report.Build(in), nil
 		},
 		Now:    func() time.Time { return now },
-		Logger: slog.New(slog.NewTextHandler(&lockedWriter{buf: f.logs}, nil)),
+		Logger: logger,
 	}
 	return f
-}
-
-// lockedWriter lets handlers log from several goroutines into one buffer.
-type lockedWriter struct {
-	mu  sync.Mutex
-	buf *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
 }
 
 // do sends a GET to path with an optional bearer token ("" for none).

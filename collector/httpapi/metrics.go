@@ -7,22 +7,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/probe/snapshot"
-	"github.com/crawlerfleet/collector/store"
 )
 
-// An Observation is one probe attempt of a round, as the daemon hands it
-// to Observe: a snapshot, or a failure with its kind.
-type Observation struct {
-	Server   string
-	At       time.Time
-	Duration time.Duration
-	// Snapshot is set for a successful attempt.
-	Snapshot *snapshot.Snapshot
-	// FailKind is the kind of a failed attempt (unreachable, auth, hostkey,
-	// timeout, probe, config); "unknown" is counted when it is empty.
-	FailKind string
-}
+// kindUnknown labels the failures of a result whose Kind is empty or not
+// one of monitor.Kinds.
+const kindUnknown = "unknown"
 
 // serverState is what /metrics shows of one server.
 type serverState struct {
@@ -63,35 +54,36 @@ func (l promLogger) Println(v ...any) {
 }
 
 // Observe records a round's results for /metrics: the newest attempt per
-// server, the newest successful one, and failures counted by kind. Results
-// older than what a server already has only count their failure.
+// server, the newest successful one, and failures counted by kind (a
+// failed result whose Kind is empty or unknown counts as "unknown").
+// Results older than what a server already has only count their failure.
 // Servers no longer in the inventory are forgotten.
-func (s *Server) Observe(results []Observation) {
+func (s *Server) Observe(results []monitor.Result) {
 	inv := map[string]bool{}
 	for _, srv := range s.o.Servers() {
 		inv[srv.Name] = true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, o := range results {
-		st := s.latest[o.Server]
+	for _, r := range results {
+		st := s.latest[r.Server]
 		if st == nil {
 			st = &serverState{failures: map[string]float64{}}
-			s.latest[o.Server] = st
+			s.latest[r.Server] = st
 		}
-		if o.Snapshot == nil {
-			kind := o.FailKind
-			if kind == "" {
-				kind = "unknown"
+		if r.Failed() {
+			kind := string(r.Kind)
+			if !r.Kind.Valid() {
+				kind = kindUnknown
 			}
 			st.failures[kind]++
-		} else if o.At.After(st.success) {
-			st.success = o.At
+		} else if r.At.After(st.success) {
+			st.success = r.At
 		}
-		if !st.at.IsZero() && o.At.Before(st.at) {
+		if !st.at.IsZero() && r.At.Before(st.at) {
 			continue
 		}
-		st.at, st.duration, st.snap = o.At, o.Duration, o.Snapshot
+		st.at, st.duration, st.snap = r.At, r.Duration, r.Snapshot
 	}
 	for name := range s.latest {
 		if !inv[name] {
@@ -157,7 +149,7 @@ func desc(name, help string, labels []string) *prometheus.Desc {
 	return prometheus.NewDesc(name, help, labels, nil)
 }
 
-// fleetCollector emits the newest observation of each server in the
+// fleetCollector emits the newest result of each server in the
 // current inventory at scrape time: a server removed from the inventory
 // disappears at once. The resource gauges come only from a successful
 // newest attempt: a server that is down has collector_up 0 and no stale
@@ -200,14 +192,12 @@ func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descLastSuccess, float64(st.success.UnixMilli())/1e3)
 		}
 		// Every kind from 0, so that increase() sees a server's first
-		// failure; then any other kind an observation named ("unknown").
-		for _, kind := range store.Kinds {
+		// failure; "unknown" only once a result had no known kind.
+		for _, kind := range monitor.Kinds {
 			ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, st.failures[string(kind)], name, string(kind))
 		}
-		for kind, n := range st.failures {
-			if !store.ErrKind(kind).Valid() {
-				ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, n, name, kind)
-			}
+		if n, ok := st.failures[kindUnknown]; ok {
+			ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, n, name, kindUnknown)
 		}
 		if st.snap != nil {
 			snapshotMetrics(st.snap, gauge)

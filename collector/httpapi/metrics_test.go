@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/probe/snapshot"
 )
 
@@ -76,12 +78,12 @@ func TestMetrics(t *testing.T) {
 	web1 := snap(at, 42.5, 61.25, 70, "python", 12, "node", 3)
 	hostile := snap(at, 5, 6, 7, evil, 2)
 	hostile.Disk.Error = "statfs /: permission denied"
-	s.Observe([]Observation{
-		{Server: "web1", At: at.Add(-time.Minute), Duration: time.Second, FailKind: "timeout"},
+	s.Observe([]monitor.Result{
+		{Server: "web1", At: at.Add(-time.Minute), Duration: time.Second, Kind: monitor.KindTimeout},
 		{Server: "web1", At: at, Duration: 1500 * time.Millisecond, Snapshot: web1},
 		{Server: "web2", At: at.Add(-time.Hour), Duration: time.Second, Snapshot: snap(at, 1, 2, 3)},
-		{Server: "web2", At: at, Duration: 10 * time.Second, FailKind: "unreachable"},
-		{Server: "web2", At: at.Add(-30 * time.Second), Duration: 10 * time.Second, FailKind: "unreachable"},
+		{Server: "web2", At: at, Duration: 10 * time.Second, Kind: monitor.KindUnreachable},
+		{Server: "web2", At: at.Add(-30 * time.Second), Duration: 10 * time.Second, Kind: monitor.KindUnreachable},
 		{Server: "web2", At: at.Add(-20 * time.Second), Duration: 10 * time.Second}, // no kind
 		{Server: evil, At: at, Duration: time.Second, Snapshot: hostile},
 		{Server: "gone", At: at, Duration: time.Second, Snapshot: snap(at, 1, 2, 3)}, // not in the inventory
@@ -186,11 +188,36 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestMetricsUnknownKind: a failed result with no kind, or one not in
+// monitor.Kinds, counts as "unknown", so labels stay bounded.
+func TestMetricsUnknownKind(t *testing.T) {
+	f := newFixture(t)
+	s := New(f.opts)
+	s.Observe([]monitor.Result{
+		{Server: "web1", At: now, Err: errors.New("broken")},
+		{Server: "web1", At: now.Add(time.Second), Kind: "error", Err: errors.New("old catch-all kind")},
+		{Server: "web1", At: now.Add(2 * time.Second), Kind: monitor.KindProbe},
+	})
+	mfs := scrape(t, s)
+	if v, ok := value(mfs, "collector_failures_total", "server", "web1", "kind", "unknown"); !ok || v != 2 {
+		t.Errorf("unknown failures %v (%v), want 2", v, ok)
+	}
+	if v, ok := value(mfs, "collector_failures_total", "server", "web1", "kind", "probe"); !ok || v != 1 {
+		t.Errorf("probe failures %v (%v), want 1", v, ok)
+	}
+	if _, ok := value(mfs, "collector_failures_total", "server", "web1", "kind", "error"); ok {
+		t.Error(`a kind not in monitor.Kinds has its own label "error"`)
+	}
+	if n := len(mfs["collector_failures_total"].Metric); n != len(monitor.Kinds)+1 {
+		t.Errorf("%d failure counters, want one per kind and unknown", n)
+	}
+}
+
 func TestMetricsFollowInventory(t *testing.T) {
 	f := newFixture(t)
 	s := New(f.opts)
 	at := now.Add(-time.Minute)
-	s.Observe([]Observation{
+	s.Observe([]monitor.Result{
 		{Server: "web1", At: at, Duration: time.Second, Snapshot: snap(at, 10, 20, 30, "python", 1)},
 		{Server: "web2", At: at, Duration: time.Second, Snapshot: snap(at, 10, 20, 30, "python", 2)},
 	})
@@ -224,11 +251,11 @@ func TestMetricsNewestWins(t *testing.T) {
 	s := New(f.opts)
 	at := now.Add(-time.Minute)
 	// Out of order within and across rounds: the newest attempt decides.
-	s.Observe([]Observation{
+	s.Observe([]monitor.Result{
 		{Server: "web1", At: at, Duration: time.Second, Snapshot: snap(at, 80, 20, 30)},
 		{Server: "web1", At: at.Add(-time.Minute), Duration: time.Second, Snapshot: snap(at, 10, 20, 30)},
 	})
-	s.Observe([]Observation{{Server: "web1", At: at.Add(-2 * time.Minute), FailKind: "auth"}})
+	s.Observe([]monitor.Result{{Server: "web1", At: at.Add(-2 * time.Minute), Kind: monitor.KindAuth}})
 	mfs := scrape(t, s)
 	if v, _ := value(mfs, "collector_cpu_busy_percent", "server", "web1"); v != 80 {
 		t.Errorf("cpu %v, want 80 from the newest snapshot", v)
@@ -244,7 +271,7 @@ func TestMetricsNewestWins(t *testing.T) {
 	broken := &snapshot.Snapshot{Version: snapshot.Version, Time: now,
 		CPU: snapshot.CPU{Error: "x"}, Memory: snapshot.Memory{Error: "x"}, Disk: snapshot.Disk{Error: "x"},
 		Processes: snapshot.Processes{Error: "x", Matched: []snapshot.Match{{Keyword: "a"}, {Keyword: "a"}}}}
-	s.Observe([]Observation{{Server: "web1", At: now, Snapshot: broken}})
+	s.Observe([]monitor.Result{{Server: "web1", At: now, Snapshot: broken}})
 	mfs = scrape(t, s)
 	if v, ok := value(mfs, "collector_up", "server", "web1"); !ok || v != 1 {
 		t.Errorf("up %v (%v), want 1", v, ok)
@@ -257,7 +284,7 @@ func TestMetricsNewestWins(t *testing.T) {
 
 	// A keyword listed twice must not break the scrape.
 	dup := snap(now, 1, 2, 3, "a", 1, "a", 2)
-	s.Observe([]Observation{{Server: "web1", At: now.Add(time.Second), Snapshot: dup}})
+	s.Observe([]monitor.Result{{Server: "web1", At: now.Add(time.Second), Snapshot: dup}})
 	if v, ok := value(scrape(t, s), "collector_processes_matched", "server", "web1", "keyword", "a"); !ok || v != 1 {
 		t.Errorf("repeated keyword: %v (%v), want the first, 1", v, ok)
 	}

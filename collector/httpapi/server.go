@@ -14,40 +14,39 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/crawlerfleet/collector/alerts"
 	"github.com/crawlerfleet/collector/collector/report"
 	"github.com/crawlerfleet/collector/inventory"
-	"github.com/crawlerfleet/collector/store"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
-// A Store reads what the API serves. *store.Store implements it.
+// A Store reads what the API serves; package store implements it.
 type Store interface {
-	// Latest returns the newest snapshot of server, or an error that
-	// wraps store.ErrNotFound when there is none.
-	Latest(ctx context.Context, server string) (*store.Record, error)
-	// LastFailure returns the newest failed attempt of server, or an error
-	// that wraps store.ErrNotFound.
-	LastFailure(ctx context.Context, server string) (*store.Attempt, error)
-	// Snapshots returns the newest limit snapshots of server with
-	// from <= At < to, oldest first.
-	Snapshots(ctx context.Context, server string, from, to time.Time, limit int) ([]store.Record, error)
+	// Latest returns the newest successful result (with its Snapshot) of
+	// server, or an error that wraps monitor.ErrNotFound when there is
+	// none.
+	Latest(ctx context.Context, server string) (*monitor.Result, error)
+	// LastFailure returns the newest failed result of server (Kind and
+	// Err), or an error that wraps monitor.ErrNotFound.
+	LastFailure(ctx context.Context, server string) (*monitor.Result, error)
+	// Snapshots returns the newest limit successful results of server
+	// with from <= At < to, oldest first.
+	Snapshots(ctx context.Context, server string, from, to time.Time, limit int) ([]monitor.Result, error)
 }
 
-var _ Store = (*store.Store)(nil)
-
-// Alerts lists the firing alerts. alerts.StateStore implementations have
-// the method.
+// Alerts lists the firing alerts, such as alerts.Firing over the store.
 type Alerts interface {
-	Firing(ctx context.Context) ([]alerts.RuleState, error)
+	// Firing returns the states of the firing rules; states with another
+	// status are ignored.
+	Firing(ctx context.Context) ([]monitor.AlertState, error)
 }
-
-var _ Alerts = alerts.StateStore(nil)
 
 // AlertsFunc adapts a function to Alerts.
-type AlertsFunc func(ctx context.Context) ([]alerts.RuleState, error)
+type AlertsFunc func(ctx context.Context) ([]monitor.AlertState, error)
+
+var _ Alerts = AlertsFunc(nil)
 
 // Firing calls f.
-func (f AlertsFunc) Firing(ctx context.Context) ([]alerts.RuleState, error) { return f(ctx) }
+func (f AlertsFunc) Firing(ctx context.Context) ([]monitor.AlertState, error) { return f(ctx) }
 
 // ReportFunc builds the peak report over [from, to).
 type ReportFunc func(ctx context.Context, from, to time.Time) (*report.Report, error)

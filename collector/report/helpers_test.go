@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crawlerfleet/collector/store"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 // t0 is the start of the test ranges.
@@ -16,19 +16,19 @@ var t0 = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
 // reading is one snapshot as the rollups see it.
 type reading struct {
 	cpu, mem, disk, load float64
-	procs                int                  // matched total
-	kw                   []store.KeywordCount // per keyword
-	unknown              bool                 // the process section failed
+	procs                int                    // matched total
+	kw                   []monitor.KeywordCount // per keyword
+	unknown              bool                   // the process section failed
 }
 
 // hourRollup folds readings taken ten minutes apart from start into an
 // hourly rollup the way the store does: sums, counts, and peaks that keep
 // the earliest of equal values with the processes of that snapshot.
-func hourRollup(server string, start time.Time, rds ...reading) store.Rollup {
-	ru := store.Rollup{Server: server, Period: store.Hour, Start: start, Count: int64(len(rds))}
+func hourRollup(server string, start time.Time, rds ...reading) monitor.Rollup {
+	ru := monitor.Rollup{Server: server, Period: monitor.Hour, Start: start, Count: int64(len(rds))}
 	for i, rd := range rds {
 		at := start.Add(time.Duration(i) * 10 * time.Minute)
-		peak := store.Peak{At: at, ProcsKnown: !rd.unknown}
+		peak := monitor.Peak{At: at, ProcsKnown: !rd.unknown}
 		if !rd.unknown {
 			peak.MatchedTotal = rd.procs
 			peak.Procs = rd.kw
@@ -42,9 +42,9 @@ func hourRollup(server string, start time.Time, rds ...reading) store.Rollup {
 			m.Sum += int64(rd.procs)
 			m.N++
 			for _, k := range rd.kw {
-				i := slices.IndexFunc(ru.Keywords, func(s store.KeywordSum) bool { return s.Keyword == k.Keyword })
+				i := slices.IndexFunc(ru.Keywords, func(s monitor.KeywordSum) bool { return s.Keyword == k.Keyword })
 				if i < 0 {
-					ru.Keywords = append(ru.Keywords, store.KeywordSum{Keyword: k.Keyword})
+					ru.Keywords = append(ru.Keywords, monitor.KeywordSum{Keyword: k.Keyword})
 					i = len(ru.Keywords) - 1
 				}
 				ru.Keywords[i].Sum += int64(k.Count)
@@ -52,7 +52,7 @@ func hourRollup(server string, start time.Time, rds ...reading) store.Rollup {
 			}
 		}
 		for _, f := range []struct {
-			m *store.Metric
+			m *monitor.Metric
 			v float64
 		}{{&ru.CPU, rd.cpu}, {&ru.Mem, rd.mem}, {&ru.Disk, rd.disk}, {&ru.Load1, rd.load}} {
 			f.m.Sum += f.v
@@ -64,7 +64,7 @@ func hourRollup(server string, start time.Time, rds ...reading) store.Rollup {
 			}
 		}
 	}
-	slices.SortFunc(ru.Keywords, func(a, b store.KeywordSum) int { return strings.Compare(a.Keyword, b.Keyword) })
+	slices.SortFunc(ru.Keywords, func(a, b monitor.KeywordSum) int { return strings.Compare(a.Keyword, b.Keyword) })
 	return ru
 }
 
@@ -75,8 +75,8 @@ func linearProcs(i int) int { return 4 + (i*5)%17 }
 // linearRollups returns n hourly rollups, one reading each, with memory
 // = 10 + 2.5·procs and CPU = 5 + 1.5·procs exactly, disk 30 + i mod 24 and
 // load procs/4.
-func linearRollups(server string, n int) []store.Rollup {
-	rs := make([]store.Rollup, n)
+func linearRollups(server string, n int) []monitor.Rollup {
+	rs := make([]monitor.Rollup, n)
 	for i := range rs {
 		p := linearProcs(i)
 		rs[i] = hourRollup(server, t0.Add(time.Duration(i)*time.Hour), reading{
@@ -88,8 +88,8 @@ func linearRollups(server string, n int) []store.Rollup {
 }
 
 // mapRollups returns rs with f applied to copies.
-func mapRollups(rs []store.Rollup, f func(i int, r *store.Rollup)) []store.Rollup {
-	out := make([]store.Rollup, len(rs))
+func mapRollups(rs []monitor.Rollup, f func(i int, r *monitor.Rollup)) []monitor.Rollup {
+	out := make([]monitor.Rollup, len(rs))
 	for i, r := range rs {
 		f(i, &r)
 		out[i] = r

@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/net/html"
 
-	"github.com/crawlerfleet/collector/store"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -31,8 +31,8 @@ func wave(i int) float64 {
 
 // genRollups builds hourly rollups over hours, with twelve readings an
 // hour from read(h, k); hours where skip(h) is true have none.
-func genRollups(name string, hours int, skip func(h int) bool, read func(h, k int) reading) []store.Rollup {
-	var rs []store.Rollup
+func genRollups(name string, hours int, skip func(h int) bool, read func(h, k int) reading) []monitor.Rollup {
+	var rs []monitor.Rollup
 	for h := range hours {
 		if skip != nil && skip(h) {
 			continue
@@ -49,7 +49,7 @@ func genRollups(name string, hours int, skip func(h int) bool, read func(h, k in
 		}
 		ru := hourRollup(name, t0.Add(time.Duration(h)*time.Hour), rds...)
 		// hourRollup spaces readings ten minutes apart; five minutes here.
-		for _, m := range []*store.Metric{&ru.CPU, &ru.Mem, &ru.Disk, &ru.Load1} {
+		for _, m := range []*monitor.Metric{&ru.CPU, &ru.Mem, &ru.Disk, &ru.Load1} {
 			m.Peak.At = ru.Start.Add(m.Peak.At.Sub(ru.Start) / 2)
 		}
 		rs = append(rs, ru)

@@ -4,7 +4,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/crawlerfleet/collector/store"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 // A Point is one reading of a server for the charts and the fit: usage in
@@ -25,7 +25,7 @@ type Point struct {
 // of the matched total when keyword is "". Rollups without CPU, memory or
 // process readings are skipped, and so are those without counts for keyword
 // (the probe did not look for it then).
-func PointsFromRollups(rs []store.Rollup, keyword string) []Point {
+func PointsFromRollups(rs []monitor.Rollup, keyword string) []Point {
 	pts := make([]Point, 0, len(rs))
 	for _, r := range rs {
 		if r.CPU.N == 0 || r.Mem.N == 0 || r.Matched.N == 0 {
@@ -53,13 +53,14 @@ func PointsFromRollups(rs []store.Rollup, keyword string) []Point {
 	return pts
 }
 
-// PointsFromRecords returns one point per raw snapshot. Procs is the
-// keyword's count, or the matched total when keyword is "". A snapshot whose
-// CPU, memory or process section failed is skipped, and so is one that has no
-// count for keyword (the probe did not look for it then).
-func PointsFromRecords(recs []store.Record, keyword string) []Point {
-	pts := make([]Point, 0, len(recs))
-	for _, r := range recs {
+// PointsFromResults returns one point per raw snapshot, at the result's At.
+// Procs is the keyword's count, or the matched total when keyword is "". A
+// failed result (no snapshot) is skipped, and so is a snapshot whose CPU,
+// memory or process section failed, or one that has no count for keyword
+// (the probe did not look for it then).
+func PointsFromResults(results []monitor.Result, keyword string) []Point {
+	pts := make([]Point, 0, len(results))
+	for _, r := range results {
 		s := r.Snapshot
 		if s == nil || s.CPU.Error != "" || s.Memory.Error != "" || s.Processes.Error != "" {
 			continue

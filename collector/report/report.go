@@ -3,9 +3,10 @@
 // the per-process cost and capacity they imply, and collection health,
 // written as one self-contained HTML file or as JSON.
 //
-// The figures are pure functions of what the command reads from the store:
-// it adds each server's ServerInput to a Builder (Build does it for a whole
-// Input at once).
+// The figures are pure functions of the domain types the command reads from
+// the store (monitor.Rollup, monitor.Result): it adds each server's
+// ServerInput to a Builder (Build does it for a whole Input at once). The
+// package reads nothing itself.
 package report
 
 import (
@@ -15,8 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/probe/snapshot"
-	"github.com/crawlerfleet/collector/store"
 )
 
 // The rules behind the figures.
@@ -75,9 +76,9 @@ type ServerInput struct {
 	Tags              []string
 	// Rollups are the hourly rollups in [From, To), sorted by Start; empty
 	// when the server has no data.
-	Rollups []store.Rollup
+	Rollups []monitor.Rollup
 	// Points is the series for the charts and the fit (see PointsFromRollups
-	// and PointsFromRecords).
+	// and PointsFromResults).
 	Points []Point
 	// Attempts counts probe attempts in the range, snapshots and failures.
 	Attempts int
@@ -331,11 +332,11 @@ func (r *Report) server(si ServerInput) Server {
 	}
 	s.NoData = snapshots == 0
 
-	pick := []func(store.Rollup) store.Metric{
-		func(ru store.Rollup) store.Metric { return ru.CPU },
-		func(ru store.Rollup) store.Metric { return ru.Mem },
-		func(ru store.Rollup) store.Metric { return ru.Disk },
-		func(ru store.Rollup) store.Metric { return ru.Load1 },
+	pick := []func(monitor.Rollup) monitor.Metric{
+		func(ru monitor.Rollup) monitor.Metric { return ru.CPU },
+		func(ru monitor.Rollup) monitor.Metric { return ru.Mem },
+		func(ru monitor.Rollup) monitor.Metric { return ru.Disk },
+		func(ru monitor.Rollup) monitor.Metric { return ru.Load1 },
 	}
 	peaks := []**Peak{&s.Peaks.CPU, &s.Peaks.Mem, &s.Peaks.Disk, &s.Peaks.Load1}
 	means := []**float64{&s.Means.CPU, &s.Means.Mem, &s.Means.Disk, &s.Means.Load1}
@@ -371,8 +372,8 @@ func (r *Report) server(si ServerInput) Server {
 
 // peak returns the highest reading of a metric over the rollups, the
 // earliest of equal ones, with the process count at that snapshot.
-func (r *Report) peak(rs []store.Rollup, metric func(store.Rollup) store.Metric) *Peak {
-	var best *store.Peak
+func (r *Report) peak(rs []monitor.Rollup, metric func(monitor.Rollup) monitor.Metric) *Peak {
+	var best *monitor.Peak
 	for _, ru := range rs {
 		m := metric(ru)
 		if m.N == 0 || !finite(m.Peak.Value) {
@@ -400,7 +401,7 @@ func (r *Report) peak(rs []store.Rollup, metric func(store.Rollup) store.Metric)
 	return p
 }
 
-func peakKeywordCount(ks []store.KeywordCount, keyword string) (int, bool) {
+func peakKeywordCount(ks []monitor.KeywordCount, keyword string) (int, bool) {
 	for _, k := range ks {
 		if k.Keyword == keyword {
 			return k.Count, true
@@ -420,7 +421,7 @@ func keywordCount(ms []snapshot.Match, keyword string) (int, bool) {
 
 // mean returns a metric's mean over all readings of the rollups, nil without
 // readings.
-func mean(rs []store.Rollup, metric func(store.Rollup) store.Metric) *float64 {
+func mean(rs []monitor.Rollup, metric func(monitor.Rollup) monitor.Metric) *float64 {
 	var sum float64
 	var n int64
 	for _, ru := range rs {
@@ -438,7 +439,7 @@ func mean(rs []store.Rollup, metric func(store.Rollup) store.Metric) *float64 {
 	return &v
 }
 
-func matchedRange(rs []store.Rollup) *MatchedRange {
+func matchedRange(rs []monitor.Rollup) *MatchedRange {
 	var m *MatchedRange
 	var sum int64
 	for _, ru := range rs {
@@ -541,7 +542,7 @@ func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
 // gaps returns the runs of hours in [from, to) without a snapshot that are
 // longer than GapLonger, in time order. An hour counts as empty when its
 // rollup is missing or has no snapshot.
-func gaps(rs []store.Rollup, from, to time.Time, loc *time.Location) []Gap {
+func gaps(rs []monitor.Rollup, from, to time.Time, loc *time.Location) []Gap {
 	if from.IsZero() || !from.Before(to) {
 		return nil
 	}

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/probe/snapshot"
-	"github.com/crawlerfleet/collector/store"
 )
 
 // TestLinearGolden checks every figure on data with a known exact relation:
@@ -111,7 +111,7 @@ func TestEstimates(t *testing.T) {
 	// mem = 10 + 0.1·procs ± 5, the ± alternating at each count so that the
 	// noise is orthogonal to procs: slope 0.1 exactly and
 	// R² = 0.1²·Sxx / (0.1²·Sxx + 34·25) with Sxx = 2·Σ(p − 12)² = 816.
-	noisy := make([]store.Rollup, 34)
+	noisy := make([]monitor.Rollup, 34)
 	for i := range noisy {
 		p := 4 + i/2
 		noise := 5.0
@@ -121,22 +121,22 @@ func TestEstimates(t *testing.T) {
 		noisy[i] = hourRollup("s", t0.Add(time.Duration(i)*time.Hour), reading{
 			cpu: 5 + 1.5*float64(p), mem: 10 + 0.1*float64(p) + noise, disk: 30, load: 1, procs: p})
 	}
-	twoCounts := mapRollups(linear[:20], func(i int, r *store.Rollup) {
+	twoCounts := mapRollups(linear[:20], func(i int, r *monitor.Rollup) {
 		p := 4 + 5*(i%2)
 		*r = hourRollup("s", r.Start, reading{cpu: 5 + 1.5*float64(p), mem: 10 + 2.5*float64(p), procs: p})
 	})
-	falling := mapRollups(linear, func(i int, r *store.Rollup) {
+	falling := mapRollups(linear, func(i int, r *monitor.Rollup) {
 		p := linearProcs(i)
 		*r = hourRollup("s", r.Start, reading{cpu: 5 + 1.5*float64(p), mem: 80 - 2*float64(p), procs: p})
 	})
-	flat := mapRollups(linear, func(i int, r *store.Rollup) {
+	flat := mapRollups(linear, func(i int, r *monitor.Rollup) {
 		p := linearProcs(i)
 		*r = hourRollup("s", r.Start, reading{cpu: 5 + 1.5*float64(p), mem: 50, procs: p})
 	})
 
 	for _, c := range []struct {
 		name       string
-		rollups    []store.Rollup
+		rollups    []monitor.Rollup
 		thresholds Thresholds
 		mem, cpu   Status
 		known      bool
@@ -199,17 +199,17 @@ func TestEstimates(t *testing.T) {
 }
 
 func TestPeakProcs(t *testing.T) {
-	kw := []store.KeywordCount{{Keyword: "python", Count: 5}, {Keyword: "scrapy", Count: 3}}
+	kw := []monitor.KeywordCount{{Keyword: "python", Count: 5}, {Keyword: "scrapy", Count: 3}}
 	// The memory peak (70) has 7 matched processes: 5 python, 3 scrapy.
-	known := []store.Rollup{hourRollup("s", t0,
-		reading{cpu: 10, mem: 40, procs: 2, kw: []store.KeywordCount{{Keyword: "python", Count: 1}, {Keyword: "scrapy", Count: 1}}},
+	known := []monitor.Rollup{hourRollup("s", t0,
+		reading{cpu: 10, mem: 40, procs: 2, kw: []monitor.KeywordCount{{Keyword: "python", Count: 1}, {Keyword: "scrapy", Count: 1}}},
 		reading{cpu: 90, mem: 70, procs: 7, kw: kw},
 		reading{cpu: 20, mem: 70, procs: 9, kw: kw}, // equal memory, later: not the peak
 	)}
-	unknown := []store.Rollup{hourRollup("s", t0, reading{cpu: 10, mem: 40, procs: 2}, reading{cpu: 90, mem: 70, unknown: true})}
+	unknown := []monitor.Rollup{hourRollup("s", t0, reading{cpu: 10, mem: 40, procs: 2}, reading{cpu: 90, mem: 70, unknown: true})}
 	for _, c := range []struct {
 		name    string
-		rollups []store.Rollup
+		rollups []monitor.Rollup
 		keyword string
 		want    int // -1: unknown
 	}{
@@ -241,7 +241,7 @@ func TestPeakProcs(t *testing.T) {
 }
 
 func TestMeansWeighted(t *testing.T) {
-	rs := []store.Rollup{
+	rs := []monitor.Rollup{
 		hourRollup("s", t0, reading{mem: 10, cpu: 1, procs: 1}, reading{mem: 20, cpu: 2, procs: 3}),
 		hourRollup("s", t0.Add(time.Hour), reading{mem: 60, cpu: 9, procs: 8}),
 	}
@@ -257,15 +257,15 @@ func TestMeansWeighted(t *testing.T) {
 func TestGaps(t *testing.T) {
 	// present returns 24 hourly rollups from t0 without the hours listed;
 	// hours in failed have only failed attempts.
-	present := func(missing, failed []int) []store.Rollup {
-		var rs []store.Rollup
+	present := func(missing, failed []int) []monitor.Rollup {
+		var rs []monitor.Rollup
 		for h := range 24 {
 			if slices.Contains(missing, h) {
 				continue
 			}
 			r := hourRollup("s", t0.Add(time.Duration(h)*time.Hour), reading{mem: 1, procs: 1})
 			if slices.Contains(failed, h) {
-				r = store.Rollup{Server: "s", Period: store.Hour, Start: r.Start, Failed: 3}
+				r = monitor.Rollup{Server: "s", Period: monitor.Hour, Start: r.Start, Failed: 3}
 			}
 			rs = append(rs, r)
 		}
@@ -274,7 +274,7 @@ func TestGaps(t *testing.T) {
 	hour := func(h float64) time.Time { return t0.Add(time.Duration(h * float64(time.Hour))) }
 	for _, c := range []struct {
 		name     string
-		rollups  []store.Rollup
+		rollups  []monitor.Rollup
 		from, to time.Time
 		want     []Gap
 	}{
@@ -298,7 +298,7 @@ func TestGaps(t *testing.T) {
 
 	t.Run("largest listed", func(t *testing.T) {
 		// Seven gaps of 3..9 hours, smallest first, 1 hour apart.
-		var rs []store.Rollup
+		var rs []monitor.Rollup
 		h := 0
 		for g := 3; g <= 9; g++ {
 			rs = append(rs, hourRollup("s", t0.Add(time.Duration(h)*time.Hour), reading{mem: 1}))
@@ -365,7 +365,7 @@ func TestHealth(t *testing.T) {
 
 func TestFleetOrder(t *testing.T) {
 	one := func(name string, cpu, mem, disk float64, lastErr string) ServerInput {
-		rs := []store.Rollup{hourRollup(name, t0, reading{cpu: cpu, mem: mem, disk: disk, procs: 1})}
+		rs := []monitor.Rollup{hourRollup(name, t0, reading{cpu: cpu, mem: mem, disk: disk, procs: 1})}
 		return ServerInput{Name: name, Rollups: rs, LastError: lastErr}
 	}
 	in := Input{From: t0, To: t0.Add(time.Hour), Servers: []ServerInput{
@@ -412,14 +412,14 @@ func TestThresholdDefaults(t *testing.T) {
 }
 
 func TestPointsFromRollups(t *testing.T) {
-	kw := func(python, scrapy int) []store.KeywordCount {
-		return []store.KeywordCount{{Keyword: "python", Count: python}, {Keyword: "scrapy", Count: scrapy}}
+	kw := func(python, scrapy int) []monitor.KeywordCount {
+		return []monitor.KeywordCount{{Keyword: "python", Count: python}, {Keyword: "scrapy", Count: scrapy}}
 	}
 	full := hourRollup("s", t0, reading{cpu: 10, mem: 20, disk: 30, procs: 4, kw: kw(3, 1)}, reading{cpu: 20, mem: 40, disk: 30, procs: 6, kw: kw(5, 2)})
 	noProcs := hourRollup("s", t0.Add(time.Hour), reading{cpu: 10, mem: 20, unknown: true})
-	failedOnly := store.Rollup{Server: "s", Period: store.Hour, Start: t0.Add(2 * time.Hour), Failed: 2}
+	failedOnly := monitor.Rollup{Server: "s", Period: monitor.Hour, Start: t0.Add(2 * time.Hour), Failed: 2}
 	pythonOnly := hourRollup("s", t0.Add(3*time.Hour), reading{cpu: 30, mem: 50, disk: 30, procs: 2, kw: kw(2, 0)[:1]})
-	rs := []store.Rollup{full, noProcs, failedOnly, pythonOnly}
+	rs := []monitor.Rollup{full, noProcs, failedOnly, pythonOnly}
 	for _, c := range []struct {
 		keyword string
 		want    []Point
@@ -437,7 +437,7 @@ func TestPointsFromRollups(t *testing.T) {
 	}
 }
 
-func TestPointsFromRecords(t *testing.T) {
+func TestPointsFromResults(t *testing.T) {
 	snap := func(mod func(s *snapshot.Snapshot)) *snapshot.Snapshot {
 		s := &snapshot.Snapshot{
 			CPU:    snapshot.CPU{Percent: 12},
@@ -452,7 +452,7 @@ func TestPointsFromRecords(t *testing.T) {
 		return s
 	}
 	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }
-	recs := []store.Record{
+	results := []monitor.Result{
 		{At: at(0), Snapshot: snap(nil)},
 		{At: at(1), Snapshot: snap(func(s *snapshot.Snapshot) { s.CPU.Error = "x" })},
 		{At: at(2), Snapshot: snap(func(s *snapshot.Snapshot) { s.Memory.Error = "x" })},
@@ -477,7 +477,7 @@ func TestPointsFromRecords(t *testing.T) {
 		}},
 	} {
 		t.Run("keyword "+c.keyword, func(t *testing.T) {
-			if got := PointsFromRecords(recs, c.keyword); !slices.Equal(got, c.want) {
+			if got := PointsFromResults(results, c.keyword); !slices.Equal(got, c.want) {
 				t.Errorf("points = %+v\nwant %+v", got, c.want)
 			}
 		})
@@ -515,7 +515,7 @@ func TestFitLine(t *testing.T) {
 func TestHealthBeyondAttemptRetention(t *testing.T) {
 	ru := hourRollup("s", t0, reading{cpu: 10, mem: 20, disk: 30, procs: 1})
 	ru.Count, ru.Failed = 10, 5
-	_, s := buildOne(ServerInput{Name: "s", Rollups: []store.Rollup{ru}, Attempts: 15}, 1, "")
+	_, s := buildOne(ServerInput{Name: "s", Rollups: []monitor.Rollup{ru}, Attempts: 15}, 1, "")
 	if h := s.Health; h.Attempts != 15 || h.Snapshots != 10 || h.SuccessRate == nil || math.Abs(*h.SuccessRate-200.0/3) > 1e-6 {
 		t.Errorf("health = %+v (rate %v), want 10 of 15 attempts, 66.7 %%", h, h.SuccessRate)
 	}

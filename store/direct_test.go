@@ -9,18 +9,20 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/crawlerfleet/collector/monitor"
 )
 
-// TestDirectReadAgreesWithFerretDB reads the same rollups straight from the
-// SQLite file and through FerretDB, for servers whose names need escaping
-// in JSON, are prefixes of each other, or make an _id that sorts inside
-// another server's range, and for rollups with failures only, failed
+// TestDirectReadAgreesWithFerretDB reads the same documents straight from
+// the SQLite file and through FerretDB, for servers whose names need
+// escaping in JSON, are prefixes of each other, or make an _id that sorts
+// inside another server's range, and for rollups with failures only, failed
 // sections, no process counts and several keywords.
 func TestDirectReadAgreesWithFerretDB(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t, Config{})
 	if s.direct == nil {
-		t.Fatal("the embedded store has no direct reader")
+		t.Fatal("the embedded store reads through FerretDB: its layout check failed")
 	}
 	t0 := mustTime(t, "2024-05-01T22:00:00Z")
 	servers := []string{
@@ -30,12 +32,12 @@ func TestDirectReadAgreesWithFerretDB(t *testing.T) {
 		"爬虫-1\u2028sep\ttab",
 		"web1|hour|2024-05-01T23:00:00.000Z-x", // its _ids sort between web1's
 	}
-	var rs []Result
+	var rs []monitor.Result
 	for i, server := range servers {
 		for m := 0; m < 3*60; m += 15 { // 22:00 to 00:45: two days, four hours
 			at := t0.Add(time.Duration(m) * time.Minute)
 			r := reading{cpu: float64(m%23 + i), mem: 30 + float64(m%7), disk: 40, load1: float64(m % 5),
-				procs: []KeywordCount{{"python", m % 4}, {"<b>node</b>", 1}, {"scrapy.crawl $HOME 50%2E", 2}}}
+				procs: []monitor.KeywordCount{{Keyword: "python", Count: m % 4}, {Keyword: "<b>node</b>", Count: 1}, {Keyword: "scrapy.crawl $HOME 50%2E", Count: 2}}}
 			switch m {
 			case 30:
 				r.cpuErr = true
@@ -45,11 +47,9 @@ func TestDirectReadAgreesWithFerretDB(t *testing.T) {
 			rs = append(rs, snapResult(server, at, r))
 		}
 		// An hour with failures only.
-		rs = append(rs, failResult(server, t0.Add(4*time.Hour+5*time.Minute), KindUnreachable, "dial tcp: connection refused"))
+		rs = append(rs, failResult(server, t0.Add(4*time.Hour+5*time.Minute), monitor.KindUnreachable, "dial tcp: connection refused"))
 	}
-	if err := s.Write(ctx, rs); err != nil {
-		t.Fatal(err)
-	}
+	writeAll(t, s, rs)
 
 	attemptsSeen := 0
 	// Raw snapshots and attempts, over ranges whose bounds fall between
@@ -65,7 +65,7 @@ func TestDirectReadAgreesWithFerretDB(t *testing.T) {
 		{t0, t0.Add(6 * time.Hour), 1},
 	} {
 		for _, server := range servers {
-			direct, err := s.direct.snapshots(ctx, server, r.from, r.to, r.limit)
+			direct, err := s.snapshotsDirect(ctx, server, r.from, r.to, r.limit)
 			if err != nil {
 				t.Fatalf("direct read of %q: %v", server, err)
 			}
@@ -76,7 +76,7 @@ func TestDirectReadAgreesWithFerretDB(t *testing.T) {
 			if len(direct) == 0 || !reflect.DeepEqual(direct, viaFerret) {
 				t.Errorf("snapshots of %q from %s limit %d:\ndirect %v\nferret %v", server, r.from.Format(time.RFC3339Nano), r.limit, times(direct), times(viaFerret))
 			}
-			attDirect, err := s.direct.attempts(ctx, server, r.from, r.to)
+			attDirect, err := s.attemptsDirect(ctx, server, r.from, r.to)
 			if err != nil {
 				t.Fatalf("direct read of %q: %v", server, err)
 			}
@@ -95,13 +95,13 @@ func TestDirectReadAgreesWithFerretDB(t *testing.T) {
 		t.Error("no range held a failed attempt")
 	}
 
-	for _, q := range []RollupQuery{
-		{Period: Hour, From: t0.Add(-time.Hour), To: t0.Add(6 * time.Hour)},
-		{Period: Hour, From: t0.Add(time.Hour), To: t0.Add(2 * time.Hour)},
-		{Period: Day, From: t0.Add(-24 * time.Hour), To: t0.Add(48 * time.Hour)},
+	for _, q := range []monitor.RollupFilter{
+		{Period: monitor.Hour, From: t0.Add(-time.Hour), To: t0.Add(6 * time.Hour)},
+		{Period: monitor.Hour, From: t0.Add(time.Hour), To: t0.Add(2 * time.Hour)},
+		{Period: monitor.Day, From: t0.Add(-24 * time.Hour), To: t0.Add(48 * time.Hour)},
 	} {
 		for _, server := range servers {
-			direct, err := s.direct.rollups(ctx, server, q.Period, q.Period.Start(q.From), q.To)
+			direct, err := s.rollupRange(ctx, server, q.Period, q.Period.Start(q.From), q.To)
 			if err != nil {
 				t.Fatalf("direct read of %q: %v", server, err)
 			}
@@ -112,11 +112,11 @@ func TestDirectReadAgreesWithFerretDB(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var viaFerret []Rollup
+			var viaFerret []monitor.Rollup
 			for _, d := range docs {
 				viaFerret = append(viaFerret, d.rollup())
 			}
-			slices.SortFunc(viaFerret, func(a, b Rollup) int { return a.Start.Compare(b.Start) })
+			slices.SortFunc(viaFerret, func(a, b monitor.Rollup) int { return a.Start.Compare(b.Start) })
 			if len(direct) == 0 {
 				t.Errorf("%s %q from %s: the direct read found nothing", q.Period, server, q.From.Format(time.RFC3339))
 			}
@@ -132,43 +132,9 @@ func TestDirectReadAgreesWithFerretDB(t *testing.T) {
 	}
 }
 
-// TestDirectReadUsesTheIndex checks the plan of each range query: without
-// the index on the _id expression it reads the whole table, and sorts.
-func TestDirectReadUsesTheIndex(t *testing.T) {
-	ctx := context.Background()
-	s, _ := openTest(t, Config{})
-	for _, coll := range []string{rollupsName, snapshotsName, attemptsName} {
-		for _, desc := range []bool{false, true} {
-			db, query, err := s.direct.rangeQuery(ctx, coll, desc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rows, err := db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, `"a"`, `"b"`)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var plan []string
-			for rows.Next() {
-				var id, parent, unused int
-				var detail string
-				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, detail)
-			}
-			if err := rows.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX") || !strings.Contains(plan[0], "_collector_id") {
-				t.Errorf("%s (descending %v): the range query does not use the _id index alone: %q", coll, desc, plan)
-			}
-		}
-	}
-}
-
-func times(recs []Record) []string {
+func times(rs []monitor.Result) []string {
 	var out []string
-	for _, r := range recs {
+	for _, r := range rs {
 		out = append(out, r.At.Format(time.RFC3339Nano))
 	}
 	return out
@@ -181,11 +147,11 @@ func TestDirectReadRefusesBrokenRollup(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t, Config{})
 	t0 := mustTime(t, "2024-05-01T10:00:00Z")
-	id := rollupID("web1", Hour, t0)
+	id := rollupID("web1", monitor.Hour, t0)
 	if _, err := s.rollups.InsertOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "period", Value: "hour"}, {Key: "count", Value: 3}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.Rollups(ctx, RollupQuery{Servers: []string{"web1"}, Period: Hour, From: t0, To: t0.Add(time.Hour)})
+	_, err := s.Rollups(ctx, monitor.RollupFilter{Servers: []string{"web1"}, Period: monitor.Hour, From: t0, To: t0.Add(time.Hour)})
 	if err == nil || !strings.Contains(err.Error(), id) || !strings.Contains(err.Error(), "no server or start") {
 		t.Errorf("Rollups over a broken rollup: %v; want an error naming %s", err, id)
 	}
@@ -203,40 +169,14 @@ func TestKeywordFieldRoundTrip(t *testing.T) {
 	}
 }
 
-func TestWithoutSchema(t *testing.T) {
-	for _, tc := range []struct {
-		name, in, want, err string
-	}{
-		{"fields", `{"$s":{"p":{"a":{"t":"int"}},"$k":["a"]},"a":1}`, `{"a":1}`, ""},
-		{"braces in strings", `{"$s":{"p":{"}{[\"":{"t":"string"}},"$k":["}{[\""]},"}{[\"":"}"}`, `{"}{[\"":"}"}`, ""},
-		{"escaped backslash before quote", `{"$s":{"k":"a\\"},"a":"x"}`, `{"a":"x"}`, ""},
-		{"no fields", `{"$s":{"p":{},"$k":[]}}`, `{}`, ""},
-		{"no schema", `{"a":1}`, "", "no leading"},
-		{"unterminated", `{"$s":{"p":{"a"`, "", "unterminated"},
-		{"unbalanced", `{"$s":]`, "", "unbalanced"},
-		{"nothing after", `{"$s":{}`, "", "no field after"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := withoutSchema([]byte(tc.in))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("withoutSchema(%s) = %s, %v; want an error with %q", tc.in, got, err, tc.err)
-				}
-				return
-			}
-			if err != nil || string(got) != tc.want {
-				t.Fatalf("withoutSchema(%s) = %s, %v; want %s", tc.in, got, err, tc.want)
-			}
-		})
-	}
-}
-
+// TestDecodeStoredErrors: a document as Scan hands it over that does not
+// decode is named in the error. (A stored form without its schema is
+// embedded's to refuse: see its TestScanRefusesOtherLayouts.)
 func TestDecodeStoredErrors(t *testing.T) {
 	for _, tc := range []struct{ name, in, err string }{
-		{"not json", `{"$s":{},"_id":`, "stored document"},
-		{"no schema", `{"_id":"a|hour|x"}`, "no leading"},
-		{"wrong type", `{"$s":{},"_id":"a|hour|x","server":"a","count":"many"}`, "cannot unmarshal"},
-		{"date not in milliseconds", `{"$s":{},"_id":"a|hour|x","server":"a","start":"yesterday"}`, `stored date "yesterday": not milliseconds`},
+		{"not json", `{"_id":`, "stored document"},
+		{"wrong type", `{"_id":"a|hour|x","server":"a","count":"many"}`, "cannot unmarshal"},
+		{"date not in milliseconds", `{"_id":"a|hour|x","server":"a","start":"yesterday"}`, `stored date "yesterday": not milliseconds`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var d rollupDoc

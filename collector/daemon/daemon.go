@@ -1,0 +1,237 @@
+// Package daemon is `collector run`: it runs a collection round (package
+// round) on every tick of each server's schedule (package schedule) until
+// its context ends or it has run enough rounds, reloads servers.toml when
+// told to (SIGHUP, delivered by the command as a channel), prunes data past
+// its retention every hour, delivers the alert outbox in the background, and
+// gives rounds in flight the grace period to finish when it stops.
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/crawlerfleet/collector/collector/round"
+	"github.com/crawlerfleet/collector/collector/schedule"
+	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/monitor"
+)
+
+// How often the daemon prunes (the store itself skips a prune that another
+// command on the same data did less than an hour ago) and retries the alert
+// notifications that failed.
+const (
+	PruneEvery  = time.Hour
+	OutboxEvery = 30 * time.Second
+)
+
+// A Fleet probes servers and learns the servers of a reloaded inventory
+// (collector/fleet).
+type Fleet interface {
+	round.Prober
+	SetInventory(inv *inventory.Inventory)
+}
+
+// A Reloader applies the parts of a reloaded inventory that are not
+// per-server (collector/alerting: alert channels and repeat).
+type Reloader interface {
+	Reload(inv *inventory.Inventory)
+}
+
+// An Outbox delivers queued notifications until its context ends, and
+// flushes what is due on demand (alerts/notify).
+type Outbox interface {
+	Run(ctx context.Context, every time.Duration)
+	Flush(ctx context.Context) (sent, failed int, err error)
+}
+
+// Options configure the daemon. Inventory, Fleet and Runner are required.
+type Options struct {
+	// Inventory is the inventory to start with; its Path is read again on
+	// each reload.
+	Inventory *inventory.Inventory
+	// Fleet probes the servers; Runner runs rounds with it (Runner.Prober
+	// should be Fleet).
+	Fleet  Fleet
+	Runner *round.Runner
+	// Alerting and Outbox may be nil.
+	Alerting Reloader
+	Outbox   Outbox
+	// Prune deletes data past retention when it is due; it is called at
+	// start and every PruneEvery. Nil: no pruning.
+	Prune func(ctx context.Context, now time.Time)
+	// Reload asks for servers.toml to be read again (the command sends on
+	// it for SIGHUP). Nil: no reloads.
+	Reload <-chan struct{}
+	// OnReload, when set, is told the new inventory after each reload that
+	// took effect (the HTTP API serves the running inventory).
+	OnReload func(inv *inventory.Inventory)
+	// MaxRounds stops the daemon after that many rounds; 0 runs until ctx
+	// ends.
+	MaxRounds int64
+	// Load reads the inventory again; inventory.Load when nil.
+	Load func(path string) (*inventory.Inventory, error)
+	// Clock drives the schedule, pruning and the outbox's retries; the
+	// real clock when nil.
+	Clock  clockwork.Clock
+	Logger *slog.Logger
+}
+
+// daemon is the state of one Run.
+type daemon struct {
+	o      Options
+	logger *slog.Logger
+	clock  clockwork.Clock
+
+	inv    atomic.Pointer[inventory.Inventory]
+	rounds atomic.Int64
+	enough chan struct{} // closed when MaxRounds rounds are done
+	once   sync.Once
+}
+
+// Run runs the daemon until ctx ends or MaxRounds rounds are done, then
+// stops scheduling and gives rounds in flight [schedule] grace to finish
+// before cancelling them. It returns an error only when it cannot start.
+func Run(ctx context.Context, o Options) error {
+	d := &daemon{o: o, logger: o.Logger, clock: o.Clock, enough: make(chan struct{})}
+	if d.logger == nil {
+		d.logger = slog.Default()
+	}
+	if d.clock == nil {
+		d.clock = clockwork.NewRealClock()
+	}
+	if d.o.Load == nil {
+		d.o.Load = inventory.Load
+	}
+	inv := o.Inventory
+	d.inv.Store(inv)
+	sched, err := schedule.New(inv, d.round, d.logger, schedule.WithClock(d.clock))
+	if err != nil {
+		return fmt.Errorf("schedule: %w", err)
+	}
+
+	// Background work, stopped and waited for before Run returns: the
+	// caller closes the store after that.
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	if o.Outbox != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); o.Outbox.Run(bg, OutboxEvery) }()
+	}
+	if o.Prune != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.pruneLoop(bg) }()
+	}
+	defer func() {
+		stopBackground()
+		wg.Wait()
+		if o.Outbox != nil {
+			// One last attempt at what the last rounds queued.
+			flushCtx, cancel := clockwork.WithTimeout(context.Background(), d.clock, d.inv.Load().Schedule.Grace)
+			defer cancel()
+			_, _, _ = o.Outbox.Flush(flushCtx)
+		}
+	}()
+
+	sched.Start()
+	d.logger.Info("collector running", "inventory", inv.Path, "servers", len(inv.Servers), "cron", inv.Schedule.Cron)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			d.logger.Info("stopping: signal received", "grace", d.inv.Load().Schedule.Grace)
+			break loop
+		case <-d.enough:
+			d.logger.Info("stopping: rounds done", "rounds", o.MaxRounds)
+			break loop
+		case <-o.Reload:
+			d.reload(sched)
+		}
+	}
+	grace := d.inv.Load().Schedule.Grace
+	graceCtx, cancel := clockwork.WithTimeout(context.Background(), d.clock, grace)
+	defer cancel()
+	if !sched.Stop(graceCtx) {
+		d.logger.Warn("rounds in flight cut short after the grace period", "grace", grace)
+	}
+	return nil
+}
+
+// round is the scheduler's RoundFunc.
+func (d *daemon) round(ctx context.Context, servers []inventory.Server, finished func(string)) {
+	d.o.Runner.Run(ctx, servers, func(r monitor.Result) { finished(r.Server) })
+	if n := d.rounds.Add(1); d.o.MaxRounds > 0 && n >= d.o.MaxRounds {
+		d.once.Do(func() { close(d.enough) })
+	}
+}
+
+// pruneLoop prunes at once and then every PruneEvery until ctx ends.
+func (d *daemon) pruneLoop(ctx context.Context) {
+	tick := d.clock.NewTicker(PruneEvery)
+	defer tick.Stop()
+	for {
+		d.o.Prune(ctx, d.clock.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.Chan():
+		}
+	}
+}
+
+// reload reads the inventory again: servers, their schedules, alert rules,
+// the alert repeat interval and the alert channels take effect at once. A
+// file that does not parse is rejected and the running inventory kept.
+// Settings read only at start are named in a warning.
+func (d *daemon) reload(sched *schedule.Scheduler) {
+	old := d.inv.Load()
+	inv, err := d.o.Load(old.Path)
+	if err != nil {
+		d.logger.Error("reload rejected: keeping the running inventory", "inventory", old.Path, "err", err)
+		return
+	}
+	// The fleet learns the new servers (and their jump hosts) before the
+	// schedule can start a round of them.
+	d.o.Fleet.SetInventory(inv)
+	if err := sched.Reload(inv); err != nil {
+		d.o.Fleet.SetInventory(old)
+		d.logger.Error("reload rejected: keeping the running inventory", "inventory", old.Path, "err", err)
+		return
+	}
+	if d.o.Alerting != nil {
+		d.o.Alerting.Reload(inv)
+	}
+	d.inv.Store(inv)
+	if d.o.OnReload != nil {
+		d.o.OnReload(inv)
+	}
+	if changed := StartOnlyChanges(old, inv); len(changed) > 0 {
+		d.logger.Warn("settings read only at start changed: restart the collector to use them", "settings", changed)
+	}
+	d.logger.Info("inventory reloaded", "inventory", inv.Path, "servers", len(inv.Servers))
+}
+
+// StartOnlyChanges names the settings that differ between old and inv but
+// are read only when the daemon starts.
+func StartOnlyChanges(old, inv *inventory.Inventory) []string {
+	var changed []string
+	for _, c := range []struct {
+		name string
+		same bool
+	}{
+		{"[store]", old.Store == inv.Store},
+		{"[schedule] concurrency", old.Schedule.Concurrency == inv.Schedule.Concurrency},
+		{"[schedule] splay", old.Schedule.Splay == inv.Schedule.Splay},
+		{"[http]", old.HTTP == inv.HTTP},
+	} {
+		if !c.same {
+			changed = append(changed, c.name)
+		}
+	}
+	return changed
+}

@@ -1,0 +1,109 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/crawlerfleet/collector/monitor"
+)
+
+// The range reads of the embedded store: one server's rollups, snapshots or
+// failed attempts over a time range are one range of _ids (each _id starts
+// with the server and ends with a fixed-width time), which s.direct reads
+// from the SQLite file with one indexed query. The documents come as JSON
+// and decode into the same document types as through the driver.
+
+// rollupsDirect reads the rollups of each server, one range per server.
+func (s *Store) rollupsDirect(ctx context.Context, servers []string, f monitor.RollupFilter) ([]monitor.Rollup, error) {
+	var out []monitor.Rollup
+	for _, server := range slices.Compact(slices.Sorted(slices.Values(servers))) {
+		rs, err := s.rollupRange(ctx, server, f.Period, f.From, f.To)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", rollupsWhat(f, []string{server}), err)
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// rollupRange returns the rollups of server and period whose start is in
+// [from, to), in start order.
+func (s *Store) rollupRange(ctx context.Context, server string, p monitor.Period, from, to time.Time) ([]monitor.Rollup, error) {
+	var out []monitor.Rollup
+	err := s.direct.Scan(ctx, s.cfg.Database, rollupsName, rollupID(server, p, from), rollupID(server, p, to), false, func(doc []byte) (bool, error) {
+		var d rollupDoc
+		if err := decodeStored(doc, &d); err != nil {
+			return false, err
+		}
+		if d.Server == "" || time.Time(d.Start).IsZero() {
+			return false, fmt.Errorf("stored rollup %q: no server or start", d.ID)
+		}
+		if ru := d.rollup(); ru.Server == server && ru.Period == p {
+			out = append(out, ru)
+		}
+		return true, nil
+	})
+	return out, scanErr(err)
+}
+
+// attemptsDirect returns the failed attempts of server with from <= At <
+// to, oldest first.
+func (s *Store) attemptsDirect(ctx context.Context, server string, from, to time.Time) ([]monitor.Result, error) {
+	var out []monitor.Result
+	err := s.direct.Scan(ctx, s.cfg.Database, attemptsName, resultID(server, from), resultID(server, to), false, func(doc []byte) (bool, error) {
+		var d attemptDoc
+		if err := decodeStored(doc, &d); err != nil {
+			return false, err
+		}
+		if d.Server == server {
+			out = append(out, d.result())
+		}
+		return true, nil
+	})
+	return out, scanErr(err)
+}
+
+// snapshotsDirect returns the snapshots of server with from <= At < to,
+// oldest first; with limit > 0 the newest limit of them.
+func (s *Store) snapshotsDirect(ctx context.Context, server string, from, to time.Time, limit int) ([]monitor.Result, error) {
+	var out []monitor.Result
+	err := s.direct.Scan(ctx, s.cfg.Database, snapshotsName, resultID(server, from), resultID(server, to), true, func(doc []byte) (bool, error) {
+		var d snapshotDoc
+		if err := decodeStored(doc, &d); err != nil {
+			return false, err
+		}
+		if d.Server != server {
+			return true, nil
+		}
+		r, err := d.result()
+		if err != nil {
+			return false, err
+		}
+		out = append(out, r)
+		return limit <= 0 || len(out) < limit, nil
+	})
+	slices.Reverse(out)
+	return out, scanErr(err)
+}
+
+// scanErr marks an error of a direct read with monitor.ErrUnavailable when
+// the read ran out of time or was cancelled; any other is about the file or
+// a document in it.
+func scanErr(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", monitor.ErrUnavailable, err)
+	}
+	return err
+}
+
+// decodeStored decodes a document as Scan hands it over into v.
+func decodeStored(doc []byte, v any) error {
+	if err := json.Unmarshal(doc, v); err != nil {
+		return fmt.Errorf("stored document %.80q: %w", doc, err)
+	}
+	return nil
+}

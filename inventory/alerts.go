@@ -1,11 +1,13 @@
 package inventory
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/mail"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -77,9 +79,13 @@ type Alerts struct {
 	Webhooks []Webhook
 }
 
+// EmailChannel is the name of the e-mail channel in logs and in the
+// outbox; no webhook gets it.
+const EmailChannel = "email"
+
 // Email is [alerts.email]: where alert e-mail goes.
 type Email struct {
-	Server      string // host:port of the SMTP server
+	Server      string // host:port of the SMTP server; HostPort splits it
 	From        string
 	To          []string
 	TLS         string // "starttls" (default), "tls" (implicit) or "none"
@@ -89,11 +95,18 @@ type Email struct {
 
 // Webhook is one [[alerts.webhook]].
 type Webhook struct {
-	Name      string // for messages; the kind and host when not written
+	// Name names the channel in logs and in the outbox, which keeps
+	// undelivered notifications per channel name. Parse makes names unique
+	// among the channels of the file: the name written, else the kind and
+	// the URL's host (the kind alone with url_env), with " #<n>" added when
+	// an earlier channel has that name, n being the webhook's position in
+	// [[alerts.webhook]] (from 1). It depends on the file alone, never on
+	// the environment or on which channels could be set up.
+	Name      string
 	URL       string // or the value of URLEnv
 	URLEnv    string // name of an environment variable holding the URL (robot URLs carry tokens)
 	Kind      string // generic (Alertmanager's payload), dingtalk, wecom, feishu or slack
-	SecretEnv string // name of the environment variable holding the signing secret (dingtalk, feishu)
+	SecretEnv string // name of the environment variable holding the signing secret (SigningKinds only)
 }
 
 // alertsTable is [alerts] as written; a nil field was not written.
@@ -151,6 +164,42 @@ type webhookTable struct {
 // WebhookKinds are the webhook formats the collector speaks.
 var WebhookKinds = []string{"generic", "dingtalk", "wecom", "feishu", "slack"}
 
+// SigningKinds are the webhook kinds whose robots sign requests with a
+// secret: the only ones that take secret_env.
+var SigningKinds = []string{"dingtalk", "feishu"}
+
+// The rules below are shared: Parse checks the file by them, and package
+// notify uses them on what only the environment supplies (a URL from
+// url_env) or to take a checked value apart, so that a configuration
+// `collector check` accepts is one the channels accept too.
+
+// HostPort splits Server into the SMTP server's host name and port:
+// "host:port" with a host and a port from 1 to 65535.
+func (e Email) HostPort() (host string, port int, err error) {
+	host, p, err := net.SplitHostPort(e.Server)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q is not host:port", e.Server)
+	}
+	if host == "" {
+		return "", 0, fmt.Errorf("%q has no host name before the port", e.Server)
+	}
+	port, err = strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("%q has port %q, not a number from 1 to 65535", e.Server, p)
+	}
+	return host, port, nil
+}
+
+// CheckWebhookURL returns an error when raw is not an http or https URL
+// with a host. The error never holds raw: robot URLs carry tokens.
+func CheckWebhookURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("is not an http(s) URL")
+	}
+	return nil
+}
+
 // buildAlerts validates [alerts] and applies the defaults.
 func (c *checker) buildAlerts(t alertsTable) Alerts {
 	p := place{table: "alerts", elem: -1}
@@ -168,7 +217,31 @@ func (c *checker) buildAlerts(t alertsTable) Alerts {
 	for i, w := range t.Webhooks {
 		a.Webhooks = append(a.Webhooks, c.buildWebhook(i, at(lines, i), w))
 	}
+	c.nameWebhooks(lines, a.Email != nil, a.Webhooks)
 	return a
+}
+
+// nameWebhooks makes the names of hooks unique among the channels of the
+// file (see Webhook.Name); hasEmail says whether the e-mail channel takes
+// EmailChannel. lines are the entries' header lines, for messages.
+func (c *checker) nameWebhooks(lines []int, hasEmail bool, hooks []Webhook) {
+	taken := map[string]int{} // name -> position of its webhook; 0: the e-mail channel
+	if hasEmail {
+		taken[EmailChannel] = 0
+	}
+	for i := range hooks {
+		w := &hooks[i]
+		if _, dup := taken[w.Name]; dup {
+			was := w.Name
+			w.Name = fmt.Sprintf("%s #%d", w.Name, i+1)
+			if j, dup := taken[w.Name]; dup {
+				c.reportAt(at(lines, i), place{table: "alerts", elem: -1}, "webhook",
+					fmt.Sprintf("webhook %d would be named %q, as %q is taken, but webhook %d has that name", i+1, w.Name, was, j),
+					"give each webhook its own name")
+			}
+		}
+		taken[w.Name] = i + 1
+	}
 }
 
 // applyRules returns base with the rules written in t on top; problems are
@@ -272,7 +345,9 @@ func at(lines []int, i int) int {
 func (c *checker) processRule(p place, key string, i, line int, t processTable) ProcessRule {
 	r := ProcessRule{Keyword: t.Keyword, For: 1}
 	where := fmt.Sprintf("processes %d", i+1)
-	if strings.TrimSpace(t.Keyword) == "" {
+	switch {
+	case c.checkControlAt(line, p, key, where+" keyword", t.Keyword, forProbe):
+	case strings.TrimSpace(t.Keyword) == "":
 		c.reportAt(line, p, key, where+" has no keyword", `write the keyword whose processes are counted, e.g. { keyword = "python", min = 5 }`)
 	}
 	if t.Min != nil {
@@ -303,8 +378,8 @@ func (c *checker) buildEmail(t emailTable) *Email {
 	if e.TLS == "" {
 		e.TLS = "starttls"
 	}
-	if _, port, err := net.SplitHostPort(e.Server); err != nil || port == "" {
-		c.report(p, "email", fmt.Sprintf("email.server %q is not host:port", e.Server), `e.g. server = "smtp.example.com:587" (STARTTLS) or ":465" with tls = "tls"`)
+	if _, _, err := e.HostPort(); err != nil {
+		c.report(p, "email", "email.server "+err.Error(), `e.g. server = "smtp.example.com:587" (STARTTLS), or "smtp.example.com:465" with tls = "tls"`)
 	}
 	if _, err := mail.ParseAddress(e.From); err != nil {
 		c.report(p, "email", fmt.Sprintf("email.from %q is not an e-mail address", e.From), `e.g. from = "collector@example.com"`)
@@ -345,20 +420,27 @@ func (c *checker) buildWebhook(i, line int, t webhookTable) Webhook {
 	case (w.URL == "") == (w.URLEnv == ""):
 		c.reportAt(line, p, "webhook", where+" needs exactly one of url and url_env", "robot URLs carry tokens: prefer url_env naming an environment variable")
 	case w.URL != "":
-		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			c.reportAt(line, p, "webhook", fmt.Sprintf("%s url %q is not an http(s) URL", where, w.URL), "")
+		if err := CheckWebhookURL(w.URL); err != nil {
+			c.reportAt(line, p, "webhook", fmt.Sprintf("%s url %q %s", where, w.URL, err), "")
 		}
 	case !envRE.MatchString(w.URLEnv):
 		c.reportAt(line, p, "webhook", where+" url_env is not an environment variable name", "")
 	}
-	if w.SecretEnv != "" && !envRE.MatchString(w.SecretEnv) {
+	switch {
+	case w.SecretEnv == "":
+	case !envRE.MatchString(w.SecretEnv):
 		c.reportAt(line, p, "webhook", where+" secret_env is not an environment variable name", "set it to the variable's name, never to the secret itself")
+	case slices.Contains(WebhookKinds, w.Kind) && !slices.Contains(SigningKinds, w.Kind):
+		c.reportAt(line, p, "webhook", fmt.Sprintf("%s has secret_env, but %s webhooks do not sign requests", where, w.Kind),
+			"remove secret_env: only "+strings.Join(SigningKinds, " and ")+" robots take a signing secret")
 	}
 	if w.Name == "" {
 		w.Name = w.Kind
 		if u, err := url.Parse(w.URL); err == nil && u.Host != "" {
 			w.Name += " " + u.Host
 		}
+	} else {
+		c.checkControlAt(line, p, "webhook", where+" name", w.Name, inChannels)
 	}
 	return w
 }

@@ -114,12 +114,15 @@ func (s Server) HostPort() string { return net.JoinHostPort(s.Address, strconv.I
 
 // Parse reads an inventory from r; name is the file name used in error
 // messages. All problems found are returned together, each an *Error, joined
-// with errors.Join and sorted by line.
+// with errors.Join and sorted by line. Parse reads at most MaxFileSize
+// bytes and refuses a longer input, and an inventory of more than
+// MaxServers servers, before decoding it.
 func Parse(r io.Reader, name string) (*Inventory, error) {
 	return parse(r, name, osEnvironment())
 }
 
-// Load reads the inventory file at path, expanding a leading ~.
+// Load reads the inventory file at path, expanding a leading ~. A file
+// larger than MaxFileSize is refused before it is read.
 func Load(path string) (*Inventory, error) {
 	return load(path, osEnvironment())
 }
@@ -134,6 +137,11 @@ func load(path string, env environment) (*Inventory, error) {
 		return nil, fmt.Errorf("load inventory: %w", err)
 	}
 	defer f.Close()
+	// Refuse an oversized file before reading it; parse caps what it
+	// reads too, for files whose size stat does not know.
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxFileSize {
+		return nil, tooLarge(p, fi.Size())
+	}
 	return parse(f, p, env)
 }
 

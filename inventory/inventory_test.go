@@ -181,6 +181,48 @@ var badConfigs = map[string][]string{
 		"unknown key 'adress' in server 'web1' (many_errors.toml:15)",
 	},
 	"inline_server.toml": {"unknown key 'adress' in a [[server]] entry (inline_server.toml:1); did you mean 'address'?"},
+
+	// Control characters in anything that reaches the remote command line,
+	// the SSH connection or a file name.
+	"control_keyword.toml": {
+		`keyword "py\x00thon" contains a control character (NUL) in server 'web1' (control_keyword.toml:4); ` +
+			`remove it (a TOML escape such as \u0000, \n or \t writes one): keywords are passed to the probe on the remote command line`,
+	},
+	"control_defaults_keyword.toml": {`keyword "scrapy\n" contains a control character (LF (newline)) in [defaults] (control_defaults_keyword.toml:2)`},
+	// The name is not repeated raw in the place: the entry is "#1".
+	"control_name.toml": {
+		`server name "web\x001" contains a control character (NUL) in server #1 (control_name.toml:2)`, "server names are used in file names",
+		`keyword "bad\x7f" contains a control character (DEL) in server #1 (control_name.toml:4)`,
+	},
+	"control_probe_dir.toml": {`probe_dir "/var/tmp/a\tb" contains a control character (HT (tab)) in server 'web1' (control_probe_dir.toml:4)`},
+	"control_user.toml":      {`user "ops\r" contains a control character (CR (carriage return)) in server 'web1' (control_user.toml:4)`},
+	"control_address.toml":   {`address "web1\x7f.example.com" contains a control character (DEL) in server 'web1' (control_address.toml:3)`},
+	"control_paths.toml": {
+		`identity_file "~/.ssh/id\x01" contains a control character (SOH) in [defaults] (control_paths.toml:2)`,
+		`known_hosts "/etc/ssh/known\nhosts" contains a control character (LF (newline)) in [defaults] (control_paths.toml:3)`,
+		`jump "gw\x1b.example.com" contains a control character (ESC) in [defaults] (control_paths.toml:4)`,
+		`data_dir "/var/lib/collector\x00" contains a control character (NUL) in [store] (control_paths.toml:7)`,
+	},
+	"control_process_keyword.toml": {
+		`processes 1 keyword "py\x1bthon" contains a control character (ESC) in [alerts] (control_process_keyword.toml:4)`,
+		`processes 1 keyword "node\x00" contains a control character (NUL) in server 'web1' (control_process_keyword.toml:11)`,
+	},
+	"control_webhook_name.toml": {`webhook 1 name "team\nchannel" contains a control character (LF (newline)) in [alerts] (control_webhook_name.toml:1)`},
+	"dot_name.toml": {
+		`server name "." is not usable in server '.' (dot_name.toml:2); server names are used in file names and URLs`,
+		`server name ".." is not usable in server '..' (dot_name.toml:6)`,
+	},
+
+	// What the alert channels would refuse at start, refused by every command.
+	"email_port.toml":    {`email.server "smtp.example.com:smtp" has port "smtp", not a number from 1 to 65535 in [alerts] (email_port.toml:1)`},
+	"email_no_host.toml": {`email.server ":465" has no host name before the port in [alerts] (email_no_host.toml:1)`},
+	"secret_env_unsigned.toml": {
+		"webhook 1 has secret_env, but wecom webhooks do not sign requests in [alerts] (secret_env_unsigned.toml:1); remove secret_env: only dingtalk and feishu robots take a signing secret",
+		"webhook 2 has secret_env, but slack webhooks do not sign requests in [alerts] (secret_env_unsigned.toml:6)",
+	},
+	"webhook_name_taken.toml": {
+		`webhook 3 would be named "team #3", as "team" is taken, but webhook 1 has that name in [alerts] (webhook_name_taken.toml:9); give each webhook its own name`,
+	},
 }
 
 func TestParseBad(t *testing.T) {

@@ -97,9 +97,15 @@ func (c *checker) err() error {
 }
 
 func parse(r io.Reader, name string, env environment) (*Inventory, error) {
-	data, err := io.ReadAll(r)
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read inventory %s: %w", name, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, tooLarge(name, -1)
+	}
+	if line := countServers(data); line > 0 {
+		return nil, tooManyServers(name, line)
 	}
 	src := string(data)
 	c := &checker{file: name, env: env, failed: map[string]bool{}}
@@ -149,6 +155,11 @@ func (c *checker) decode(top map[string]toml.Primitive, f *file) {
 		var elems []toml.Primitive
 		if err := c.md.PrimitiveDecode(prim, &elems); err != nil {
 			c.decodeError(key, -1, err)
+			continue
+		}
+		if key == "server" && len(elems) > MaxServers { // written inline: server = [{...}, ...]
+			c.errs = append(c.errs, tooManyServers(c.file, c.pos.first(toml.Key{key})))
+			c.failed[atKey(key, -1)] = true
 			continue
 		}
 		if key == "server" {
@@ -245,13 +256,15 @@ func tomlTypeName(goType string) string {
 }
 
 // serverLabel names entry elem of table for messages: its name, or "#3"
-// for the third entry when it has none.
+// for the third entry when it has none or one with control characters.
 func (c *checker) serverLabel(table string, elem int) string {
 	if table != "server" || elem < 0 {
 		return ""
 	}
 	if elem < len(c.names) && c.names[elem] != "" {
-		return c.names[elem]
+		if _, bad := firstControl(c.names[elem]); !bad {
+			return c.names[elem]
+		}
 	}
 	return fmt.Sprintf("#%d", elem+1)
 }
@@ -562,6 +575,7 @@ func (c *checker) checkSettings(p place, s settings) {
 		switch u := *s.User; {
 		case u == "":
 			c.report(p, "user", "empty user", "remove the key to use the default user")
+		case c.checkControl(p, "user", "user", u, toSSH):
 		case strings.ContainsAny(u, "@:") || strings.IndexFunc(u, isSpaceOrControl) >= 0:
 			c.report(p, "user", fmt.Sprintf("user %q contains '@', ':', spaces or control characters", u), "write the user name only; the host goes in address")
 		}
@@ -574,18 +588,24 @@ func (c *checker) checkSettings(p place, s settings) {
 			if f == "" {
 				c.report(p, "identity_file", "empty identity_file", `write the path of a private key, e.g. "~/.ssh/id_ed25519", or remove the key to use ssh-agent and the usual keys`)
 			}
+			c.checkControl(p, "identity_file", "identity_file", f, inFileNames)
 		}
 	}
 	if s.IdentityPassphraseEnv != nil && !envRE.MatchString(*s.IdentityPassphraseEnv) {
 		c.report(p, "identity_passphrase_env", "identity_passphrase_env is not an environment variable name",
 			`set it to the name of the variable that holds the passphrase, e.g. "COLLECTOR_KEY_PASSPHRASE", never to the passphrase itself`)
 	}
-	if s.KnownHosts != nil && *s.KnownHosts == "" {
-		c.report(p, "known_hosts", "empty known_hosts", "write the path of a known_hosts file, or remove the key to use "+DefaultKnownHosts)
+	if s.KnownHosts != nil {
+		if *s.KnownHosts == "" {
+			c.report(p, "known_hosts", "empty known_hosts", "write the path of a known_hosts file, or remove the key to use "+DefaultKnownHosts)
+		}
+		c.checkControl(p, "known_hosts", "known_hosts", *s.KnownHosts, inFileNames)
 	}
 	if s.Keywords != nil {
 		for i, k := range *s.Keywords {
-			if strings.TrimSpace(k) == "" {
+			switch {
+			case c.checkControl(p, "keywords", "keyword", k, forProbe):
+			case strings.TrimSpace(k) == "":
 				c.report(p, "keywords", fmt.Sprintf("keyword %d is empty", i+1), "remove it: an empty keyword would match every process")
 			}
 		}
@@ -603,14 +623,17 @@ func (c *checker) checkSettings(p place, s settings) {
 		switch d := *s.ProbeDir; {
 		case d == "":
 			c.report(p, "probe_dir", "empty probe_dir", "remove the key to use "+DefaultProbeDir)
-		case strings.IndexFunc(d, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0:
-			c.report(p, "probe_dir", "probe_dir contains control characters", "")
+		case c.checkControl(p, "probe_dir", "probe_dir", d, onCommandLine):
 		case !strings.HasPrefix(d, "/") && d != "~" && !strings.HasPrefix(d, "~/"):
 			c.report(p, "probe_dir", fmt.Sprintf("probe_dir %q is relative", d), `write an absolute path, or one starting with ~/ for the target user's home, e.g. "~/.cache/collector"`)
 		}
 	}
-	if s.Jump != nil && *s.Jump == LocalAddress {
-		c.report(p, "jump", "jump = \"local\" names the master itself", "remove jump: the master connects directly")
+	if s.Jump != nil {
+		switch {
+		case c.checkControl(p, "jump", "jump", *s.Jump, toDial):
+		case *s.Jump == LocalAddress:
+			c.report(p, "jump", "jump = \"local\" names the master itself", "remove jump: the master connects directly")
+		}
 	}
 }
 
@@ -665,6 +688,10 @@ func (c *checker) buildServer(i int, rs rawServer, merged settings, defaults Def
 		c.report(p, "", "no name", `add name = "..."; `+nameFix)
 	case *rs.Name == "":
 		c.report(p, "name", "empty name", `set name = "..."; `+nameFix)
+	case c.checkControl(p, "name", "server name", *rs.Name, inNames):
+	case *rs.Name == "." || *rs.Name == "..":
+		c.report(p, "name", fmt.Sprintf("server name %q is not usable", *rs.Name),
+			"server names are used in file names and URLs, where . and .. name directories; choose another name")
 	case !nameRE.MatchString(*rs.Name):
 		c.report(p, "name", fmt.Sprintf("server name %q is not usable on the command line", *rs.Name), nameFix)
 	}
@@ -676,6 +703,7 @@ func (c *checker) buildServer(i int, rs rawServer, merged settings, defaults Def
 		c.report(p, "", "no address", `add address = "host", "host:port", "[IPv6]:port", or "local" for the master itself`)
 	case *rs.Address == LocalAddress:
 		s.Address = LocalAddress
+	case c.checkControl(p, "address", "address", *rs.Address, toDial):
 	default:
 		host, port, err := splitHostPort(*rs.Address)
 		if err != nil {

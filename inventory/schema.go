@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 )
@@ -78,13 +79,27 @@ type schemaField struct {
 	typ reflect.Type
 }
 
-// tableKeys lists the keys of struct type t, with embedded structs flattened.
+// tableKeysCache holds what tableKeys returned for each type: the checks
+// run once per key of the file, which may hold tens of thousands.
+var tableKeysCache sync.Map // reflect.Type -> []schemaField
+
+// tableKeys lists the keys of struct type t, with embedded structs
+// flattened. The result is shared: callers must not modify it.
 func tableKeys(t reflect.Type) []schemaField {
+	if v, ok := tableKeysCache.Load(t); ok {
+		return v.([]schemaField)
+	}
+	out := listTableKeys(t)
+	tableKeysCache.Store(t, out)
+	return out
+}
+
+func listTableKeys(t reflect.Type) []schemaField {
 	var out []schemaField
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if f.Anonymous && f.Type.Kind() == reflect.Struct {
-			out = append(out, tableKeys(f.Type)...)
+			out = append(out, listTableKeys(f.Type)...)
 			continue
 		}
 		if !f.IsExported() {

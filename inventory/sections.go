@@ -120,6 +120,7 @@ func (c *checker) buildStore(t storeTable) Store {
 		if *t.DataDir == "" {
 			c.report(p, "data_dir", "empty data_dir", "remove the key to use ./"+DefaultDataDir+" beside the inventory file")
 		}
+		c.checkControl(p, "data_dir", "data_dir", *t.DataDir, inFileNames)
 		d, err := c.env.expand(*t.DataDir)
 		if err != nil {
 			c.report(p, "data_dir", err.Error(), "")

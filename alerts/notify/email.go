@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -34,33 +33,20 @@ type Email struct {
 
 var _ Notifier = (*Email)(nil)
 
-// NewEmail returns the e-mail channel of cfg. The SMTP password is the
-// value of the environment variable cfg.PasswordEnv, read through getenv
-// (os.Getenv outside tests) now.
+// NewEmail returns the e-mail channel of cfg, an [alerts.email] as
+// inventory.Parse returns it: its server, addresses, tls and username were
+// checked there, by the same rules for every command (the server is taken
+// apart by the same inventory.Email.HostPort). What only the environment
+// supplies is checked here: the SMTP password, the value of the
+// environment variable cfg.PasswordEnv, read through getenv (os.Getenv
+// outside tests) now.
 func NewEmail(cfg inventory.Email, getenv func(string) string) (*Email, error) {
-	host, portStr, err := net.SplitHostPort(cfg.Server)
+	host, port, err := cfg.HostPort()
 	if err != nil {
-		return nil, fmt.Errorf("email: server %q is not host:port: %w", cfg.Server, err)
+		return nil, fmt.Errorf("email: server %w", err)
 	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 1 || port > 65535 {
-		return nil, fmt.Errorf("email: server %q has no valid port", cfg.Server)
-	}
-	if cfg.From == "" || len(cfg.To) == 0 {
-		return nil, errors.New("email: from and to must be set")
-	}
-	switch cfg.TLS {
-	case "":
-		cfg.TLS = "starttls"
-	case "starttls", "tls", "none":
-	default:
-		return nil, fmt.Errorf("email: tls %q is not starttls, tls or none", cfg.TLS)
-	}
-	e := &Email{name: "email", cfg: cfg, host: host, port: port, now: time.Now}
+	e := &Email{name: inventory.EmailChannel, cfg: cfg, host: host, port: port, now: time.Now}
 	if cfg.Username != "" {
-		if cfg.PasswordEnv == "" {
-			return nil, errors.New("email: username is set without password_env: name the environment variable that holds the password")
-		}
 		e.password = getenv(cfg.PasswordEnv)
 		if e.password == "" {
 			return nil, fmt.Errorf("email: environment variable %s (password_env) is empty or unset: export the SMTP password in it", cfg.PasswordEnv)

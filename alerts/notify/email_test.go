@@ -12,6 +12,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/crawlerfleet/collector/alerts"
 	"github.com/crawlerfleet/collector/inventory"
 )
 
@@ -192,27 +193,41 @@ func TestEmailHonoursContext(t *testing.T) {
 	}
 }
 
+// TestNewEmailErrors covers what NewEmail checks itself: the password only
+// the environment supplies. The rules on the file are inventory's
+// (TestChannelsAcceptWhatParseAccepts).
 func TestNewEmailErrors(t *testing.T) {
-	base := inventory.Email{Server: "smtp.example.com:587", From: "c@example.com", To: []string{"ops@example.com"}, Username: "u", PasswordEnv: "SMTP_PASSWORD"}
-	tests := []struct {
-		name string
-		edit func(*inventory.Email)
-		env  map[string]string
-		want string
-	}{
-		{"password unset", func(*inventory.Email) {}, nil, "SMTP_PASSWORD (password_env) is empty or unset"},
-		{"no port", func(e *inventory.Email) { e.Server = "smtp.example.com" }, map[string]string{"SMTP_PASSWORD": "x"}, "not host:port"},
-		{"bad tls", func(e *inventory.Email) { e.TLS = "ssl" }, map[string]string{"SMTP_PASSWORD": "x"}, `tls "ssl"`},
-		{"no password env", func(e *inventory.Email) { e.PasswordEnv = "" }, nil, "without password_env"},
+	cfg := inventory.Email{Server: "smtp.example.com:587", From: "c@example.com", To: []string{"ops@example.com"}, Username: "u", PasswordEnv: "SMTP_PASSWORD"}
+	if _, err := NewEmail(cfg, env(nil)); err == nil || !strings.Contains(err.Error(), "SMTP_PASSWORD (password_env) is empty or unset") {
+		t.Errorf("NewEmail = %v, want an error naming SMTP_PASSWORD", err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := base
-			tt.edit(&cfg)
-			_, err := NewEmail(cfg, env(tt.env))
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("NewEmail = %v, want an error containing %q", err, tt.want)
-			}
-		})
+	e, err := NewEmail(cfg, env(map[string]string{"SMTP_PASSWORD": "x"}))
+	if err != nil || e.host != "smtp.example.com" || e.port != 587 || e.Name() != inventory.EmailChannel {
+		t.Errorf("NewEmail = %+v, %v", e, err)
+	}
+}
+
+// TestEmailMessageIDStable checks that a notification the outbox sends
+// again carries the Message-ID of the first copy, so mail systems and
+// clients can drop the second, and that another notification has its own.
+func TestEmailMessageIDStable(t *testing.T) {
+	srv := startMailServer(t, mailServerOptions{})
+	e, err := NewEmail(inventory.Email{Server: srv.Addr, From: "c@example.com", To: []string{"ops@example.com"}, TLS: "none"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, other := sample(), NewTestNotification(t0)
+	for _, m := range []alerts.Notification{n, n, other} {
+		if err := e.Notify(context.Background(), m); err != nil {
+			t.Fatalf("Notify: %v", err)
+		}
+	}
+	var ids []string
+	for _, m := range srv.messages() {
+		ids = append(ids, parseMail(t, m.Data).MessageID)
+	}
+	want := []string{"<" + n.ID + "@collector>", "<" + n.ID + "@collector>", "<" + other.ID + "@collector>"}
+	if !slices.Equal(ids, want) {
+		t.Errorf("Message-IDs = %q, want %q", ids, want)
 	}
 }

@@ -50,14 +50,17 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &pe)
 }
 
-// FromConfig returns a notifier for every channel in cfg: the e-mail first,
-// then the webhooks in file order. getenv (os.Getenv outside tests) supplies
-// the password, URLs and secrets named in cfg.
+// FromConfig returns a notifier for every channel in cfg, the [alerts] of
+// an inventory.Parse result: the e-mail first, then the webhooks in file
+// order. Parse has checked every rule that depends on the file alone and
+// named every channel, uniquely; getenv (os.Getenv outside tests) supplies
+// the password, URLs and secrets named in cfg, and only those are checked
+// here.
 //
 // A channel that cannot be set up (its environment variable is unset, say)
-// does not stop the others: FromConfig returns every notifier it could make
-// together with an error naming each one it could not. Channel names are
-// made unique by appending " #2", " #3", ….
+// does not stop the others, nor change their names: FromConfig returns
+// every notifier it could make together with an error naming each one it
+// could not.
 func FromConfig(cfg inventory.Alerts, getenv func(string) string) ([]Notifier, error) {
 	var (
 		out  []Notifier
@@ -75,27 +78,25 @@ func FromConfig(cfg inventory.Alerts, getenv func(string) string) ([]Notifier, e
 	for i, wc := range cfg.Webhooks {
 		w, err := NewWebhook(wc, getenv, client)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("webhook %d: %w", i+1, err))
+			errs = append(errs, fmt.Errorf("webhook %d (%s): %w", i+1, wc.Name, err))
 			continue
 		}
 		out = append(out, w)
 	}
-	seen := map[string]int{}
+	// The outbox keeps entries per channel name: two channels of one name
+	// would be one. Parse never makes such a configuration; one built by
+	// hand might.
+	seen := map[string]bool{}
+	kept := out[:0]
 	for _, n := range out {
-		name := n.Name()
-		seen[name]++
-		if seen[name] == 1 {
+		if seen[n.Name()] {
+			errs = append(errs, fmt.Errorf("channel %q: another channel has this name: give each channel its own name", n.Name()))
 			continue
 		}
-		unique := fmt.Sprintf("%s #%d", name, seen[name])
-		switch n := n.(type) {
-		case *Email:
-			n.name = unique
-		case *Webhook:
-			n.name = unique
-		}
+		seen[n.Name()] = true
+		kept = append(kept, n)
 	}
-	return out, errors.Join(errs...)
+	return kept, errors.Join(errs...)
 }
 
 // NewTestNotification returns the notification `collector alerts test`

@@ -17,7 +17,14 @@ import (
 // one group holding every alert: groupLabels is empty, commonLabels and
 // commonAnnotations hold what all alerts share.
 //
-//	{"version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0,
+// groupKey is the notification's ID (alerts.Notification.ID): the same in
+// every delivery of one notification, so that a receiver can drop the copy
+// the outbox posts again after a crash or a lost answer, and different for
+// every other notification. (Alertmanager's own groupKey names the
+// aggregation group and stays the same across its notifications; here each
+// digest is a group of its own.)
+//
+//	{"version": "4", "groupKey": "<notification ID>", "truncatedAlerts": 0,
 //	 "status": "firing", "receiver": "<webhook name>",
 //	 "groupLabels": {}, "commonLabels": {...}, "commonAnnotations": {...},
 //	 "externalURL": "",
@@ -52,7 +59,7 @@ type amAlert struct {
 func genericPayload(n alerts.Notification, receiver string) amPayload {
 	p := amPayload{
 		Version:     "4",
-		GroupKey:    "{}:{}",
+		GroupKey:    n.ID,
 		Status:      "resolved",
 		Receiver:    receiver,
 		GroupLabels: map[string]string{},

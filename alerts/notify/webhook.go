@@ -27,6 +27,14 @@ const maxResponse = 64 << 10
 // Webhook posts each notification as JSON to a URL in the format of its
 // kind: "generic" (Alertmanager's webhook payload), "dingtalk", "wecom",
 // "feishu" or "slack".
+//
+// The outbox delivers at least once: a notification whose delivery was cut
+// short (a crash after the post, a lost answer) is posted again. Only the
+// generic kind lets the receiver tell: its groupKey is the notification's
+// ID, the same in every delivery of one notification. The DingTalk, WeCom
+// and Feishu robots and Slack's incoming webhooks take no idempotency key
+// (their webhook formats have no field for one, and they deduplicate
+// nothing themselves), so a redelivered notification shows there twice.
 type Webhook struct {
 	name   string
 	kind   string
@@ -38,42 +46,33 @@ type Webhook struct {
 
 var _ Notifier = (*Webhook)(nil)
 
-// NewWebhook returns the webhook channel of cfg. The URL is cfg.URL, or the
-// value of the environment variable cfg.URLEnv; the signing secret (DingTalk,
-// Feishu) the value of cfg.SecretEnv, both read through getenv now. client
-// nil means one with DefaultTimeout.
+// NewWebhook returns the webhook channel of cfg, a webhook as
+// inventory.Parse returns it: its kind, name, url and secret_env were
+// checked there, by the same rules for every command. What only the
+// environment supplies is checked here: the URL is cfg.URL, or the value of
+// the environment variable cfg.URLEnv (by inventory.CheckWebhookURL); the
+// signing secret is the value of cfg.SecretEnv; both are read through
+// getenv now. client nil means one with DefaultTimeout.
 func NewWebhook(cfg inventory.Webhook, getenv func(string) string, client *http.Client) (*Webhook, error) {
-	kind := cfg.Kind
-	if kind == "" {
-		kind = "generic"
-	}
-	if !slices.Contains(inventory.WebhookKinds, kind) {
-		return nil, fmt.Errorf("kind %q is not one of %s", kind, strings.Join(inventory.WebhookKinds, ", "))
-	}
 	raw := cfg.URL
 	if cfg.URLEnv != "" {
 		raw = getenv(cfg.URLEnv)
 		if raw == "" {
-			return nil, fmt.Errorf("%s webhook: environment variable %s (url_env) is empty or unset: export the webhook URL in it", kind, cfg.URLEnv)
+			return nil, fmt.Errorf("environment variable %s (url_env) is empty or unset: export the webhook URL in it", cfg.URLEnv)
+		}
+		if err := inventory.CheckWebhookURL(raw); err != nil {
+			return nil, fmt.Errorf("the value of environment variable %s (url_env) %w", cfg.URLEnv, err)
 		}
 	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%s webhook: url is not an http(s) URL", kind)
+	w := &Webhook{name: cfg.Name, kind: cfg.Kind, url: raw, client: client, now: time.Now}
+	if w.name == "" { // a configuration not made by inventory.Parse
+		w.name = w.kind
 	}
-	w := &Webhook{kind: kind, url: raw, client: client, now: time.Now}
 	if cfg.SecretEnv != "" {
-		if kind != "dingtalk" && kind != "feishu" {
-			return nil, fmt.Errorf("%s webhook: secret_env is only for dingtalk and feishu, which sign requests", kind)
-		}
 		w.secret = getenv(cfg.SecretEnv)
 		if w.secret == "" {
-			return nil, fmt.Errorf("%s webhook: environment variable %s (secret_env) is empty or unset: export the robot's signing secret in it", kind, cfg.SecretEnv)
+			return nil, fmt.Errorf("environment variable %s (secret_env) is empty or unset: export the robot's signing secret in it", cfg.SecretEnv)
 		}
-	}
-	w.name = cfg.Name
-	if w.name == "" {
-		w.name = kind + " " + u.Host
 	}
 	if w.client == nil {
 		w.client = &http.Client{Timeout: DefaultTimeout}
@@ -81,7 +80,7 @@ func NewWebhook(cfg inventory.Webhook, getenv func(string) string, client *http.
 	return w, nil
 }
 
-// Name returns the webhook's name from the file, or its kind and host.
+// Name returns the webhook's name, as inventory.Parse decided it.
 func (w *Webhook) Name() string { return w.name }
 
 // Notify posts n. A 4xx answer (but 408, 425 and 429) and a robot's error

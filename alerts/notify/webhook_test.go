@@ -8,10 +8,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,7 +127,7 @@ func TestWebhookGeneric(t *testing.T) {
 	if err := json.Unmarshal(r.Body, &p); err != nil {
 		t.Fatal(err)
 	}
-	if p.Version != "4" || p.Status != "firing" || p.Receiver != "am-receiver" || p.GroupKey == "" || p.ExternalURL == nil || p.GroupLabels == nil {
+	if p.Version != "4" || p.Status != "firing" || p.Receiver != "am-receiver" || p.GroupKey != n.ID || p.ExternalURL == nil || p.GroupLabels == nil {
 		t.Errorf("header fields: version %q status %q receiver %q groupKey %q externalURL %v groupLabels %v",
 			p.Version, p.Status, p.Receiver, p.GroupKey, p.ExternalURL, p.GroupLabels)
 	}
@@ -148,6 +150,32 @@ func TestWebhookGeneric(t *testing.T) {
 	}
 	if len(web7.Fingerprint) != 16 || web7.Fingerprint == db2.Fingerprint {
 		t.Errorf("fingerprints %q, %q", web7.Fingerprint, db2.Fingerprint)
+	}
+}
+
+// TestWebhookGenericGroupKey checks that the generic payload carries a key
+// a receiver can deduplicate on: the same when the outbox posts one
+// notification again, different for another notification.
+func TestWebhookGenericGroupKey(t *testing.T) {
+	h := startHookServer(t, http.StatusOK, "")
+	w := newTestWebhook(t, inventory.Webhook{Name: "am", URL: h.URL, Kind: "generic"}, nil, t0)
+	n := sample()
+	later := *alerts.NewNotification(t0.Add(time.Minute), []alerts.Alert{
+		alert("web1", "cpu", monitor.AlertResolved, "cpu ok", t0, t0.Add(time.Minute)),
+	}, false)
+	for _, m := range []alerts.Notification{n, n, later} { // n delivered twice: a redelivery
+		if err := w.Notify(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var keys []string
+	for _, r := range h.requests {
+		keys = append(keys, decode[amPayload](t, r.Body).GroupKey)
+	}
+	if len(keys) != 3 || keys[0] != n.ID || keys[1] != n.ID || keys[2] != later.ID || later.ID == n.ID {
+		t.Errorf("groupKeys = %q, want %q twice, then %q", keys, n.ID, later.ID)
 	}
 }
 
@@ -337,6 +365,9 @@ func TestWebhookUnreachable(t *testing.T) {
 	}
 }
 
+// TestNewWebhookErrors covers what NewWebhook checks itself: the values
+// only the environment supplies. Every rule on the file is inventory's
+// (TestChannelsAcceptWhatParseAccepts).
 func TestNewWebhookErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -345,10 +376,9 @@ func TestNewWebhookErrors(t *testing.T) {
 		want string
 	}{
 		{"url env unset", inventory.Webhook{URLEnv: "HOOK_URL", Kind: "wecom"}, nil, "HOOK_URL (url_env) is empty or unset"},
+		{"url env not http", inventory.Webhook{URLEnv: "HOOK_URL", Kind: "wecom"}, map[string]string{"HOOK_URL": "ftp://example.com/SECRET-TOKEN"},
+			"the value of environment variable HOOK_URL (url_env) is not an http(s) URL"},
 		{"secret env unset", inventory.Webhook{URL: "https://oapi.dingtalk.com/robot/send?access_token=x", Kind: "dingtalk", SecretEnv: "DING_SECRET"}, nil, "DING_SECRET (secret_env)"},
-		{"secret for slack", inventory.Webhook{URL: "https://hooks.slack.com/services/x", Kind: "slack", SecretEnv: "S"}, map[string]string{"S": "x"}, "only for dingtalk and feishu"},
-		{"bad kind", inventory.Webhook{URL: "https://example.com", Kind: "teams"}, nil, `kind "teams"`},
-		{"not http", inventory.Webhook{URL: "ftp://example.com", Kind: "generic"}, nil, "not an http(s) URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -356,31 +386,131 @@ func TestNewWebhookErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("NewWebhook = %v, want an error containing %q", err, tt.want)
 			}
+			if err != nil && strings.Contains(err.Error(), "SECRET-TOKEN") {
+				t.Errorf("error leaks the URL: %v", err)
+			}
 		})
 	}
 }
 
-func TestFromConfig(t *testing.T) {
-	cfg := inventory.Alerts{
-		Email: &inventory.Email{Server: "smtp.example.com:587", From: "c@example.com", To: []string{"ops@example.com"}},
-		Webhooks: []inventory.Webhook{
-			{Name: "team", URL: "https://example.com/a", Kind: "generic"},
-			{Name: "team", URL: "https://example.com/b", Kind: "slack"},
-			{URLEnv: "MISSING", Kind: "wecom"},
-			{URL: "https://oapi.dingtalk.com/robot/send?access_token=x", Kind: "dingtalk"},
-		},
+// parseAlerts returns the [alerts] of an inventory written as src.
+func parseAlerts(t *testing.T, src string) inventory.Alerts {
+	t.Helper()
+	inv, err := inventory.Parse(strings.NewReader(src), "servers.toml")
+	if err != nil {
+		t.Fatalf("parse:\n%s\n%v", src, err)
 	}
-	got, err := FromConfig(cfg, env(nil))
-	if err == nil || !strings.Contains(err.Error(), "webhook 3") || !strings.Contains(err.Error(), "MISSING") {
-		t.Errorf("FromConfig error = %v, want one naming webhook 3 and MISSING", err)
-	}
+	return inv.Alerts
+}
+
+func notifierNames(ns []Notifier) []string {
 	var names []string
-	for _, n := range got {
+	for _, n := range ns {
 		names = append(names, n.Name())
 	}
-	want := []string{"email", "team", "team #2", "dingtalk oapi.dingtalk.com"}
-	if strings.Join(names, ",") != strings.Join(want, ",") {
+	return names
+}
+
+// TestFromConfig checks that a channel that cannot be set up is left out
+// without shifting the names of the others: the outbox keeps entries per
+// channel name, so a shifted name would send them to another channel.
+func TestFromConfig(t *testing.T) {
+	cfg := parseAlerts(t, `
+[alerts.email]
+server = "smtp.example.com:587"
+from = "c@example.com"
+to = ["ops@example.com"]
+
+[[alerts.webhook]]
+kind = "wecom"
+url_env = "MISSING"
+
+[[alerts.webhook]]
+kind = "wecom"
+url_env = "WECOM_URL"
+
+[[alerts.webhook]]
+name = "team"
+url = "https://example.com/a"
+
+[[alerts.webhook]]
+name = "team"
+url = "https://example.com/b"
+kind = "slack"
+
+[[alerts.webhook]]
+url = "https://oapi.dingtalk.com/robot/send?access_token=x"
+kind = "dingtalk"
+`)
+	got, err := FromConfig(cfg, env(map[string]string{"WECOM_URL": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"}))
+	if err == nil || !strings.Contains(err.Error(), "webhook 1 (wecom)") || !strings.Contains(err.Error(), "MISSING") {
+		t.Errorf("FromConfig error = %v, want one naming webhook 1 and MISSING", err)
+	}
+	want := []string{"email", "wecom #2", "team", "team #4", "dingtalk oapi.dingtalk.com"}
+	if names := notifierNames(got); !slices.Equal(names, want) {
 		t.Errorf("names = %q, want %q", names, want)
+	}
+
+	// With the variable set, the same channels keep the same names.
+	got, err = FromConfig(cfg, env(map[string]string{"MISSING": "https://qyapi.weixin.qq.com/x", "WECOM_URL": "https://qyapi.weixin.qq.com/y"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := notifierNames(got); !slices.Equal(names, append([]string{"email", "wecom"}, want[1:]...)) {
+		t.Errorf("names with every variable set = %q", names)
+	}
+
+	// A configuration built by hand with one name twice: the second is
+	// left out, not merged into the first.
+	got, err = FromConfig(inventory.Alerts{Webhooks: []inventory.Webhook{
+		{Name: "x", URL: "https://example.com/a", Kind: "generic"},
+		{Name: "x", URL: "https://example.com/b", Kind: "generic"},
+	}}, env(nil))
+	if err == nil || !strings.Contains(err.Error(), `channel "x": another channel has this name`) || len(got) != 1 {
+		t.Errorf("FromConfig with a name twice = %q, %v", notifierNames(got), err)
+	}
+}
+
+// TestChannelsAcceptWhatParseAccepts checks that the rules are one: every
+// [alerts] section inventory.Parse accepts sets up with every variable it
+// names set, and what the channels used to refuse at start is refused by
+// Parse, so by every command.
+func TestChannelsAcceptWhatParseAccepts(t *testing.T) {
+	vars := map[string]string{
+		"HOOK_URL": "https://hooks.example.com/x", "SECRET": "s", "SMTP_PASSWORD": "p",
+	}
+	accepted := []string{
+		"[alerts.email]\nserver = \"smtp.example.com:587\"\nfrom = \"c@example.com\"\nto = [\"ops@example.com\"]\n",
+		"[alerts.email]\nserver = \"[2001:db8::25]:465\"\nfrom = \"c@example.com\"\nto = \"ops@example.com\"\ntls = \"tls\"\nusername = \"u\"\npassword_env = \"SMTP_PASSWORD\"\n",
+		"[alerts.email]\nserver = \"localhost:25\"\nfrom = \"C <c@example.com>\"\nto = [\"a@example.com\", \"B <b@example.com>\"]\ntls = \"none\"\n",
+	}
+	for _, kind := range inventory.WebhookKinds {
+		accepted = append(accepted,
+			fmt.Sprintf("[[alerts.webhook]]\nkind = %q\nurl_env = \"HOOK_URL\"\n", kind),
+			fmt.Sprintf("[[alerts.webhook]]\nkind = %q\nurl = \"http://127.0.0.1:9000/hook\"\n", kind))
+	}
+	for _, kind := range inventory.SigningKinds {
+		accepted = append(accepted, fmt.Sprintf("[[alerts.webhook]]\nkind = %q\nurl_env = \"HOOK_URL\"\nsecret_env = \"SECRET\"\n", kind))
+	}
+	for _, src := range accepted {
+		ns, err := FromConfig(parseAlerts(t, src), env(vars))
+		if err != nil || len(ns) != 1 {
+			t.Errorf("Parse accepts\n%s\nbut FromConfig = %q, %v", src, notifierNames(ns), err)
+		}
+	}
+
+	refused := map[string]string{
+		"secret_env on wecom":      "[[alerts.webhook]]\nkind = \"wecom\"\nurl_env = \"HOOK_URL\"\nsecret_env = \"SECRET\"\n",
+		"secret_env on slack":      "[[alerts.webhook]]\nkind = \"slack\"\nurl_env = \"HOOK_URL\"\nsecret_env = \"SECRET\"\n",
+		"secret_env on generic":    "[[alerts.webhook]]\nurl_env = \"HOOK_URL\"\nsecret_env = \"SECRET\"\n",
+		"SMTP port not a number":   "[alerts.email]\nserver = \"smtp.example.com:smtp\"\nfrom = \"c@example.com\"\nto = [\"ops@example.com\"]\n",
+		"SMTP port out of range":   "[alerts.email]\nserver = \"smtp.example.com:0\"\nfrom = \"c@example.com\"\nto = [\"ops@example.com\"]\n",
+		"SMTP server without host": "[alerts.email]\nserver = \":465\"\nfrom = \"c@example.com\"\nto = [\"ops@example.com\"]\ntls = \"tls\"\n",
+	}
+	for name, src := range refused {
+		if _, err := inventory.Parse(strings.NewReader(src), "servers.toml"); err == nil {
+			t.Errorf("%s: Parse accepts\n%s", name, src)
+		}
 	}
 }
 

@@ -18,6 +18,10 @@ const (
 	RuleLoad            = "load"
 	RuleDown            = "down"
 	RuleProcessesPrefix = monitor.SilenceAllProcesses + ":"
+	// RuleStore is the collector's own alert that its database is
+	// unreachable (its server is the collector's host): raised by the
+	// daemon, not by Evaluate, and sent through the channels directly.
+	RuleStore = "store"
 )
 
 // Severities, the value of the "severity" label.
@@ -58,10 +62,10 @@ type Alert struct {
 // Key returns "server|rule", which names the alert among all others.
 func (a Alert) Key() string { return a.Server + "|" + a.Rule }
 
-// Severity returns the severity label: critical for "down", warning for
-// every other rule.
+// Severity returns the severity label: critical for "down" and "store",
+// warning for every other rule.
 func Severity(rule string) string {
-	if rule == RuleDown {
+	if rule == RuleDown || rule == RuleStore {
 		return SeverityCritical
 	}
 	return SeverityWarning
@@ -91,6 +95,8 @@ func alertName(rule string) string {
 		return "LoadHigh"
 	case RuleDown:
 		return "ServerDown"
+	case RuleStore:
+		return "StoreUnreachable"
 	}
 	return "ProcessCount"
 }

@@ -17,6 +17,7 @@ import (
 // their state in a StateStore. Rounds over disjoint sets of servers may run
 // concurrently.
 type Engine struct {
+	queue  func(context.Context, Notification) error // see SetQueue
 	st     StateStore
 	clock  clockwork.Clock
 	logger *slog.Logger
@@ -35,16 +36,25 @@ func NewEngine(st StateStore, clock clockwork.Clock, logger *slog.Logger) *Engin
 	return &Engine{st: st, clock: clock, logger: logger}
 }
 
+// SetQueue makes Round hand each notification to queue (the outbox) before
+// it saves the rule states, so that a crash between the two notifies again
+// rather than never. Call it before the first Round.
+func (e *Engine) SetQueue(queue func(context.Context, Notification) error) { e.queue = queue }
+
 // Round evaluates the results of one round with the rules of servers and
 // returns the round's digest: one Notification with every alert that fired,
 // repeated or resolved, or nil when there is none.
 //
 // It loads the states of the servers with results, evaluates the results
-// oldest first, and saves the states that changed before it returns, so a
-// restart does not notify the same alert twice. When the states cannot be
-// saved it returns no notification and an error: the next round finds the
-// old states and notifies then. Results of servers not in servers are
-// skipped with a warning. repeat ≤ 0 means inventory.DefaultAlertRepeat.
+// oldest first, queues the notification (see SetQueue), and saves the
+// states that changed before it returns, so a restart does not notify the
+// same alert twice. When the notification cannot be queued, the states are
+// not saved and it returns an error: the next round notifies again. When
+// the states cannot be saved it returns an error, with the notification
+// already queued (or, without a queue, no notification: the next round
+// finds the old states and notifies then). Results of servers not in
+// servers are skipped with a warning. repeat ≤ 0 means
+// inventory.DefaultAlertRepeat.
 func (e *Engine) Round(ctx context.Context, servers []inventory.Server, results []monitor.Result, repeat time.Duration) (*Notification, error) {
 	now := e.clock.Now()
 	rules := make(map[string]inventory.AlertRules, len(servers))
@@ -110,16 +120,29 @@ func (e *Engine) Round(ctx context.Context, servers []inventory.Server, results 
 	}
 
 	changed := changes(names, prev, cur)
-	if len(changed) > 0 {
-		if err := e.st.SaveStates(ctx, changed); err != nil {
-			return nil, fmt.Errorf("alerts: save rule states: %w", err)
+	var n *Notification
+	if len(alerts) > 0 {
+		n = NewNotification(now, alerts, false)
+		// Queue first, then save: a crash in between notifies again after
+		// the restart (at least once) rather than never.
+		if e.queue != nil {
+			if err := e.queue(ctx, *n); err != nil {
+				return nil, fmt.Errorf("alerts: queue notification %s (rule states not saved, so the next round notifies again): %w", n.ID, err)
+			}
 		}
 	}
-	if len(alerts) == 0 {
+	if len(changed) > 0 {
+		if err := e.st.SaveStates(ctx, changed); err != nil {
+			if e.queue == nil {
+				n = nil // not notified: the next round finds the old states and notifies then
+			}
+			return n, fmt.Errorf("alerts: save rule states: %w", err)
+		}
+	}
+	if n == nil {
 		e.logger.Debug("alerts evaluated", "results", len(rs), "states_saved", len(changed))
 		return nil, nil
 	}
-	n := NewNotification(now, alerts, false)
 	firing := 0
 	for _, a := range n.Alerts {
 		if a.State == monitor.AlertFiring {

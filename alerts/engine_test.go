@@ -280,3 +280,35 @@ func TestSilence(t *testing.T) {
 		}
 	})
 }
+
+// TestRoundQueuesBeforeSaving: with a queue, the notification is queued
+// before the rule states are saved; a queue that fails leaves the states
+// unsaved, so the next round notifies again (at least once, never lost).
+func TestRoundQueuesBeforeSaving(t *testing.T) {
+	ctx := context.Background()
+	servers := fleet("web1")
+	st := newMemStore()
+	e := NewEngine(st, clockwork.NewFakeClockAt(t0), quietLogger(t))
+	var order []string
+	queueErr := errors.New("outbox: disk full")
+	e.SetQueue(func(_ context.Context, n Notification) error {
+		order = append(order, "queue "+n.ID)
+		if len(st.states) != 0 {
+			order = append(order, "states saved before the queue")
+		}
+		return queueErr
+	})
+	down := at("web1", t0, keyChanged()) // fires "down" at once
+	n, err := e.Round(ctx, servers, []monitor.Result{down}, 0)
+	if n != nil || !errors.Is(err, queueErr) || len(st.states) != 0 || len(order) != 1 {
+		t.Fatalf("queue failed: n %v, err %v, states %v, order %q; want no notification, the error, nothing saved", n, err, st.states, order)
+	}
+	queueErr = nil
+	n, err = e.Round(ctx, servers, []monitor.Result{down}, 0)
+	if err != nil || n == nil || len(order) != 2 || len(st.states) != 1 {
+		t.Fatalf("queue works: n %v, err %v, order %q, states %v; want the alert queued, then saved", n, err, order, st.states)
+	}
+	if got := summaries(n); !slices.Equal(got, []string{"web1 down firing"}) {
+		t.Errorf("notified %q", got)
+	}
+}

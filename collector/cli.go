@@ -136,6 +136,7 @@ func init() {
 		{"silence", "NAME [--for 2h] [--rule R]", "hold a server's alert notifications for a while", cmdSilence},
 		{"silences", "", "list the silences in force", cmdSilences},
 		{"report", "[--since 7d] [--out FILE]", "write the HTML peak report: peaks, processes at the peaks, capacity", cmdReport},
+		{"delete", "NAME --from T [--to T]", "delete a server's data over a time range (nonsense stored by mistake); rollups rebuilt", cmdDelete},
 		{"check", "[NAME...]", "check servers.toml, try each server and say how to fix what fails", cmdCheck},
 		{"trust", "NAME", "fetch a server's host key, show its fingerprint and record it in known_hosts", cmdTrust},
 		{"version", "", "print the collector's version and its probe builds", cmdVersion},

@@ -42,7 +42,7 @@ func runCollect(ctx context.Context, e *env, names []string) error {
 		return err
 	}
 	logger := e.logger(slog.LevelWarn)
-	st, err := e.openStore(ctx, inv, logger, true)
+	st, err := e.openStore(ctx, inv, logger, "collect")
 	if err != nil {
 		return err
 	}
@@ -52,13 +52,17 @@ func runCollect(ctx context.Context, e *env, names []string) error {
 	// them would say each twice.
 	f := e.scheduledFleet(inv, e.logger(slog.LevelError))
 	defer f.Close()
-	al := alerting.New(inv.Alerts, st.db, e.getenv, nil, logger)
+	al, err := e.newAlerting(ctx, inv, st, logger)
+	if err != nil {
+		return err
+	}
 	r := &round.Runner{Prober: f, Writer: st.spool, Alerts: al, Logger: logger}
 	// Progress on stderr: redrawn in place on a terminal, else a line per
 	// failure as it happens.
 	prog := progress.New(e.stderr, len(servers), e.stderrIsTerminal())
 	results := r.Run(ctx, servers, progressFunc(prog))
 	prog.Finish()
+	st.drain(ctx)
 	al.Flush(ctx)
 	prune(ctx, st, al, time.Now(), logger)
 	return printSummary(e, results)
@@ -89,8 +93,12 @@ func (e *env) scheduledFleet(inv *inventory.Inventory, logger *slog.Logger) *fle
 }
 
 // prune deletes data past retention, and old alert notifications, when the
-// last prune by any command on this store is pruneEvery ago or more.
+// last prune by any command on this store is pruneEvery ago or more. It is
+// skipped while the database is down.
 func prune(ctx context.Context, st *stores, al *alerting.Alerting, now time.Time, logger *slog.Logger) {
+	if down, _ := st.storeDown(); down {
+		return
+	}
 	pruned, err := st.db.PruneIfDue(ctx, now, pruneEvery)
 	if err != nil {
 		logger.Warn("prune old data", "err", err)

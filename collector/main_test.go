@@ -471,5 +471,11 @@ func TestMain(m *testing.M) {
 	if argv := os.Getenv(measureEnv); argv != "" {
 		os.Exit(measure(argv))
 	}
+	if cfg := os.Getenv(childEnv); cfg != "" {
+		os.Exit(childMain(cfg))
+	}
+	if spec := os.Getenv(ferretEnv); spec != "" {
+		os.Exit(ferretMain(spec))
+	}
 	os.Exit(m.Run())
 }

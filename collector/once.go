@@ -49,11 +49,12 @@ func runOnce(ctx context.Context, e *env, o onceOptions, names []string) error {
 	defer f.Close()
 	r := &round.Runner{Prober: f, Logger: logger}
 	if o.store {
-		st, err := e.openStore(ctx, inv, logger, true)
+		st, err := e.openStore(ctx, inv, logger, "once --store")
 		if err != nil {
 			return err
 		}
 		defer st.close()
+		defer st.drain(ctx)
 		r.Writer = st.spool
 	}
 	results := r.Run(ctx, servers, nil)

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/crawlerfleet/collector/collector/alerting"
 	"github.com/crawlerfleet/collector/collector/daemon"
 	"github.com/crawlerfleet/collector/collector/round"
 	"github.com/crawlerfleet/collector/inventory"
@@ -41,7 +40,7 @@ func runRun(ctx context.Context, e *env, o runOptions) error {
 		return err
 	}
 	logger := e.logger(slog.LevelInfo)
-	st, err := e.openStore(ctx, inv, logger, true)
+	st, err := e.openStore(ctx, inv, logger, "run")
 	if err != nil {
 		return err
 	}
@@ -49,12 +48,15 @@ func runRun(ctx context.Context, e *env, o runOptions) error {
 	f := e.scheduledFleet(inv, logger)
 	defer f.Close()
 
-	al := alerting.New(inv.Alerts, st.db, e.getenv, nil, logger)
+	al, err := e.newAlerting(ctx, inv, st, logger)
+	if err != nil {
+		return err
+	}
 	runner := &round.Runner{Prober: f, Writer: st.spool, Alerts: al, Logger: logger}
 	var current atomic.Pointer[inventory.Inventory]
 	current.Store(inv)
 	if addr := cmp.Or(o.listen, inv.HTTP.Listen); addr != "" {
-		api, err := e.startAPI(addr, inv, &current, st, logger)
+		api, err := e.startAPI(addr, inv, &current, st, al, logger)
 		if err != nil {
 			return &usageError{err}
 		}
@@ -68,7 +70,6 @@ func runRun(ctx context.Context, e *env, o runOptions) error {
 		Fleet:     f,
 		Runner:    runner,
 		Alerting:  al,
-		Outbox:    al.Outbox(),
 		Prune:     func(ctx context.Context, now time.Time) { prune(ctx, st, al, now, logger) },
 		Reload:    reload,
 		OnReload:  current.Store,

@@ -60,6 +60,10 @@ type Result struct {
 	// (a method Fix() string) and typed causes for errors.As while the
 	// attempt is fresh; read back from a store it is only the message.
 	Err error
+	// ClockSkew is the probe's clock minus the collector's when the
+	// snapshot arrived, noted when it is large (more than 10 s either way;
+	// zero otherwise). Stores keep it to the millisecond.
+	ClockSkew time.Duration
 	// HostKeyChanged marks a KindHostKey failure where the server offered
 	// a key other than the recorded one (not merely an unknown host): the
 	// "down" alert fires at once.
@@ -97,6 +101,7 @@ func (r Result) Error() string {
 func (r Result) Normalized() (Result, error) {
 	r.At = r.At.UTC().Truncate(time.Millisecond)
 	r.Duration = r.Duration.Truncate(time.Millisecond)
+	r.ClockSkew = r.ClockSkew.Truncate(time.Millisecond)
 	switch {
 	case r.Server == "":
 		return r, errors.New("result has no server name")

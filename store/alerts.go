@@ -50,6 +50,9 @@ type silenceDoc struct {
 // when servers is nil, of none when it is empty but not nil), sorted by
 // server and rule. Times come back in UTC to the millisecond.
 func (s *Store) LoadStates(ctx context.Context, servers []string) ([]monitor.AlertState, error) {
+	if err := s.gate(); err != nil {
+		return nil, err
+	}
 	filter := bson.D{}
 	if servers != nil {
 		if len(servers) == 0 {
@@ -63,7 +66,7 @@ func (s *Store) LoadStates(ctx context.Context, servers []string) ([]monitor.Ale
 	}
 	cur, err := coll.Find(ctx, filter)
 	if err != nil {
-		return nil, fmt.Errorf("load alert states: %w", unavailable(err))
+		return nil, fmt.Errorf("load alert states: %w", s.unavailable(err))
 	}
 	docs, err := decodeAll[alertStateDoc](ctx, cur)
 	if err != nil {
@@ -98,6 +101,9 @@ func (s *Store) LoadStates(ctx context.Context, servers []string) ([]monitor.Ale
 // monitor.AlertOK (or "") is deleted, any other upserted. Times are stored
 // to the millisecond.
 func (s *Store) SaveStates(ctx context.Context, states []monitor.AlertState) error {
+	if err := s.gate(); err != nil {
+		return err
+	}
 	now := s.now().UTC()
 	models := make([]mongo.WriteModel, 0, len(states))
 	for _, st := range states {
@@ -125,13 +131,16 @@ func (s *Store) SaveStates(ctx context.Context, states []monitor.AlertState) err
 		return fmt.Errorf("save alert states: %w", err)
 	}
 	if err := bulkWrite(ctx, coll, models, nil); err != nil {
-		return fmt.Errorf("save alert states: %w", unavailable(err))
+		return fmt.Errorf("save alert states: %w", s.unavailable(err))
 	}
 	return nil
 }
 
 // AddSilence stores sil. Its ID must be new.
 func (s *Store) AddSilence(ctx context.Context, sil monitor.Silence) error {
+	if err := s.gate(); err != nil {
+		return err
+	}
 	switch {
 	case sil.ID == "":
 		return errors.New("add silence: no id")
@@ -147,7 +156,7 @@ func (s *Store) AddSilence(ctx context.Context, sil monitor.Silence) error {
 		Until: sil.Until.UTC(), Created: sil.Created.UTC(), Comment: sil.Comment,
 	})
 	if err != nil {
-		return fmt.Errorf("add silence of %s: %w", sil.Server, unavailable(err))
+		return fmt.Errorf("add silence of %s: %w", sil.Server, s.unavailable(err))
 	}
 	return nil
 }
@@ -156,6 +165,9 @@ func (s *Store) AddSilence(ctx context.Context, sil monitor.Silence) error {
 // sorted by server, rule and expiry. It only reads: Prune deletes the
 // expired ones.
 func (s *Store) Silences(ctx context.Context, now time.Time) ([]monitor.Silence, error) {
+	if err := s.gate(); err != nil {
+		return nil, err
+	}
 	coll, err := s.collection(ctx, silencesName)
 	if err != nil {
 		return nil, fmt.Errorf("read silences: %w", err)
@@ -165,7 +177,7 @@ func (s *Store) Silences(ctx context.Context, now time.Time) ([]monitor.Silence,
 	// answer as comparing it with now.
 	cur, err := coll.Find(ctx, bson.D{{Key: "until", Value: bson.D{{Key: "$gt", Value: now.UTC()}}}})
 	if err != nil {
-		return nil, fmt.Errorf("read silences: %w", unavailable(err))
+		return nil, fmt.Errorf("read silences: %w", s.unavailable(err))
 	}
 	docs, err := decodeAll[silenceDoc](ctx, cur)
 	if err != nil {

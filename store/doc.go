@@ -29,8 +29,9 @@
 //     upsert (the layout canary);
 //   - countDocuments (OutboxPending), which the driver sends as an aggregate
 //     of $match and $group: the only aggregation;
-//   - deleteMany (Prune, OutboxPrune);
-//   - the commands buildInfo, listCollections, create and createIndexes
+//   - deleteMany (Prune, OutboxPrune, DeleteRange), updateOne with $set and
+//     $unset (DeleteRange's server pointers);
+//   - the commands ping (Ping), buildInfo, listCollections, create and createIndexes
 //     (Open, and the first use of a collection).
 //
 // There is no TTL index: Prune deletes what is past retention.

@@ -64,12 +64,15 @@ func (t *docTime) UnmarshalJSON(data []byte) error {
 // uint64 bytes), and FerretDB stores one string field 2.5 times faster than
 // the fifty fields of a nested document.
 type snapshotDoc struct {
-	ID         string  `bson:"_id" json:"_id"`
-	Server     string  `bson:"server" json:"server"`
-	At         docTime `bson:"at" json:"at"`
-	ProbeTime  docTime `bson:"probe_time" json:"probe_time"`
-	DurationMS int64   `bson:"duration_ms" json:"duration_ms"`
-	Snapshot   string  `bson:"snapshot" json:"snapshot"` // as JSON, see snapshotDoc
+	ID        string  `bson:"_id" json:"_id"`
+	Server    string  `bson:"server" json:"server"`
+	At        docTime `bson:"at" json:"at"`
+	ProbeTime docTime `bson:"probe_time" json:"probe_time"`
+	// ClockSkewMS is the probe's clock minus the collector's, kept when
+	// it is large (monitor.Result.ClockSkew).
+	ClockSkewMS int64  `bson:"clock_skew_ms,omitempty" json:"clock_skew_ms,omitempty"`
+	DurationMS  int64  `bson:"duration_ms" json:"duration_ms"`
+	Snapshot    string `bson:"snapshot" json:"snapshot"` // as JSON, see snapshotDoc
 }
 
 // attemptDoc is a failed attempt; _id is server|at.
@@ -198,10 +201,11 @@ func (d snapshotDoc) result() (monitor.Result, error) {
 		return monitor.Result{}, fmt.Errorf("decode stored snapshot %s: %w", d.ID, err)
 	}
 	return monitor.Result{
-		Server:   d.Server,
-		At:       d.At.utc(),
-		Duration: time.Duration(d.DurationMS) * time.Millisecond,
-		Snapshot: &snap,
+		Server:    d.Server,
+		At:        d.At.utc(),
+		Duration:  time.Duration(d.DurationMS) * time.Millisecond,
+		Snapshot:  &snap,
+		ClockSkew: time.Duration(d.ClockSkewMS) * time.Millisecond,
 	}, nil
 }
 

@@ -77,6 +77,9 @@ func (s *Store) outbox(ctx context.Context) (*mongo.Collection, error) {
 // OutboxInsert adds e to the outbox. It reports false, and changes nothing,
 // when an entry with e.ID is already there.
 func (s *Store) OutboxInsert(ctx context.Context, e monitor.OutboxEntry) (inserted bool, err error) {
+	if err := s.gate(); err != nil {
+		return false, err
+	}
 	if e.ID == "" {
 		return false, errors.New("insert outbox entry: no id")
 	}
@@ -89,7 +92,7 @@ func (s *Store) OutboxInsert(ctx context.Context, e monitor.OutboxEntry) (insert
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("insert outbox entry %s: %w", e.ID, unavailable(err))
+		return false, fmt.Errorf("insert outbox entry %s: %w", e.ID, s.unavailable(err))
 	}
 	return true, nil
 }
@@ -97,6 +100,9 @@ func (s *Store) OutboxInsert(ctx context.Context, e monitor.OutboxEntry) (insert
 // OutboxGet returns the entry with id, or an error wrapping
 // monitor.ErrNotFound.
 func (s *Store) OutboxGet(ctx context.Context, id string) (*monitor.OutboxEntry, error) {
+	if err := s.gate(); err != nil {
+		return nil, err
+	}
 	coll, err := s.outbox(ctx)
 	if err != nil {
 		return nil, err
@@ -116,6 +122,9 @@ func (s *Store) OutboxGet(ctx context.Context, id string) (*monitor.OutboxEntry,
 // OutboxDue returns the pending entries whose NextAttempt is at or before
 // now, oldest Created first, at most limit of them (all with limit <= 0).
 func (s *Store) OutboxDue(ctx context.Context, now time.Time, limit int) ([]monitor.OutboxEntry, error) {
+	if err := s.gate(); err != nil {
+		return nil, err
+	}
 	coll, err := s.outbox(ctx)
 	if err != nil {
 		return nil, err
@@ -129,7 +138,7 @@ func (s *Store) OutboxDue(ctx context.Context, now time.Time, limit int) ([]moni
 		{Key: "next_attempt", Value: bson.D{{Key: "$lte", Value: bsonTime(now)}}},
 	}, opts)
 	if err != nil {
-		return nil, fmt.Errorf("read due outbox entries: %w", unavailable(err))
+		return nil, fmt.Errorf("read due outbox entries: %w", s.unavailable(err))
 	}
 	docs, err := decodeAll[outboxDoc](ctx, cur)
 	if err != nil {
@@ -145,13 +154,16 @@ func (s *Store) OutboxDue(ctx context.Context, now time.Time, limit int) ([]moni
 // OutboxPending returns how many entries are pending: waiting for their
 // first attempt or for a retry, due or not.
 func (s *Store) OutboxPending(ctx context.Context) (int64, error) {
+	if err := s.gate(); err != nil {
+		return 0, err
+	}
 	coll, err := s.outbox(ctx)
 	if err != nil {
 		return 0, err
 	}
 	n, err := coll.CountDocuments(ctx, bson.D{{Key: "status", Value: string(monitor.OutboxPending)}})
 	if err != nil {
-		return 0, fmt.Errorf("count pending outbox entries: %w", unavailable(err))
+		return 0, fmt.Errorf("count pending outbox entries: %w", s.unavailable(err))
 	}
 	return n, nil
 }
@@ -161,6 +173,9 @@ func (s *Store) OutboxPending(ctx context.Context) (int64, error) {
 // saving the same state twice is harmless. Its error wraps
 // monitor.ErrNotFound when there is no such entry.
 func (s *Store) OutboxSave(ctx context.Context, e monitor.OutboxEntry) error {
+	if err := s.gate(); err != nil {
+		return err
+	}
 	coll, err := s.outbox(ctx)
 	if err != nil {
 		return err
@@ -173,7 +188,7 @@ func (s *Store) OutboxSave(ctx context.Context, e monitor.OutboxEntry) error {
 		{Key: "last_error", Value: e.LastError},
 	}}})
 	if err != nil {
-		return fmt.Errorf("save outbox entry %s: %w", e.ID, unavailable(err))
+		return fmt.Errorf("save outbox entry %s: %w", e.ID, s.unavailable(err))
 	}
 	if res.MatchedCount == 0 {
 		return fmt.Errorf("save outbox entry %s: %w", e.ID, monitor.ErrNotFound)
@@ -184,6 +199,9 @@ func (s *Store) OutboxSave(ctx context.Context, e monitor.OutboxEntry) error {
 // OutboxPrune deletes the sent and failed entries last updated before
 // before, and returns how many went. Pending entries are never pruned.
 func (s *Store) OutboxPrune(ctx context.Context, before time.Time) (int64, error) {
+	if err := s.gate(); err != nil {
+		return 0, err
+	}
 	coll, err := s.outbox(ctx)
 	if err != nil {
 		return 0, err
@@ -193,7 +211,7 @@ func (s *Store) OutboxPrune(ctx context.Context, before time.Time) (int64, error
 		{Key: "updated", Value: bson.D{{Key: "$lt", Value: bsonTime(before)}}},
 	})
 	if err != nil {
-		return 0, fmt.Errorf("prune outbox: %w", unavailable(err))
+		return 0, fmt.Errorf("prune outbox: %w", s.unavailable(err))
 	}
 	return res.DeletedCount, nil
 }

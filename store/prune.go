@@ -28,6 +28,9 @@ const prunedAtName = "pruned-at"
 // Sent and failed outbox entries are not pruned here: how long they are kept
 // is the outbox's own setting (see OutboxPrune).
 func (s *Store) Prune(ctx context.Context, now time.Time) error {
+	if err := s.gate(); err != nil {
+		return err
+	}
 	raw := now.Add(-s.cfg.Retention)
 	roll := now.Add(-s.cfg.RollupRetention)
 	var errs []error
@@ -46,7 +49,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time) error {
 	} {
 		res, err := p.coll.DeleteMany(ctx, p.filter)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("prune %s: %w", p.coll.Name(), unavailable(err)))
+			errs = append(errs, fmt.Errorf("prune %s: %w", p.coll.Name(), s.unavailable(err)))
 			continue
 		}
 		if res.DeletedCount > 0 {

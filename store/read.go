@@ -28,6 +28,9 @@ const maxLookups = 50_000
 // Latest returns the newest snapshot of server as a Result with Snapshot
 // set, or an error wrapping monitor.ErrNotFound.
 func (s *Store) Latest(ctx context.Context, server string) (*monitor.Result, error) {
+	if err := s.gate(); err != nil {
+		return nil, err
+	}
 	var sd serverDoc
 	err := findOne(ctx, s.servers, server, &sd)
 	if errors.Is(err, mongo.ErrNoDocuments) || err == nil && sd.Latest == nil {
@@ -55,6 +58,9 @@ func (s *Store) Latest(ctx context.Context, server string) (*monitor.Result, err
 // Kind and Err (the stored message) set, or an error wrapping
 // monitor.ErrNotFound.
 func (s *Store) LastFailure(ctx context.Context, server string) (*monitor.Result, error) {
+	if err := s.gate(); err != nil {
+		return nil, err
+	}
 	var sd serverDoc
 	err := findOne(ctx, s.servers, server, &sd)
 	if errors.Is(err, mongo.ErrNoDocuments) || err == nil && sd.LastFailure == nil {
@@ -76,6 +82,9 @@ func (s *Store) LastFailure(ctx context.Context, server string) (*monitor.Result
 // embedded.Server.Scan). On an external FerretDB this reads the whole
 // snapshots collection (FerretDB v1.24 filters outside SQLite).
 func (s *Store) Snapshots(ctx context.Context, server string, from, to time.Time, limit int) ([]monitor.Result, error) {
+	if err := s.gate(); err != nil {
+		return nil, err
+	}
 	if s.direct != nil {
 		rs, err := s.snapshotsDirect(ctx, server, from, to, limit)
 		if err != nil {
@@ -97,7 +106,7 @@ func (s *Store) snapshotsByQuery(ctx context.Context, server string, from, to ti
 		{Key: "at", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lt", Value: to}}},
 	}, opts)
 	if err != nil {
-		return nil, fmt.Errorf("read snapshots of %s: %w", server, unavailable(err))
+		return nil, fmt.Errorf("read snapshots of %s: %w", server, s.unavailable(err))
 	}
 	docs, err := decodeAll[snapshotDoc](ctx, cur)
 	if err != nil {
@@ -119,6 +128,9 @@ func (s *Store) snapshotsByQuery(ctx context.Context, server string, from, to ti
 // the range from its SQLite file; an external FerretDB reads the whole
 // attempts collection.
 func (s *Store) Attempts(ctx context.Context, server string, from, to time.Time) ([]monitor.Result, error) {
+	if err := s.gate(); err != nil {
+		return nil, err
+	}
 	if s.direct != nil {
 		rs, err := s.attemptsDirect(ctx, server, from, to)
 		if err != nil {
@@ -136,7 +148,7 @@ func (s *Store) attemptsByQuery(ctx context.Context, server string, from, to tim
 		{Key: "at", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lt", Value: to}}},
 	}, options.Find().SetSort(bson.D{{Key: "at", Value: 1}}))
 	if err != nil {
-		return nil, fmt.Errorf("read attempts of %s: %w", server, unavailable(err))
+		return nil, fmt.Errorf("read attempts of %s: %w", server, s.unavailable(err))
 	}
 	docs, err := decodeAll[attemptDoc](ctx, cur)
 	if err != nil {
@@ -151,9 +163,12 @@ func (s *Store) attemptsByQuery(ctx context.Context, server string, from, to tim
 
 // Servers returns the names of all servers with a stored result, sorted.
 func (s *Store) Servers(ctx context.Context) ([]string, error) {
+	if err := s.gate(); err != nil {
+		return nil, err
+	}
 	cur, err := s.servers.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
-		return nil, fmt.Errorf("list servers: %w", unavailable(err))
+		return nil, fmt.Errorf("list servers: %w", s.unavailable(err))
 	}
 	docs, err := decodeAll[struct {
 		ID string `bson:"_id"`
@@ -179,6 +194,9 @@ func (s *Store) Servers(ctx context.Context) ([]string, error) {
 // (server|period|start), one per server and period in the range, unless
 // that makes more than 50,000 lookups.
 func (s *Store) Rollups(ctx context.Context, f monitor.RollupFilter) ([]monitor.Rollup, error) {
+	if err := s.gate(); err != nil {
+		return nil, err
+	}
 	if f.Period == "" {
 		f.Period = monitor.Hour
 	}
@@ -249,7 +267,7 @@ func (s *Store) rollupsByRange(ctx context.Context, f monitor.RollupFilter) ([]r
 	}
 	cur, err := s.rollups.Find(ctx, filter)
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, s.unavailable(err)
 	}
 	return decodeAll[rollupDoc](ctx, cur)
 }

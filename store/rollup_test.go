@@ -308,9 +308,8 @@ func TestIdempotentWrite(t *testing.T) {
 	check("write a batch holding its results twice")
 
 	spoolWhileDown(t, filepath.Join(s.DataDir(), "spool"), series)
-	n, err := openSpool(t, s).Replay(ctx)
-	if err != nil || n != len(series) {
-		t.Fatalf("Replay = %d, %v; want %d, nil", n, err, len(series))
+	if err := openSpool(t, s).Replay(ctx); err != nil {
+		t.Fatalf("Replay: %v", err)
 	}
 	check("replay the spool")
 }

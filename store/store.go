@@ -9,13 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/event"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/readpref"
 
 	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/store/embedded"
@@ -29,6 +32,11 @@ const (
 	DefaultRollupRetention = 400 * 24 * time.Hour
 	DefaultTimeout         = 5 * time.Second
 )
+
+// OpenWait is how long Open waits for an external database to answer
+// before it returns a store whose setup is tried again on first use, so
+// that a database that is down never holds up a command.
+const OpenWait = time.Second
 
 // EnvURI names the environment variable that overrides Config.URI. Open does
 // not read it; the command applies it with ApplyEnv.
@@ -127,6 +135,13 @@ type Store struct {
 	// never scan. setup sets it under setupMu; reads load it without a lock.
 	ferret atomic.Bool
 
+	// The gate: while the database is known to be down, operations fail
+	// at once (see gate).
+	downSince atomic.Int64  // unix ns; 0 while up
+	lastTry   atomic.Int64  // unix ns of the last operation let through
+	downErr   atomic.Value  // string: why it is down
+	opened    chan struct{} // closed when Open's first setup is done, either way
+
 	collMu sync.Mutex
 	ready  map[string]bool // collections made by collection; guarded by collMu
 
@@ -193,7 +208,14 @@ func open(ctx context.Context, cfg Config, logger *slog.Logger, wrap func(direct
 		SetAppName("collector").
 		SetServerSelectionTimeout(cfg.Timeout).
 		SetConnectTimeout(cfg.Timeout).
-		SetTimeout(opTimeout)
+		SetTimeout(opTimeout).
+		SetHeartbeatInterval(heartbeatEvery).
+		SetServerMonitor(&event.ServerMonitor{
+			ServerHeartbeatFailed: func(e *event.ServerHeartbeatFailedEvent) {
+				s.noteDown(fmt.Errorf("heartbeat: %w", e.Failure))
+			},
+			ServerHeartbeatSucceeded: func(*event.ServerHeartbeatSucceededEvent) { s.noteUp() },
+		})
 	client, err := mongo.Connect(ctx, opts)
 	if err != nil {
 		if s.embedded != nil {
@@ -208,13 +230,31 @@ func open(ctx context.Context, cfg Config, logger *slog.Logger, wrap func(direct
 	s.rollups = s.db.Collection(rollupsName)
 	s.servers = s.db.Collection(serversName)
 
-	if err := s.setup(ctx); err != nil {
-		if s.embedded != nil || !isOutage(err) {
-			_ = s.Close(context.WithoutCancel(ctx))
-			return nil, fmt.Errorf("open store: %w", err)
-		}
-		logger.Warn("database unreachable; trying again on each operation",
-			"uri", redact(uri), "err", err)
+	s.opened = make(chan struct{})
+	if s.embedded == nil {
+		// An external database that does not answer must not hold up the
+		// command: the first setup runs beside it, within OpenWait, and
+		// operations wait for its outcome (see gate); after a failure,
+		// setup is tried again before the first write.
+		go func() {
+			defer close(s.opened)
+			setupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(OpenWait, cfg.Timeout))
+			defer cancel()
+			if err := s.setup(setupCtx); err != nil {
+				s.noteDown(err)
+				logger.Warn("database not answering; results are kept in the spool until it does",
+					"uri", redact(uri), "waited", min(OpenWait, cfg.Timeout).String(), "err", err)
+			}
+		}()
+		return s, nil
+	}
+	setupCtx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	err = s.setup(setupCtx)
+	cancel()
+	close(s.opened)
+	if err != nil {
+		_ = s.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("open store: %w", err)
 	}
 
 	if s.embedded != nil {
@@ -260,7 +300,7 @@ func (s *Store) collection(ctx context.Context, name string) (*mongo.Collection,
 	defer s.collMu.Unlock()
 	if !s.ready[name] {
 		if err := s.createCollections(ctx, name); err != nil {
-			return nil, unavailable(err)
+			return nil, s.unavailable(err)
 		}
 		if s.embedded != nil {
 			if err := s.embedded.IndexIDs(ctx, s.cfg.Database, name); err != nil {
@@ -351,11 +391,64 @@ func (s *Store) createCollections(ctx context.Context, names ...string) error {
 // otherwise. Every error of a database operation passes through it before
 // it leaves the store; errors of decoding what the database returned do not
 // (see decodeAll).
-func unavailable(err error) error {
+func (s *Store) unavailable(err error) error {
+	err = markOutage(err)
+	if errors.Is(err, monitor.ErrUnavailable) {
+		s.noteDown(err)
+	}
+	return err
+}
+
+// markOutage is unavailable without noting the outage, for the helpers
+// below whose callers pass the error on.
+func markOutage(err error) error {
 	if err == nil || errors.Is(err, monitor.ErrUnavailable) || errors.Is(err, mongo.ErrNoDocuments) || !isOutage(err) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", monitor.ErrUnavailable, err)
+}
+
+// GateRetry is how long the store answers at once, with an error, while
+// the database is known to be down (a heartbeat or an operation failed),
+// before it lets one operation try again: so that a command or a round that
+// needs several operations waits on a dead database once, not once each.
+const GateRetry = 5 * time.Second
+
+// heartbeatEvery is how often the driver checks that the database answers;
+// its failures and successes open and close the gate.
+const heartbeatEvery = 2 * time.Second
+
+// noteDown records that the database did not answer; a cancelled context
+// is the caller's doing, not the database's, and records nothing.
+func (s *Store) noteDown(err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	now := time.Now().UnixNano()
+	s.downSince.CompareAndSwap(0, now)
+	s.lastTry.Store(now)
+	s.downErr.Store(err.Error())
+}
+
+// noteUp records that the database answered.
+func (s *Store) noteUp() { s.downSince.Store(0) }
+
+// gate fails at once, wrapping monitor.ErrUnavailable, while the database
+// is known to be down, but for one operation every GateRetry.
+func (s *Store) gate() error {
+	<-s.opened // the first setup's outcome: up, or down
+	since := s.downSince.Load()
+	if since == 0 {
+		return nil
+	}
+	now := time.Now().UnixNano()
+	last := s.lastTry.Load()
+	if now-last >= int64(GateRetry) && s.lastTry.CompareAndSwap(last, now) {
+		return nil // this one tries
+	}
+	msg, _ := s.downErr.Load().(string)
+	return fmt.Errorf("%w: database unreachable since %s (asked again every %s): %s",
+		monitor.ErrUnavailable, time.Unix(0, since).UTC().Format(time.RFC3339), GateRetry, msg)
 }
 
 // decodeAll reads every document of cur into a T each and closes cur. An
@@ -371,7 +464,7 @@ func decodeAll[T any](ctx context.Context, cur *mongo.Cursor) ([]T, error) {
 		out = append(out, v)
 	}
 	if err := cur.Err(); err != nil {
-		return nil, unavailable(err)
+		return nil, markOutage(err)
 	}
 	return out, nil
 }
@@ -382,7 +475,7 @@ func decodeAll[T any](ctx context.Context, cur *mongo.Cursor) ([]T, error) {
 func findOne(ctx context.Context, coll *mongo.Collection, id string, v any, opts ...*options.FindOneOptions) error {
 	res := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}, opts...)
 	if err := res.Err(); err != nil {
-		return unavailable(err)
+		return markOutage(err)
 	}
 	if err := res.Decode(v); err != nil {
 		return fmt.Errorf("decode %s %s: %w", coll.Name(), id, err)
@@ -398,6 +491,9 @@ func findOne(ctx context.Context, coll *mongo.Collection, id string, v any, opts
 func isOutage(err error) bool {
 	if err == nil {
 		return false
+	}
+	if diskFull(err) {
+		return true // the database cannot write now; it may later, when there is room
 	}
 	if mongo.IsNetworkError(err) || mongo.IsTimeout(err) {
 		return true
@@ -428,6 +524,29 @@ func isOutage(err error) bool {
 		}
 	}
 	return false
+}
+
+// diskFull reports whether err says the database ran out of disk space
+// (SQLite under FerretDB: "database or disk is full"; MongoDB: "No space
+// left on device").
+func diskFull(err error) bool {
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "disk is full") || strings.Contains(msg, "no space left")
+}
+
+// Ping checks that the database answers, within ctx. Its error wraps
+// monitor.ErrUnavailable.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.gate(); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
+		err = fmt.Errorf("ping database: %w: %w", monitor.ErrUnavailable, err)
+		s.noteDown(err)
+		return err
+	}
+	s.noteUp()
+	return nil
 }
 
 // redact hides the password in a MongoDB URI for logs and errors.

@@ -38,11 +38,14 @@ const maxStatements = 32
 // errors.Is(err, monitor.ErrUnavailable) holds. Package spool wraps a Store
 // to keep results on disk while the database is down.
 func (s *Store) WriteResults(ctx context.Context, results []monitor.Result) (refused []error, err error) {
+	if err := s.gate(); err != nil {
+		return nil, err
+	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	refused, err = s.writeResults(ctx, results)
 	if err != nil {
-		return nil, fmt.Errorf("write results: %w", unavailable(err))
+		return nil, fmt.Errorf("write results: %w", s.unavailable(err))
 	}
 	return refused, nil
 }
@@ -164,12 +167,13 @@ func rawDoc(r monitor.Result) (any, error) {
 		return nil, fmt.Errorf("encode snapshot of %s at %s: %w", r.Server, timeID(r.At), err)
 	}
 	return snapshotDoc{
-		ID:         id,
-		Server:     r.Server,
-		At:         docTime(r.At),
-		ProbeTime:  docTime(r.Snapshot.Time),
-		DurationMS: r.Duration.Milliseconds(),
-		Snapshot:   string(js),
+		ID:          id,
+		Server:      r.Server,
+		At:          docTime(r.At),
+		ProbeTime:   docTime(r.Snapshot.Time),
+		ClockSkewMS: r.ClockSkew.Milliseconds(),
+		DurationMS:  r.Duration.Milliseconds(),
+		Snapshot:    string(js),
 	}, nil
 }
 

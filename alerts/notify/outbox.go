@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/crawlerfleet/collector/alerts"
+	"github.com/crawlerfleet/collector/internal/fsutil"
 	"github.com/crawlerfleet/collector/monitor"
 )
 
@@ -49,6 +52,16 @@ const (
 	flushLimit = 500
 	// parallel channels delivered to at once.
 	parallel = 4
+)
+
+// StoreWait bounds each call the outbox makes to its store, and StoreRetry
+// is how long the outbox stops calling a store that failed to answer: a
+// round that queues a notification waits on the database at most StoreWait,
+// and not at all while it is known to be down. What the store does not take
+// is held, in a local file when KeepLocally names one.
+const (
+	StoreWait  = time.Second
+	StoreRetry = 15 * time.Second
 )
 
 // A Backoff says how long to wait before attempt n+1 after n failures:
@@ -113,15 +126,20 @@ type Outbox struct {
 	heldMu sync.Mutex
 	// held are entries the store did not take (it was down): inserted
 	// false for a new entry, true for a state change not yet saved. Flush
-	// writes them back first. They are lost if the process ends before.
-	held map[string]heldEntry
+	// writes them back first. With a local file (KeepLocally) they survive
+	// a restart; without one they are lost if the process ends before.
+	held      map[string]heldEntry
+	localPath string // see KeepLocally
+
+	downMu    sync.Mutex
+	downUntil time.Time // no store call before this: it failed to answer
 
 	wake chan struct{}
 }
 
 type heldEntry struct {
-	entry    monitor.OutboxEntry
-	inserted bool
+	Entry    monitor.OutboxEntry `json:"entry"`
+	Inserted bool                `json:"inserted"`
 }
 
 // NewOutbox returns an outbox that keeps its entries in st and delivers
@@ -172,9 +190,10 @@ func (o *Outbox) channels() map[string]Notifier {
 func entryID(id, channel string) string { return id + "|" + channel }
 
 // Enqueue stores n once for every channel and wakes Run to deliver it. An
-// entry the store cannot take now is held in memory and stored by the next
-// Flush. Enqueue fails only for a notification that cannot be stored at all
-// (no ID).
+// entry the store cannot take now (within StoreWait) is held, in the local
+// file when there is one, and stored by a later Flush. Enqueue fails for a
+// notification that could be kept nowhere (no ID; the store down and the
+// local file unwritable): its round should notify again.
 func (o *Outbox) Enqueue(ctx context.Context, n alerts.Notification) error {
 	if n.ID == "" {
 		return errors.New("enqueue notification: no id")
@@ -188,6 +207,7 @@ func (o *Outbox) Enqueue(ctx context.Context, n alerts.Notification) error {
 	if created.IsZero() {
 		created = now
 	}
+	var errs []error
 	for name := range o.channels() {
 		e := monitor.OutboxEntry{
 			ID:           entryID(n.ID, name),
@@ -199,13 +219,21 @@ func (o *Outbox) Enqueue(ctx context.Context, n alerts.Notification) error {
 			Created:      created,
 			Updated:      now,
 		}
-		inserted, err := o.store.OutboxInsert(ctx, e)
+		var inserted bool
+		err := o.call(ctx, func(ctx context.Context) (err error) {
+			inserted, err = o.store.OutboxInsert(ctx, e)
+			return err
+		})
 		if err != nil {
-			o.logger.Warn("outbox store unavailable; holding the notification in memory",
+			o.logger.Warn("outbox store unavailable; holding the notification", "local_file", o.localPath,
 				"notification", n.ID, "channel", name, "err", err)
 			o.heldMu.Lock()
 			if _, ok := o.held[e.ID]; !ok { // held already: keep its state
-				o.held[e.ID] = heldEntry{entry: e}
+				o.held[e.ID] = heldEntry{Entry: e}
+				if err := o.persistLocked(); err != nil {
+					delete(o.held, e.ID)
+					errs = append(errs, fmt.Errorf("enqueue notification %s for %s: the store did not take it and %w", n.ID, name, err))
+				}
 			}
 			o.heldMu.Unlock()
 			continue
@@ -218,16 +246,86 @@ func (o *Outbox) Enqueue(ctx context.Context, n alerts.Notification) error {
 	case o.wake <- struct{}{}:
 	default:
 	}
+	return errors.Join(errs...)
+}
+
+// call runs one store operation within StoreWait, unless the store failed
+// to answer less than StoreRetry ago: then it fails at once.
+func (o *Outbox) call(ctx context.Context, op func(ctx context.Context) error) error {
+	o.downMu.Lock()
+	until := o.downUntil
+	o.downMu.Unlock()
+	if now := o.clock.Now(); now.Before(until) {
+		return fmt.Errorf("outbox store did not answer; next try in %s: %w", until.Sub(now).Round(time.Second), monitor.ErrUnavailable)
+	}
+	ctx, cancel := context.WithTimeout(ctx, StoreWait)
+	defer cancel()
+	err := op(ctx)
+	if err != nil && (errors.Is(err, monitor.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)) {
+		o.downMu.Lock()
+		o.downUntil = o.clock.Now().Add(StoreRetry)
+		o.downMu.Unlock()
+	}
+	return err
+}
+
+// KeepLocally makes the outbox keep the entries its store does not take in
+// the file at path (a JSON list, rewritten atomically on every change), and
+// loads those an earlier run left there, so that a notification queued
+// while the database is down survives a restart. Call it before use.
+func (o *Outbox) KeepLocally(path string) error {
+	o.heldMu.Lock()
+	defer o.heldMu.Unlock()
+	o.localPath = path
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read held notifications: %w", err)
+	}
+	var held []heldEntry
+	if err := json.Unmarshal(b, &held); err != nil {
+		return fmt.Errorf("read held notifications from %s: %w", path, err)
+	}
+	for _, h := range held {
+		if _, ok := o.held[h.Entry.ID]; !ok {
+			o.held[h.Entry.ID] = h
+		}
+	}
+	if len(held) > 0 {
+		o.logger.Info("notifications held while the database was down are back in the outbox", "file", path, "entries", len(held))
+	}
+	return nil
+}
+
+// persistLocked writes the held entries to the local file, if there is
+// one. heldMu must be held.
+func (o *Outbox) persistLocked() error {
+	if o.localPath == "" {
+		return nil
+	}
+	held := make([]heldEntry, 0, len(o.held))
+	for _, h := range o.held {
+		held = append(held, h)
+	}
+	slices.SortFunc(held, func(a, b heldEntry) int { return strings.Compare(a.Entry.ID, b.Entry.ID) })
+	if err := fsutil.WriteJSON(o.localPath, held); err != nil {
+		return fmt.Errorf("keep held notifications in %s: %w", o.localPath, err)
+	}
 	return nil
 }
 
 func (o *Outbox) hold(e monitor.OutboxEntry, inserted bool) {
 	o.heldMu.Lock()
 	defer o.heldMu.Unlock()
-	if h, ok := o.held[e.ID]; ok && h.inserted {
+	if h, ok := o.held[e.ID]; ok && h.Inserted {
 		inserted = true
 	}
-	o.held[e.ID] = heldEntry{entry: e, inserted: inserted}
+	o.held[e.ID] = heldEntry{Entry: e, Inserted: inserted}
+	if err := o.persistLocked(); err != nil {
+		o.logger.Error("notification state kept in memory only", "entry", e.ID, "err", err)
+	}
 }
 
 // Flush delivers every entry that is due now: channels in parallel, each
@@ -242,7 +340,11 @@ func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 
 	var errs []error
 	held := o.saveHeld(ctx)
-	due, err := o.store.OutboxDue(ctx, now, flushLimit)
+	var due []monitor.OutboxEntry
+	err = o.call(ctx, func(ctx context.Context) (err error) {
+		due, err = o.store.OutboxDue(ctx, now, flushLimit)
+		return err
+	})
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -260,8 +362,8 @@ func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 		}
 	}
 	for _, h := range held {
-		if h.entry.Status == monitor.OutboxPending && !h.entry.NextAttempt.After(now) {
-			add(h.entry)
+		if h.Entry.Status == monitor.OutboxPending && !h.Entry.NextAttempt.After(now) {
+			add(h.Entry)
 		}
 	}
 
@@ -353,7 +455,8 @@ func (o *Outbox) deliver(ctx context.Context, nt Notifier, entries []monitor.Out
 			e.NextAttempt, e.LastError = now.Add(wait), sendErr.Error()
 			failed++
 			retryAt = e.NextAttempt
-			logger.Warn("notification not sent; will retry", "attempts", e.Attempts, "retry_in_s", int(wait.Seconds()), "err", sendErr)
+			logger.Warn("notification not sent; will retry", "attempts", e.Attempts,
+				"retry_in_s", int(math.Round(wait.Seconds())), "retry_at", e.NextAttempt.UTC().Format(time.RFC3339), "err", sendErr)
 		}
 		if err := o.save(ctx, e); err != nil {
 			errs = append(errs, err)
@@ -371,17 +474,20 @@ func (o *Outbox) save(ctx context.Context, e monitor.OutboxEntry) error {
 	o.heldMu.Lock()
 	h, wasHeld := o.held[e.ID]
 	o.heldMu.Unlock()
-	if wasHeld && !h.inserted {
+	if wasHeld && !h.Inserted {
 		o.hold(e, false)
 		return nil // saveHeld inserts it with this state
 	}
-	if err := o.store.OutboxSave(ctx, e); err != nil {
+	if err := o.call(ctx, func(ctx context.Context) error { return o.store.OutboxSave(ctx, e) }); err != nil {
 		o.hold(e, true)
 		return fmt.Errorf("record outbox entry %s: %w", e.ID, err)
 	}
 	if wasHeld {
 		o.heldMu.Lock()
 		delete(o.held, e.ID)
+		if err := o.persistLocked(); err != nil {
+			o.logger.Warn("held notifications file not updated", "err", err)
+		}
 		o.heldMu.Unlock()
 	}
 	return nil
@@ -392,21 +498,29 @@ func (o *Outbox) save(ctx context.Context, e monitor.OutboxEntry) error {
 func (o *Outbox) saveHeld(ctx context.Context) map[string]heldEntry {
 	o.heldMu.Lock()
 	defer o.heldMu.Unlock()
+	changed := false
 	for id, h := range o.held {
-		var err error
-		if !h.inserted {
-			var inserted bool
-			inserted, err = o.store.OutboxInsert(ctx, h.entry)
-			if err == nil && !inserted && h.entry.Status != monitor.OutboxPending {
+		err := o.call(ctx, func(ctx context.Context) error {
+			if h.Inserted {
+				return o.store.OutboxSave(ctx, h.Entry)
+			}
+			inserted, err := o.store.OutboxInsert(ctx, h.Entry)
+			if err == nil && !inserted && h.Entry.Status != monitor.OutboxPending {
 				// Already there (the failed insert had landed): record
 				// that it was sent meanwhile.
-				err = o.store.OutboxSave(ctx, h.entry)
+				err = o.store.OutboxSave(ctx, h.Entry)
 			}
-		} else {
-			err = o.store.OutboxSave(ctx, h.entry)
+			return err
+		})
+		if err != nil {
+			break // the store is down: the rest waits too
 		}
-		if err == nil {
-			delete(o.held, id)
+		delete(o.held, id)
+		changed = true
+	}
+	if changed {
+		if err := o.persistLocked(); err != nil {
+			o.logger.Warn("held notifications file not updated", "err", err)
 		}
 	}
 	out := make(map[string]heldEntry, len(o.held))
@@ -417,31 +531,86 @@ func (o *Outbox) saveHeld(ctx context.Context) map[string]heldEntry {
 }
 
 // Prune deletes sent and failed entries older than Keep.
-func (o *Outbox) Prune(ctx context.Context) (int64, error) {
-	return o.store.OutboxPrune(ctx, o.clock.Now().Add(-o.Keep))
+func (o *Outbox) Prune(ctx context.Context) (n int64, err error) {
+	err = o.call(ctx, func(ctx context.Context) (err error) {
+		n, err = o.store.OutboxPrune(ctx, o.clock.Now().Add(-o.Keep))
+		return err
+	})
+	return n, err
 }
 
-// Pending returns how many entries the store holds pending: waiting for
-// their first attempt or for a retry, due or not. It is the outbox gauge.
-func (o *Outbox) Pending(ctx context.Context) (int64, error) {
-	return o.store.OutboxPending(ctx)
+// Pending returns how many entries are pending: waiting for their first
+// attempt or for a retry, due or not, in the store and held locally. It is
+// the outbox gauge.
+func (o *Outbox) Pending(ctx context.Context) (n int64, err error) {
+	err = o.call(ctx, func(ctx context.Context) (err error) {
+		n, err = o.store.OutboxPending(ctx)
+		return err
+	})
+	o.heldMu.Lock()
+	defer o.heldMu.Unlock()
+	for _, h := range o.held {
+		if h.Entry.Status == monitor.OutboxPending && !h.Inserted {
+			n++
+		}
+	}
+	return n, err
 }
 
-// Run flushes at once, then every every (on the outbox's clock) and
-// whenever Enqueue adds something, until ctx ends. Failures are logged.
-// Pruning is the caller's (Prune), on its own schedule.
+// Held returns how many entries the outbox holds because its store did not
+// take them.
+func (o *Outbox) Held() int {
+	o.heldMu.Lock()
+	defer o.heldMu.Unlock()
+	return len(o.held)
+}
+
+// Run flushes at once, then whenever Enqueue adds something, when the
+// earliest retry is due, and at least every every (all on the outbox's
+// clock), until ctx ends. Failures are logged. Pruning is the caller's
+// (Prune), on its own schedule.
 func (o *Outbox) Run(ctx context.Context, every time.Duration) {
-	ticker := o.clock.NewTicker(every)
-	defer ticker.Stop()
 	for {
 		if _, _, err := o.Flush(ctx); err != nil && ctx.Err() == nil {
 			o.logger.Warn("outbox flush incomplete", "err", err)
 		}
+		wait := every
+		if next, ok := o.nextRetry(); ok {
+			wait = min(wait, max(o.clock.Until(next), 0))
+		}
+		timer := o.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			return
-		case <-ticker.Chan():
+		case <-timer.Chan():
 		case <-o.wake:
 		}
+		timer.Stop()
+		if ctx.Err() != nil {
+			return
+		}
 	}
+}
+
+// nextRetry returns the earliest time a retry is due that the outbox knows
+// of: a channel's back-off, or a held entry's next attempt.
+func (o *Outbox) nextRetry() (time.Time, bool) {
+	var next time.Time
+	consider := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	o.flushMu.Lock()
+	for _, t := range o.notBefore {
+		consider(t)
+	}
+	o.flushMu.Unlock()
+	o.heldMu.Lock()
+	for _, h := range o.held {
+		if h.Entry.Status == monitor.OutboxPending {
+			consider(h.Entry.NextAttempt)
+		}
+	}
+	o.heldMu.Unlock()
+	return next, !next.IsZero()
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -554,4 +556,139 @@ func TestBackoffDelay(t *testing.T) {
 			t.Fatalf("Delay(3) with jitter = %v, want within [96s, 2m]", got)
 		}
 	}
+}
+
+// unavailableStore is down as a database is: its errors wrap
+// monitor.ErrUnavailable. It counts the calls it gets.
+type unavailableStore struct {
+	*memOutbox
+	down  atomic.Bool
+	calls atomic.Int64
+}
+
+func (u *unavailableStore) fail() error {
+	u.calls.Add(1)
+	if u.down.Load() {
+		return fmt.Errorf("server selection timeout: %w", monitor.ErrUnavailable)
+	}
+	return nil
+}
+
+func (u *unavailableStore) OutboxInsert(ctx context.Context, e monitor.OutboxEntry) (bool, error) {
+	if err := u.fail(); err != nil {
+		return false, err
+	}
+	return u.memOutbox.OutboxInsert(ctx, e)
+}
+
+func (u *unavailableStore) OutboxDue(ctx context.Context, now time.Time, limit int) ([]monitor.OutboxEntry, error) {
+	if err := u.fail(); err != nil {
+		return nil, err
+	}
+	return u.memOutbox.OutboxDue(ctx, now, limit)
+}
+
+func (u *unavailableStore) OutboxSave(ctx context.Context, e monitor.OutboxEntry) error {
+	if err := u.fail(); err != nil {
+		return err
+	}
+	return u.memOutbox.OutboxSave(ctx, e)
+}
+
+// TestOutboxKeepsHeldEntriesLocally: while the database is down a queued
+// notification is kept in the local file, and the outbox stops asking the
+// database for StoreRetry; a restart (a new Outbox over the same file)
+// still delivers it once and records it when the database is back.
+func TestOutboxKeepsHeldEntriesLocally(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "outbox-held.json")
+	st := &unavailableStore{memOutbox: newMemOutbox()}
+	st.down.Store(true)
+	clk := clockwork.NewFakeClockAt(t0)
+	quiet := &fakeNotifier{name: "chat", err: errors.New("503 unavailable")}
+	o := NewOutbox(st, []Notifier{quiet}, clk, testLogger(t))
+	if err := o.KeepLocally(path); err != nil {
+		t.Fatal(err)
+	}
+	n := round(1)
+	if err := o.Enqueue(ctx, n); err != nil {
+		t.Fatalf("Enqueue with the database down: %v", err)
+	}
+	if err := o.Enqueue(ctx, round(2)); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.calls.Load(); got != 1 {
+		t.Errorf("the store was called %d times; after it failed, the outbox should wait StoreRetry", got)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(b), n.ID) {
+		t.Fatalf("local file = %s, %v; want the held entry", b, err)
+	}
+
+	// The collector restarts; the database is back.
+	st.down.Store(false)
+	ch := &fakeNotifier{name: "chat"}
+	o2 := NewOutbox(st, []Notifier{ch}, clk, testLogger(t))
+	if err := o2.KeepLocally(path); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, o2, 2, 0)
+	if e := entry(t, st.memOutbox, entryID(n.ID, "chat")); e.Status != monitor.OutboxSent {
+		t.Errorf("entry after the restart = %+v, want sent", e)
+	}
+	b, err = os.ReadFile(path)
+	if err != nil || string(b) != "[]" {
+		t.Errorf("local file after the database took the entries = %s, %v; want empty", b, err)
+	}
+	flush(t, o2, 0, 0)
+	if got := ch.sent(); len(got) != 2 {
+		t.Errorf("channel got %v, want two, once each", got)
+	}
+}
+
+// TestOutboxEnqueueFailsWhenKeptNowhere: the database down and the local
+// file unwritable: Enqueue says so, so that the round notifies again.
+func TestOutboxEnqueueFailsWhenKeptNowhere(t *testing.T) {
+	st := &unavailableStore{memOutbox: newMemOutbox()}
+	st.down.Store(true)
+	o := NewOutbox(st, []Notifier{&fakeNotifier{name: "chat"}}, clockwork.NewFakeClockAt(t0), testLogger(t))
+	if err := o.KeepLocally(filepath.Join(t.TempDir(), "missing-dir", "held.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Enqueue(context.Background(), round(1)); err == nil || !strings.Contains(err.Error(), "keep held notifications") {
+		t.Fatalf("Enqueue = %v; want an error: the notification is kept nowhere", err)
+	}
+}
+
+// TestOutboxRunRetriesWhenDue: Run wakes at the retry time of a failed
+// delivery, not at its next periodic flush, so the retry happens when the
+// log said it would.
+func TestOutboxRunRetriesWhenDue(t *testing.T) {
+	ctx := context.Background()
+	st := newMemOutbox()
+	clk := clockwork.NewFakeClockAt(t0)
+	ch := &fakeNotifier{name: "chat", err: errors.New("503 unavailable")}
+	logger, logs := testutil.Logger(t)
+	o := NewOutbox(st, []Notifier{ch}, clk, logger)
+	o.Backoff.Jitter = 0 // the first retry is exactly 30 s later
+	n := round(1)
+	if err := o.Enqueue(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	runOutbox(t, o, time.Hour)
+	id := entryID(n.ID, "chat")
+	testutil.Eventually(t, testutil.Patience, "tried once", func() bool {
+		e, _ := st.get(id)
+		return e.Attempts == 1
+	})
+	if !strings.Contains(logs.String(), "retry_in_s=30") {
+		t.Errorf("the log does not say the retry is in 30 s:\n%s", logs)
+	}
+	ch.fail(nil)
+	testutil.BlockUntil(t, clk, 1, "Run waiting")
+	clk.Advance(30 * time.Second)
+	testutil.Eventually(t, testutil.Patience, "sent 30 s later", func() bool {
+		e, _ := st.get(id)
+		return e.Status == monitor.OutboxSent
+	})
 }

@@ -37,17 +37,15 @@ type Fleet interface {
 	SetInventory(inv *inventory.Inventory)
 }
 
-// A Reloader applies the parts of a reloaded inventory that are not
-// per-server (collector/alerting: alert channels and repeat).
-type Reloader interface {
+// Alerting is what the daemon needs of collector/alerting besides the
+// rounds' Observe: it applies the parts of a reloaded inventory that are
+// not per-server (channels, repeat), works in the background (delivering
+// notifications, writing rule states) until its context ends, and flushes
+// what it holds before the daemon stops.
+type Alerting interface {
 	Reload(inv *inventory.Inventory)
-}
-
-// An Outbox delivers queued notifications until its context ends, and
-// flushes what is due on demand (alerts/notify).
-type Outbox interface {
 	Run(ctx context.Context, every time.Duration)
-	Flush(ctx context.Context) (sent, failed int, err error)
+	Flush(ctx context.Context)
 }
 
 // Options configure the daemon. Inventory, Fleet and Runner are required.
@@ -59,9 +57,8 @@ type Options struct {
 	// should be Fleet).
 	Fleet  Fleet
 	Runner *round.Runner
-	// Alerting and Outbox may be nil.
-	Alerting Reloader
-	Outbox   Outbox
+	// Alerting may be nil.
+	Alerting Alerting
 	// Prune deletes data past retention when it is due; it is called at
 	// start and every PruneEvery. Nil: no pruning.
 	Prune func(ctx context.Context, now time.Time)
@@ -89,6 +86,7 @@ type daemon struct {
 	clock  clockwork.Clock
 
 	inv    atomic.Pointer[inventory.Inventory]
+	stopBy time.Time // when the stop's grace period ends
 	rounds atomic.Int64
 	enough chan struct{} // closed when MaxRounds rounds are done
 	once   sync.Once
@@ -96,7 +94,8 @@ type daemon struct {
 
 // Run runs the daemon until ctx ends or MaxRounds rounds are done, then
 // stops scheduling and gives rounds in flight [schedule] grace to finish
-// before cancelling them. It returns an error only when it cannot start.
+// before cancelling them; what alerting still holds is flushed within what
+// is left of grace. It returns an error only when it cannot start.
 func Run(ctx context.Context, o Options) error {
 	d := &daemon{o: o, logger: o.Logger, clock: o.Clock, enough: make(chan struct{})}
 	if d.logger == nil {
@@ -119,9 +118,9 @@ func Run(ctx context.Context, o Options) error {
 	// caller closes the store after that.
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	if o.Outbox != nil {
+	if o.Alerting != nil {
 		wg.Add(1)
-		go func() { defer wg.Done(); o.Outbox.Run(bg, OutboxEvery) }()
+		go func() { defer wg.Done(); o.Alerting.Run(bg, OutboxEvery) }()
 	}
 	if o.Prune != nil {
 		wg.Add(1)
@@ -130,11 +129,12 @@ func Run(ctx context.Context, o Options) error {
 	defer func() {
 		stopBackground()
 		wg.Wait()
-		if o.Outbox != nil {
-			// One last attempt at what the last rounds queued.
-			flushCtx, cancel := clockwork.WithTimeout(context.Background(), d.clock, d.inv.Load().Schedule.Grace)
+		if o.Alerting != nil {
+			// One last attempt at what the last rounds queued, within the
+			// grace period that is left.
+			flushCtx, cancel := clockwork.WithDeadline(context.Background(), d.clock, d.stopBy)
 			defer cancel()
-			_, _, _ = o.Outbox.Flush(flushCtx)
+			o.Alerting.Flush(flushCtx)
 		}
 	}()
 
@@ -154,7 +154,8 @@ loop:
 		}
 	}
 	grace := d.inv.Load().Schedule.Grace
-	graceCtx, cancel := clockwork.WithTimeout(context.Background(), d.clock, grace)
+	d.stopBy = d.clock.Now().Add(grace) // rounds, then the last flush, all within grace
+	graceCtx, cancel := clockwork.WithDeadline(context.Background(), d.clock, d.stopBy)
 	defer cancel()
 	if !sched.Stop(graceCtx) {
 		d.logger.Warn("rounds in flight cut short after the grace period", "grace", grace)
@@ -191,6 +192,10 @@ func (d *daemon) pruneLoop(ctx context.Context) {
 func (d *daemon) reload(sched *schedule.Scheduler) {
 	old := d.inv.Load()
 	inv, err := d.o.Load(old.Path)
+	if err == nil && len(inv.Servers) == 0 && len(old.Servers) > 0 {
+		err = fmt.Errorf("%s lists no server: a reload would stop monitoring all %d; to stop on purpose, stop the collector (SIGTERM, systemctl stop)",
+			old.Path, len(old.Servers))
+	}
 	if err != nil {
 		d.logger.Error("reload rejected: keeping the running inventory", "inventory", old.Path, "err", err)
 		return

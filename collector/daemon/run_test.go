@@ -164,6 +164,13 @@ func TestRunReloads(t *testing.T) {
 		return strings.Contains(h.logs.String(), "reload rejected") && strings.Contains(h.logs.String(), "did you mean 'address'")
 	})
 
+	// A file with no server at all would stop monitoring: refused too.
+	writeInventory(t, path)
+	h.reload <- struct{}{}
+	testutil.Eventually(t, 10*time.Second, "the empty file rejected", func() bool {
+		return strings.Contains(h.logs.String(), "lists no server: a reload would stop monitoring all 1")
+	})
+
 	writeInventory(t, path, "a", "b")
 	h.reload <- struct{}{}
 	got := <-h.seen

@@ -203,7 +203,7 @@ func (f *Fleet) pull(ctx context.Context, s inventory.Server, r *monitor.Result,
 
 // pullOver runs the probe over c, and drops c when the failure may be its.
 func (f *Fleet) pullOver(ctx context.Context, s inventory.Server, c *conn, r *monitor.Result) error {
-	snap, info, err := c.target.Pull(ctx, pull.Options{Keywords: s.ProbeKeywords(), Sample: s.Sample, ProbeDir: s.ProbeDir})
+	snap, info, err := c.target.Pull(ctx, pull.Options{Keywords: s.ProbeKeywords(), Sample: s.Sample, ProbeDir: s.ProbeDir, Now: f.clock.Now})
 	if info.Platform != "" {
 		r.Platform = info.Platform
 	}
@@ -217,6 +217,7 @@ func (f *Fleet) pullOver(ctx context.Context, s inventory.Server, c *conn, r *mo
 		return err
 	}
 	r.Snapshot = snap
+	r.ClockSkew = info.ClockSkew
 	return nil
 }
 

@@ -26,7 +26,10 @@ import (
 )
 
 // t0 is when the fake clocks of the tests start.
-var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+// t0 starts the fake clocks: within the hour before now, as the real probe
+// stamps its snapshots with the real clock and the collector refuses a
+// probe clock a day off.
+var t0 = time.Now().UTC().Truncate(time.Hour)
 
 // relay accepts connections and forwards them to a target, as a network in
 // between: it counts the connections and can break them.

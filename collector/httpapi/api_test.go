@@ -114,10 +114,32 @@ func TestNotFoundAndMethod(t *testing.T) {
 }
 
 func TestHealthz(t *testing.T) {
-	var body map[string]string
+	var body health
 	decode(t, do(t, New(newFixture(t).opts), "GET", "/healthz", ""), http.StatusOK, &body)
-	if body["status"] != "ok" {
-		t.Errorf("body %v", body)
+	if body.Status != "ok" || body.Problems != nil {
+		t.Errorf("body %+v", body)
+	}
+
+	// Something wrong: degraded, and the problems go only with the token.
+	opts := newFixture(t).opts
+	problems := []string{"database unreachable since 2026-12-05T10:00:00Z"}
+	opts.Problems = func() []string { return problems }
+	opts.Token = "s3cret"
+	h := New(opts)
+	for _, tc := range []struct {
+		token        string
+		wantProblems bool
+	}{{"", false}, {"wrong", false}, {"s3cret", true}} {
+		var body health
+		decode(t, do(t, h, "GET", "/healthz", tc.token), http.StatusOK, &body)
+		if body.Status != "degraded" || (body.Problems != nil) != tc.wantProblems {
+			t.Errorf("token %q: body %+v; want degraded, problems shown %v", tc.token, body, tc.wantProblems)
+		}
+	}
+	problems = nil
+	decode(t, do(t, h, "GET", "/healthz", ""), http.StatusOK, &body)
+	if body.Status != "ok" {
+		t.Errorf("no problems left: body %+v", body)
 	}
 }
 

@@ -12,7 +12,8 @@
 //
 // # Routes
 //
-//	GET /healthz                         {"status": "ok"}; open even with a token
+//	GET /healthz                         {"status": "ok" | "degraded", "problems": [...]}; open
+//	                                     even with a token (problems only with it)
 //	GET /                                the live page
 //	GET /report?since=7d                 the HTML peak report
 //	GET /metrics                         Prometheus text exposition
@@ -55,7 +56,8 @@
 // With Options.Token set, every request but /healthz must carry
 // "Authorization: Bearer <token>" (compared in constant time); otherwise it
 // gets 401 {"error": ...} with WWW-Authenticate. /healthz stays open for
-// load balancers and service managers; it tells nothing but "ok".
+// load balancers and service managers; without the token it tells only
+// "ok" or "degraded", with it also the problems.
 // Prometheus sends the token with `authorization: {credentials: ...}` in
 // its scrape config.
 //
@@ -105,6 +107,8 @@
 //	collector_round_duration_seconds            histogram                  ObserveRound
 //	collector_spool_bytes                       gauge                      SetGauges (when given)
 //	collector_outbox_pending                    gauge                      SetGauges (when given)
+//	collector_store_up                          gauge                      SetGauges (when given)
+//	collector_results_lost_total                counter                    SetGauges (when given)
 //
 // The process count is collector_processes, not collector_processes_total:
 // by Prometheus convention a _total suffix marks a counter.

@@ -95,27 +95,50 @@ func (s *Server) Observe(results []monitor.Result) {
 // ObserveRound records how long a round took.
 func (s *Server) ObserveRound(d time.Duration) { s.round.Observe(d.Seconds()) }
 
-// SetGauges exports collector_spool_bytes and collector_outbox_pending,
-// read from the functions at each scrape; a nil function exports nothing.
-// A second call replaces the first.
-func (s *Server) SetGauges(spoolBytes, outboxPending func() float64) {
+// Gauges are the daemon-wide figures /metrics exports, read from the
+// functions at each scrape; a nil function exports nothing.
+type Gauges struct {
+	// SpoolBytes: collector_spool_bytes, results in the spool waiting for
+	// the database.
+	SpoolBytes func() float64
+	// OutboxPending: collector_outbox_pending, notifications not yet
+	// delivered.
+	OutboxPending func() float64
+	// StoreUp: collector_store_up, 1 while the database takes writes.
+	StoreUp func() float64
+	// ResultsLost: collector_results_lost_total, a counter of results kept
+	// nowhere (neither the database nor the spool took them).
+	ResultsLost func() float64
+}
+
+// SetGauges exports the daemon-wide figures of g. A second call replaces
+// the first.
+func (s *Server) SetGauges(g Gauges) {
 	s.gaugeMu.Lock()
 	defer s.gaugeMu.Unlock()
 	for _, c := range s.gauges {
 		s.reg.Unregister(c)
 	}
 	s.gauges = nil
-	for _, g := range []struct {
+	for _, m := range []struct {
 		name, help string
 		f          func() float64
+		counter    bool
 	}{
-		{"collector_spool_bytes", "Bytes in the outage spool, waiting for the database.", spoolBytes},
-		{"collector_outbox_pending", "Notifications queued in the outbox, not yet delivered.", outboxPending},
+		{"collector_spool_bytes", "Bytes of results in the spool, waiting for the database.", g.SpoolBytes, false},
+		{"collector_outbox_pending", "Notifications queued in the outbox, not yet delivered.", g.OutboxPending, false},
+		{"collector_store_up", "1 while the database takes writes, 0 while results wait in the spool for it.", g.StoreUp, false},
+		{"collector_results_lost_total", "Results kept nowhere since the collector started: neither the database nor the spool took them.", g.ResultsLost, true},
 	} {
-		if g.f == nil {
+		if m.f == nil {
 			continue
 		}
-		c := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: g.name, Help: g.help}, g.f)
+		var c prometheus.Collector
+		if m.counter {
+			c = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help}, m.f)
+		} else {
+			c = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: m.name, Help: m.help}, m.f)
+		}
 		s.reg.MustRegister(c)
 		s.gauges = append(s.gauges, c)
 	}

@@ -91,8 +91,9 @@ func TestMetrics(t *testing.T) {
 	s.ObserveRound(3 * time.Second)
 	s.ObserveRound(45 * time.Second)
 	spool := 4096.0
-	s.SetGauges(func() float64 { return spool }, nil)
-	s.SetGauges(func() float64 { return spool }, func() float64 { return 7 }) // replaces the first
+	s.SetGauges(Gauges{SpoolBytes: func() float64 { return spool }})
+	s.SetGauges(Gauges{SpoolBytes: func() float64 { return spool }, OutboxPending: func() float64 { return 7 },
+		StoreUp: func() float64 { return 0 }, ResultsLost: func() float64 { return 12 }}) // replaces the first
 
 	mfs := scrape(t, s)
 	for _, tc := range []struct {
@@ -100,6 +101,8 @@ func TestMetrics(t *testing.T) {
 		labels []string
 		want   float64
 	}{
+		{"collector_store_up", nil, 0},
+		{"collector_results_lost_total", nil, 12},
 		{"collector_up", []string{"server", "web1"}, 1},
 		{"collector_up", []string{"server", "web2"}, 0},
 		{"collector_up", []string{"server", evil}, 1},

@@ -62,6 +62,10 @@ type Options struct {
 	// Report builds the report for /api/report and /report; nil answers
 	// those with 501.
 	Report ReportFunc
+	// Problems, when set, returns what is wrong with the daemon now (the
+	// database unreachable, the spool unwritable, results lost): /healthz
+	// then says "degraded". Nil or none: "ok".
+	Problems func() []string
 	// Token, when not empty, must come with every request but /healthz as
 	// "Authorization: Bearer <token>"; the pages / and /report also take it
 	// as ?token=.
@@ -143,8 +147,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// authorized reports whether r carries the token, answering 401 when not.
-func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
+// hasToken reports whether r carries the token, or no token is needed.
+func (s *Server) hasToken(r *http.Request) bool {
 	if s.o.Token == "" {
 		return true
 	}
@@ -152,11 +156,17 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if !ok && pageRoute(r.URL.Path) {
 		got, ok = r.URL.Query().Get("token"), r.URL.Query().Has("token")
 	}
-	if ok {
-		sum := sha256.Sum256([]byte(got))
-		if subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1 {
-			return true
-		}
+	if !ok {
+		return false
+	}
+	sum := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1
+}
+
+// authorized reports whether r carries the token, answering 401 when not.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if s.hasToken(r) {
+		return true
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="collector"`)
 	msg := "missing or wrong token: send the header \"Authorization: Bearer <token>\""
@@ -180,8 +190,27 @@ func bearer(header string) (string, bool) {
 	return strings.TrimSpace(cred), true
 }
 
+// health is the body of /healthz.
+type health struct {
+	Status   string   `json:"status"`             // "ok" or "degraded"
+	Problems []string `json:"problems,omitempty"` // only to a caller with the token
+}
+
+// healthz answers 200 {"status": "ok"}, or {"status": "degraded"} with
+// the problems when something is wrong. The daemon still runs, so a
+// service manager should not restart it for that; the problems (paths,
+// errors) go only to a caller that sends the token, when one is set.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+	h := health{Status: "ok"}
+	if s.o.Problems != nil {
+		if p := s.o.Problems(); len(p) > 0 {
+			h.Status = "degraded"
+			if s.hasToken(r) {
+				h.Problems = p
+			}
+		}
+	}
+	s.writeJSON(w, r, http.StatusOK, h)
 }
 
 // errorBody is every error response.

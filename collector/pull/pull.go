@@ -40,19 +40,25 @@ type Options struct {
 	Sample    time.Duration // CPU sample window, always passed; 0 gives averages since boot
 	ProbeDir  string        // DefaultProbeDir when empty
 	MaxOutput int64         // snapshot.DefaultMaxBytes when zero
+	// Now is the collector's clock, for the probe clock's skew (time.Now
+	// when nil).
+	Now func() time.Time
 }
 
 // Info tells what a Pull did besides reading the snapshot.
 type Info struct {
 	Platform string // "linux/amd64"
 	Uploaded bool   // the probe was missing and was uploaded
+	// ClockSkew is the probe's clock minus the collector's when the
+	// snapshot arrived, when it is more than NoteClockSkew either way.
+	ClockSkew time.Duration
 }
 
 // ProbeError is a failure of the probe itself: it could not be run, exited
 // non-zero, or printed something that is not a snapshot. Transport failures
 // (connection lost, timeout) are not ProbeErrors.
 type ProbeError struct {
-	Step string // "detect platform", "upload", "run", "decode"
+	Step string // "detect platform", "upload", "run", "decode", "check"
 	Err  error
 }
 
@@ -111,6 +117,16 @@ func (t *Target) Pull(ctx context.Context, opts Options) (*snapshot.Snapshot, In
 	snap, err := snapshot.Unmarshal(res.Stdout)
 	if err != nil {
 		return nil, info, &ProbeError{Step: "decode", Err: err}
+	}
+	now := time.Now()
+	if opts.Now != nil {
+		now = opts.Now()
+	}
+	if err := check(snap, opts.Keywords, now); err != nil {
+		return nil, info, &ProbeError{Step: "check", Err: err}
+	}
+	if skew := snap.Time.Sub(now); skew > NoteClockSkew || skew < -NoteClockSkew {
+		info.ClockSkew = skew.Truncate(time.Millisecond)
 	}
 	return snap, info, nil
 }

@@ -37,10 +37,11 @@ type Alerter interface {
 
 // Results are written in batches of up to WriteBatch, and at least every
 // WriteEvery while a round goes on, so that a slow server does not hold back
-// the others' results.
+// the others' results, and a result reaches the spool (on disk) within
+// WriteEvery of its probe.
 const (
 	WriteBatch = 5000
-	WriteEvery = 2 * time.Second
+	WriteEvery = 500 * time.Millisecond
 )
 
 // A Runner runs collection rounds: probe, write, alert. Only Prober is

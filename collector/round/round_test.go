@@ -88,12 +88,18 @@ func TestRunWritesInBatchesAsResultsArrive(t *testing.T) {
 		AfterRound: func(results []monitor.Result, _ time.Duration) { rounds = append(rounds, len(results)) }}
 
 	var seen []string
+	queued := make(chan struct{}, 3) // onResult runs after its result is queued for writing
 	done := make(chan []monitor.Result)
 	go func() {
-		done <- r.Run(context.Background(), servers("web1", "down1", "web2"), func(res monitor.Result) { seen = append(seen, res.Server) })
+		done <- r.Run(context.Background(), servers("web1", "down1", "web2"), func(res monitor.Result) {
+			seen = append(seen, res.Server)
+			queued <- struct{}{}
+		})
 	}()
 	prober.release <- struct{}{}
 	prober.release <- struct{}{}
+	<-queued
+	<-queued
 	// The batcher waits on its ticker; the first two results are queued.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

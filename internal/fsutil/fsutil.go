@@ -4,6 +4,7 @@
 package fsutil
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 )
@@ -65,4 +66,13 @@ func SyncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// WriteJSON replaces the file at path with v as JSON, as WriteAtomic does.
+func WriteJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return WriteAtomic(path, b)
 }

@@ -36,6 +36,9 @@ type Server struct {
 // returns once the server accepts connections; the server runs until Stop,
 // whatever becomes of ctx.
 func Start(ctx context.Context, dir, addr string, logger *slog.Logger) (*Server, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("start embedded database: %w", err)
 	}

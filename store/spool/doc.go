@@ -1,22 +1,29 @@
-// Package spool keeps probe results on disk while the database is down, and
-// writes them to it, in order, once it is back. A Spool wraps any Writer (in
-// the collector, a *store.Store): Write passes results through to it, and
-// keeps them in the spool instead when the writer reports an outage
-// (errors.Is(err, monitor.ErrUnavailable)) or when earlier results still
-// wait there.
+// Package spool journals probe results on disk before they are written to
+// the database, and writes them to it, in order, as soon as and whenever it
+// answers: nothing handed to the spool is lost to a crash or an outage, and
+// nothing waits on the database to hand results over. A Spool wraps any
+// Writer (in the collector, a *store.Store); an outage is an error for
+// which errors.Is(err, monitor.ErrUnavailable) holds.
 //
-// # Writing and replaying
+// # Writing and draining
 //
-// After an outage Write sends results straight to the spool for 15 s
-// instead of waiting for the writer again on every round. Every Write that
-// may try the writer first replays the spool in order, 5,000 results at a
-// time, at most 4 such chunks; while results are left in the spool, its own
-// results join the spool behind them, and the next Write goes on. Replay is
-// the explicit drain: it replays the whole spool. A line that is not a valid
-// result, or that the writer refuses for itself (not an outage), is logged
-// with its line number, copied to rejected.jsonl and skipped. Write returns
-// an error only for results kept nowhere: invalid ones, ones the writer
-// refused, and ones the full spool could not take (ErrSpoolFull).
+// The spool is a write-ahead journal: Write appends every result to the
+// spool file and syncs it before it returns, and never waits for the
+// writer; a background drainer writes the file to the writer in order,
+// 5,000 results at a time, marks what it wrote and empties the file once
+// it has caught up. Before its first write, and after an outage, it pings a
+// writer that can be pinged (a *store.Store), within a second, so a
+// database that is down is found out fast. After an outage the drainer
+// tries again 15 s later. Drain waits for the drainer (one-shot commands
+// call it before they exit, briefly); Replay makes it try now. A line that
+// is not a valid result, or that the writer refuses for itself (not an
+// outage), is logged with its line number, copied to rejected.jsonl and
+// skipped. Write returns an error only for results kept nowhere: invalid
+// ones, ones past the cap (ErrSpoolFull), and ones past the memory cap
+// while the file cannot be written (a full disk: up to 10,000 results wait
+// in memory and go to the file first once it can be written again; the
+// spool says so on every write meanwhile). Lost counts them; Health says
+// what is wrong.
 //
 // # Files
 //

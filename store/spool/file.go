@@ -33,6 +33,9 @@ type entry struct {
 	Snapshot   *snapshot.Snapshot `json:"snapshot,omitempty"`
 	Kind       monitor.Kind       `json:"err_kind,omitempty"`
 	Err        string             `json:"err,omitempty"`
+	// ClockSkewMS is monitor.Result.ClockSkew, when it was noted. Added
+	// after version 1 was first written; lines without it read as before.
+	ClockSkewMS int64 `json:"clock_skew_ms,omitempty"`
 }
 
 // file is the spool on disk: an append-only file of JSON lines, one Result
@@ -122,52 +125,62 @@ func (sp *file) readMark() (int64, int) {
 // pending reports whether results wait in the spool.
 func (sp *file) pending() bool { return sp.size > sp.offset }
 
-// append adds results, which must be normalized, to the spool and syncs it
-// to disk. Results that would grow the file past max are dropped with a
-// loud log and ErrSpoolFull.
-func (sp *file) append(results []monitor.Result) error {
+// encode returns the spool line of r, which must be normalized, without
+// its newline.
+func encode(r monitor.Result) ([]byte, error) {
+	line, err := json.Marshal(entry{
+		V:           version,
+		Server:      r.Server,
+		At:          r.At,
+		DurationMS:  r.Duration.Milliseconds(),
+		Snapshot:    r.Snapshot,
+		Kind:        r.Kind,
+		Err:         r.Error(),
+		ClockSkewMS: r.ClockSkew.Milliseconds(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("spool result for %s at %s: %w", r.Server, r.At.Format(time.RFC3339Nano), err)
+	}
+	return line, nil
+}
+
+// append adds lines (without their newlines) to the spool in one write and
+// syncs it to disk, and returns how many of them it added: the first n.
+// Lines that would grow the file past max are not added (ErrSpoolFull, with
+// a loud log). When the write fails (a full disk, an I/O error) the file is
+// cut back to where it was and none is added.
+func (sp *file) append(lines [][]byte) (int, error) {
 	var buf bytes.Buffer
 	if sp.torn {
 		buf.WriteByte('\n') // end a line torn by a crash; replay reports it
 	}
-	var errs []error
-	kept := 0
-	for i, r := range results {
-		line, err := json.Marshal(entry{
-			V:          version,
-			Server:     r.Server,
-			At:         r.At,
-			DurationMS: r.Duration.Milliseconds(),
-			Snapshot:   r.Snapshot,
-			Kind:       r.Kind,
-			Err:        r.Error(),
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("spool result for %s at %s: %w", r.Server, r.At.Format(time.RFC3339Nano), err))
-			continue
-		}
-		if sp.size+int64(buf.Len()+len(line)+1) > sp.max {
-			dropped := len(results) - i
+	n := 0
+	var full error
+	for i, l := range lines {
+		if sp.size+int64(buf.Len()+len(l)+1) > sp.max {
+			dropped := len(lines) - i
 			sp.logger.Error("SPOOL FULL: results dropped; the database has been unreachable too long",
 				"spool", sp.path, "spool_bytes", sp.size+int64(buf.Len()), "spool_max_bytes", sp.max, "dropped", dropped)
-			errs = append(errs, fmt.Errorf("%w: %s holds %d of %d bytes; %d results dropped",
-				ErrSpoolFull, sp.path, sp.size+int64(buf.Len()), sp.max, dropped))
+			full = fmt.Errorf("%w: %s holds %d of %d bytes; %d results dropped",
+				ErrSpoolFull, sp.path, sp.size+int64(buf.Len()), sp.max, dropped)
 			break
 		}
-		buf.Write(line)
+		buf.Write(l)
 		buf.WriteByte('\n')
-		kept++
+		n++
 	}
-	if kept == 0 {
-		return errors.Join(errs...)
+	if n == 0 {
+		return 0, full
 	}
 	if err := sp.write(buf.Bytes()); err != nil {
-		return errors.Join(append(errs, fmt.Errorf("spool %d results: %w", kept, err))...)
+		return 0, fmt.Errorf("append %d results to %s: %w", n, sp.path, err)
 	}
 	sp.torn = false
-	return errors.Join(errs...)
+	return n, full
 }
 
+// write appends b and syncs the file. On failure it cuts the file back to
+// its size before, so that no part of b stays behind.
 func (sp *file) write(b []byte) error {
 	if sp.f == nil {
 		f, err := os.OpenFile(sp.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
@@ -180,12 +193,27 @@ func (sp *file) write(b []byte) error {
 		}
 		sp.f = f
 	}
-	n, err := sp.f.Write(b)
-	sp.size += int64(n)
+	_, err := sp.f.Write(b)
+	if err == nil {
+		err = sp.f.Sync()
+	}
 	if err != nil {
+		if terr := sp.f.Truncate(sp.size); terr != nil {
+			// The file keeps a torn line: the next append ends it, and
+			// replay reports it.
+			sp.torn = true
+			if fi, serr := sp.f.Stat(); serr == nil && fi.Mode().IsRegular() {
+				sp.size = fi.Size()
+			}
+		}
+		// Open the file anew on the next append: this handle may be in a
+		// bad state, or the file replaced meanwhile.
+		sp.f.Close()
+		sp.f = nil
 		return err
 	}
-	return sp.f.Sync()
+	sp.size += int64(len(b))
+	return nil
 }
 
 // mark records that everything before off (line number line) is replayed.
@@ -252,7 +280,8 @@ type line struct {
 	err    error // the line is not a valid result
 }
 
-// reader reads lines from the replay mark on.
+// reader reads lines from the replay mark on, up to the end of the file
+// when it was made: lines appended since are for the next reader.
 type reader struct {
 	f   *os.File
 	r   *bufio.Reader
@@ -269,7 +298,8 @@ func (sp *file) reader() (*reader, error) {
 		f.Close()
 		return nil, fmt.Errorf("read spool: %w", err)
 	}
-	return &reader{f: f, r: bufio.NewReaderSize(f, 1<<20), off: sp.offset, no: sp.line}, nil
+	limited := io.LimitReader(f, sp.size-sp.offset)
+	return &reader{f: f, r: bufio.NewReaderSize(limited, 1<<20), off: sp.offset, no: sp.line}, nil
 }
 
 // next returns the next line, or io.EOF.
@@ -321,5 +351,6 @@ func parseLine(b []byte) (monitor.Result, error) {
 	if e.Err != "" {
 		r.Err = errors.New(e.Err)
 	}
+	r.ClockSkew = time.Duration(e.ClockSkewMS) * time.Millisecond
 	return r.Normalized()
 }

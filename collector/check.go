@@ -22,7 +22,7 @@ var kindFixes = map[monitor.Kind]string{
 	monitor.KindAuth:        "add the public key to authorized_keys on the server, or fix identity_file or user",
 	monitor.KindHostKey:     "check the fingerprint, then run: collector trust NAME",
 	monitor.KindTimeout:     "the host or network is slow or hung; raise timeout or connect_timeout",
-	monitor.KindProbe:       "the probe ran but failed: see the error",
+	monitor.KindProbe:       "see the error: the probe could not be uploaded, started or read on the server; when the upload or start failed, set probe_dir to a writable directory on a file system that allows executables",
 	monitor.KindConfig:      "fix the server's entry in servers.toml",
 }
 

@@ -20,11 +20,12 @@ func Classify(err error) monitor.Kind {
 		dial    *remote.DialError
 		probe   *pull.ProbeError
 		config  *ConfigError
+		keyFile *remote.KeyFileError
 	)
 	switch {
 	case err == nil:
 		return monitor.KindOK
-	case errors.As(err, &config):
+	case errors.As(err, &config), errors.As(err, &keyFile):
 		return monitor.KindConfig
 	case errors.As(err, &unknown), errors.As(err, &changed):
 		return monitor.KindHostKey

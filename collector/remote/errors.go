@@ -3,6 +3,7 @@ package remote
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
 	"strings"
 
@@ -103,11 +104,47 @@ func (e *AuthError) Error() string {
 
 // Fix says how to resolve the error; Error ends with "; " and Fix.
 func (e *AuthError) Fix() string {
+	if len(e.Keys) == 0 {
+		return fmt.Sprintf("create a key with: ssh-keygen -t ed25519, add its .pub to ~%s/.ssh/authorized_keys on %s, "+
+			"or set identity_file (or IdentityFile in your SSH config) for %s, or load a key into ssh-agent", e.User, e.Name, e.Name)
+	}
 	return fmt.Sprintf("add the public key to ~%s/.ssh/authorized_keys on %s, or check identity_file and user for %s",
 		e.User, e.Name, e.Name)
 }
 
 func (e *AuthError) Unwrap() error { return e.Err }
+
+// A KeyFileError reports that an identity file named for the server (by
+// identity_file, or IdentityFile in the SSH client config) cannot be used:
+// it is missing or unreadable, it is not a private key, or its passphrase is
+// wrong. Nothing was sent to the server: it is a configuration problem.
+type KeyFileError struct {
+	Name string
+	Addr string
+	File string
+	Err  error
+}
+
+func (e *KeyFileError) Error() string {
+	return fmt.Sprintf("%s: identity file %s: %v; %s", where(e.Name, e.Addr), e.File, e.Err, e.Fix())
+}
+
+// Fix says how to resolve the error; Error ends with "; " and Fix.
+func (e *KeyFileError) Fix() string {
+	var pm *ssh.PassphraseMissingError
+	switch {
+	case errors.Is(e.Err, fs.ErrNotExist):
+		return fmt.Sprintf("create the key with: ssh-keygen -t ed25519 -f %s (then add %s.pub to ~/.ssh/authorized_keys on the server), "+
+			"or point identity_file in servers.toml (or IdentityFile in your SSH config) at an existing private key", Quote(e.File), Quote(e.File))
+	case errors.Is(e.Err, fs.ErrPermission):
+		return "make the key readable by the user running the collector (chmod 600, owned by that user), or point identity_file at another key"
+	case errors.As(e.Err, &pm), strings.Contains(e.Err.Error(), "decryption password incorrect"):
+		return "set identity_passphrase_env to the name of the environment variable holding the key's passphrase, and check the passphrase"
+	}
+	return "point identity_file (or IdentityFile in your SSH config) at a private key in OpenSSH or PEM format, not the .pub file, or create one with: ssh-keygen -t ed25519"
+}
+
+func (e *KeyFileError) Unwrap() error { return e.Err }
 
 // A DialError reports that the TCP connection to the server could not be
 // opened: refused, no route, a name that does not resolve, or a connect

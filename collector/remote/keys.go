@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -87,7 +86,7 @@ func loadKeys(ctx context.Context, ep Endpoint, log *slog.Logger) (*keySet, erro
 		case errors.As(err, &unread):
 			if explicit {
 				k.close()
-				return nil, fmt.Errorf("%s: read identity file: %w; check identity_file", ep, err)
+				return nil, &KeyFileError{Name: ep.name(), Addr: ep.Addr, File: f, Err: unread.Err}
 			}
 			if !errors.Is(err, fs.ErrNotExist) {
 				log.Debug("identity file skipped", "file", f, "err", err)
@@ -97,7 +96,7 @@ func loadKeys(ctx context.Context, ep Endpoint, log *slog.Logger) (*keySet, erro
 			k.skipped = append(k.skipped, f+" (encrypted, no passphrase given)")
 		case explicit:
 			k.close()
-			return nil, fmt.Errorf("%s: identity file %s: %w; check identity_file and its passphrase", ep, f, err)
+			return nil, &KeyFileError{Name: ep.name(), Addr: ep.Addr, File: f, Err: err}
 		default:
 			log.Debug("identity file skipped", "file", f, "err", err)
 			k.skipped = append(k.skipped, f+" ("+err.Error()+")")

@@ -39,6 +39,19 @@ func mustParse(t *testing.T, path string) *Inventory {
 	return inv
 }
 
+// origins returns a server's Origins: address's, set's, and the built-in
+// default for every other setting.
+func origins(address string, set map[string]string) map[string]string {
+	o := map[string]string{"address": address}
+	for _, k := range []string{"user", "port", "identity_file", "jump", "known_hosts", "identities_only", "certificate_file"} {
+		o[k] = BuiltinOrigin
+		if v, ok := set[k]; ok {
+			o[k] = v
+		}
+	}
+	return o
+}
+
 func mustServer(t *testing.T, inv *Inventory, name string) Server {
 	t.Helper()
 	s, ok := inv.Server(name)
@@ -359,6 +372,7 @@ func TestBuiltinDefaults(t *testing.T) {
 		Schedule:       DefaultCron,
 		Alerts:         DefaultAlertRules(),
 		Line:           1,
+		Origins:        origins("server entry, minimal.toml:3", nil),
 	}
 	if len(inv.Servers) != 1 || !reflect.DeepEqual(inv.Servers[0], want) {
 		t.Errorf("servers = %+v\nwant [%+v]", inv.Servers, want)
@@ -426,6 +440,8 @@ func TestDefaultsFlowIntoServers(t *testing.T) {
 			Schedule:              "*/5 * * * *",
 			Alerts:                DefaultAlertRules(),
 			Line:                  15,
+			Origins: origins("server entry, defaults.toml:17", map[string]string{"user": "[defaults], defaults.toml:3", "port": "[defaults], defaults.toml:4",
+				"identity_file": "[defaults], defaults.toml:5", "known_hosts": "[defaults], defaults.toml:7", "jump": "[defaults], defaults.toml:13"}),
 		}},
 		{"overrides", Server{
 			Name:                  "overrides",
@@ -446,6 +462,8 @@ func TestDefaultsFlowIntoServers(t *testing.T) {
 			Schedule:              "@every 30s",
 			Alerts:                DefaultAlertRules(),
 			Line:                  19,
+			Origins: origins("server entry, defaults.toml:22", map[string]string{"user": "server entry, defaults.toml:23", "port": "server entry, defaults.toml:24",
+				"identity_file": "server entry, defaults.toml:25", "known_hosts": "server entry, defaults.toml:27", "jump": "server entry, defaults.toml:34"}),
 		}},
 	}
 	for _, tt := range tests {

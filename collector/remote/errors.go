@@ -71,6 +71,37 @@ func (e *HostKeyChangedError) lines() []string {
 	return lines
 }
 
+// A HostCertError reports that the server offered a host certificate that
+// the known_hosts file does not accept (no @cert-authority line trusts its
+// CA for this host, it expired, it does not name the host, or it is
+// revoked), and that no key is recorded for the host either.
+type HostCertError struct {
+	Name       string
+	Addr       string
+	KnownHosts string
+	Cert       *ssh.Certificate
+	Err        error // why the certificate was refused, from ssh.CertChecker
+}
+
+func (e *HostCertError) Error() string {
+	why := e.Err.Error()
+	if strings.Contains(why, "no authorities for hostname") {
+		why = fmt.Sprintf("no @cert-authority line of %s trusts its CA for %s", e.KnownHosts, knownhosts.Normalize(e.Addr))
+	}
+	return fmt.Sprintf("%s: host certificate not accepted (%s %s, signed by CA %s %s, principals %s): %s; %s",
+		where(e.Name, e.Addr), keyType(e.Cert.Key), Fingerprint(e.Cert.Key), keyType(e.Cert.SignatureKey), Fingerprint(e.Cert.SignatureKey),
+		strings.Join(e.Cert.ValidPrincipals, ","), strings.TrimPrefix(why, "ssh: "), e.Fix())
+}
+
+// Fix says how to resolve the error; Error ends with "; " and Fix.
+func (e *HostCertError) Fix() string {
+	return fmt.Sprintf("if that CA is yours, add '@cert-authority %s <CA public key>' to %s; if the certificate expired or does not name the host, "+
+		"sign a new one (ssh-keygen -s CA_KEY -h -n HOST); or check the host key's fingerprint and run: collector trust %s",
+		knownhosts.Normalize(e.Addr), e.KnownHosts, e.Name)
+}
+
+func (e *HostCertError) Unwrap() error { return e.Err }
+
 // An AuthError reports that the server accepted none of the keys offered.
 type AuthError struct {
 	Name    string
@@ -195,6 +226,9 @@ func keyType(k ssh.PublicKey) string {
 		return "?"
 	}
 	t := k.Type()
+	if c, ok := k.(*ssh.Certificate); ok {
+		return keyType(c.Key) + "-CERT"
+	}
 	switch {
 	case t == ssh.KeyAlgoRSA:
 		return "RSA"

@@ -102,20 +102,6 @@ func (e *env) inventory() (*inventory.Inventory, error) {
 	return inv, nil
 }
 
-// selectServers loads the inventory and picks the named servers (all when
-// none are named).
-func (e *env) selectServers(names []string) (*inventory.Inventory, []inventory.Server, error) {
-	inv, err := e.inventory()
-	if err != nil {
-		return nil, nil, err
-	}
-	servers, err := inv.Select(names)
-	if err != nil {
-		return nil, nil, &usageError{err}
-	}
-	return inv, servers, nil
-}
-
 // A command is one subcommand: run parses its flags into its options and
 // calls the command's runX(ctx, e, opts, args).
 type command struct {
@@ -128,16 +114,16 @@ var commands []command
 func init() {
 	// Assigned here, not in the declaration: help refers to commands.
 	commands = []command{
-		{"once", "NAME...", "probe the named servers now and print what they report", cmdOnce},
-		{"collect", "[NAME...]", "run one collection round and store the results (fits a crontab)", cmdCollect},
+		{"once", "NAME... | --tag T | --all", "probe the servers now and print what they report", cmdOnce},
+		{"collect", "[NAME... | --tag T]", "run one collection round and store the results (fits a crontab)", cmdCollect},
 		{"run", "[--rounds N] [--listen ADDR]", "collect every server on its cron schedule, until stopped", cmdRun},
-		{"status", "[NAME...]", "show what the store holds: latest snapshot, peaks and failures per server", cmdStatus},
+		{"status", "[NAME... | --tag T]", "show what the store holds: latest snapshot, peaks and failures per server", cmdStatus},
 		{"alerts", "[test]", "list the alerts firing now; `alerts test` sends a test to every channel", cmdAlerts},
 		{"silence", "NAME [--for 2h] [--rule R]", "hold a server's alert notifications for a while", cmdSilence},
 		{"silences", "", "list the silences in force", cmdSilences},
-		{"report", "[--since 7d] [--out FILE]", "write the HTML peak report: peaks, processes at the peaks, capacity", cmdReport},
-		{"check", "[NAME...]", "check servers.toml, try each server and say how to fix what fails", cmdCheck},
-		{"trust", "NAME", "fetch a server's host key, show its fingerprint and record it in known_hosts", cmdTrust},
+		{"report", "[NAME... | --tag T] [--since 7d] [--out FILE]", "write the HTML peak report: peaks, processes at the peaks, capacity", cmdReport},
+		{"check", "[NAME... | --tag T] [--explain]", "check servers.toml, try each server and say how to fix what fails", cmdCheck},
+		{"trust", "NAME... | --tag T | --all", "fetch servers' host keys, show their fingerprints and record them in known_hosts", cmdTrust},
 		{"version", "", "print the collector's version and its probe builds", cmdVersion},
 		{"help", "", "print this help", cmdHelp},
 	}

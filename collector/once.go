@@ -20,18 +20,24 @@ import (
 
 // onceOptions are the flags of `collector once`.
 type onceOptions struct {
+	selection
 	json  bool // one JSON object per server and line
 	store bool // write the results to the store too
 }
 
 func cmdOnce(ctx context.Context, e *env, args []string) error {
 	var o onceOptions
-	fs := e.newFlagSet("once", "Usage: collector once [--json] [--store] NAME...\n\nProbe the named servers now and print what they report.\n\n")
+	fs := e.newFlagSet("once", "Usage: collector once [--json] [--store] "+selectionUsage+"\n\nProbe the servers now and print what they report.\n\n")
+	o.addFlags(fs)
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per server and line")
 	fs.BoolVar(&o.store, "store", false, "also write the results to the store, as 'collect' does")
-	names, err := parseArgs(fs, args, 1, -1)
+	names, err := parseArgs(fs, args, 0, -1)
 	if err != nil {
 		return err
+	}
+	if o.empty(names) {
+		fs.Usage()
+		return errUsagePrinted
 	}
 	return runOnce(ctx, e, o, names)
 }
@@ -39,7 +45,7 @@ func cmdOnce(ctx context.Context, e *env, args []string) error {
 // runOnce probes the named servers and prints their results; it fails with
 // errFailuresShown when any server failed.
 func runOnce(ctx context.Context, e *env, o onceOptions, names []string) error {
-	inv, servers, err := e.selectServers(names)
+	inv, servers, err := e.selectServers(o.selection, names, false)
 	if err != nil {
 		return err
 	}

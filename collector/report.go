@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 
@@ -26,34 +25,36 @@ const rawPointsMax = 48 * time.Hour
 
 // reportOptions are the flags of `collector report`.
 type reportOptions struct {
+	selection
 	since, from, to string
-	servers, tag    string
+	servers         string // --servers a,b: the same as naming a and b
 	keyword         string
 	out, format     string
 }
 
 func cmdReport(ctx context.Context, e *env, args []string) error {
 	var o reportOptions
-	fs := e.newFlagSet("report", "Usage: collector report [--since 7d | --from T --to T] [--servers a,b | --tag crawler]\n"+
+	fs := e.newFlagSet("report", "Usage: collector report [--since 7d | --from T --to T] "+selectionUsage+"\n"+
 		"                        [--keyword python] [--out report.html] [--format html|json]\n\n"+
 		"Write the peak report: per server, the resource peaks and how many matched processes\n"+
 		"ran at them, the per-process cost they imply and how many more would fit.\n\n")
 	fs.StringVar(&o.since, "since", "7d", "report the last DURATION (e.g. 24h, 7d, 30d)")
 	fs.StringVar(&o.from, "from", "", "start of the range (RFC 3339 or YYYY-MM-DD); overrides --since")
 	fs.StringVar(&o.to, "to", "", "end of the range (RFC 3339 or YYYY-MM-DD; default now)")
-	fs.StringVar(&o.servers, "servers", "", "comma-separated server names (default: all)")
-	fs.StringVar(&o.tag, "tag", "", "only servers with this tag")
+	o.addFlags(fs)
+	fs.StringVar(&o.servers, "servers", "", "comma-separated server names, the same as naming them (default: all)")
 	fs.StringVar(&o.keyword, "keyword", "", "count only processes matching this keyword at the peaks (default: all matched processes)")
 	fs.StringVar(&o.out, "out", "report.html", "output file, or - for standard output")
 	fs.StringVar(&o.format, "format", "html", "html or json")
-	if _, err := parseArgs(fs, args, 0, 0); err != nil {
+	names, err := parseArgs(fs, args, 0, -1)
+	if err != nil {
 		return err
 	}
-	return runReport(ctx, e, o)
+	return runReport(ctx, e, o, names)
 }
 
 // runReport builds the report from the store and writes it.
-func runReport(ctx context.Context, e *env, o reportOptions) error {
+func runReport(ctx context.Context, e *env, o reportOptions, names []string) error {
 	if o.format != "html" && o.format != "json" {
 		return usagef("--format %q: want html or json", o.format)
 	}
@@ -62,13 +63,14 @@ func runReport(ctx context.Context, e *env, o reportOptions) error {
 	if err != nil {
 		return &usageError{err}
 	}
-	inv, err := e.inventory()
+	for _, n := range strings.Split(o.servers, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	inv, servers, err := e.selectServers(o.selection, names, true)
 	if err != nil {
 		return err
-	}
-	servers, err := reportServers(inv, o)
-	if err != nil {
-		return &usageError{err}
 	}
 	return e.withStore(ctx, inv, func(db *store.Store) error {
 		r, err := buildReport(ctx, db, inv, servers, from, to, o.keyword, now)
@@ -120,35 +122,6 @@ func parseTime(s string) (time.Time, error) {
 		return t, fmt.Errorf("%q is neither RFC 3339 (2026-11-25T08:00:00Z) nor a date (2026-11-25)", s)
 	}
 	return t, nil
-}
-
-// reportServers selects the servers by --servers and --tag.
-func reportServers(inv *inventory.Inventory, o reportOptions) ([]inventory.Server, error) {
-	var names []string
-	if o.servers != "" {
-		for _, n := range strings.Split(o.servers, ",") {
-			if n = strings.TrimSpace(n); n != "" {
-				names = append(names, n)
-			}
-		}
-	}
-	servers, err := inv.Select(names)
-	if err != nil {
-		return nil, err
-	}
-	if o.tag == "" {
-		return servers, nil
-	}
-	var tagged []inventory.Server
-	for _, s := range servers {
-		if slices.Contains(s.Tags, o.tag) {
-			tagged = append(tagged, s)
-		}
-	}
-	if len(tagged) == 0 {
-		return nil, fmt.Errorf("no server has the tag %q", o.tag)
-	}
-	return tagged, nil
 }
 
 // reportReader is what the report reads of the store.

@@ -37,7 +37,7 @@ func runSilence(ctx context.Context, e *env, o silenceOptions, name string) erro
 	if err != nil {
 		return usagef("--for: %v", err)
 	}
-	inv, servers, err := e.selectServers([]string{name})
+	inv, servers, err := e.selectServers(selection{}, []string{name}, false)
 	if err != nil {
 		return err
 	}

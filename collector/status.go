@@ -15,14 +15,16 @@ import (
 
 // statusOptions are the flags of `collector status`.
 type statusOptions struct {
+	selection
 	since string // how far back the peaks go
 }
 
 func cmdStatus(ctx context.Context, e *env, args []string) error {
 	var o statusOptions
-	fs := e.newFlagSet("status", "Usage: collector status [--since 24h] [NAME...]\n\n"+
+	fs := e.newFlagSet("status", "Usage: collector status [--since 24h] "+selectionUsage+"\n\n"+
 		"Show what the store holds per server: the latest snapshot, the last failure, and\n"+
 		"the peaks of the period with the matched processes at each peak.\n\n")
+	o.addFlags(fs)
 	fs.StringVar(&o.since, "since", "24h", "how far back the peaks go (e.g. 6h, 7d)")
 	names, err := parseArgs(fs, args, 0, -1)
 	if err != nil {
@@ -37,7 +39,7 @@ func runStatus(ctx context.Context, e *env, o statusOptions, names []string) err
 	if err != nil {
 		return usagef("--since: %v", err)
 	}
-	inv, servers, err := e.selectServers(names)
+	inv, servers, err := e.selectServers(o.selection, names, true)
 	if err != nil {
 		return err
 	}

@@ -173,17 +173,28 @@ func pidList(pids []int32, max int) string {
 	return b.String()
 }
 
-// roundDuration prints a duration to the precision a person wants from it.
+// roundDuration prints a duration to the precision a person wants from it,
+// in at most two units: "850ms", "27s", "3m", "5h7m", "3d4h". (go-humanize's
+// RelTime words would round a silence's 1h59m left down to "1 hour".)
 func roundDuration(d time.Duration) string {
 	const day = 24 * time.Hour
+	d = d.Abs()
+	two := func(n, rest time.Duration, big, small string) string {
+		if rest == 0 {
+			return fmt.Sprintf("%d%s", n, big)
+		}
+		return fmt.Sprintf("%d%s%d%s", n, big, rest, small)
+	}
 	switch {
 	case d >= day:
-		return fmt.Sprintf("%dd%dh", d/day, d%day/time.Hour)
+		return two(d/day, d%day/time.Hour, "d", "h")
 	case d >= time.Hour:
-		return fmt.Sprintf("%dh%dm", d/time.Hour, d%time.Hour/time.Minute)
+		return two(d/time.Hour, d%time.Hour/time.Minute, "h", "m")
 	case d >= time.Minute:
-		return d.Round(time.Second).String()
+		return fmt.Sprintf("%dm", d/time.Minute)
+	case d >= time.Second:
+		return fmt.Sprintf("%ds", d/time.Second)
 	default:
-		return d.Round(time.Millisecond).String()
+		return fmt.Sprintf("%dms", d.Round(time.Millisecond)/time.Millisecond)
 	}
 }

@@ -40,9 +40,10 @@ func (e *env) startAPI(addr string, inv *inventory.Inventory, current *atomic.Po
 		return nil, fmt.Errorf("--listen %q is reachable from other machines: set [http] token_env to require a bearer token, or listen on 127.0.0.1", addr)
 	}
 	api := httpapi.New(httpapi.Options{
-		Servers: func() []inventory.Server { return current.Load().Servers },
-		Store:   st.db,
-		Alerts:  httpapi.AlertsFunc(func(ctx context.Context) ([]monitor.AlertState, error) { return alerts.Firing(ctx, st.db) }),
+		Servers:  func() []inventory.Server { return current.Load().Servers },
+		Store:    st.db,
+		Alerts:   httpapi.AlertsFunc(func(ctx context.Context) ([]monitor.AlertState, error) { return alerts.Firing(ctx, st.db) }),
+		Silences: st.db,
 		Report: func(ctx context.Context, from, to time.Time) (*report.Report, error) {
 			inv := current.Load()
 			return buildReport(ctx, st.db, inv, inv.Servers, from, to, "", time.Now())

@@ -19,15 +19,16 @@ import (
 
 // The parts wired together here fit the interfaces their consumers declare.
 var (
-	_ alerting.Store  = (*store.Store)(nil)
-	_ httpapi.Store   = (*store.Store)(nil)
-	_ spool.Writer    = (*store.Store)(nil)
-	_ statusReader    = (*store.Store)(nil)
-	_ reportReader    = (*store.Store)(nil)
-	_ round.Writer    = (*spool.Spool)(nil)
-	_ daemon.Fleet    = (*fleet.Fleet)(nil)
-	_ daemon.Reloader = (*alerting.Alerting)(nil)
-	_ round.Alerter   = (*alerting.Alerting)(nil)
+	_ alerting.Store   = (*store.Store)(nil)
+	_ httpapi.Store    = (*store.Store)(nil)
+	_ httpapi.Silences = (*store.Store)(nil)
+	_ spool.Writer     = (*store.Store)(nil)
+	_ statusReader     = (*store.Store)(nil)
+	_ reportReader     = (*store.Store)(nil)
+	_ round.Writer     = (*spool.Spool)(nil)
+	_ daemon.Fleet     = (*fleet.Fleet)(nil)
+	_ daemon.Reloader  = (*alerting.Alerting)(nil)
+	_ round.Alerter    = (*alerting.Alerting)(nil)
 )
 
 // stores is what a command opened of the store that servers.toml

@@ -38,9 +38,9 @@ func cmdReport(ctx context.Context, e *env, args []string) error {
 		"                        [--keyword python] [--out report.html] [--format html|json]\n\n"+
 		"Write the peak report: per server, the resource peaks and how many matched processes\n"+
 		"ran at them, the per-process cost they imply and how many more would fit.\n\n")
-	fs.StringVar(&o.since, "since", "7d", "report the last DURATION (e.g. 24h, 7d, 30d)")
-	fs.StringVar(&o.from, "from", "", "start of the range (RFC 3339 or YYYY-MM-DD); overrides --since")
-	fs.StringVar(&o.to, "to", "", "end of the range (RFC 3339 or YYYY-MM-DD; default now)")
+	fs.StringVar(&o.since, "since", "7d", "start of the range: a duration back from --to (24h, 7d, 30d) or a date/time (RFC 3339 or YYYY-MM-DD)")
+	fs.StringVar(&o.from, "from", "", "start of the range: RFC 3339, YYYY-MM-DD or a duration back from now (7d); overrides --since")
+	fs.StringVar(&o.to, "to", "", "end of the range: RFC 3339, YYYY-MM-DD or a duration back from now (default now)")
 	o.addFlags(fs)
 	fs.StringVar(&o.servers, "servers", "", "comma-separated server names, the same as naming them (default: all)")
 	fs.StringVar(&o.keyword, "keyword", "", "count only processes matching this keyword at the peaks (default: all matched processes)")
@@ -91,37 +91,25 @@ func runReport(ctx context.Context, e *env, o reportOptions, names []string) err
 func reportRange(o reportOptions, now time.Time) (from, to time.Time, err error) {
 	to = now
 	if o.to != "" {
-		if to, err = parseTime(o.to); err != nil {
+		if to, err = inventory.ParseTime(o.to, now, time.Local); err != nil {
 			return from, to, fmt.Errorf("--to: %w", err)
 		}
 	}
-	if o.from != "" {
-		if from, err = parseTime(o.from); err != nil {
+	switch {
+	case o.from != "":
+		if from, err = inventory.ParseTime(o.from, now, time.Local); err != nil {
 			return from, to, fmt.Errorf("--from: %w", err)
 		}
-	} else {
-		d, err := parseSince(o.since)
-		if err != nil {
+	default:
+		// A duration counts back from --to; a date is where it starts.
+		if from, err = inventory.ParseTime(o.since, to, time.Local); err != nil {
 			return from, to, fmt.Errorf("--since: %w", err)
 		}
-		from = to.Add(-d)
 	}
 	if !from.Before(to) {
 		return from, to, fmt.Errorf("the range is empty: --from %s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
 	return from, to, nil
-}
-
-// parseTime accepts RFC 3339 and a plain date (midnight, local time).
-func parseTime(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	t, err := time.ParseInLocation("2006-01-02", s, time.Local)
-	if err != nil {
-		return t, fmt.Errorf("%q is neither RFC 3339 (2026-11-25T08:00:00Z) nor a date (2026-11-25)", s)
-	}
-	return t, nil
 }
 
 // reportReader is what the report reads of the store.

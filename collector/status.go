@@ -25,7 +25,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) error {
 		"Show what the store holds per server: the latest snapshot, the last failure, and\n"+
 		"the peaks of the period with the matched processes at each peak.\n\n")
 	o.addFlags(fs)
-	fs.StringVar(&o.since, "since", "24h", "how far back the peaks go (e.g. 6h, 7d)")
+	fs.StringVar(&o.since, "since", "24h", "how far back the peaks go: a duration (6h, 7d) or a date/time (RFC 3339 or YYYY-MM-DD)")
 	names, err := parseArgs(fs, args, 0, -1)
 	if err != nil {
 		return err
@@ -35,7 +35,8 @@ func cmdStatus(ctx context.Context, e *env, args []string) error {
 
 // runStatus prints one line per server from what the store holds.
 func runStatus(ctx context.Context, e *env, o statusOptions, names []string) error {
-	window, err := parseSince(o.since)
+	now := time.Now()
+	from, err := inventory.ParseTime(o.since, now, time.Local)
 	if err != nil {
 		return usagef("--since: %v", err)
 	}
@@ -44,11 +45,10 @@ func runStatus(ctx context.Context, e *env, o statusOptions, names []string) err
 		return err
 	}
 	return e.withStore(ctx, inv, func(db *store.Store) error {
-		now := time.Now()
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "SERVER\tLATEST\tCPU %%\tMEM %%\tDISK %%\tMATCHED\tSNAPSHOTS\tFAILED\tPEAK CPU (procs)\tPEAK MEM (procs)\tLAST FAILURE\n")
 		for _, s := range servers {
-			if err := statusRow(ctx, tw, db, s.Name, now, window); err != nil {
+			if err := statusRow(ctx, tw, db, s.Name, now, from); err != nil {
 				return fmt.Errorf("status %s: %w", s.Name, err)
 			}
 		}
@@ -64,7 +64,7 @@ type statusReader interface {
 }
 
 // statusRow prints one server's line.
-func statusRow(ctx context.Context, w io.Writer, st statusReader, name string, now time.Time, window time.Duration) error {
+func statusRow(ctx context.Context, w io.Writer, st statusReader, name string, now, from time.Time) error {
 	latest, err := st.Latest(ctx, name)
 	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
 		return err
@@ -73,7 +73,7 @@ func statusRow(ctx context.Context, w io.Writer, st statusReader, name string, n
 	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
 		return err
 	}
-	rollups, err := st.Rollups(ctx, monitor.RollupFilter{Servers: []string{name}, Period: monitor.Hour, From: now.Add(-window), To: now.Add(time.Hour)})
+	rollups, err := st.Rollups(ctx, monitor.RollupFilter{Servers: []string{name}, Period: monitor.Hour, From: from, To: now.Add(time.Hour)})
 	if err != nil {
 		return err
 	}

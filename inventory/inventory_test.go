@@ -65,6 +65,7 @@ func mustServer(t *testing.T, inv *Inventory, name string) Server {
 var badConfigs = map[string][]string{
 	"syntax.toml":               {"syntax.toml:3:28: strings cannot contain newlines"},
 	"unknown_server_key.toml":   {"unknown key 'adress' in server 'web1' (unknown_server_key.toml:4); did you mean 'address'?"},
+	"misspelt_required.toml":    {"unknown key 'adress' in server 'web1' (misspelt_required.toml:3); did you mean 'address'?"},
 	"unknown_defaults_key.toml": {"unknown key 'usr' in [defaults] (unknown_defaults_key.toml:2); did you mean 'user'?"},
 	"bad_alerts.toml": {
 		"cpu.above 120 is out of range in [alerts] (bad_alerts.toml:2)",
@@ -230,6 +231,17 @@ func TestParseBad(t *testing.T) {
 	}
 }
 
+// TestMisspeltRequiredKey: the misspelling is the one error, not "no
+// address" (or "no name") printed before it.
+func TestMisspeltRequiredKey(t *testing.T) {
+	_, err := parseFile(t, "testdata/bad/misspelt_required.toml")
+	want := "unknown key 'adress' in server 'web1' (misspelt_required.toml:3); did you mean 'address'?\n" +
+		"unknown key 'nmae' in server #2 (misspelt_required.toml:6); did you mean 'name'?"
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n%v\nwant:\n%s", err, want)
+	}
+}
+
 // TestErrorFormat pins the exact shape of the messages.
 func TestErrorFormat(t *testing.T) {
 	tests := []struct {
@@ -248,7 +260,7 @@ adress = "web1.example.com"
 `,
 			want: []string{
 				"unknown key 'usr' in [defaults] (servers.toml:2); did you mean 'user'?",
-				"no address in server 'web1' (servers.toml:4); add address = \"host\", \"host:port\", \"[IPv6]:port\", or \"local\" for the master itself",
+				// No "no address" before the misspelling that causes it (issue 15).
 				"unknown key 'adress' in server 'web1' (servers.toml:7); did you mean 'address'?",
 			},
 		},
@@ -265,8 +277,8 @@ adress = "web1.example.com"
 		{
 			name: "alias",
 			src:  "[[server]]\nname = \"web1\"\nhostname = \"web1\"\n",
+			// Alone: "no address" before it would hide the cause (issue 15).
 			want: []string{
-				"no address in server 'web1' (servers.toml:1); add address = \"host\", \"host:port\", \"[IPv6]:port\", or \"local\" for the master itself",
 				"unknown key 'hostname' in server 'web1' (servers.toml:3); did you mean 'address'?",
 			},
 		},

@@ -666,6 +666,8 @@ func (c *checker) buildServer(i int, rs rawServer, merged settings, defaults Def
 	s := Server{Line: c.pos.header("server", i), Description: rs.Description}
 
 	switch {
+	case rs.Name == nil && c.misspelt(p, "name"):
+		// The unknown key says it all: 'nmae', did you mean 'name'?
 	case rs.Name == nil:
 		c.report(p, "", "no name", `add name = "..."; `+nameFix)
 	case *rs.Name == "":
@@ -677,6 +679,7 @@ func (c *checker) buildServer(i int, rs rawServer, merged settings, defaults Def
 
 	addrPort := 0
 	switch {
+	case rs.Address == nil && c.misspelt(p, "address"):
 	case rs.Address == nil:
 		c.report(p, "", "no address", `add address = "host", "host:port", "[IPv6]:port", or "local" for the master itself`)
 	case *rs.Address == LocalAddress:
@@ -759,6 +762,20 @@ func (c *checker) buildServer(i int, rs rawServer, merged settings, defaults Def
 		}
 	}
 	return s, m
+}
+
+// misspelt reports whether an unknown key of the entry at p was reported
+// as a misspelling of key: then a missing key is that one, and saying so
+// too, before the real cause, would only confuse.
+func (c *checker) misspelt(p place, key string) bool {
+	line, next := c.pos.header(p.table, p.elem), c.pos.header(p.table, p.elem+1)
+	for _, e := range c.errs {
+		if e.Table == p.table && e.Fix == fmt.Sprintf("did you mean '%s'?", key) &&
+			e.Line > line && (next == 0 || e.Line < next) {
+			return true
+		}
+	}
+	return false
 }
 
 // setOrigins returns the origin of each SSH setting s (the keys written at

@@ -34,6 +34,10 @@ type env struct {
 	configPath  string     // set from --config by run
 	logLevel    slog.Level // set from --log-level by run; commands may lower their default
 	logLevelSet bool
+
+	// flagSets, when not nil, receives each flag set a command makes, for
+	// the completion script to list the flags.
+	flagSets func(*flag.FlagSet)
 }
 
 func newEnv() *env {
@@ -125,6 +129,8 @@ func init() {
 		{"report", "[NAME... | --tag T] [--since 7d] [--out FILE]", "write the HTML peak report: peaks, processes at the peaks, capacity", cmdReport},
 		{"check", "[NAME... | --tag T] [--explain]", "check servers.toml, try each server and say how to fix what fails", cmdCheck},
 		{"trust", "NAME... | --tag T | --all", "fetch servers' host keys, show their fingerprints and record them in known_hosts", cmdTrust},
+		{"import", "ansible FILE [--out FILE]", "turn an Ansible inventory into servers.toml [[server]] entries", cmdImport},
+		{"completion", "bash|zsh", "print a shell completion script", cmdCompletion},
 		{"version", "", "print the collector's version and its probe builds", cmdVersion},
 		{"help", "", "print this help", cmdHelp},
 	}
@@ -163,6 +169,9 @@ func run(ctx context.Context, args []string, e *env) int {
 			return e.exitCode(c.run(ctx, e, rest))
 		}
 	}
+	if name == completeCommand {
+		return e.exitCode(runComplete(e, rest))
+	}
 	return e.exitCode(usagef("unknown command %q; run 'collector help'", name))
 }
 
@@ -191,6 +200,9 @@ func (e *env) newFlagSet(name, usage string) *flag.FlagSet {
 	fs.Usage = func() {
 		fmt.Fprint(e.stderr, usage)
 		fs.PrintDefaults()
+	}
+	if e.flagSets != nil {
+		e.flagSets(fs)
 	}
 	return fs
 }

@@ -132,7 +132,8 @@ func TestCertificates(t *testing.T) {
 	cert := filepath.Join(h.dir, "certs", "user-cert.pub")
 	copyFile(t, srv.CertKeyFile+"-cert.pub", cert)
 	sshConfig := filepath.Join(h.dir, "ssh_config")
-	text := fmt.Sprintf("Host certhost\n    HostName 127.0.0.1\n    Port %d\n    User %s\n    IdentityFile %s\n    CertificateFile %s\n", srv.Port, srv.User, bare, cert)
+	text := fmt.Sprintf("Host certhost nocert\n    HostName 127.0.0.1\n    Port %d\n    User %s\n    IdentityFile %s\n"+
+		"Host certhost\n    CertificateFile %s\nHost nocert\n    CertificateFile %s.missing\n", srv.Port, srv.User, bare, cert, cert)
 	if err := os.WriteFile(sshConfig, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -146,6 +147,10 @@ identity_file = %q
 [[server]]
 name = "certificate-file"
 address = "certhost"
+
+[[server]]
+name = "missing-certificate-file"
+address = "nocert"
 
 [[server]]
 name = "no-cert"
@@ -165,6 +170,10 @@ identity_file = %q
 	}
 	if r := results["no-cert"]; r.OK || r.Kind != "auth" || !strings.Contains(r.Error, "unable to authenticate") {
 		t.Errorf("a key without its certificate: %+v", r)
+	}
+	if r := results["missing-certificate-file"]; r.Kind != "config" || !strings.Contains(r.Error, "certificate file "+cert+".missing: no such file") ||
+		!strings.Contains(r.Fix, "CertificateFile") {
+		t.Errorf("a missing CertificateFile: %+v", r)
 	}
 
 	// Another CA: the host certificate is refused, and the error says why.

@@ -116,10 +116,10 @@ func hostLabel(h *ssh_config.Host) string {
 // sshTokens are the values of the % tokens of ssh_config(5) that the
 // collector expands in HostName, IdentityFile and CertificateFile.
 type sshTokens struct {
-	home, localUser    string // %d, %u
-	host, alias        string // %h (the HostName), %n (as written)
-	remoteUser, port   string // %r, %p
-	localHost, localID string // %l, %i
+	home, localUser  string // %d, %u
+	host, alias      string // %h (the HostName), %n (as written)
+	remoteUser, port string // %r, %p
+	localID          string // %i; %l (the local host name) is looked up when used
 }
 
 // expand expands a leading ~ and the tokens %%, %d, %h, %i, %l, %n, %p, %r
@@ -154,7 +154,11 @@ func (t sshTokens) expand(s string) (string, error) {
 		case 'p':
 			b.WriteString(t.port)
 		case 'l':
-			b.WriteString(t.localHost)
+			h, err := os.Hostname()
+			if err != nil {
+				return "", fmt.Errorf("%q: %%l: %w", s, err)
+			}
+			b.WriteString(h)
 		case 'i':
 			b.WriteString(t.localID)
 		default:
@@ -178,10 +182,12 @@ func (c *sshConfig) applySSH(s *Server, alias string, set map[string]string, env
 			s.Origins[k] = o
 		}
 	}
+	if c == nil {
+		return nil // no SSH client config is read
+	}
 	home, _ := env.home()
 	localUser, _ := env.user()
-	localHost, _ := os.Hostname()
-	t := sshTokens{home: home, localUser: localUser, alias: alias, host: alias, localHost: localHost, localID: strconv.Itoa(os.Getuid())}
+	t := sshTokens{home: home, localUser: localUser, alias: alias, host: alias, localID: strconv.Itoa(os.Getuid())}
 
 	if v, o := c.lookup(alias, "HostName", false); len(v) > 0 {
 		host, err := t.expand(v[0])

@@ -221,11 +221,15 @@ func TestSSHConfigOffAndErrors(t *testing.T) {
 }
 
 func TestSSHTokens(t *testing.T) {
-	tok := sshTokens{home: "/home/u", localUser: "u", host: "10.0.0.5", alias: "web1", remoteUser: "deploy", port: "22", localHost: "master", localID: "1000"}
+	tok := sshTokens{home: "/home/u", localUser: "u", host: "10.0.0.5", alias: "web1", remoteUser: "deploy", port: "22", localID: "1000"}
+	hostname, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := map[string]string{
 		"~/.ssh/id":           "/home/u/.ssh/id",
 		"%d/.ssh/%r@%h:%p":    "/home/u/.ssh/deploy@10.0.0.5:22",
-		"/keys/%u-%n-%l-%i%%": "/keys/u-web1-master-1000%",
+		"/keys/%u-%n-%l-%i%%": "/keys/u-web1-" + hostname + "-1000%",
 		"plain":               "plain",
 	}
 	for in, want := range tests {

@@ -154,16 +154,23 @@ type KeyFileError struct {
 	Addr string
 	File string
 	Err  error
+	Cert bool // File is a certificate (CertificateFile), not a key
 }
 
 func (e *KeyFileError) Error() string {
-	return fmt.Sprintf("%s: identity file %s: %v; %s", where(e.Name, e.Addr), e.File, e.Err, e.Fix())
+	what := "identity file"
+	if e.Cert {
+		what = "certificate file"
+	}
+	return fmt.Sprintf("%s: %s %s: %v; %s", where(e.Name, e.Addr), what, e.File, e.Err, e.Fix())
 }
 
 // Fix says how to resolve the error; Error ends with "; " and Fix.
 func (e *KeyFileError) Fix() string {
 	var pm *ssh.PassphraseMissingError
 	switch {
+	case e.Cert:
+		return "point CertificateFile in your SSH config at the OpenSSH user certificate of one of the keys offered (KEY-cert.pub, made by ssh-keygen -s), or remove it"
 	case errors.Is(e.Err, fs.ErrNotExist):
 		return fmt.Sprintf("create the key with: ssh-keygen -t ed25519 -f %s (then add %s.pub to ~/.ssh/authorized_keys on the server), "+
 			"or point identity_file in servers.toml (or IdentityFile in your SSH config) at an existing private key", Quote(e.File), Quote(e.File))

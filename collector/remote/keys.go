@@ -107,7 +107,11 @@ func loadKeys(ctx context.Context, ep Endpoint, log *slog.Logger) (*keySet, erro
 	for _, f := range ep.CertificateFiles {
 		if err := k.addCertificate(f, true, log); err != nil {
 			k.close()
-			return nil, &KeyFileError{Name: ep.name(), Addr: ep.Addr, File: f, Err: err}
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // the file is named once
+			}
+			return nil, &KeyFileError{Name: ep.name(), Addr: ep.Addr, File: f, Err: err, Cert: true}
 		}
 	}
 	return k, nil

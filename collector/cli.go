@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 
 	"golang.org/x/term"
 
@@ -126,7 +127,7 @@ func init() {
 		{"silence", "NAME [--for 2h] [--rule R]", "hold a server's alert notifications for a while", cmdSilence},
 		{"silences", "", "list the silences in force, with the time left and their IDs", cmdSilences},
 		{"unsilence", "ID...", "lift silences before they end", cmdUnsilence},
-		{"report", "[NAME... | --tag T] [--since 7d] [--out FILE]", "write the HTML peak report: peaks, processes at the peaks, capacity", cmdReport},
+		{"report", "[NAME... | --tag T] [--since 7d]", "write the HTML peak report (report.html): peaks, processes at the peaks, capacity", cmdReport},
 		{"check", "[NAME... | --tag T] [--explain]", "check servers.toml, try each server and say how to fix what fails", cmdCheck},
 		{"trust", "NAME... | --tag T | --all", "fetch servers' host keys, show their fingerprints and record them in known_hosts", cmdTrust},
 		{"import", "ansible FILE [--out FILE]", "turn an Ansible inventory into servers.toml [[server]] entries", cmdImport},
@@ -183,9 +184,11 @@ func cmdHelp(_ context.Context, e *env, _ []string) error {
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "collector: an agentless server monitor that pulls snapshots over SSH.\n\n")
 	fmt.Fprintf(w, "Usage: collector [--config FILE] [--log-level LEVEL] COMMAND [ARGS]\n\nCommands:\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-30s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+		fmt.Fprintf(tw, "  %s\t%s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
 	}
+	tw.Flush()
 	fmt.Fprintf(w, "\nGlobal flags:\n  --config FILE                  inventory file (default ./servers.toml, env COLLECTOR_CONFIG)\n")
 	fmt.Fprintf(w, "  --log-level LEVEL              debug, info, warn or error (logs go to stderr)\n")
 	fmt.Fprintf(w, "\nRun 'collector COMMAND -h' for a command's flags.\n")

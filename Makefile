@@ -3,20 +3,27 @@
 GO      ?= go
 BIN     := bin/collector
 SSHD    := /usr/sbin/sshd
+PREFIX  ?= /usr/local
 
-.PHONY: all build probes test vet demo deps clean bench
+.PHONY: all build probes test vet demo deps deps-ssh install clean bench
 
 all: build
 
-# deps installs what the tests and the demo run for real when it is missing:
-# OpenSSH's server and client (they start their own sshd on loopback) and
-# Chromium (the live page's test loads it headless). It needs root, as on CI.
-deps:
-	@missing=""; \
-	[ -x $(SSHD) ] && command -v ssh-keygen >/dev/null || missing="$$missing openssh-server openssh-client"; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
+# deps-ssh installs, when missing, what the demo and the benchmark run for
+# real: OpenSSH's server and client (they start their own sshd on loopback).
+# deps adds what only the tests need: Chromium (the live page's test loads it
+# headless) and promtool (Debian's prometheus package: the alerting-rules
+# example is checked and unit-tested with it). Both need root, as on CI.
+deps-ssh:
+	@$(call apt_install,$(if $(and $(wildcard $(SSHD)),$(shell command -v ssh-keygen)),,openssh-server openssh-client))
+
+deps: deps-ssh
+	@$(call apt_install,$(if $(shell command -v chromium),,chromium) $(if $(shell command -v promtool),,prometheus))
+
+# apt_install installs the packages named, if any.
+apt_install = missing="$(strip $(1))"; \
 	if [ -n "$$missing" ]; then \
-		echo "installing$$missing"; \
+		echo "installing $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
@@ -28,6 +35,12 @@ probes:
 build: probes
 	$(GO) build -o $(BIN) ./collector
 
+# install puts the collector, probes embedded, in $GOBIN when it is set, else
+# in $(PREFIX)/bin (/usr/local/bin; make install PREFIX=~/.local for a user).
+install: probes
+	GOBIN="$(or $(GOBIN),$(abspath $(PREFIX))/bin)" $(GO) install ./collector
+	@echo "shell completion: collector completion bash > /etc/bash_completion.d/collector (or zsh; see collector completion -h)"
+
 # vet fails on unformatted files too.
 vet:
 	@unformatted="$$($$($(GO) env GOROOT)/bin/gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './collector/probebin/builds/*'))"; \
@@ -37,12 +50,12 @@ vet:
 test: deps probes vet
 	$(GO) test ./...
 
-demo: deps build
+demo: deps-ssh build
 	./demo/demo.sh $(BIN)
 
 # bench measures rounds of 1 to 500 servers against a loopback sshd, next to
 # plain parallel ssh, and writes bench/results.md (a few minutes).
-bench: deps
+bench: deps-ssh
 	$(GO) run ./bench/fleetbench -out bench/results.md
 
 clean:

@@ -26,6 +26,9 @@ type StateStore interface {
 	Silences(ctx context.Context, now time.Time) ([]monitor.Silence, error)
 	// AddSilence stores a silence; its ID must be new.
 	AddSilence(ctx context.Context, s monitor.Silence) error
+	// DeleteSilence removes the silence with id, expired or not; an
+	// unknown id is an error that wraps monitor.ErrNotFound.
+	DeleteSilence(ctx context.Context, id string) error
 }
 
 // Firing returns the states of every firing rule in st, of all servers,

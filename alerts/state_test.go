@@ -87,6 +87,17 @@ func (m *memStore) AddSilence(_ context.Context, s monitor.Silence) error {
 	return nil
 }
 
+func (m *memStore) DeleteSilence(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i := slices.IndexFunc(m.silences, func(o monitor.Silence) bool { return o.ID == id })
+	if i < 0 {
+		return fmt.Errorf("delete silence %s: %w", id, monitor.ErrNotFound)
+	}
+	m.silences = slices.Delete(m.silences, i, i+1)
+	return nil
+}
+
 func (m *memStore) keys() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"log"
 	"net"
 	"net/mail"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -111,6 +112,27 @@ func TestAlertsEndToEnd(t *testing.T) {
 	code, stdout, _ = h.run("silences")
 	if code != exitOK || !strings.Contains(stdout, "web1") || !strings.Contains(stdout, "resizing") {
 		t.Errorf("silences: exit %d\n%s", code, stdout)
+	}
+	// The time left, humanised: 59m (a few ms have passed), never 59m59.987s.
+	left := regexp.MustCompile(`web1\s+disk\s+\S+ \S+\s+(59m|1h)\s+(\S+)\s+resizing`).FindStringSubmatch(stdout)
+	if left == nil {
+		t.Fatalf("silences does not show the time left as 59m:\n%s", stdout)
+	}
+	id := left[2]
+	// The firing disk alert is marked silenced.
+	code, stdout, _ = h.run("alerts")
+	if code != exitOK || !regexp.MustCompile(`web1\s+disk\s+\S+\s+\S+\s+until \S+ \S+ \((59m|1h) left\)`).MatchString(stdout) {
+		t.Errorf("alerts does not mark the silenced alert:\n%s", stdout)
+	}
+	// unsilence lifts it; an unknown ID is a clear error.
+	if code, stdout, stderr := h.run("unsilence", id); code != exitOK || !strings.Contains(stdout, "lifted silence "+id) {
+		t.Errorf("unsilence: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, stdout, _ = h.run("alerts"); code != exitOK || strings.Contains(stdout, "until") || !regexp.MustCompile(`web1\s+disk\s+\S+\s+\S+\s+-\s`).MatchString(stdout) {
+		t.Errorf("alerts after unsilence:\n%s", stdout)
+	}
+	if code, _, stderr := h.run("unsilence", id); code != exitFailure || !strings.Contains(stderr, "no silence has the id \""+id+"\"") {
+		t.Errorf("unsilence of an unknown id: exit %d, %s", code, stderr)
 	}
 	if code, _, stderr := h.run("silence", "web1", "--rule", "diks"); code != exitUsage || !strings.Contains(stderr, "diks") {
 		t.Errorf("silence with an unknown rule: exit %d, %s", code, stderr)

@@ -57,10 +57,18 @@ func runAlerts(ctx context.Context, e *env) error {
 			return nil
 		}
 		now := time.Now()
+		silences, err := db.Silences(ctx, now)
+		if err != nil {
+			return fmt.Errorf("alerts: %w", err)
+		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "SERVER\tRULE\tSEVERITY\tFOR\tSUMMARY\n")
+		fmt.Fprintf(tw, "SERVER\tRULE\tSEVERITY\tFOR\tSILENCED\tSUMMARY\n")
 		for _, s := range firing {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Server, s.Rule, alerts.Severity(s.Rule), roundDuration(now.Sub(s.Since)), s.Summary)
+			silenced := "-"
+			if until, ok := monitor.SilencedUntil(silences, s.Server, s.Rule, now); ok {
+				silenced = fmt.Sprintf("until %s (%s left)", until.Local().Format("01-02 15:04"), roundDuration(until.Sub(now)))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Server, s.Rule, alerts.Severity(s.Rule), roundDuration(now.Sub(s.Since)), silenced, s.Summary)
 		}
 		return tw.Flush()
 	})

@@ -8,10 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/crawlerfleet/collector/collector/fleet"
 	"github.com/crawlerfleet/collector/collector/progress"
+	"github.com/crawlerfleet/collector/inventory"
 	"github.com/crawlerfleet/collector/monitor"
 )
 
@@ -22,22 +24,26 @@ var kindFixes = map[monitor.Kind]string{
 	monitor.KindAuth:        "add the public key to authorized_keys on the server, or fix identity_file or user",
 	monitor.KindHostKey:     "check the fingerprint, then run: collector trust NAME",
 	monitor.KindTimeout:     "the host or network is slow or hung; raise timeout or connect_timeout",
-	monitor.KindProbe:       "the probe ran but failed: see the error",
+	monitor.KindProbe:       "see the error: the probe could not be uploaded, started or read on the server; when the upload or start failed, set probe_dir to a writable directory on a file system that allows executables",
 	monitor.KindConfig:      "fix the server's entry in servers.toml",
 }
 
 // checkOptions are the flags of `collector check`.
 type checkOptions struct {
-	json bool // one JSON object per server and line
+	selection
+	json    bool // one JSON object per server and line
+	explain bool // say where each SSH setting came from
 }
 
 func cmdCheck(ctx context.Context, e *env, args []string) error {
 	var o checkOptions
-	fs := e.newFlagSet("check", "Usage: collector check [--json] [NAME...]\n\n"+
-		"Check servers.toml, then connect to each server (all, or those named) and run\n"+
+	fs := e.newFlagSet("check", "Usage: collector check [--json] [--explain] "+selectionUsage+"\n\n"+
+		"Check servers.toml, then connect to each server (all, or those selected) and run\n"+
 		"the probe once; print one line per server, with the fix for each failure.\n"+
 		"Exits 1 when a server failed, 2 when servers.toml has errors.\n\n")
+	o.addFlags(fs)
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per server and line")
+	fs.BoolVar(&o.explain, "explain", false, "first show each server's SSH settings and where each came from (servers.toml, the SSH client config, built-in)")
 	names, err := parseArgs(fs, args, 0, -1)
 	if err != nil {
 		return err
@@ -48,13 +54,18 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 // runCheck validates the inventory, tries each server and prints a line
 // each, with the fix for each failure.
 func runCheck(ctx context.Context, e *env, o checkOptions, names []string) error {
-	inv, servers, err := e.selectServers(names)
+	inv, servers, err := e.selectServers(o.selection, names, true)
 	if err != nil {
 		return err
 	}
 	if len(servers) == 0 {
 		fmt.Fprintf(e.stderr, "collector: %s is valid and lists no servers\n", inv.Path)
 		return nil
+	}
+	if o.explain && !o.json {
+		if err := writeExplain(e.stdout, inv, servers); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
 	}
 
 	var prog *progress.Progress
@@ -74,8 +85,11 @@ func runCheck(ctx context.Context, e *env, o checkOptions, names []string) error
 		width = max(width, len(s.Name))
 	}
 	failed := false
-	for _, r := range results {
+	for i, r := range results {
 		c := newCheckResult(r)
+		if o.explain && o.json {
+			c.Settings = servers[i].Explain()
+		}
 		failed = failed || !c.OK
 		var err error
 		if o.json {
@@ -123,7 +137,9 @@ type checkResult struct {
 	Fix        string       `json:"fix,omitempty"`
 	DurationMS int64        `json:"duration_ms"`
 	Platform   string       `json:"platform,omitempty"` // "linux/amd64"
-	duration   time.Duration
+	// Settings are the SSH settings and their origins, with --explain.
+	Settings []inventory.Setting `json:"settings,omitempty"`
+	duration time.Duration
 }
 
 func newCheckResult(r monitor.Result) checkResult {
@@ -164,6 +180,39 @@ func (c checkResult) write(w io.Writer, width int) error {
 	}
 	_, err := fmt.Fprintf(w, "FAIL %-*s  %s  %s\n     fix: %s\n", width, c.Server, c.Kind, c.Error, c.Fix)
 	return err
+}
+
+// writeExplain prints each server's SSH settings and where each came from,
+// with its jump hosts' after it.
+func writeExplain(w io.Writer, inv *inventory.Inventory, servers []inventory.Server) error {
+	for _, s := range servers {
+		if s.IsLocal() {
+			fmt.Fprintf(w, "%s: address = \"local\": probed on this machine, without SSH\n\n", s.Name)
+			continue
+		}
+		hops, err := inv.Route(s)
+		if err != nil {
+			fmt.Fprintf(w, "%s: %v\n\n", s.Name, err)
+			continue
+		}
+		for i := len(hops) - 1; i >= 0; i-- {
+			h := hops[i]
+			if i == len(hops)-1 {
+				fmt.Fprintf(w, "%s\n", h.Name)
+			} else {
+				fmt.Fprintf(w, "  jump host %s\n", h.Name)
+			}
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			for _, st := range h.Explain() {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\n", st.Key, st.Value, st.Origin)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	return nil
 }
 
 // checkDuration rounds d to what tells a fast server from a slow one: "85ms",

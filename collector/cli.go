@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 
 	"golang.org/x/term"
 
@@ -34,6 +35,10 @@ type env struct {
 	configPath  string     // set from --config by run
 	logLevel    slog.Level // set from --log-level by run; commands may lower their default
 	logLevelSet bool
+
+	// flagSets, when not nil, receives each flag set a command makes, for
+	// the completion script to list the flags.
+	flagSets func(*flag.FlagSet)
 }
 
 func newEnv() *env {
@@ -102,20 +107,6 @@ func (e *env) inventory() (*inventory.Inventory, error) {
 	return inv, nil
 }
 
-// selectServers loads the inventory and picks the named servers (all when
-// none are named).
-func (e *env) selectServers(names []string) (*inventory.Inventory, []inventory.Server, error) {
-	inv, err := e.inventory()
-	if err != nil {
-		return nil, nil, err
-	}
-	servers, err := inv.Select(names)
-	if err != nil {
-		return nil, nil, &usageError{err}
-	}
-	return inv, servers, nil
-}
-
 // A command is one subcommand: run parses its flags into its options and
 // calls the command's runX(ctx, e, opts, args).
 type command struct {
@@ -128,17 +119,20 @@ var commands []command
 func init() {
 	// Assigned here, not in the declaration: help refers to commands.
 	commands = []command{
-		{"once", "NAME...", "probe the named servers now and print what they report", cmdOnce},
-		{"collect", "[NAME...]", "run one collection round and store the results (fits a crontab)", cmdCollect},
+		{"once", "NAME... | --tag T | --all", "probe the servers now and print what they report", cmdOnce},
+		{"collect", "[NAME... | --tag T]", "run one collection round and store the results (fits a crontab)", cmdCollect},
 		{"run", "[--rounds N] [--listen ADDR]", "collect every server on its cron schedule, until stopped", cmdRun},
-		{"status", "[NAME...]", "show what the store holds: latest snapshot, peaks and failures per server", cmdStatus},
+		{"status", "[NAME... | --tag T]", "show what the store holds: latest snapshot, peaks and failures per server", cmdStatus},
 		{"alerts", "[test]", "list the alerts firing now; `alerts test` sends a test to every channel", cmdAlerts},
 		{"silence", "NAME [--for 2h] [--rule R]", "hold a server's alert notifications for a while", cmdSilence},
-		{"silences", "", "list the silences in force", cmdSilences},
-		{"report", "[--since 7d] [--out FILE]", "write the HTML peak report: peaks, processes at the peaks, capacity", cmdReport},
-		{"delete", "NAME --from T [--to T]", "delete a server's data over a time range (nonsense stored by mistake); rollups rebuilt", cmdDelete},
-		{"check", "[NAME...]", "check servers.toml, try each server and say how to fix what fails", cmdCheck},
-		{"trust", "NAME", "fetch a server's host key, show its fingerprint and record it in known_hosts", cmdTrust},
+		{"silences", "", "list the silences in force, with the time left and their IDs", cmdSilences},
+		{"unsilence", "ID...", "lift silences before they end", cmdUnsilence},
+		{"report", "[NAME... | --tag T] [--since 7d]", "write the HTML peak report (report.html): peaks, processes at the peaks, capacity", cmdReport},
+		{"delete", "NAME --from T [--to T]", "delete a server's data over a time range (stored by mistake); rollups rebuilt", cmdDelete},
+		{"check", "[NAME... | --tag T] [--explain]", "check servers.toml, try each server and say how to fix what fails", cmdCheck},
+		{"trust", "NAME... | --tag T | --all", "fetch servers' host keys, show their fingerprints and record them in known_hosts", cmdTrust},
+		{"import", "ansible FILE [--out FILE]", "turn an Ansible inventory into servers.toml [[server]] entries", cmdImport},
+		{"completion", "bash|zsh", "print a shell completion script", cmdCompletion},
 		{"version", "", "print the collector's version and its probe builds", cmdVersion},
 		{"help", "", "print this help", cmdHelp},
 	}
@@ -177,6 +171,9 @@ func run(ctx context.Context, args []string, e *env) int {
 			return e.exitCode(c.run(ctx, e, rest))
 		}
 	}
+	if name == completeCommand {
+		return e.exitCode(runComplete(e, rest))
+	}
 	return e.exitCode(usagef("unknown command %q; run 'collector help'", name))
 }
 
@@ -188,9 +185,11 @@ func cmdHelp(_ context.Context, e *env, _ []string) error {
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "collector: an agentless server monitor that pulls snapshots over SSH.\n\n")
 	fmt.Fprintf(w, "Usage: collector [--config FILE] [--log-level LEVEL] COMMAND [ARGS]\n\nCommands:\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-30s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+		fmt.Fprintf(tw, "  %s\t%s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
 	}
+	tw.Flush()
 	fmt.Fprintf(w, "\nGlobal flags:\n  --config FILE                  inventory file (default ./servers.toml, env COLLECTOR_CONFIG)\n")
 	fmt.Fprintf(w, "  --log-level LEVEL              debug, info, warn or error (logs go to stderr)\n")
 	fmt.Fprintf(w, "\nRun 'collector COMMAND -h' for a command's flags.\n")
@@ -205,6 +204,9 @@ func (e *env) newFlagSet(name, usage string) *flag.FlagSet {
 	fs.Usage = func() {
 		fmt.Fprint(e.stderr, usage)
 		fs.PrintDefaults()
+	}
+	if e.flagSets != nil {
+		e.flagSets(fs)
 	}
 	return fs
 }

@@ -22,22 +22,24 @@ import (
 const pruneEvery = time.Hour
 
 func cmdCollect(ctx context.Context, e *env, args []string) error {
-	fs := e.newFlagSet("collect", "Usage: collector collect [NAME...]\n\n"+
-		"Run one collection round over all servers (or the named ones) and store the\n"+
+	var sel selection
+	fs := e.newFlagSet("collect", "Usage: collector collect "+selectionUsage+"\n\n"+
+		"Run one collection round over all servers (or those selected) and store the\n"+
 		"results: the same round `collector run` makes on every tick. Fits a system crontab.\n\n")
+	sel.addFlags(fs)
 	names, err := parseArgs(fs, args, 0, -1)
 	if err != nil {
 		return err
 	}
-	return runCollect(ctx, e, names)
+	return runCollect(ctx, e, sel, names)
 }
 
 // runCollect runs one round over the named servers (all when none), stores
 // the results, evaluates the alerts and delivers what they queued, prunes
 // when due, and prints a summary; it fails with errFailuresShown when any
 // server failed, so that cron mails it.
-func runCollect(ctx context.Context, e *env, names []string) error {
-	inv, servers, err := e.selectServers(names)
+func runCollect(ctx context.Context, e *env, sel selection, names []string) error {
+	inv, servers, err := e.selectServers(sel, names, true)
 	if err != nil {
 		return err
 	}

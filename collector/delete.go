@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/crawlerfleet/collector/inventory"
 )
 
 // deleteOptions are the flags of `collector delete`.
@@ -22,8 +24,8 @@ func cmdDelete(ctx context.Context, e *env, args []string) error {
 		"that should never have been stored, and rebuild the hourly and daily rollups of the\n"+
 		"days touched from what remains. Works within the raw retention. Stop the collectors\n"+
 		"that write NAME first (for the embedded store the command refuses while one runs).\n\n")
-	fs.StringVar(&o.from, "from", "", "start of the range (RFC 3339 or YYYY-MM-DD); required")
-	fs.StringVar(&o.to, "to", "", "end of the range, excluded (RFC 3339 or YYYY-MM-DD; default now)")
+	fs.StringVar(&o.from, "from", "", "start of the range: RFC 3339, YYYY-MM-DD or a duration back from now (2h); required")
+	fs.StringVar(&o.to, "to", "", "end of the range, excluded: RFC 3339, YYYY-MM-DD or a duration back from now (default now)")
 	fs.BoolVar(&o.yes, "yes", false, "delete without asking")
 	names, err := parseArgs(fs, args, 1, 1)
 	if err != nil {
@@ -38,20 +40,20 @@ func runDelete(ctx context.Context, e *env, o deleteOptions, name string) error 
 	if o.from == "" {
 		return usagef("delete: --from is required (the start of the range to delete)")
 	}
-	from, err := parseTime(o.from)
+	from, err := inventory.ParseTime(o.from, now, time.Local)
 	if err != nil {
 		return usagef("--from: %v", err)
 	}
 	to := now
 	if o.to != "" {
-		if to, err = parseTime(o.to); err != nil {
+		if to, err = inventory.ParseTime(o.to, now, time.Local); err != nil {
 			return usagef("--to: %v", err)
 		}
 	}
 	if !from.Before(to) {
 		return usagef("the range is empty: --from %s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
-	inv, servers, err := e.selectServers([]string{name})
+	inv, servers, err := e.selectServers(selection{}, []string{name}, false)
 	if err != nil {
 		return err
 	}

@@ -45,11 +45,13 @@ func newHarness(t *testing.T) *harness {
 }
 
 // writeConfig writes an inventory whose defaults point at the test sshd's
-// keys and known_hosts, followed by servers (TOML text).
+// keys and known_hosts, followed by servers (TOML text). It reads no SSH
+// client config, so that the developer's ~/.ssh/config cannot change a test.
 func (h *harness) writeConfig(knownHosts, servers string) {
 	h.t.Helper()
 	text := fmt.Sprintf(`
 [defaults]
+ssh_config = ""
 user = %q
 identity_file = %q
 known_hosts = %q
@@ -376,7 +378,7 @@ func TestTrust(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	h := newHarness(t)
-	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", ""))
+	h.writeConfig(h.srv.KnownHostsFile, h.server("web1", `tags = ["crawlers"]`))
 	tests := []struct {
 		name string
 		args []string
@@ -392,7 +394,11 @@ func TestUsageErrors(t *testing.T) {
 		{"two unknown servers", []string{"once", "webx", "weby"}, exitUsage, "collector: unknown server 'weby'"},
 		{"a command's help", []string{"run", "-h"}, exitOK, "Usage: collector run"},
 		{"a bad flag of run", []string{"run", "--bogus"}, exitUsage, "Usage: collector run"},
-		{"an argument report does not take", []string{"report", "web1"}, exitUsage, "Usage: collector report"},
+		{"an unknown server of report", []string{"report", "web9"}, exitUsage, "collector: unknown server 'web9'"},
+		{"a tag named as a server", []string{"once", "crawlers"}, exitUsage, "collector: unknown server 'crawlers' (it is a tag: use --tag crawlers)\n"},
+		{"an unknown tag", []string{"check", "--tag", "crawler"}, exitUsage, "no server in " + h.config + " has the tag 'crawler'; did you mean 'crawlers'?"},
+		{"--all with a name", []string{"once", "--all", "web1"}, exitUsage, "--all selects every server"},
+		{"trust without names", []string{"trust"}, exitUsage, "Usage: collector trust"},
 		{"silences help", []string{"silences", "-h"}, exitOK, "Usage: collector silences"},
 	}
 	for _, tt := range tests {

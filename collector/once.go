@@ -20,18 +20,24 @@ import (
 
 // onceOptions are the flags of `collector once`.
 type onceOptions struct {
+	selection
 	json  bool // one JSON object per server and line
 	store bool // write the results to the store too
 }
 
 func cmdOnce(ctx context.Context, e *env, args []string) error {
 	var o onceOptions
-	fs := e.newFlagSet("once", "Usage: collector once [--json] [--store] NAME...\n\nProbe the named servers now and print what they report.\n\n")
+	fs := e.newFlagSet("once", "Usage: collector once [--json] [--store] "+selectionUsage+"\n\nProbe the servers now and print what they report.\n\n")
+	o.addFlags(fs)
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per server and line")
 	fs.BoolVar(&o.store, "store", false, "also write the results to the store, as 'collect' does")
-	names, err := parseArgs(fs, args, 1, -1)
+	names, err := parseArgs(fs, args, 0, -1)
 	if err != nil {
 		return err
+	}
+	if o.empty(names) {
+		fs.Usage()
+		return errUsagePrinted
 	}
 	return runOnce(ctx, e, o, names)
 }
@@ -39,7 +45,7 @@ func cmdOnce(ctx context.Context, e *env, args []string) error {
 // runOnce probes the named servers and prints their results; it fails with
 // errFailuresShown when any server failed.
 func runOnce(ctx context.Context, e *env, o onceOptions, names []string) error {
-	inv, servers, err := e.selectServers(names)
+	inv, servers, err := e.selectServers(o.selection, names, false)
 	if err != nil {
 		return err
 	}
@@ -168,17 +174,28 @@ func pidList(pids []int32, max int) string {
 	return b.String()
 }
 
-// roundDuration prints a duration to the precision a person wants from it.
+// roundDuration prints a duration to the precision a person wants from it,
+// in at most two units: "850ms", "27s", "3m", "5h7m", "3d4h". (go-humanize's
+// RelTime words would round a silence's 1h59m left down to "1 hour".)
 func roundDuration(d time.Duration) string {
 	const day = 24 * time.Hour
+	d = d.Abs()
+	two := func(n, rest time.Duration, big, small string) string {
+		if rest == 0 {
+			return fmt.Sprintf("%d%s", n, big)
+		}
+		return fmt.Sprintf("%d%s%d%s", n, big, rest, small)
+	}
 	switch {
 	case d >= day:
-		return fmt.Sprintf("%dd%dh", d/day, d%day/time.Hour)
+		return two(d/day, d%day/time.Hour, "d", "h")
 	case d >= time.Hour:
-		return fmt.Sprintf("%dh%dm", d/time.Hour, d%time.Hour/time.Minute)
+		return two(d/time.Hour, d%time.Hour/time.Minute, "h", "m")
 	case d >= time.Minute:
-		return d.Round(time.Second).String()
+		return fmt.Sprintf("%dm", d/time.Minute)
+	case d >= time.Second:
+		return fmt.Sprintf("%ds", d/time.Second)
 	default:
-		return d.Round(time.Millisecond).String()
+		return fmt.Sprintf("%dms", d.Round(time.Millisecond)/time.Millisecond)
 	}
 }

@@ -10,10 +10,16 @@ func TestRoundDuration(t *testing.T) {
 		in   time.Duration
 		want string
 	}{
-		{1234567 * time.Microsecond, "1.235s"},
-		{18*time.Minute + 5*time.Second + 400*time.Millisecond, "18m5s"},
+		{1234567 * time.Microsecond, "1s"},
+		{1385 * time.Millisecond, "1s"},
+		{27021 * time.Millisecond, "27s"},
+		{850400 * time.Microsecond, "850ms"},
+		{3*time.Minute + 59*time.Second, "3m"},
+		{18*time.Minute + 5*time.Second + 400*time.Millisecond, "18m"},
+		{2*time.Hour + 20*time.Second, "2h"},
 		{5*time.Hour + 7*time.Minute + 30*time.Second, "5h7m"},
 		{3*24*time.Hour + 4*time.Hour + 59*time.Minute, "3d4h"},
+		{-90 * time.Second, "1m"},
 	}
 	for _, tt := range tests {
 		if got := roundDuration(tt.in); got != tt.want {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 
@@ -26,34 +25,36 @@ const rawPointsMax = 48 * time.Hour
 
 // reportOptions are the flags of `collector report`.
 type reportOptions struct {
+	selection
 	since, from, to string
-	servers, tag    string
+	servers         string // --servers a,b: the same as naming a and b
 	keyword         string
 	out, format     string
 }
 
 func cmdReport(ctx context.Context, e *env, args []string) error {
 	var o reportOptions
-	fs := e.newFlagSet("report", "Usage: collector report [--since 7d | --from T --to T] [--servers a,b | --tag crawler]\n"+
+	fs := e.newFlagSet("report", "Usage: collector report [--since 7d | --from T --to T] "+selectionUsage+"\n"+
 		"                        [--keyword python] [--out report.html] [--format html|json]\n\n"+
 		"Write the peak report: per server, the resource peaks and how many matched processes\n"+
 		"ran at them, the per-process cost they imply and how many more would fit.\n\n")
-	fs.StringVar(&o.since, "since", "7d", "report the last DURATION (e.g. 24h, 7d, 30d)")
-	fs.StringVar(&o.from, "from", "", "start of the range (RFC 3339 or YYYY-MM-DD); overrides --since")
-	fs.StringVar(&o.to, "to", "", "end of the range (RFC 3339 or YYYY-MM-DD; default now)")
-	fs.StringVar(&o.servers, "servers", "", "comma-separated server names (default: all)")
-	fs.StringVar(&o.tag, "tag", "", "only servers with this tag")
+	fs.StringVar(&o.since, "since", "7d", "start of the range: a duration back from --to (24h, 7d, 30d) or a date/time (RFC 3339 or YYYY-MM-DD)")
+	fs.StringVar(&o.from, "from", "", "start of the range: RFC 3339, YYYY-MM-DD or a duration back from now (7d); overrides --since")
+	fs.StringVar(&o.to, "to", "", "end of the range: RFC 3339, YYYY-MM-DD or a duration back from now (default now)")
+	o.addFlags(fs)
+	fs.StringVar(&o.servers, "servers", "", "comma-separated server names, the same as naming them (default: all)")
 	fs.StringVar(&o.keyword, "keyword", "", "count only processes matching this keyword at the peaks (default: all matched processes)")
 	fs.StringVar(&o.out, "out", "report.html", "output file, or - for standard output")
 	fs.StringVar(&o.format, "format", "html", "html or json")
-	if _, err := parseArgs(fs, args, 0, 0); err != nil {
+	names, err := parseArgs(fs, args, 0, -1)
+	if err != nil {
 		return err
 	}
-	return runReport(ctx, e, o)
+	return runReport(ctx, e, o, names)
 }
 
 // runReport builds the report from the store and writes it.
-func runReport(ctx context.Context, e *env, o reportOptions) error {
+func runReport(ctx context.Context, e *env, o reportOptions, names []string) error {
 	if o.format != "html" && o.format != "json" {
 		return usagef("--format %q: want html or json", o.format)
 	}
@@ -62,13 +63,14 @@ func runReport(ctx context.Context, e *env, o reportOptions) error {
 	if err != nil {
 		return &usageError{err}
 	}
-	inv, err := e.inventory()
+	for _, n := range strings.Split(o.servers, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	inv, servers, err := e.selectServers(o.selection, names, true)
 	if err != nil {
 		return err
-	}
-	servers, err := reportServers(inv, o)
-	if err != nil {
-		return &usageError{err}
 	}
 	return e.withStore(ctx, inv, func(db *store.Store) error {
 		r, err := buildReport(ctx, db, inv, servers, from, to, o.keyword, now)
@@ -89,66 +91,25 @@ func runReport(ctx context.Context, e *env, o reportOptions) error {
 func reportRange(o reportOptions, now time.Time) (from, to time.Time, err error) {
 	to = now
 	if o.to != "" {
-		if to, err = parseTime(o.to); err != nil {
+		if to, err = inventory.ParseTime(o.to, now, time.Local); err != nil {
 			return from, to, fmt.Errorf("--to: %w", err)
 		}
 	}
-	if o.from != "" {
-		if from, err = parseTime(o.from); err != nil {
+	switch {
+	case o.from != "":
+		if from, err = inventory.ParseTime(o.from, now, time.Local); err != nil {
 			return from, to, fmt.Errorf("--from: %w", err)
 		}
-	} else {
-		d, err := parseSince(o.since)
-		if err != nil {
+	default:
+		// A duration counts back from --to; a date is where it starts.
+		if from, err = inventory.ParseTime(o.since, to, time.Local); err != nil {
 			return from, to, fmt.Errorf("--since: %w", err)
 		}
-		from = to.Add(-d)
 	}
 	if !from.Before(to) {
 		return from, to, fmt.Errorf("the range is empty: --from %s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
 	return from, to, nil
-}
-
-// parseTime accepts RFC 3339 and a plain date (midnight, local time).
-func parseTime(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	t, err := time.ParseInLocation("2006-01-02", s, time.Local)
-	if err != nil {
-		return t, fmt.Errorf("%q is neither RFC 3339 (2026-11-25T08:00:00Z) nor a date (2026-11-25)", s)
-	}
-	return t, nil
-}
-
-// reportServers selects the servers by --servers and --tag.
-func reportServers(inv *inventory.Inventory, o reportOptions) ([]inventory.Server, error) {
-	var names []string
-	if o.servers != "" {
-		for _, n := range strings.Split(o.servers, ",") {
-			if n = strings.TrimSpace(n); n != "" {
-				names = append(names, n)
-			}
-		}
-	}
-	servers, err := inv.Select(names)
-	if err != nil {
-		return nil, err
-	}
-	if o.tag == "" {
-		return servers, nil
-	}
-	var tagged []inventory.Server
-	for _, s := range servers {
-		if slices.Contains(s.Tags, o.tag) {
-			tagged = append(tagged, s)
-		}
-	}
-	if len(tagged) == 0 {
-		return nil, fmt.Errorf("no server has the tag %q", o.tag)
-	}
-	return tagged, nil
 }
 
 // reportReader is what the report reads of the store.

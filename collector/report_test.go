@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,3 +182,28 @@ func TestReportFiguresFromTheStore(t *testing.T) {
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
+
+// TestReportRange: --since, --from and --to each take a duration or a
+// date/time, as the API's since= and until= do.
+func TestReportRange(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.Local)
+	day := func(d int) time.Time { return time.Date(2026, 3, d, 0, 0, 0, 0, time.Local) }
+	for _, tc := range []struct {
+		o        reportOptions
+		from, to time.Time
+	}{
+		{reportOptions{since: "7d"}, now.Add(-7 * 24 * time.Hour), now},
+		{reportOptions{since: "2026-03-01"}, day(1), now},
+		{reportOptions{since: "24h", to: "2026-03-05"}, day(4), day(5)},
+		{reportOptions{from: "2026-03-01", to: "2d"}, day(1), now.Add(-48 * time.Hour)},
+		{reportOptions{from: "3d", to: "2026-03-10T00:00:00Z"}, now.Add(-72 * time.Hour), time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)},
+	} {
+		from, to, err := reportRange(tc.o, now)
+		if err != nil || !from.Equal(tc.from) || !to.Equal(tc.to) {
+			t.Errorf("%+v: %v to %v, %v; want %v to %v", tc.o, from, to, err, tc.from, tc.to)
+		}
+	}
+	if _, _, err := reportRange(reportOptions{since: "soon"}, now); err == nil || !strings.Contains(err.Error(), "--since: \"soon\" is neither") {
+		t.Errorf("bad --since: %v", err)
+	}
+}

@@ -45,6 +45,10 @@ func runRun(ctx context.Context, e *env, o runOptions) error {
 		return err
 	}
 	defer st.close()
+	// What the last rounds journalled goes to the database before the
+	// process ends, if it answers (at once when it is known to be down); the
+	// rest stays in the spool for the next start.
+	defer st.drain(context.WithoutCancel(ctx))
 	f := e.scheduledFleet(inv, logger)
 	defer f.Close()
 

@@ -74,9 +74,10 @@ func (e *env) startAPI(addr string, inv *inventory.Inventory, current *atomic.Po
 		return nil, fmt.Errorf("--listen %q is reachable from other machines: set [http] token_env to require a bearer token, or listen on 127.0.0.1", addr)
 	}
 	api := httpapi.New(httpapi.Options{
-		Servers: func() []inventory.Server { return current.Load().Servers },
-		Store:   st.db,
-		Alerts:  al, // from memory: the live page shows them while the database is down
+		Servers:  func() []inventory.Server { return current.Load().Servers },
+		Store:    st.db,
+		Alerts:   al, // from memory: the live page shows them while the database is down
+		Silences: al,
 		Problems: func() []string {
 			return append(st.spool.Health().Problems(), al.Problems()...)
 		},

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/crawlerfleet/collector/alerts"
+	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/store"
 )
 
@@ -37,7 +39,7 @@ func runSilence(ctx context.Context, e *env, o silenceOptions, name string) erro
 	if err != nil {
 		return usagef("--for: %v", err)
 	}
-	inv, servers, err := e.selectServers([]string{name})
+	inv, servers, err := e.selectServers(selection{}, []string{name}, false)
 	if err != nil {
 		return err
 	}
@@ -81,11 +83,46 @@ func runSilences(ctx context.Context, e *env) error {
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "SERVER\tRULE\tUNTIL\tLEFT\tID\tCOMMENT\n")
+		// LEFT rounds down: a silence with 59m59s left shows 59m.
 		for _, s := range silences {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Server, ruleText(s.Rule), s.Until.Local().Format("2006-01-02 15:04"),
 				roundDuration(s.Until.Sub(now)), s.ID, strings.ReplaceAll(s.Comment, "\t", " "))
 		}
 		return tw.Flush()
+	})
+}
+
+func cmdUnsilence(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlagSet("unsilence", "Usage: collector unsilence ID...\n\n"+
+		"Lift silences before they end: their alerts are notified again from the next\n"+
+		"round (a firing alert at once). 'collector silences' lists the IDs.\n\n")
+	ids, err := parseArgs(fs, args, 1, -1)
+	if err != nil {
+		return err
+	}
+	return runUnsilence(ctx, e, ids)
+}
+
+// runUnsilence deletes the silences with ids; an unknown ID is an error that
+// says where to find the IDs, and the others are still lifted.
+func runUnsilence(ctx context.Context, e *env, ids []string) error {
+	inv, err := e.inventory()
+	if err != nil {
+		return err
+	}
+	return e.withStore(ctx, inv, func(db *store.Store) error {
+		var errs []error
+		for _, id := range ids {
+			switch err := db.DeleteSilence(ctx, id); {
+			case errors.Is(err, monitor.ErrNotFound):
+				errs = append(errs, fmt.Errorf("unsilence: no silence has the id %q (expired ones are pruned; 'collector silences' lists those in force)", id))
+			case err != nil:
+				errs = append(errs, fmt.Errorf("unsilence: %w", err))
+			default:
+				fmt.Fprintf(e.stdout, "lifted silence %s\n", id)
+			}
+		}
+		return errors.Join(errs...)
 	})
 }
 

@@ -15,15 +15,17 @@ import (
 
 // statusOptions are the flags of `collector status`.
 type statusOptions struct {
+	selection
 	since string // how far back the peaks go
 }
 
 func cmdStatus(ctx context.Context, e *env, args []string) error {
 	var o statusOptions
-	fs := e.newFlagSet("status", "Usage: collector status [--since 24h] [NAME...]\n\n"+
+	fs := e.newFlagSet("status", "Usage: collector status [--since 24h] "+selectionUsage+"\n\n"+
 		"Show what the store holds per server: the latest snapshot, the last failure, and\n"+
 		"the peaks of the period with the matched processes at each peak.\n\n")
-	fs.StringVar(&o.since, "since", "24h", "how far back the peaks go (e.g. 6h, 7d)")
+	o.addFlags(fs)
+	fs.StringVar(&o.since, "since", "24h", "how far back the peaks go: a duration (6h, 7d) or a date/time (RFC 3339 or YYYY-MM-DD)")
 	names, err := parseArgs(fs, args, 0, -1)
 	if err != nil {
 		return err
@@ -33,20 +35,20 @@ func cmdStatus(ctx context.Context, e *env, args []string) error {
 
 // runStatus prints one line per server from what the store holds.
 func runStatus(ctx context.Context, e *env, o statusOptions, names []string) error {
-	window, err := parseSince(o.since)
+	now := time.Now()
+	from, err := inventory.ParseTime(o.since, now, time.Local)
 	if err != nil {
 		return usagef("--since: %v", err)
 	}
-	inv, servers, err := e.selectServers(names)
+	inv, servers, err := e.selectServers(o.selection, names, true)
 	if err != nil {
 		return err
 	}
 	return e.withStore(ctx, inv, func(db *store.Store) error {
-		now := time.Now()
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "SERVER\tLATEST\tCPU %%\tMEM %%\tDISK %%\tMATCHED\tSNAPSHOTS\tFAILED\tPEAK CPU (procs)\tPEAK MEM (procs)\tLAST FAILURE\n")
 		for _, s := range servers {
-			if err := statusRow(ctx, tw, db, s.Name, now, window); err != nil {
+			if err := statusRow(ctx, tw, db, s.Name, now, from); err != nil {
 				return fmt.Errorf("status %s: %w", s.Name, err)
 			}
 		}
@@ -62,7 +64,7 @@ type statusReader interface {
 }
 
 // statusRow prints one server's line.
-func statusRow(ctx context.Context, w io.Writer, st statusReader, name string, now time.Time, window time.Duration) error {
+func statusRow(ctx context.Context, w io.Writer, st statusReader, name string, now, from time.Time) error {
 	latest, err := st.Latest(ctx, name)
 	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
 		return err
@@ -71,7 +73,7 @@ func statusRow(ctx context.Context, w io.Writer, st statusReader, name string, n
 	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
 		return err
 	}
-	rollups, err := st.Rollups(ctx, monitor.RollupFilter{Servers: []string{name}, Period: monitor.Hour, From: now.Add(-window), To: now.Add(time.Hour)})
+	rollups, err := st.Rollups(ctx, monitor.RollupFilter{Servers: []string{name}, Period: monitor.Hour, From: from, To: now.Add(time.Hour)})
 	if err != nil {
 		return err
 	}

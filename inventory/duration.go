@@ -68,3 +68,29 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// ParseTime parses a point in time as the command line and the HTTP API
+// take it: a date and time in RFC 3339 ("2026-11-25T08:00:00Z"), a date
+// ("2026-11-25", midnight in loc), or a positive duration back from now
+// ("24h", "7d"). A space stands for the '+' of a zone offset that a URL
+// did not escape.
+func ParseTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
+	const want = "RFC 3339 (2026-11-25T08:00:00Z), a date (2026-11-25) or a duration back from now (24h, 7d)"
+	if s == "" {
+		return time.Time{}, fmt.Errorf("empty: want %s", want)
+	}
+	if t, err := time.Parse(time.RFC3339, strings.ReplaceAll(s, " ", "+")); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation(time.DateOnly, s, loc); err == nil {
+		return t, nil
+	}
+	d, err := ParseDuration(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2026-11-25T08:00:00Z), a date (2026-11-25) nor a duration back from now (24h, 7d)", s)
+	}
+	if d <= 0 {
+		return time.Time{}, fmt.Errorf("%q: a duration back from now must be positive", s)
+	}
+	return now.Add(-d), nil
+}

@@ -63,3 +63,30 @@ func TestDurationText(t *testing.T) {
 		t.Errorf("MarshalText = %q, %v", text, err)
 	}
 }
+
+func TestParseTime(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	tokyo := time.FixedZone("JST", 9*3600)
+	for _, tc := range []struct {
+		in   string
+		want time.Time
+		err  string
+	}{
+		{in: "24h", want: now.Add(-24 * time.Hour)},
+		{in: "7d", want: now.Add(-7 * 24 * time.Hour)},
+		{in: "2026-02-20", want: time.Date(2026, 2, 20, 0, 0, 0, 0, tokyo)},
+		{in: "2026-02-20T08:00:00Z", want: time.Date(2026, 2, 20, 8, 0, 0, 0, time.UTC)},
+		{in: "2026-02-20T08:00:00 01:00", want: time.Date(2026, 2, 20, 7, 0, 0, 0, time.UTC)},
+		{in: "-7d", err: "must be positive"},
+		{in: "yesterday", err: `"yesterday" is neither RFC 3339 (2026-11-25T08:00:00Z), a date (2026-11-25) nor a duration back from now (24h, 7d)`},
+		{in: "", err: "empty"},
+	} {
+		got, err := ParseTime(tc.in, now, tokyo)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("ParseTime(%q) = %v, %v; want an error with %q", tc.in, got, err, tc.err)
+		case tc.err == "" && (err != nil || !got.Equal(tc.want)):
+			t.Errorf("ParseTime(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +48,12 @@ type Inventory struct {
 	HTTP     HTTP     // [http]
 
 	byName map[string]int
+	// ssh is the SSH client config read (nil when off or missing); env and
+	// defaultsSet (the origin of each SSH key [defaults] sets) are what
+	// Route needs to resolve jump hosts that are not inventory entries.
+	ssh         *sshConfig
+	env         environment
+	defaultsSet map[string]string
 }
 
 // Defaults holds the [defaults] of an inventory merged over the built-in
@@ -63,14 +70,22 @@ type Defaults struct {
 	Timeout               time.Duration
 	ConnectTimeout        time.Duration
 	Sample                time.Duration
+	// SSHConfig is the OpenSSH client config file applied to every server
+	// (~ expanded), or "" when none is read: ssh_config = "", or the default
+	// ~/.ssh/config missing.
+	SSHConfig string
 }
 
 // A Server is one [[server]] of the inventory with defaults applied.
 type Server struct {
 	Name, Description string
-	// Address is the host name or IP address as written, without port and
-	// brackets; LocalAddress for the master itself.
+	// Address is the host name or IP address to connect to, without port
+	// and brackets: as written, or the HostName that the SSH client config
+	// gives the alias written (see Alias); LocalAddress for the master itself.
 	Address string
+	// Alias is the address as written when it is a Host alias of the SSH
+	// client config that gave Address its HostName; "" otherwise.
+	Alias string
 	// Port comes from the address (host:port), else the port key, else
 	// [defaults], else 22.
 	Port int
@@ -83,9 +98,21 @@ type Server struct {
 	// passphrase of the identity files, if they have one.
 	IdentityPassphraseEnv string
 	KnownHosts            string // ~ expanded
-	// Jump is the jump host as written: another server's name, or
-	// [user@]host[:port]. Route resolves it.
+	// IdentitiesOnly offers only the identity files, not the ssh-agent's
+	// keys (IdentitiesOnly yes in the SSH client config).
+	IdentitiesOnly bool
+	// CertificateFiles are OpenSSH user certificates to offer with the key
+	// each certifies (CertificateFile in the SSH client config). A key's
+	// KEY-cert.pub is offered without being listed.
+	CertificateFiles []string
+	// Jump is the jump host as written: another server's name, an alias of
+	// the SSH client config, or [user@]host[:port]; or a comma-separated
+	// chain of them, outermost first (as ProxyJump). Route resolves it.
 	Jump string
+	// Origins says where each SSH setting came from, by servers.toml key
+	// (address, port, user, identity_file, identities_only,
+	// certificate_file, jump, known_hosts); Explain lists them.
+	Origins map[string]string
 	// Keywords select the processes the probe lists; an empty list (keywords
 	// = []) lists none.
 	Keywords []string
@@ -160,9 +187,13 @@ type UnknownServerError struct {
 	File       string
 	Suggestion string   // the closest known name, or ""
 	Known      []string // all known names, in file order
+	IsTag      bool     // Name is no server's name but some server's tag
 }
 
 func (e *UnknownServerError) Error() string {
+	if e.IsTag {
+		return fmt.Sprintf("unknown server '%s' (it is a tag: use --tag %s)", e.Name, e.Name)
+	}
 	msg := fmt.Sprintf("unknown server '%s' in %s", e.Name, e.File)
 	switch {
 	case e.Suggestion != "":
@@ -199,7 +230,8 @@ func (inv *Inventory) Select(names []string) ([]Server, error) {
 		seen[n] = true
 		s, ok := inv.Server(n)
 		if !ok {
-			errs = append(errs, &UnknownServerError{Name: n, File: inv.Path, Suggestion: suggest(n, known), Known: known})
+			errs = append(errs, &UnknownServerError{Name: n, File: inv.Path, Suggestion: suggest(n, known), Known: known,
+				IsTag: slices.Contains(inv.Tags(), n)})
 			continue
 		}
 		out = append(out, s)
@@ -210,65 +242,134 @@ func (inv *Inventory) Select(names []string) ([]Server, error) {
 	return out, nil
 }
 
+// Tags returns every tag of the inventory's servers, sorted.
+func (inv *Inventory) Tags() []string {
+	var tags []string
+	for _, s := range inv.Servers {
+		for _, t := range s.Tags {
+			if !slices.Contains(tags, t) {
+				tags = append(tags, t)
+			}
+		}
+	}
+	slices.Sort(tags)
+	return tags
+}
+
+// Tagged returns the servers that have any of tags, in file order. A tag no
+// server has is an error that lists the tags there are.
+func (inv *Inventory) Tagged(tags []string) ([]Server, error) {
+	known := inv.Tags()
+	for _, t := range tags {
+		if !slices.Contains(known, t) {
+			msg := fmt.Sprintf("no server in %s has the tag '%s'", inv.Path, t)
+			if s := suggest(t, known); s != "" {
+				return nil, fmt.Errorf("%s; did you mean '%s'?", msg, s)
+			}
+			if len(known) == 0 {
+				return nil, errors.New(msg + "; no server has tags")
+			}
+			return nil, fmt.Errorf("%s; tags: %s", msg, strings.Join(known, ", "))
+		}
+	}
+	var out []Server
+	for _, s := range inv.Servers {
+		if slices.ContainsFunc(s.Tags, func(t string) bool { return slices.Contains(tags, t) }) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
 // Route returns the hops that reach s: its jump hosts, outermost first, then
-// s itself. A jump that names an inventory entry uses that entry (which may
-// have a jump of its own); any other jump is a [user@]host[:port] whose
-// missing parts, and SSH settings, come from [defaults].
+// s itself. A jump may be a chain "a,b" (as ProxyJump): b is reached through
+// a, and only a's own jump, if any, is followed. A hop that names an
+// inventory entry uses that entry; any other is an alias of the SSH client
+// config or a [user@]host[:port], whose settings come from [defaults], then
+// the SSH client config, as for a server.
 func (inv *Inventory) Route(s Server) ([]Server, error) {
-	hops := []Server{s}
-	seen := map[string]bool{s.Name: true}
-	for cur := s; cur.Jump != ""; {
-		if cur.IsLocal() {
-			return nil, fmt.Errorf("route to server '%s': '%s' is the master itself and cannot have a jump host", s.Name, cur.Name)
-		}
-		next, err := inv.jumpHost(cur)
-		if err != nil {
-			return nil, fmt.Errorf("route to server '%s': %w", s.Name, err)
-		}
-		if seen[next.Name] {
-			return nil, fmt.Errorf("route to server '%s': jump hosts form a cycle at '%s'", s.Name, next.Name)
-		}
-		seen[next.Name] = true
-		hops = append([]Server{next}, hops...)
-		cur = next
+	hops, err := inv.route(s, map[string]bool{s.Name: true})
+	if err != nil {
+		return nil, fmt.Errorf("route to server '%s': %w", s.Name, err)
 	}
 	return hops, nil
 }
 
-// jumpHost returns the server to go through to reach from.
-func (inv *Inventory) jumpHost(from Server) (Server, error) {
-	if t, ok := inv.Server(from.Jump); ok {
+func (inv *Inventory) route(cur Server, seen map[string]bool) ([]Server, error) {
+	if cur.Jump == "" {
+		return []Server{cur}, nil
+	}
+	if cur.IsLocal() {
+		return nil, fmt.Errorf("'%s' is the master itself and cannot have a jump host", cur.Name)
+	}
+	var hops []Server
+	for i, el := range splitJump(cur.Jump) {
+		next, err := inv.jumpHost(cur, el)
+		if err != nil {
+			return nil, err
+		}
+		if seen[next.Name] {
+			return nil, fmt.Errorf("jump hosts form a cycle at '%s'", next.Name)
+		}
+		seen[next.Name] = true
+		if i > 0 {
+			next.Jump = "" // reached through the hop before it
+			hops = append(hops, next)
+			continue
+		}
+		outer, err := inv.route(next, seen)
+		if err != nil {
+			return nil, err
+		}
+		hops = append(hops, outer...)
+	}
+	return append(hops, cur), nil
+}
+
+// jumpHost returns the server el (one hop of from's jump) names.
+func (inv *Inventory) jumpHost(from Server, el string) (Server, error) {
+	if t, ok := inv.Server(el); ok {
 		if t.IsLocal() {
 			return Server{}, fmt.Errorf("jump host '%s' of '%s' is the master itself", t.Name, from.Name)
 		}
 		return t, nil
 	}
-	if from.Jump == LocalAddress {
+	if el == LocalAddress {
 		return Server{}, fmt.Errorf("jump host of '%s' is the master itself", from.Name)
 	}
-	u, host, port, err := parseJump(from.Jump)
+	u, host, port, err := parseJump(el)
 	if err != nil {
 		return Server{}, fmt.Errorf("jump host of '%s': %w", from.Name, err)
 	}
 	d := inv.Defaults
-	if u == "" {
-		u = d.User
-	}
-	if port == 0 {
-		port = d.Port
-	}
-	return Server{
-		Name:                  from.Jump,
+	h := Server{
+		Name:                  el,
 		Address:               host,
-		Port:                  port,
-		User:                  u,
+		Port:                  d.Port,
+		User:                  d.User,
 		IdentityFiles:         d.IdentityFiles,
 		IdentityPassphraseEnv: d.IdentityPassphraseEnv,
 		KnownHosts:            d.KnownHosts,
 		Timeout:               d.Timeout,
 		ConnectTimeout:        d.ConnectTimeout,
 		Line:                  from.Line,
-	}, nil
+	}
+	set := map[string]string{"address": "jump of '" + from.Name + "'"}
+	for k, o := range inv.defaultsSet {
+		if k != "jump" { // [defaults] jump is not the jump host's own
+			set[k] = o
+		}
+	}
+	if u != "" {
+		h.User, set["user"] = u, set["address"]
+	}
+	if port != 0 {
+		h.Port, set["port"] = port, set["address"]
+	}
+	if err := inv.ssh.applySSH(&h, host, set, inv.env); err != nil {
+		return Server{}, fmt.Errorf("jump host '%s' of '%s': %w", el, from.Name, err)
+	}
+	return h, nil
 }
 
 // environment is what parsing needs from the machine it runs on.

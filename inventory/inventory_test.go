@@ -39,6 +39,19 @@ func mustParse(t *testing.T, path string) *Inventory {
 	return inv
 }
 
+// origins returns a server's Origins: address's, set's, and the built-in
+// default for every other setting.
+func origins(address string, set map[string]string) map[string]string {
+	o := map[string]string{"address": address}
+	for _, k := range []string{"user", "port", "identity_file", "jump", "known_hosts", "identities_only", "certificate_file"} {
+		o[k] = BuiltinOrigin
+		if v, ok := set[k]; ok {
+			o[k] = v
+		}
+	}
+	return o
+}
+
 func mustServer(t *testing.T, inv *Inventory, name string) Server {
 	t.Helper()
 	s, ok := inv.Server(name)
@@ -52,6 +65,7 @@ func mustServer(t *testing.T, inv *Inventory, name string) Server {
 var badConfigs = map[string][]string{
 	"syntax.toml":               {"syntax.toml:3:28: strings cannot contain newlines"},
 	"unknown_server_key.toml":   {"unknown key 'adress' in server 'web1' (unknown_server_key.toml:4); did you mean 'address'?"},
+	"misspelt_required.toml":    {"unknown key 'adress' in server 'web1' (misspelt_required.toml:3); did you mean 'address'?"},
 	"unknown_defaults_key.toml": {"unknown key 'usr' in [defaults] (unknown_defaults_key.toml:2); did you mean 'user'?"},
 	"bad_alerts.toml": {
 		"cpu.above 120 is out of range in [alerts] (bad_alerts.toml:2)",
@@ -259,6 +273,17 @@ func TestParseBad(t *testing.T) {
 	}
 }
 
+// TestMisspeltRequiredKey: the misspelling is the one error, not "no
+// address" (or "no name") printed before it.
+func TestMisspeltRequiredKey(t *testing.T) {
+	_, err := parseFile(t, "testdata/bad/misspelt_required.toml")
+	want := "unknown key 'adress' in server 'web1' (misspelt_required.toml:3); did you mean 'address'?\n" +
+		"unknown key 'nmae' in server #2 (misspelt_required.toml:6); did you mean 'name'?"
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n%v\nwant:\n%s", err, want)
+	}
+}
+
 // TestErrorFormat pins the exact shape of the messages.
 func TestErrorFormat(t *testing.T) {
 	tests := []struct {
@@ -277,7 +302,7 @@ adress = "web1.example.com"
 `,
 			want: []string{
 				"unknown key 'usr' in [defaults] (servers.toml:2); did you mean 'user'?",
-				"no address in server 'web1' (servers.toml:4); add address = \"host\", \"host:port\", \"[IPv6]:port\", or \"local\" for the master itself",
+				// No "no address" before the misspelling that causes it (issue 15).
 				"unknown key 'adress' in server 'web1' (servers.toml:7); did you mean 'address'?",
 			},
 		},
@@ -294,8 +319,8 @@ adress = "web1.example.com"
 		{
 			name: "alias",
 			src:  "[[server]]\nname = \"web1\"\nhostname = \"web1\"\n",
+			// Alone: "no address" before it would hide the cause (issue 15).
 			want: []string{
-				"no address in server 'web1' (servers.toml:1); add address = \"host\", \"host:port\", \"[IPv6]:port\", or \"local\" for the master itself",
 				"unknown key 'hostname' in server 'web1' (servers.toml:3); did you mean 'address'?",
 			},
 		},
@@ -401,6 +426,7 @@ func TestBuiltinDefaults(t *testing.T) {
 		Schedule:       DefaultCron,
 		Alerts:         DefaultAlertRules(),
 		Line:           1,
+		Origins:        origins("server entry, minimal.toml:3", nil),
 	}
 	if len(inv.Servers) != 1 || !reflect.DeepEqual(inv.Servers[0], want) {
 		t.Errorf("servers = %+v\nwant [%+v]", inv.Servers, want)
@@ -468,6 +494,8 @@ func TestDefaultsFlowIntoServers(t *testing.T) {
 			Schedule:              "*/5 * * * *",
 			Alerts:                DefaultAlertRules(),
 			Line:                  15,
+			Origins: origins("server entry, defaults.toml:17", map[string]string{"user": "[defaults], defaults.toml:3", "port": "[defaults], defaults.toml:4",
+				"identity_file": "[defaults], defaults.toml:5", "known_hosts": "[defaults], defaults.toml:7", "jump": "[defaults], defaults.toml:13"}),
 		}},
 		{"overrides", Server{
 			Name:                  "overrides",
@@ -488,6 +516,8 @@ func TestDefaultsFlowIntoServers(t *testing.T) {
 			Schedule:              "@every 30s",
 			Alerts:                DefaultAlertRules(),
 			Line:                  19,
+			Origins: origins("server entry, defaults.toml:22", map[string]string{"user": "server entry, defaults.toml:23", "port": "server entry, defaults.toml:24",
+				"identity_file": "server entry, defaults.toml:25", "known_hosts": "server entry, defaults.toml:27", "jump": "server entry, defaults.toml:34"}),
 		}},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"reflect"
 	"regexp"
@@ -389,10 +390,10 @@ func elsewhere(table toml.Key, key string) string {
 // build validates f and turns it into an Inventory.
 func (c *checker) build(f *file) *Inventory {
 	dp := place{table: "defaults", elem: -1}
-	merged := merge(f.Defaults, builtin())
+	merged := merge(f.Defaults.settings, builtin())
 	if !c.failed[atKey("defaults", -1)] { // else values may be half decoded
-		c.checkSettings(dp, f.Defaults)
-		c.checkTimes(dp, f.Defaults, merged, false)
+		c.checkSettings(dp, f.Defaults.settings)
+		c.checkTimes(dp, f.Defaults.settings, merged, false)
 	}
 
 	osUser, userErr := "", error(nil)
@@ -401,7 +402,11 @@ func (c *checker) build(f *file) *Inventory {
 	}
 	defaults := c.resolveDefaults(dp, merged, osUser)
 
-	inv := &Inventory{Defaults: defaults, byName: map[string]int{}}
+	inv := &Inventory{Defaults: defaults, byName: map[string]int{}, env: c.env}
+	if !c.failed[atKey("defaults", -1)] {
+		inv.ssh, inv.Defaults.SSHConfig = c.loadSSHConfig(dp, f.Defaults.SSHConfig)
+	}
+	inv.defaultsSet = c.setOrigins(dp, f.Defaults.settings, 0)
 	// A table that did not decode fully has been reported; its half-decoded
 	// values would only add confusing errors.
 	if !c.failed[atKey("store", -1)] {
@@ -424,7 +429,7 @@ func (c *checker) build(f *file) *Inventory {
 		if c.failed[atKey("server", i)] {
 			continue
 		}
-		s, m := c.buildServer(i, rs, merged, defaults)
+		s, m := c.buildServer(i, rs, merged, defaults, inv)
 		if s.User == "" && !s.IsLocal() && userErr != nil {
 			noUser = append(noUser, m.place)
 		}
@@ -678,12 +683,14 @@ func (c *checker) checkTimes(p place, s settings, m settings, local bool) {
 }
 
 // buildServer validates [[server]] entry i and applies the defaults.
-func (c *checker) buildServer(i int, rs rawServer, merged settings, defaults Defaults) (Server, serverMeta) {
+func (c *checker) buildServer(i int, rs rawServer, merged settings, defaults Defaults, inv *Inventory) (Server, serverMeta) {
 	p := place{table: "server", elem: i, server: c.serverLabel("server", i)}
 	m := serverMeta{place: p}
 	s := Server{Line: c.pos.header("server", i), Description: rs.Description}
 
 	switch {
+	case rs.Name == nil && c.misspelt(p, "name"):
+		// The unknown key says it all: 'nmae', did you mean 'name'?
 	case rs.Name == nil:
 		c.report(p, "", "no name", `add name = "..."; `+nameFix)
 	case *rs.Name == "":
@@ -699,6 +706,7 @@ func (c *checker) buildServer(i int, rs rawServer, merged settings, defaults Def
 
 	addrPort := 0
 	switch {
+	case rs.Address == nil && c.misspelt(p, "address"):
 	case rs.Address == nil:
 		c.report(p, "", "no address", `add address = "host", "host:port", "[IPv6]:port", or "local" for the master itself`)
 	case *rs.Address == LocalAddress:
@@ -767,7 +775,99 @@ func (c *checker) buildServer(i int, rs rawServer, merged settings, defaults Def
 	s.ConnectTimeout = time.Duration(deref(eff.ConnectTimeout))
 	s.Sample = time.Duration(deref(eff.Sample))
 	s.IdentityFiles = slices.Clone(s.IdentityFiles)
+	if !s.IsLocal() && rs.Address != nil {
+		set := c.setOrigins(p, rs.settings, addrPort)
+		for k, o := range inv.defaultsSet {
+			if _, ok := set[k]; !ok && (k != "jump" || eff.Jump != nil) {
+				set[k] = o
+			}
+		}
+		if err := inv.ssh.applySSH(&s, s.Address, set, c.env); err != nil {
+			c.report(p, "address", fmt.Sprintf("SSH client config: %s", err), `fix that file, or set ssh_config = "" in [defaults] to not read it`)
+		}
+		if set["jump"] == "" && s.Jump != "" {
+			m.jumpInherited = true // from the SSH client config: Route checks it
+		}
+	}
 	return s, m
+}
+
+// misspelt reports whether an unknown key of the entry at p was reported
+// as a misspelling of key: then a missing key is that one, and saying so
+// too, before the real cause, would only confuse.
+func (c *checker) misspelt(p place, key string) bool {
+	line, next := c.pos.header(p.table, p.elem), c.pos.header(p.table, p.elem+1)
+	for _, e := range c.errs {
+		if e.Table == p.table && e.Fix == fmt.Sprintf("did you mean '%s'?", key) &&
+			e.Line > line && (next == 0 || e.Line < next) {
+			return true
+		}
+	}
+	return false
+}
+
+// setOrigins returns the origin of each SSH setting s (the keys written at
+// p) sets, by key; addrPort is the port written in the address, if any.
+func (c *checker) setOrigins(p place, s settings, addrPort int) map[string]string {
+	origin := func(key string) string {
+		line := c.pos.line(p.path(key), p.elem)
+		if p.elem < 0 {
+			return fmt.Sprintf("[%s], %s:%d", p.table, c.file, line)
+		}
+		return fmt.Sprintf("server entry, %s:%d", c.file, line)
+	}
+	set := map[string]string{}
+	if p.elem >= 0 {
+		set["address"] = origin("address")
+	}
+	if s.User != nil {
+		set["user"] = origin("user")
+	}
+	switch {
+	case addrPort != 0:
+		set["port"] = origin("address")
+	case s.Port != nil:
+		set["port"] = origin("port")
+	}
+	if s.IdentityFile != nil {
+		set["identity_file"] = origin("identity_file")
+	}
+	if s.Jump != nil {
+		set["jump"] = origin("jump")
+	}
+	if s.KnownHosts != nil {
+		set["known_hosts"] = origin("known_hosts")
+	}
+	return set
+}
+
+// loadSSHConfig reads the SSH client config that [defaults] ssh_config
+// names (written, nil when unset): DefaultSSHConfig, which may be missing,
+// unless it is set; none when it is "". It returns the config and its path.
+func (c *checker) loadSSHConfig(p place, written *string) (*sshConfig, string) {
+	path, missingOK := DefaultSSHConfig, true
+	if written != nil {
+		path, missingOK = *written, false
+	}
+	if path == "" {
+		return nil, ""
+	}
+	cfg, err := readSSHConfig(path, c.env, missingOK)
+	if err != nil {
+		key, fix := "ssh_config", `fix the file, or set ssh_config = "" in [defaults] to not read it`
+		if written == nil {
+			key = ""
+		} else if errors.Is(err, fs.ErrNotExist) {
+			fix = `write the path of an OpenSSH client config file, or set ssh_config = "" to read none`
+		}
+		c.report(p, key, fmt.Sprintf("SSH client config %s: %s", path, err), fix)
+		return nil, ""
+	}
+	if cfg == nil {
+		return nil, ""
+	}
+	x, _ := c.env.expand(path)
+	return cfg, x
 }
 
 // checkJumps checks every jump and rejects cycles. defaultJump is the jump

@@ -13,7 +13,7 @@ import (
 // new table ([store], [schedule], ...) is one more field with a toml tag, and
 // unknown-key checks and suggestions pick it up from the tag.
 type file struct {
-	Defaults settings      `toml:"defaults"`
+	Defaults defaultsTable `toml:"defaults"`
 	Servers  []rawServer   `toml:"server"`
 	Store    storeTable    `toml:"store"`
 	Schedule scheduleTable `toml:"schedule"`
@@ -35,6 +35,12 @@ type settings struct {
 	Sample                *Duration   `toml:"sample"`
 	ProbeDir              *string     `toml:"probe_dir"`
 	Jump                  *string     `toml:"jump"`
+}
+
+// defaultsTable is [defaults]: the settings, and the keys only it takes.
+type defaultsTable struct {
+	settings
+	SSHConfig *string `toml:"ssh_config"`
 }
 
 // rawServer is one [[server]] as written.

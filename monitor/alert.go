@@ -80,3 +80,15 @@ func (s Silence) Matches(server, rule string, now time.Time) bool {
 	}
 	return false
 }
+
+// SilencedUntil returns when the last of silences that silence rule of
+// server at now ends, and whether any does.
+func SilencedUntil(silences []Silence, server, rule string, now time.Time) (time.Time, bool) {
+	var until time.Time
+	for _, s := range silences {
+		if s.Matches(server, rule, now) && s.Until.After(until) {
+			until = s.Until
+		}
+	}
+	return until, !until.IsZero()
+}

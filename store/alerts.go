@@ -161,6 +161,26 @@ func (s *Store) AddSilence(ctx context.Context, sil monitor.Silence) error {
 	return nil
 }
 
+// DeleteSilence removes the silence with id, expired or not. An unknown id
+// is an error that wraps monitor.ErrNotFound.
+func (s *Store) DeleteSilence(ctx context.Context, id string) error {
+	if err := s.gate(); err != nil {
+		return err
+	}
+	coll, err := s.collection(ctx, silencesName)
+	if err != nil {
+		return fmt.Errorf("delete silence %s: %w", id, err)
+	}
+	res, err := coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+	if err != nil {
+		return fmt.Errorf("delete silence %s: %w", id, s.unavailable(err))
+	}
+	if res.DeletedCount == 0 {
+		return fmt.Errorf("delete silence %s: %w", id, monitor.ErrNotFound)
+	}
+	return nil
+}
+
 // Silences returns the silences still active at now (Until after now),
 // sorted by server, rule and expiry. It only reads: Prune deletes the
 // expired ones.

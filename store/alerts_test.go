@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,6 +109,31 @@ func TestAlertStates(t *testing.T) {
 			t.Errorf("after reopen: %+v", got)
 		}
 	})
+}
+
+func TestDeleteSilence(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	t0 := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	keep := monitor.Silence{ID: "keep", Server: "web1", Created: t0, Until: t0.Add(time.Hour)}
+	lift := monitor.Silence{ID: "lift", Server: "web2", Rule: "disk", Created: t0, Until: t0.Add(time.Hour)}
+	for _, sil := range []monitor.Silence{keep, lift} {
+		if err := s.AddSilence(ctx, sil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteSilence(ctx, "lift"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Silences(ctx, t0)
+	if err != nil || len(got) != 1 || got[0].ID != "keep" {
+		t.Errorf("after deleting lift: %+v, %v", got, err)
+	}
+	for _, id := range []string{"lift", "nope"} {
+		if err := s.DeleteSilence(ctx, id); !errors.Is(err, monitor.ErrNotFound) || !strings.Contains(err.Error(), id) {
+			t.Errorf("DeleteSilence(%q) = %v, want one that wraps ErrNotFound and names the id", id, err)
+		}
+	}
 }
 
 func TestSilences(t *testing.T) {

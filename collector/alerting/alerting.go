@@ -238,6 +238,12 @@ func (a *Alerting) Firing(ctx context.Context) ([]monitor.AlertState, error) {
 	return alerts.Firing(ctx, a.states)
 }
 
+// Silences returns the silences active at now: from the database, or the
+// last ones it gave while it does not answer.
+func (a *Alerting) Silences(ctx context.Context, now time.Time) ([]monitor.Silence, error) {
+	return a.states.Silences(ctx, now)
+}
+
 // Problems says what alerting cannot do now, for the health check:
 // notifications held locally because the database does not take them.
 func (a *Alerting) Problems() []string {

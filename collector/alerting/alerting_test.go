@@ -101,6 +101,21 @@ func (f *fakeStore) AddSilence(_ context.Context, s monitor.Silence) error {
 	return nil
 }
 
+func (f *fakeStore) DeleteSilence(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail(); err != nil {
+		return err
+	}
+	for i, s := range f.silences {
+		if s.ID == id {
+			f.silences = append(f.silences[:i], f.silences[i+1:]...)
+			return nil
+		}
+	}
+	return monitor.ErrNotFound
+}
+
 func (f *fakeStore) OutboxInsert(_ context.Context, e monitor.OutboxEntry) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -203,6 +203,11 @@ func (l *localState) AddSilence(ctx context.Context, s monitor.Silence) error {
 	return l.db.AddSilence(ctx, s)
 }
 
+// DeleteSilence removes a silence from the database.
+func (l *localState) DeleteSilence(ctx context.Context, id string) error {
+	return l.db.DeleteSilence(ctx, id)
+}
+
 // Sync writes the states not yet in the database to it, within ctx, and
 // reports what it could not write.
 func (l *localState) Sync(ctx context.Context) error {

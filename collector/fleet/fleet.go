@@ -351,7 +351,8 @@ func connSettings(inv *inventory.Inventory, s inventory.Server) (string, error) 
 	}
 	var b strings.Builder
 	for _, h := range hops {
-		fmt.Fprintf(&b, "%q %q %d %q %q %q %q\n", h.Name, h.Address, h.Port, h.User, h.IdentityFiles, h.IdentityPassphraseEnv, h.KnownHosts)
+		fmt.Fprintf(&b, "%q %q %d %q %q %q %q %v %q\n", h.Name, h.Address, h.Port, h.User, h.IdentityFiles, h.IdentityPassphraseEnv, h.KnownHosts,
+			h.IdentitiesOnly, h.CertificateFiles)
 	}
 	return b.String(), nil
 }
@@ -422,12 +423,14 @@ func Route(inv *inventory.Inventory, s inventory.Server) ([]remote.Endpoint, err
 // fix.
 func Endpoint(s inventory.Server) (remote.Endpoint, error) {
 	ep := remote.Endpoint{
-		Name:           s.Name,
-		Addr:           s.HostPort(),
-		User:           s.User,
-		IdentityFiles:  s.IdentityFiles,
-		KnownHosts:     s.KnownHosts,
-		ConnectTimeout: s.ConnectTimeout,
+		Name:             s.Name,
+		Addr:             s.HostPort(),
+		User:             s.User,
+		IdentityFiles:    s.IdentityFiles,
+		CertificateFiles: s.CertificateFiles,
+		NoAgent:          s.IdentitiesOnly,
+		KnownHosts:       s.KnownHosts,
+		ConnectTimeout:   s.ConnectTimeout,
 	}
 	if s.IdentityPassphraseEnv != "" {
 		p, ok := os.LookupEnv(s.IdentityPassphraseEnv)

@@ -20,13 +20,15 @@ func Classify(err error) monitor.Kind {
 		dial    *remote.DialError
 		probe   *pull.ProbeError
 		config  *ConfigError
+		keyFile *remote.KeyFileError
+		cert    *remote.HostCertError
 	)
 	switch {
 	case err == nil:
 		return monitor.KindOK
-	case errors.As(err, &config):
+	case errors.As(err, &config), errors.As(err, &keyFile):
 		return monitor.KindConfig
-	case errors.As(err, &unknown), errors.As(err, &changed):
+	case errors.As(err, &unknown), errors.As(err, &changed), errors.As(err, &cert):
 		return monitor.KindHostKey
 	case errors.As(err, &auth):
 		return monitor.KindAuth

@@ -51,6 +51,28 @@ type ServerSummary struct {
 	// Firing lists the server's firing alerts; null when they could not be
 	// read (the error is logged), [] when there are none.
 	Firing []Firing `json:"firing"`
+	// Thresholds are where this server's alert rules fire (its effective
+	// rules: [alerts] with [server.alerts] on top); null for a rule that is
+	// off. The live page marks a figure at or above its threshold.
+	Thresholds Thresholds `json:"thresholds"`
+}
+
+// Thresholds are a server's alert thresholds, in percent.
+type Thresholds struct {
+	CPU    *float64 `json:"cpu"`
+	Memory *float64 `json:"memory"`
+	Disk   *float64 `json:"disk"`
+}
+
+func thresholds(r inventory.AlertRules) Thresholds {
+	above := func(t inventory.Threshold) *float64 {
+		if !t.Enabled() {
+			return nil
+		}
+		v := t.Above
+		return &v
+	}
+	return Thresholds{CPU: above(r.CPU), Memory: above(r.Memory), Disk: above(r.Disk)}
 }
 
 // Failure is a failed attempt.
@@ -71,6 +93,10 @@ type Firing struct {
 	Rule    string    `json:"rule"`
 	Summary string    `json:"summary"`
 	Since   time.Time `json:"since"`
+	// Silenced is set while a silence holds the alert's notifications;
+	// SilencedUntil is then when the last such silence ends.
+	Silenced      bool       `json:"silenced"`
+	SilencedUntil *time.Time `json:"silenced_until,omitempty"`
 }
 
 // Snapshot is a stored snapshot: GET /api/servers/{name}/latest and each
@@ -124,6 +150,10 @@ func (s *Server) summaries(ctx context.Context) ([]ServerSummary, error) {
 	if s.o.Alerts != nil {
 		g.Go(func() error {
 			states, err := s.o.Alerts.Firing(gctx)
+			var silences []monitor.Silence
+			if err == nil && s.o.Silences != nil {
+				silences, err = s.o.Silences.Silences(gctx, s.o.Now())
+			}
 			if err != nil {
 				// The rest of the answer is still worth having; when the
 				// store failed, that error is the one to log.
@@ -132,7 +162,7 @@ func (s *Server) summaries(ctx context.Context) ([]ServerSummary, error) {
 				}
 				return nil
 			}
-			firing = byServer(states)
+			firing = byServer(states, silences, s.o.Now())
 			return nil
 		})
 	} else {
@@ -152,14 +182,20 @@ func (s *Server) summaries(ctx context.Context) ([]ServerSummary, error) {
 	return out, nil
 }
 
-// byServer groups the firing states by server, each sorted by rule.
-func byServer(states []monitor.AlertState) map[string][]Firing {
+// byServer groups the firing states by server, each sorted by rule, and
+// marks those that silences silence at now.
+func byServer(states []monitor.AlertState, silences []monitor.Silence, now time.Time) map[string][]Firing {
 	m := map[string][]Firing{}
 	for _, st := range states {
 		if st.Status != monitor.AlertFiring {
 			continue
 		}
-		m[st.Server] = append(m[st.Server], Firing{Rule: st.Rule, Summary: st.Summary, Since: st.Since.UTC()})
+		f := Firing{Rule: st.Rule, Summary: st.Summary, Since: st.Since.UTC()}
+		if until, ok := monitor.SilencedUntil(silences, st.Server, st.Rule, now); ok {
+			until = until.UTC()
+			f.Silenced, f.SilencedUntil = true, &until
+		}
+		m[st.Server] = append(m[st.Server], f)
 	}
 	for _, fs := range m {
 		sort.Slice(fs, func(i, j int) bool { return fs[i].Rule < fs[j].Rule })
@@ -169,7 +205,8 @@ func byServer(states []monitor.AlertState) map[string][]Firing {
 
 // summary reads one server's newest snapshot and failure.
 func (s *Server) summary(ctx context.Context, srv inventory.Server) (ServerSummary, error) {
-	sum := ServerSummary{Name: srv.Name, Description: srv.Description, Tags: srv.Tags, Status: StatusNoData, Matched: []KeywordCount{}}
+	sum := ServerSummary{Name: srv.Name, Description: srv.Description, Tags: srv.Tags, Status: StatusNoData, Matched: []KeywordCount{},
+		Thresholds: thresholds(srv.Alerts)}
 	if sum.Tags == nil {
 		sum.Tags = []string{}
 	}

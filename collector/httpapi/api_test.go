@@ -407,7 +407,7 @@ func TestReport(t *testing.T) {
 	}
 
 	for query, want := range map[string]string{
-		"since=7x":         `since: "7x" is neither RFC 3339 (2026-11-25T08:00:00Z) nor a duration back from now (24h, 7d)`,
+		"since=7x":         `since: "7x" is neither RFC 3339 (2026-11-25T08:00:00Z), a date (2026-11-25) nor a duration back from now (24h, 7d)`,
 		"since=7d&from=1d": "since and from mean the same: give one",
 		"until=1h&to=2h":   "until and to mean the same: give one",
 		"from=1d&to=2d":    "from: 2026-02-28T12:00:00Z is not before to 2026-02-27T12:00:00Z (the range is empty)",
@@ -456,7 +456,8 @@ func TestParseTime(t *testing.T) {
 		{in: "1d12h", want: now.Add(-36 * time.Hour)},
 		{in: "2026-01-02T03:04:05.678Z", want: time.Date(2026, 1, 2, 3, 4, 5, 678e6, time.UTC)},
 		{in: "2026-01-02T03:04:05 01:00", want: time.Date(2026, 1, 2, 2, 4, 5, 0, time.UTC)},
-		{in: "2026-01-02", err: true},
+		{in: "2026-01-02", want: time.Date(2026, 1, 2, 0, 0, 0, 0, time.Local)},
+		{in: "2026-01-32", err: true},
 		{in: "7", err: true},
 		{in: "-7d", err: true},
 		{in: "", err: true},

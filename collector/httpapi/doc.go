@@ -2,7 +2,7 @@
 // page.
 //
 // The command wires it: New takes the inventory, the store's reads (Store),
-// the firing alerts (Alerts) and a report builder as small interfaces and
+// the firing alerts (Alerts), the silences (Silences) and a report builder as small interfaces and
 // functions over the domain types of package monitor, and Observe takes each
 // round's []monitor.Result; there are no flags or configuration here.
 // Every answer is JSON with Content-Type application/json, but / and
@@ -30,7 +30,9 @@
 //	 "last_failure": {"at", "kind", "error"} | null,
 //	 "cpu_percent", "memory_used_percent", "disk_used_percent": number | null,
 //	 "matched_total": int | null, "matched": [{"keyword", "count"}],
-//	 "firing": [{"rule", "summary", "since"}] | null}   // null: alert states unreadable
+//	 "firing": [{"rule", "summary", "since",          // null: alert states unreadable
+//	             "silenced": bool, "silenced_until": time}] | null,  // silenced_until only when silenced
+//	 "thresholds": {"cpu", "memory", "disk": number | null}}  // the server's alert rules; null: rule off
 //
 // Snapshot is {"server", "at", "duration_ms", "snapshot"}, the snapshot in
 // its wire form (probe/snapshot). SnapshotPage is {"server", "since",
@@ -41,8 +43,9 @@
 //
 // Times in queries (since, until; from and to as synonyms on the report
 // routes) are RFC 3339 ("2026-11-25T08:00:00Z"; an unescaped '+' of an
-// offset, read as a space, is taken as '+') or a duration back from now
-// ("24h", "7d"). Defaults: until now; since the beginning for snapshots,
+// offset, read as a space, is taken as '+'), a date ("2026-11-25",
+// midnight in the collector's time zone) or a duration back from now
+// ("24h", "7d"), as on the command line (inventory.ParseTime). Defaults: until now; since the beginning for snapshots,
 // 7d back for the report. limit is 1 to 1000, default 100. A bad value,
 // an empty range, a parameter given twice or an unknown parameter is a
 // 400 naming the parameter: {"error": "limit: \"0\" is not a whole number

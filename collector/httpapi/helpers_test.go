@@ -129,7 +129,7 @@ func newFixture(t *testing.T) *fixture {
 			{Name: "web1", Description: "front end", Tags: []string{"web"}},
 			{Name: "web2"},
 			{Name: "web3"},
-			{Name: evil, Description: evil},
+			{Name: evil, Description: evil, Alerts: inventory.DefaultAlertRules()},
 		},
 		store: &fakeStore{
 			recs: map[string][]monitor.Result{

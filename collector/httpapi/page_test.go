@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crawlerfleet/collector/inventory"
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 func TestPage(t *testing.T) {
@@ -137,5 +140,67 @@ func TestPageInChromium(t *testing.T) {
 	// Without the token the page itself is refused.
 	if out := string(headless(t, bin, srv.URL+"/", "--dump-dom")); strings.Contains(out, "web1") || !strings.Contains(out, "missing or wrong token") {
 		t.Errorf("without the token:\n%s", out)
+	}
+}
+
+// silences is a Silences over a fixed list.
+type silences []monitor.Silence
+
+func (s silences) Silences(context.Context, time.Time) ([]monitor.Silence, error) { return s, nil }
+
+// withSilenceAndRules silences web2's down alert until until, and gives
+// web1 a CPU rule at 40 % and no disk rule.
+func withSilenceAndRules(f *fixture, until time.Time) {
+	f.opts.Silences = silences{{ID: "s1", Server: "web2", Rule: "down", Created: now, Until: until}}
+	rules := inventory.DefaultAlertRules()
+	rules.CPU.Above, rules.Disk.Above = 40, 0
+	f.servers[0].Alerts = rules
+}
+
+func TestServersSilencedAndThresholds(t *testing.T) {
+	f := newFixture(t)
+	until := now.Add(time.Hour)
+	withSilenceAndRules(f, until)
+	var got []ServerSummary
+	decode(t, do(t, New(f.opts), "GET", "/api/servers", ""), http.StatusOK, &got)
+	web1, web2, bad := got[0], got[1], got[3]
+	if web1.Thresholds.CPU == nil || *web1.Thresholds.CPU != 40 || web1.Thresholds.Disk != nil || *web1.Thresholds.Memory != 90 {
+		t.Errorf("web1 thresholds %+v", web1.Thresholds)
+	}
+	if f := web2.Firing; len(f) != 1 || !f[0].Silenced || f[0].SilencedUntil == nil || !f[0].SilencedUntil.Equal(until) {
+		t.Errorf("web2's down alert is not marked silenced until %v: %+v", until, f)
+	}
+	if f := bad.Firing; len(f) != 2 || f[0].Silenced || f[0].SilencedUntil != nil {
+		t.Errorf("an alert no silence holds: %+v", f)
+	}
+	if web2.Thresholds.CPU != nil {
+		t.Errorf("a server without rules has thresholds %+v", web2.Thresholds)
+	}
+}
+
+func TestPageSilencedAndThresholdsInChromium(t *testing.T) {
+	bin := chromium(t)
+	f := newFixture(t)
+	// The page and the API read the real clock here.
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	withSilenceAndRules(f, until)
+	f.opts.Now = time.Now
+	srv := httptest.NewServer(New(f.opts))
+	t.Cleanup(srv.Close)
+	dom := string(headless(t, bin, srv.URL+"/", "--dump-dom"))
+	for _, want := range []string{
+		// web1's CPU rule is at 40 %: 42.5 % is marked; its disk rule is off.
+		`<td class="n over">42.5 %<span class="bar" title="alert at 40 %">`,
+		`<td class="n">70.0 %<span class="bar"><i`,
+		// The other server keeps the built-in 95 %.
+		`<td class="n over">95.0 %<span class="bar" title="alert at 95 %">`,
+		`<td class="silenced" title="down: 3 failed attempts (silenced until ` + until.Format(time.RFC3339) + `)"><span class="silenced">down (silenced)</span></td>`,
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("DOM:\n%s", dom)
 	}
 }

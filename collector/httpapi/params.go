@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -62,24 +61,11 @@ func (q query) get(names ...string) (name, value string, err error) {
 	return name, value, nil
 }
 
-// parseTime parses a time parameter: RFC 3339 ("2026-11-25T08:00:00Z") or
-// a positive duration back from now ("24h", "7d"). A space is read as the
-// '+' of a zone offset that was not escaped in the URL.
+// parseTime parses a time parameter as the command line does
+// (inventory.ParseTime): RFC 3339, a date (midnight, the collector's local
+// time) or a positive duration back from now.
 func parseTime(s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, errors.New("empty: want RFC 3339 (2026-11-25T08:00:00Z) or a duration back from now (24h, 7d)")
-	}
-	if t, err := time.Parse(time.RFC3339, strings.ReplaceAll(s, " ", "+")); err == nil {
-		return t, nil
-	}
-	d, err := inventory.ParseDuration(s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2026-11-25T08:00:00Z) nor a duration back from now (24h, 7d)", s)
-	}
-	if d <= 0 {
-		return time.Time{}, fmt.Errorf("%q: a duration back from now must be positive", s)
-	}
-	return now.Add(-d), nil
+	return inventory.ParseTime(s, now, time.Local)
 }
 
 // timeParam parses the parameter named by the first of names that is set,

@@ -40,6 +40,12 @@ type Alerts interface {
 	Firing(ctx context.Context) ([]monitor.AlertState, error)
 }
 
+// Silences lists the silences in force, such as the store's.
+type Silences interface {
+	// Silences returns the silences active at now.
+	Silences(ctx context.Context, now time.Time) ([]monitor.Silence, error)
+}
+
 // AlertsFunc adapts a function to Alerts.
 type AlertsFunc func(ctx context.Context) ([]monitor.AlertState, error)
 
@@ -59,6 +65,8 @@ type Options struct {
 	Store   Store
 	// Alerts may be nil: no server then has firing alerts.
 	Alerts Alerts
+	// Silences, when not nil, marks the firing alerts it silences.
+	Silences Silences
 	// Report builds the report for /api/report and /report; nil answers
 	// those with 501.
 	Report ReportFunc

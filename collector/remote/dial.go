@@ -37,6 +37,11 @@ type Endpoint struct {
 	// those of ~/.ssh/id_ed25519, id_ecdsa and id_rsa (in the home
 	// directory) that exist are offered.
 	IdentityFiles []string
+	// CertificateFiles are OpenSSH user certificates, each offered with the
+	// key (from an identity file or the agent) it certifies. A certificate
+	// FILE-cert.pub next to an identity file FILE is offered without being
+	// listed.
+	CertificateFiles []string
 	// Passphrase decrypts encrypted identity files. When nil, encrypted
 	// files are skipped (logged at debug level and named in an AuthError).
 	Passphrase []byte

@@ -3,6 +3,7 @@ package remote
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
 	"strings"
 
@@ -70,6 +71,37 @@ func (e *HostKeyChangedError) lines() []string {
 	return lines
 }
 
+// A HostCertError reports that the server offered a host certificate that
+// the known_hosts file does not accept (no @cert-authority line trusts its
+// CA for this host, it expired, it does not name the host, or it is
+// revoked), and that no key is recorded for the host either.
+type HostCertError struct {
+	Name       string
+	Addr       string
+	KnownHosts string
+	Cert       *ssh.Certificate
+	Err        error // why the certificate was refused, from ssh.CertChecker
+}
+
+func (e *HostCertError) Error() string {
+	why := e.Err.Error()
+	if strings.Contains(why, "no authorities for hostname") {
+		why = fmt.Sprintf("no @cert-authority line of %s trusts its CA for %s", e.KnownHosts, knownhosts.Normalize(e.Addr))
+	}
+	return fmt.Sprintf("%s: host certificate not accepted (%s %s, signed by CA %s %s, principals %s): %s; %s",
+		where(e.Name, e.Addr), keyType(e.Cert.Key), Fingerprint(e.Cert.Key), keyType(e.Cert.SignatureKey), Fingerprint(e.Cert.SignatureKey),
+		strings.Join(e.Cert.ValidPrincipals, ","), strings.TrimPrefix(why, "ssh: "), e.Fix())
+}
+
+// Fix says how to resolve the error; Error ends with "; " and Fix.
+func (e *HostCertError) Fix() string {
+	return fmt.Sprintf("if that CA is yours, add '@cert-authority %s <CA public key>' to %s; if the certificate expired or does not name the host, "+
+		"sign a new one (ssh-keygen -s CA_KEY -h -n HOST); or check the host key's fingerprint and run: collector trust %s",
+		knownhosts.Normalize(e.Addr), e.KnownHosts, e.Name)
+}
+
+func (e *HostCertError) Unwrap() error { return e.Err }
+
 // An AuthError reports that the server accepted none of the keys offered.
 type AuthError struct {
 	Name    string
@@ -103,11 +135,54 @@ func (e *AuthError) Error() string {
 
 // Fix says how to resolve the error; Error ends with "; " and Fix.
 func (e *AuthError) Fix() string {
+	if len(e.Keys) == 0 {
+		return fmt.Sprintf("create a key with: ssh-keygen -t ed25519, add its .pub to ~%s/.ssh/authorized_keys on %s, "+
+			"or set identity_file (or IdentityFile in your SSH config) for %s, or load a key into ssh-agent", e.User, e.Name, e.Name)
+	}
 	return fmt.Sprintf("add the public key to ~%s/.ssh/authorized_keys on %s, or check identity_file and user for %s",
 		e.User, e.Name, e.Name)
 }
 
 func (e *AuthError) Unwrap() error { return e.Err }
+
+// A KeyFileError reports that an identity file named for the server (by
+// identity_file, or IdentityFile in the SSH client config) cannot be used:
+// it is missing or unreadable, it is not a private key, or its passphrase is
+// wrong. Nothing was sent to the server: it is a configuration problem.
+type KeyFileError struct {
+	Name string
+	Addr string
+	File string
+	Err  error
+	Cert bool // File is a certificate (CertificateFile), not a key
+}
+
+func (e *KeyFileError) Error() string {
+	what := "identity file"
+	if e.Cert {
+		what = "certificate file"
+	}
+	return fmt.Sprintf("%s: %s %s: %v; %s", where(e.Name, e.Addr), what, e.File, e.Err, e.Fix())
+}
+
+// Fix says how to resolve the error; Error ends with "; " and Fix.
+func (e *KeyFileError) Fix() string {
+	var pm *ssh.PassphraseMissingError
+	switch {
+	case e.Cert:
+		return "point CertificateFile in your SSH config at the OpenSSH user certificate of one of the keys offered (KEY-cert.pub, made by ssh-keygen -s), or remove it"
+	case errors.Is(e.Err, fs.ErrNotExist):
+		return fmt.Sprintf("create the key with: ssh-keygen -t ed25519 -f %s (then add %s.pub to ~/.ssh/authorized_keys on the server), "+
+			"or point identity_file in servers.toml (or IdentityFile in your SSH config) at an existing private key", Quote(e.File), Quote(e.File))
+	case errors.Is(e.Err, fs.ErrPermission):
+		return "make the key readable by the user running the collector (chmod 600, owned by that user), or point identity_file at another key"
+	case errors.As(e.Err, &pm), strings.Contains(e.Err.Error(), "decryption password incorrect"):
+		return "set identity_passphrase_env to the name of the environment variable holding the key's passphrase, and check the passphrase"
+	}
+	return "point identity_file (or IdentityFile in your SSH config) at a private key in OpenSSH or PEM format, not the .pub file, or create one with: ssh-keygen -t ed25519"
+}
+
+func (e *KeyFileError) Unwrap() error { return e.Err }
 
 // A DialError reports that the TCP connection to the server could not be
 // opened: refused, no route, a name that does not resolve, or a connect
@@ -158,6 +233,9 @@ func keyType(k ssh.PublicKey) string {
 		return "?"
 	}
 	t := k.Type()
+	if c, ok := k.(*ssh.Certificate); ok {
+		return keyType(c.Key) + "-CERT"
+	}
 	switch {
 	case t == ssh.KeyAlgoRSA:
 		return "RSA"

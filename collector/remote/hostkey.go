@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"golang.org/x/crypto/ssh"
@@ -28,6 +29,23 @@ func Fingerprint(key ssh.PublicKey) string {
 type hostKeys struct {
 	file  string
 	check ssh.HostKeyCallback
+	// caLines are the lines of @cert-authority entries. When there are any,
+	// servers are asked for a host certificate first (knownhosts checks
+	// it). knownhosts also counts these lines among the keys "recorded" for
+	// every host they match (KeyError.Want), which they are not: see want.
+	caLines map[int]bool
+}
+
+// want returns the keys a KeyError says are recorded for the address, less
+// the @cert-authority lines.
+func (h *hostKeys) want(ke *knownhosts.KeyError) []knownhosts.KnownKey {
+	var out []knownhosts.KnownKey
+	for _, k := range ke.Want {
+		if !h.caLines[k.Line] {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // knownHostsCache holds the known_hosts files parsed so far, by path.
@@ -53,12 +71,16 @@ func readKnownHosts(path string) (*hostKeys, error) {
 	}
 	return knownHostsCache.get(path, info, func() (*hostKeys, bool, error) {
 		check, err := knownhosts.New(path)
+		var data []byte
+		if err == nil {
+			data, err = os.ReadFile(path)
+		}
 		if err != nil {
 			// Not kept: an error of reading cannot be told from one of
 			// parsing, and reading again is cheap.
 			return nil, false, fmt.Errorf("read known_hosts file %s: %w", path, err)
 		}
-		return &hostKeys{file: path, check: check}, true, nil
+		return &hostKeys{file: path, check: check, caLines: certAuthorityLines(data)}, true, nil
 	})
 }
 
@@ -80,16 +102,54 @@ var probeKey = sync.OnceValue(func() ssh.PublicKey {
 func (h *hostKeys) recorded(addr string) []knownhosts.KnownKey {
 	var ke *knownhosts.KeyError
 	if errors.As(h.check(addr, &net.TCPAddr{}, probeKey()), &ke) {
-		return ke.Want
+		return h.want(ke)
 	}
 	return nil
+}
+
+// certAuthorityLines returns the numbers of the @cert-authority lines of a
+// known_hosts file. Which hosts they cover is left to knownhosts.
+func certAuthorityLines(data []byte) map[int]bool {
+	var lines map[int]bool
+	for i, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "@cert-authority" {
+			if lines == nil {
+				lines = map[int]bool{}
+			}
+			lines[i+1] = true
+		}
+	}
+	return lines
+}
+
+// certAlgorithms are the host certificate algorithms asked for first when
+// the known_hosts file trusts a certificate authority.
+var certAlgorithms = []string{
+	ssh.CertAlgoED25519v01,
+	ssh.CertAlgoECDSA256v01, ssh.CertAlgoECDSA384v01, ssh.CertAlgoECDSA521v01,
+	ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01,
 }
 
 // algorithms returns the host key algorithms that match the key types
 // recorded for addr, or nil when none are recorded. Without it, a server with
 // several host keys may offer one of a type not recorded here, and the check
-// would report a changed key although the recorded one is still valid.
+// would report a changed key although the recorded one is still valid. When
+// the file has an @cert-authority line, host certificates come first (a
+// server without one offers a plain key): of every type, since the CA's key
+// type says nothing of the host key's, then the recorded types, or every
+// plain type when none is recorded.
 func (h *hostKeys) algorithms(addr string) []string {
+	algos := h.recordedAlgorithms(addr)
+	if len(h.caLines) == 0 {
+		return algos
+	}
+	if len(algos) == 0 {
+		algos = fetchAlgorithms
+	}
+	return slices.Concat(certAlgorithms, algos)
+}
+
+func (h *hostKeys) recordedAlgorithms(addr string) []string {
 	var algos []string
 	for _, k := range h.recorded(addr) {
 		for _, a := range algorithmsForKeyType(k.Key.Type()) {
@@ -133,12 +193,24 @@ func (h *hostKeys) verify(ep Endpoint, key ssh.PublicKey) error {
 		ke *knownhosts.KeyError
 		re *knownhosts.RevokedError
 	)
+	if cert, ok := key.(*ssh.Certificate); ok {
+		// Not accepted as a certificate: like OpenSSH, check the plain key
+		// it certifies, and say why the certificate was not enough.
+		plainErr := h.check(ep.Addr, &net.TCPAddr{}, cert.Key)
+		if plainErr == nil {
+			return nil
+		}
+		if errors.As(plainErr, &ke) && len(h.want(ke)) > 0 {
+			return h.verify(ep, cert.Key) // a changed key, certificate or not
+		}
+		return &HostCertError{Name: ep.name(), Addr: ep.Addr, KnownHosts: h.file, Cert: cert, Err: err}
+	}
 	switch {
-	case errors.As(err, &ke) && len(ke.Want) == 0:
+	case errors.As(err, &ke) && len(h.want(ke)) == 0:
 		return &UnknownHostError{Name: ep.name(), Addr: ep.Addr, KnownHosts: h.file, Key: key, Fingerprint: Fingerprint(key)}
 	case errors.As(err, &ke):
 		e := &HostKeyChangedError{Name: ep.name(), Addr: ep.Addr, KnownHosts: h.file, Key: key, Fingerprint: Fingerprint(key)}
-		for _, w := range ke.Want {
+		for _, w := range h.want(ke) {
 			e.Lines = append(e.Lines, w.Line)
 		}
 		return e
@@ -155,6 +227,9 @@ func (h *hostKeys) verify(ep Endpoint, key ssh.PublicKey) error {
 // for addr, and refuses a key that the file marks @revoked. Other keys
 // recorded for addr stay; removing a changed key is left to the user.
 func AddKnownHost(path, addr string, key ssh.PublicKey) error {
+	if cert, ok := key.(*ssh.Certificate); ok {
+		key = cert.Key // known_hosts records keys; certificates are trusted through their CA
+	}
 	addr = withPort(addr)
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return fmt.Errorf("add %s to known_hosts: %w", addr, err)

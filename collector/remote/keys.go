@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -84,10 +84,11 @@ func loadKeys(ctx context.Context, ep Endpoint, log *slog.Logger) (*keySet, erro
 		switch {
 		case err == nil:
 			k.add(signer, f)
+			k.addCertificate(f+"-cert.pub", false, log)
 		case errors.As(err, &unread):
 			if explicit {
 				k.close()
-				return nil, fmt.Errorf("%s: read identity file: %w; check identity_file", ep, err)
+				return nil, &KeyFileError{Name: ep.name(), Addr: ep.Addr, File: f, Err: unread.Err}
 			}
 			if !errors.Is(err, fs.ErrNotExist) {
 				log.Debug("identity file skipped", "file", f, "err", err)
@@ -97,13 +98,73 @@ func loadKeys(ctx context.Context, ep Endpoint, log *slog.Logger) (*keySet, erro
 			k.skipped = append(k.skipped, f+" (encrypted, no passphrase given)")
 		case explicit:
 			k.close()
-			return nil, fmt.Errorf("%s: identity file %s: %w; check identity_file and its passphrase", ep, f, err)
+			return nil, &KeyFileError{Name: ep.name(), Addr: ep.Addr, File: f, Err: err}
 		default:
 			log.Debug("identity file skipped", "file", f, "err", err)
 			k.skipped = append(k.skipped, f+" ("+err.Error()+")")
 		}
 	}
+	for _, f := range ep.CertificateFiles {
+		if err := k.addCertificate(f, true, log); err != nil {
+			k.close()
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // the file is named once
+			}
+			return nil, &KeyFileError{Name: ep.name(), Addr: ep.Addr, File: f, Err: err, Cert: true}
+		}
+	}
 	return k, nil
+}
+
+// addCertificate offers the OpenSSH user certificate in file with the key it
+// certifies, just before that key. A certificate that cannot be used is an
+// error when explicit (CertificateFile), else logged and skipped, as is one
+// for a key not offered.
+func (k *keySet) addCertificate(file string, explicit bool, log *slog.Logger) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		if explicit || !errors.Is(err, fs.ErrNotExist) {
+			log.Debug("certificate skipped", "file", file, "err", err)
+		}
+		if explicit {
+			return err
+		}
+		return nil
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(data)
+	cert, ok := pub.(*ssh.Certificate)
+	if err == nil && !ok {
+		err = errors.New("not an OpenSSH certificate")
+	}
+	if err == nil && cert.CertType != ssh.UserCert {
+		err = errors.New("a host certificate, not a user certificate")
+	}
+	if err != nil {
+		log.Debug("certificate skipped", "file", file, "err", err)
+		if explicit {
+			return err
+		}
+		k.skipped = append(k.skipped, file+" ("+err.Error()+")")
+		return nil
+	}
+	want := string(cert.Key.Marshal())
+	for i, s := range k.signers {
+		if string(s.PublicKey().Marshal()) != want {
+			continue
+		}
+		cs, err := ssh.NewCertSigner(cert, s)
+		if err != nil {
+			k.skipped = append(k.skipped, file+" ("+err.Error()+")")
+			return nil
+		}
+		k.signers = slices.Insert(k.signers, i, cs)
+		k.offered = slices.Insert(k.offered, i, file+" "+keyType(cs.PublicKey())+" "+Fingerprint(cert.Key))
+		return nil
+	}
+	log.Debug("certificate skipped: it certifies no key offered", "file", file)
+	k.skipped = append(k.skipped, file+" (certifies no key offered)")
+	return nil
 }
 
 // identityKey names a parsed identity file in identityCache: its path and

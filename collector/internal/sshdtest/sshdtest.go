@@ -44,7 +44,23 @@ type Server struct {
 	ClientSigner   ssh.Signer
 	KnownHostsFile string // known_hosts holding exactly HostKey for Addr
 	Dir            string // the temporary directory with config, keys and logs
+
+	// With WithHostCertificate: the CA that signed the host certificate of
+	// HostKey (principal 127.0.0.1), and its private key file.
+	HostCA     ssh.PublicKey
+	HostCAFile string
+	// With WithUserCA: a private key that authorized_keys does not list,
+	// with its user certificate (principal User) signed by UserCA next to it
+	// as CertKeyFile-cert.pub; sshd trusts UserCA (TrustedUserCAKeys).
+	CertKeyFile string
+	UserCA      ssh.PublicKey
+	UserCAFile  string
+
+	proc *process
 }
+
+// Log returns what sshd has logged so far.
+func (s *Server) Log() string { return s.proc.stderr.String() }
 
 // TB is the part of testing.TB that Start and HungListener use, so that a
 // program (such as a benchmark) can start a server too. As in testing.TB,
@@ -65,7 +81,23 @@ type Option func(*options)
 
 type options struct {
 	ecdsaHostKey bool
+	hostCert     bool
+	userCA       bool
 	config       []string
+}
+
+// WithHostCertificate gives the server a host certificate for its ed25519
+// host key, signed with ssh-keygen -s by a new CA (Server.HostCA) for the
+// principal 127.0.0.1.
+func WithHostCertificate() Option {
+	return func(o *options) { o.hostCert = true }
+}
+
+// WithUserCA makes sshd trust a new user CA (TrustedUserCAKeys) and writes a
+// client key that only its certificate, signed with ssh-keygen -s, gets in
+// with (Server.CertKeyFile).
+func WithUserCA() Option {
+	return func(o *options) { o.userCA = true }
 }
 
 // WithECDSAHostKey gives the server an ECDSA P-256 host key in addition to
@@ -142,6 +174,28 @@ func Start(t TB, opts ...Option) *Server {
 		t.Fatalf("sshdtest: %v", err)
 	}
 
+	var extra []string
+	if o.hostCert {
+		s.HostCAFile, s.HostCA = writeCA(t, dir, "host_ca")
+		writePublicKey(t, hostKeyFiles[0]+".pub", s.HostKey)
+		signKey(t, s.HostCAFile, hostKeyFiles[0]+".pub", "-h", "-n", "127.0.0.1")
+		extra = append(extra, "HostCertificate "+hostKeyFiles[0]+"-cert.pub")
+	}
+	if o.userCA {
+		s.UserCAFile, s.UserCA = writeCA(t, dir, "user_ca")
+		s.CertKeyFile = filepath.Join(dir, "id_cert_ed25519")
+		k := mustEd25519(t)
+		writePrivateKey(t, s.CertKeyFile, k)
+		pub, err := ssh.NewPublicKey(k.Public())
+		if err != nil {
+			t.Fatalf("sshdtest: %v", err)
+		}
+		writePublicKey(t, s.CertKeyFile+".pub", pub)
+		signKey(t, s.UserCAFile, s.CertKeyFile+".pub", "-n", u.Username)
+		extra = append(extra, "TrustedUserCAKeys "+s.UserCAFile+".pub")
+	}
+	o.config = append(extra, o.config...)
+
 	// The port is free when we look; another process may take it before sshd
 	// binds it, so retry a few times with a fresh port.
 	var lastErr error
@@ -152,6 +206,7 @@ func Start(t TB, opts ...Option) *Server {
 		if lastErr == nil {
 			s.Port = port
 			s.Addr = net.JoinHostPort(s.Host, strconv.Itoa(port))
+			s.proc = proc
 			t.Cleanup(func() {
 				proc.stop()
 				if t.Failed() {
@@ -348,6 +403,46 @@ func writePrivateKey(t TB, path string, key crypto.PrivateKey) {
 	}
 	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
 		t.Fatalf("sshdtest: %v", err)
+	}
+}
+
+// writeCA writes a new ed25519 CA key pair as dir/name and dir/name.pub.
+func writeCA(t TB, dir, name string) (string, ssh.PublicKey) {
+	t.Helper()
+	k := mustEd25519(t)
+	file := filepath.Join(dir, name)
+	writePrivateKey(t, file, k)
+	pub, err := ssh.NewPublicKey(k.Public())
+	if err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
+	writePublicKey(t, file+".pub", pub)
+	return file, pub
+}
+
+func writePublicKey(t TB, path string, pub ssh.PublicKey) {
+	t.Helper()
+	if err := os.WriteFile(path, ssh.MarshalAuthorizedKey(pub), 0o644); err != nil {
+		t.Fatalf("sshdtest: %v", err)
+	}
+}
+
+// signKey signs the public key file pub with the CA key file ca, as
+// ssh-keygen -s does, writing the certificate next to it (KEY-cert.pub);
+// args are ssh-keygen's further flags (-h, -n principals).
+func signKey(t TB, ca, pub string, args ...string) {
+	t.Helper()
+	keygen, err := exec.LookPath("ssh-keygen")
+	if err != nil {
+		msg := "sshdtest: ssh-keygen not found (install openssh-client)"
+		if os.Getenv("CI") == "true" || os.Getenv("COLLECTOR_TEST_DISALLOW_SKIP") == "1" {
+			t.Fatalf("%s", msg)
+		}
+		t.Skipf("%s", msg)
+	}
+	cmd := exec.Command(keygen, append(append([]string{"-q", "-s", ca, "-I", "sshdtest"}, args...), pub)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sshdtest: ssh-keygen -s: %v\n%s", err, out)
 	}
 }
 

@@ -57,7 +57,7 @@ var system = readers{
 	system:      readSystem,
 	memory:      readMemory,
 	disk:        readDisk,
-	processes:   readProcesses,
+	processes:   readProcessesOnce,
 	sockets:     readSockets,
 	fds:         readFileDescriptors,
 	filesystems: readFilesystems,

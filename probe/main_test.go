@@ -138,16 +138,10 @@ var probeBuild struct {
 }
 
 // buildProbe builds the probe binary once per test run, the way it ships.
-func buildProbe(t *testing.T) string {
+func buildProbe(t testing.TB) string {
 	t.Helper()
 	probeBuild.once.Do(func() {
-		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goBin); err != nil {
-			if goBin, err = exec.LookPath("go"); err != nil {
-				probeBuild.err = err
-				return
-			}
-		}
+		goBin := goBinary()
 		dir, err := os.MkdirTemp("", "probe-test-")
 		if err != nil {
 			probeBuild.err = err
@@ -162,6 +156,17 @@ func buildProbe(t *testing.T) string {
 		t.Fatalf("build probe: %v\n%s", probeBuild.err, probeBuild.out)
 	}
 	return probeBuild.path
+}
+
+// goBinary returns the go command that runs the tests.
+func goBinary() string {
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		if p, err := exec.LookPath("go"); err == nil {
+			return p
+		}
+	}
+	return goBin
 }
 
 // startChild starts the test binary as an idle or busy process whose
@@ -234,7 +239,7 @@ func (r probeRun) decode(t *testing.T) *snapshot.Snapshot {
 	return s
 }
 
-func randomKeyword(t *testing.T) string {
+func randomKeyword(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -29,6 +30,33 @@ type procDir struct {
 	buf []byte
 	// dents is the buffer for directory listings.
 	dents []byte
+	// leave is how many more descriptors may be left open rather than
+	// closed: a one-shot probe exits right after its scan, and the kernel
+	// closes them then, without a system call each.
+	leave int
+}
+
+// release closes fd, or leaves it open for exit to close.
+func (d *procDir) release(fd int) {
+	if d.leave > 0 {
+		d.leave--
+		return
+	}
+	closeFD(fd)
+}
+
+// read reads the file at path relative to /proc.
+func (d *procDir) read(path string) ([]byte, error) {
+	fd, err := openAt(d.fd, path)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer d.release(fd)
+	data, err := readAll(fd, &d.buf)
+	if err != nil {
+		return nil, &os.PathError{Op: "read", Path: path, Err: err}
+	}
+	return data, nil
 }
 
 func openProcDir() (*procDir, error) {
@@ -102,7 +130,7 @@ func pidPath(pid int32, file string) string {
 
 // stat reads and parses PID/stat.
 func (d *procDir) stat(pid int32) (pidStat, error) {
-	data, err := readFileAt(d.fd, pidPath(pid, "stat"), &d.buf)
+	data, err := d.read(pidPath(pid, "stat"))
 	if err != nil {
 		return pidStat{}, err
 	}
@@ -111,16 +139,32 @@ func (d *procDir) stat(pid int32) (pidStat, error) {
 
 // cmdline reads PID/cmdline, its arguments joined by blanks.
 func (d *procDir) cmdline(pid int32) (string, error) {
-	data, err := readFileAt(d.fd, pidPath(pid, "cmdline"), &d.buf)
+	data, err := d.read(pidPath(pid, "cmdline"))
 	if err != nil {
 		return "", err
 	}
 	return cmdlineString(data), nil
 }
 
+// cmdlineView is cmdline without a copy: the string is only valid until
+// the next read through d.
+func (d *procDir) cmdlineView(pid int32) (string, error) {
+	data, err := d.read(pidPath(pid, "cmdline"))
+	if err != nil {
+		return "", err
+	}
+	data = bytes.TrimSuffix(data, []byte{0})
+	for i, c := range data {
+		if c == 0 {
+			data[i] = ' '
+		}
+	}
+	return unsafe.String(unsafe.SliceData(data), len(data)), nil
+}
+
 // uid reads the real user id of pid from PID/status.
 func (d *procDir) uid(pid int32) (string, error) {
-	data, err := readFileAt(d.fd, pidPath(pid, "status"), &d.buf)
+	data, err := d.read(pidPath(pid, "status"))
 	if err != nil {
 		return "", err
 	}
@@ -205,11 +249,24 @@ func keptFDs() int {
 // the matched groups and the top lists. With sample 0 each process's CPU is
 // its average since it started.
 func readProcesses(ctx context.Context, sample time.Duration, keywords []string) procResult {
+	return readProcessesLeaving(ctx, sample, keywords, 0)
+}
+
+// readProcessesOnce is readProcesses for a probe that exits right after:
+// it leaves the descriptors it opened for exit to close.
+func readProcessesOnce(ctx context.Context, sample time.Duration, keywords []string) procResult {
+	return readProcessesLeaving(ctx, sample, keywords, 1<<20)
+}
+
+// readProcessesLeaving is readProcesses leaving at most leave descriptors
+// open.
+func readProcessesLeaving(ctx context.Context, sample time.Duration, keywords []string, leave int) procResult {
 	d, err := openProcDir()
 	if err != nil {
 		return procResult{Processes: snapshot.Processes{Matched: []snapshot.Match{}, Error: err.Error()}, Top: snapshot.Top{Error: err.Error()}}
 	}
 	defer d.close()
+	d.leave = leave
 	opts := scanOptions{sample: sample, keywords: distinct(keywords), me: currentSelf()}
 	procs, windowErr, err := scan(ctx, d, opts)
 	if err != nil {
@@ -252,20 +309,26 @@ func scan(ctx context.Context, d *procDir, opts scanOptions) (procs []proc, wind
 			return nil, nil, fmt.Errorf("read processes: %w", err)
 		}
 	}
+	// The stat files kept open over the window and the descriptors left
+	// for exit to close share the room under RLIMIT_NOFILE.
+	room := keptFDs()
 	keep := 0
 	if opts.sample > 0 {
-		keep = keptFDs()
+		keep = room / 2
 	}
-	defer func() {
-		for _, p := range procs {
-			if p.fd >= 0 {
-				syscall.Close(p.fd)
+	d.leave = min(d.leave, room-keep)
+	procs = make([]proc, 0, len(pids))
+	releaseAll := func() {
+		for i := range procs {
+			if procs[i].fd >= 0 {
+				d.release(procs[i].fd)
+				procs[i].fd = -1
 			}
 		}
-	}()
-	procs = make([]proc, 0, len(pids))
+	}
 	for i, pid := range pids {
 		if i%64 == 0 && ctx.Err() != nil {
+			releaseAll()
 			return nil, nil, fmt.Errorf("read processes: %w", context.Cause(ctx))
 		}
 		p := proc{pid: pid, fd: -1}
@@ -279,32 +342,32 @@ func scan(ctx context.Context, d *procDir, opts scanOptions) (procs []proc, wind
 		}
 		p.at = time.Now()
 		if err != nil {
-			syscall.Close(fd)
+			d.release(fd)
 			continue
 		}
 		if len(procs) < keep {
 			p.fd = fd
 		} else {
-			syscall.Close(fd)
+			d.release(fd)
 		}
 		if pid != opts.me.pid && !p.st.Kernel && (len(opts.keywords) > 0 || pid == opts.me.ppid) {
-			cmdline, err := d.cmdline(pid)
+			cmdline, err := d.cmdlineView(pid)
 			if err != nil {
 				if p.fd >= 0 {
-					syscall.Close(p.fd)
+					d.release(p.fd)
 				}
 				continue // exited
 			}
 			if opts.me.excludes(procInfo{PID: pid, Name: p.st.Comm, Cmdline: cmdline}) {
 				if p.fd >= 0 {
-					syscall.Close(p.fd)
+					d.release(p.fd)
 				}
 				continue
 			}
 			p.keys = matchKeys(opts.keywords, p.st.Comm, cmdline)
 		} else if pid == opts.me.pid {
 			if p.fd >= 0 {
-				syscall.Close(p.fd)
+				d.release(p.fd)
 			}
 			continue
 		} else if len(opts.keywords) > 0 {
@@ -321,6 +384,7 @@ func scan(ctx context.Context, d *procDir, opts scanOptions) (procs []proc, wind
 	}
 
 	if err := sleepUntil(ctx, begin.Add(opts.sample)); err != nil {
+		releaseAll()
 		return procs, err, nil
 	}
 	for i := range procs {
@@ -329,12 +393,14 @@ func scan(ctx context.Context, d *procDir, opts scanOptions) (procs []proc, wind
 		var err error
 		if p.fd >= 0 {
 			var n int
-			n, err = syscall.Pread(p.fd, d.buf[:cap(d.buf)], 0)
+			n, err = readFD(p.fd, d.buf[:cap(d.buf)], 0)
 			if err == nil {
 				data = d.buf[:n]
 			}
+			d.release(p.fd)
+			p.fd = -1
 		} else {
-			data, err = readFileAt(d.fd, pidPath(p.pid, "stat"), &d.buf)
+			data, err = d.read(pidPath(p.pid, "stat"))
 		}
 		var st pidStat
 		if err == nil {

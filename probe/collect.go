@@ -263,7 +263,7 @@ func readSystem(ctx context.Context, sample time.Duration) systemResult {
 	var r systemResult
 	buf := make([]byte, 8192)
 	begin := time.Now()
-	c0 := readCounters(&buf)
+	c0 := readCounters(&buf, true)
 
 	r.CPU.LogicalCount = c0.Stat.LogicalCount
 	var errCount, errLoad error
@@ -292,7 +292,7 @@ func readSystem(ctx context.Context, sample time.Duration) systemResult {
 			w = deriveWindow(c0, c0, 0)
 			break
 		}
-		c1 := readCounters(&buf)
+		c1 := readCounters(&buf, true)
 		w = deriveWindow(c0, c1, c1.At.Sub(c0.At).Seconds())
 	}
 	r.RunQueue, r.Pressure, r.Network = w.RunQueue, w.Pressure, w.Network

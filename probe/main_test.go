@@ -102,7 +102,7 @@ func TestRunWithoutSnapshot(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), tt.args, &stdout, &stderr)
+			code := run(context.Background(), tt.args, strings.NewReader(""), &stdout, &stderr)
 			if code != tt.wantCode {
 				t.Errorf("run(%q) = %d, want %d; stderr: %s", tt.args, code, tt.wantCode, stderr.String())
 			}
@@ -122,7 +122,7 @@ func (failWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe
 
 func TestRunWriteError(t *testing.T) {
 	var stderr bytes.Buffer
-	if code := run(context.Background(), []string{"-sample", "0"}, failWriter{}, &stderr); code != 1 {
+	if code := run(context.Background(), []string{"-sample", "0"}, strings.NewReader(""), failWriter{}, &stderr); code != 1 {
 		t.Errorf("run with a broken stdout = %d, want 1", code)
 	}
 	if !strings.Contains(stderr.String(), "write snapshot: broken pipe") {

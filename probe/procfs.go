@@ -135,15 +135,18 @@ var psiResources = [3]string{"cpu", "memory", "io"}
 // errUnsupported marks a source the kernel does not have.
 var errUnsupported = errors.New("unsupported")
 
-// readCounters reads every counter of c once.
-func readCounters(buf *[]byte) counters {
+// readCounters reads every counter of c once; the swap counters, from the
+// long /proc/vmstat, only when withVM.
+func readCounters(buf *[]byte, withVM bool) counters {
 	c := counters{At: time.Now()}
 	if data, err := readFile("/proc/stat", buf); err != nil {
 		c.StatErr = fmt.Errorf("read cpu times: %w", err)
 	} else if c.Stat, err = parseProcStat(data); err != nil {
 		c.StatErr = fmt.Errorf("read cpu times: %w", err)
 	}
-	if data, err := readFile("/proc/vmstat", buf); err != nil {
+	if !withVM {
+		c.VMErr = errors.New("not read")
+	} else if data, err := readFile("/proc/vmstat", buf); err != nil {
 		c.VMErr = fmt.Errorf("read swap activity: %w", err)
 	} else if c.SwapIn, c.SwapOut, err = parseVmstat(data); err != nil {
 		c.VMErr = fmt.Errorf("%w: no pswpin/pswpout in /proc/vmstat (kernel without vm event counters)", errUnsupported)

@@ -153,7 +153,7 @@ type Match struct {
 
 // MaxPIDs is the most pids a Match lists, so that a keyword matching
 // thousands of processes keeps the snapshot small.
-const MaxPIDs = 100
+const MaxPIDs = 50
 
 // A Member is one process of a matched group.
 type Member struct {
@@ -232,7 +232,7 @@ type Network struct {
 }
 
 // MaxInterfaces is the most interfaces Network lists.
-const MaxInterfaces = 16
+const MaxInterfaces = 12
 
 // An Interface is one network interface's traffic over the sample window,
 // from /proc/net/dev.
@@ -308,7 +308,7 @@ type Filesystems struct {
 }
 
 // MaxFilesystems is the most file systems Filesystems lists.
-const MaxFilesystems = 24
+const MaxFilesystems = 16
 
 // A Filesystem is the usage of one mounted file system, in bytes and
 // inodes, the way df counts them: UsedPercent is Used of Used+Free, Free

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,11 +84,19 @@ func measure(tb testing.TB, stdin io.Reader, args ...string) rusage {
 	if err := cmd.Run(); err != nil {
 		tb.Fatalf("run probe through rusage: %v\n%s", err, stderr.Bytes())
 	}
-	var r rusage
-	if err := json.Unmarshal(stderr.Bytes(), &r); err != nil {
-		tb.Fatalf("rusage said %q: %v", stderr.Bytes(), err)
-	}
+	r := parseRusage(tb, stderr.Bytes())
 	r.Stdout = stdout.Bytes()
+	return r
+}
+
+// parseRusage parses what rusage wrote on stderr: "pid N", then the JSON.
+func parseRusage(tb testing.TB, stderr []byte) rusage {
+	tb.Helper()
+	_, js, _ := bytes.Cut(stderr, []byte("\n"))
+	var r rusage
+	if err := json.Unmarshal(js, &r); err != nil {
+		tb.Fatalf("rusage said %q: %v", stderr, err)
+	}
 	return r
 }
 
@@ -182,4 +194,97 @@ func BenchmarkBudget(b *testing.B) {
 	if rss <= helper {
 		b.Logf("the probe's peak RSS is not above its parent's (%d KiB): %d KiB is an upper bound", helper, rss)
 	}
+}
+
+// BenchmarkWatchBudget runs watch mode at a 1 s resolution over 1,000 idle
+// processes (100 named like crawlers) for watchSeconds (30 by default, or
+// PROBE_WATCH_SECONDS), asking for a snapshot every 10 s as a collector on
+// a 10 s schedule would, and reports its CPU time as a percent of one CPU:
+// over the whole run (start-up included: the first reading of every
+// process), and in the steady state after the first 5 s (from the probe's
+// /proc/PID/stat, at a 10 ms resolution); and its peak RSS.
+func BenchmarkWatchBudget(b *testing.B) {
+	if runtime.GOOS != "linux" {
+		b.Skip("the probe targets linux")
+	}
+	seconds := 30
+	if s := os.Getenv("PROBE_WATCH_SECONDS"); s != "" {
+		fmt.Sscan(s, &seconds)
+	}
+	key := randomKeyword(b)
+	startIdle(b, 900, "idle")
+	startIdle(b, 100, key)
+	procs := countProcesses(b)
+	var cpu, wall, steadyCPU, steadyWall time.Duration
+	var rss, parent int64
+	for b.Loop() {
+		pr, pw := io.Pipe()
+		cmd := exec.Command(buildRusage(b), buildProbe(b), "-watch", "-resolution", "1s", "-timeout", "10s", "--", key, "python")
+		var stdout bytes.Buffer
+		cmd.Stdin, cmd.Stdout = pr, &stdout
+		errPipe, err := cmd.StderrPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		errs := bufio.NewReader(errPipe)
+		var pid int
+		if line, err := errs.ReadString('\n'); err != nil || !strings.HasPrefix(line, "pid ") {
+			b.Fatalf("rusage said %q, %v", line, err)
+		} else {
+			pid, _ = strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "pid ")))
+		}
+		var t0, t1 uint64
+		var at0, at1 time.Time
+		for i := 1; i <= seconds; i++ {
+			time.Sleep(time.Second)
+			if i == 5 {
+				t0, at0 = cpuTicks(b, pid), time.Now()
+			}
+			if i%10 == 0 {
+				io.WriteString(pw, "tick\n")
+			}
+		}
+		t1, at1 = cpuTicks(b, pid), time.Now()
+		pw.Close()
+		rest, _ := io.ReadAll(errs)
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("rusage: %v; %s", err, rest)
+		}
+		r := parseRusage(b, append([]byte("pid\n"), rest...))
+		cpu += r.CPU()
+		wall += time.Duration(r.WallNs)
+		steadyCPU += time.Duration(t1-t0) * time.Second / clockTicks
+		steadyWall += at1.Sub(at0)
+		rss = max(rss, r.MaxRSSKiB)
+		parent = max(parent, r.ParentKiB)
+		if n := bytes.Count(stdout.Bytes(), []byte("\n")); n != seconds/10 {
+			b.Fatalf("%d snapshots, want %d", n, seconds/10)
+		}
+	}
+	percent := float64(cpu) / float64(wall) * 100
+	steady := float64(steadyCPU) / float64(steadyWall) * 100
+	mib := float64(rss) / 1024
+	b.ReportMetric(percent, "%-of-one-cpu")
+	b.ReportMetric(steady, "%-of-one-cpu-steady")
+	b.ReportMetric(mib, "MiB-maxrss")
+	b.ReportMetric(float64(procs), "processes")
+	b.Logf("%d processes, %v of watch at 1 s, a snapshot every 10 s: %.2f %% of one CPU in all, %.2f %% after the first 5 s (target 1: %.2fx, %.2fx), %.1f MiB peak RSS (target 10: %.2fx; its parent %.1f MiB)",
+		procs, wall.Round(time.Millisecond), percent, steady, percent/1, steady/1, mib, mib/10, float64(parent)/1024)
+}
+
+// cpuTicks reads the user plus system CPU time of pid, in clock ticks.
+func cpuTicks(tb testing.TB, pid int) uint64 {
+	tb.Helper()
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st, err := parsePidStat(data)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st.Ticks
 }

@@ -39,6 +39,7 @@ type procStat struct {
 	Blocked      int    // procs_blocked
 	HasRunQueue  bool   // both procs_ lines were there
 	BootTime     uint64 // btime, seconds since the epoch
+	Forks        uint64 // processes: processes and threads created since boot
 }
 
 // parseProcStat parses /proc/stat.
@@ -76,6 +77,12 @@ func parseProcStat(data []byte) (procStat, error) {
 				return s, fmt.Errorf("parse /proc/stat: procs_blocked: %w", err)
 			}
 			s.Blocked, haveBlocked = int(n), true
+		case bytes.HasPrefix(line, []byte("processes ")):
+			n, err := parseUint(bytes.TrimSpace(line[len("processes "):]))
+			if err != nil {
+				return s, fmt.Errorf("parse /proc/stat: processes: %w", err)
+			}
+			s.Forks = n
 		case bytes.HasPrefix(line, []byte("btime ")):
 			n, err := parseUint(bytes.TrimSpace(line[len("btime "):]))
 			if err != nil {

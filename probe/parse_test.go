@@ -29,7 +29,7 @@ softirq 1299 0 1 0 0 0 0 0 0 0 1298
 	}
 	want := procStat{
 		CPU:          cpuTimes{User: 10132153, Nice: 290696, System: 3084719, Idle: 46828483, Iowait: 16683, Irq: 0, Softirq: 25195, Steal: 0},
-		LogicalCount: 2, Running: 3, Blocked: 1, HasRunQueue: true, BootTime: 1698000000,
+		LogicalCount: 2, Running: 3, Blocked: 1, HasRunQueue: true, BootTime: 1698000000, Forks: 52317,
 	}
 	if got != want {
 		t.Errorf("parseProcStat =\n%+v\nwant\n%+v", got, want)

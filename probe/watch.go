@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/crawlerfleet/collector/probe/snapshot"
@@ -155,16 +156,18 @@ type watcher struct {
 	// mu guards everything below against an emission's reader that
 	// collect gave up on and that still runs: a tick that finds it held
 	// is skipped rather than blocked.
-	mu       sync.Mutex
-	opts     options
-	keywords []string
-	now      func() time.Time
-	me       self
-	d        *procDir
-	buf      []byte
-	pids     []int32
-	procs    map[int32]*watchProc
-	tickNo   uint64
+	mu        sync.Mutex
+	opts      options
+	keywords  []string
+	now       func() time.Time
+	me        self
+	d         *procDir
+	buf       []byte
+	pids      []int32
+	procs     map[int32]*watchProc
+	tickNo    uint64
+	forks     uint64 // the forks counter at the last listing
+	sinceList int    // ticks since the last listing
 
 	start      time.Time // of the interval
 	startCount counters  // the counters at the start of the interval
@@ -186,21 +189,58 @@ func newWatcher(opts options, now func() time.Time) (*watcher, error) {
 	w.startCount.At = now()
 	w.last = w.startCount
 	w.start = w.startCount.At
-	w.refresh(nil)
-	w.readAll() // the CPU times each process starts the first interval with
+	// The CPU times each process starts the first interval with.
+	w.refresh(nil, w.startCount.Stat.Forks, uptimeTicks(w.startCount), true, true)
 	return w, nil
 }
 
 func (w *watcher) close() { w.d.close() }
 
-// refresh lists the processes, reads the new ones (stat, and the command
-// line when there are keywords) and, once more, the command line of those
-// that appeared on the previous tick (a process caught between fork and
-// exec still has its parent's command line), and forgets those gone. It
-// adds each keyword's count to counts when counts is not nil and returns
-// the matched total.
-func (w *watcher) refresh(counts []int) (matchedTotal int, err error) {
+// fullListEvery is how many ticks may pass without a listing of /proc.
+const fullListEvery = 60
+
+// youngTicks is the age below which a process's command line is read
+// again on the next tick: one caught between fork and exec still has its
+// parent's command line. In clock ticks: 2 s.
+const youngTicks = 2 * clockTicks
+
+// refresh brings the process table up to date, adds each keyword's count to
+// counts when counts is not nil, and returns the matched total.
+//
+// When no process was created since the last refresh (the forks counter
+// of /proc/stat, forks, is unchanged) and full is false, there is nothing
+// new to read: it only checks that the matched processes still exist, one
+// kill(pid, 0) each. Otherwise it lists /proc, reads each new process (its
+// stat, and its command line when there are keywords) and, once more, the
+// command line of the young ones seen before, and forgets those gone. A
+// pid reused between two listings passes for the process it replaced;
+// pids wrap after pid_max (4,194,304 on 64-bit hosts) processes.
+//
+// When setBase, a new process's CPU time as read is its base for the
+// interval: it ran before the interval started. Otherwise a new process is
+// new in the interval, and all its CPU time falls in it.
+func (w *watcher) refresh(counts []int, forks, uptimeTicks uint64, full, setBase bool) (matchedTotal int, err error) {
 	w.tickNo++
+	if !full && forks != 0 && forks == w.forks && w.sinceList < fullListEvery {
+		w.sinceList++
+		for pid, p := range w.procs {
+			if p.excluded || len(p.keys) == 0 {
+				continue
+			}
+			if err := syscall.Kill(int(pid), 0); err == syscall.ESRCH {
+				delete(w.procs, pid)
+				continue
+			}
+			matchedTotal++
+			if counts != nil {
+				for _, k := range p.keys {
+					counts[k]++
+				}
+			}
+		}
+		return matchedTotal, nil
+	}
+	w.forks, w.sinceList = forks, 0
 	w.pids, err = w.d.pids(w.pids)
 	if err != nil {
 		return 0, err
@@ -213,6 +253,10 @@ func (w *watcher) refresh(counts []int) (matchedTotal int, err error) {
 				continue // exited
 			}
 			p = &watchProc{comm: st.Comm, kernel: st.Kernel, start: st.Start}
+			if setBase {
+				p.baseTicks, p.hasBase = st.Ticks, true
+			}
+			p.confirmed = uptimeTicks == 0 || st.Start+youngTicks < uptimeTicks
 			w.match(pid, p)
 			w.procs[pid] = p
 		} else if !p.confirmed {
@@ -238,6 +282,19 @@ func (w *watcher) refresh(counts []int) (matchedTotal int, err error) {
 		}
 	}
 	return matchedTotal, nil
+}
+
+// uptimeTicks returns the clock ticks since boot at c, from its boot time,
+// or 0 when c has none.
+func uptimeTicks(c counters) uint64 {
+	if c.StatErr != nil || c.Stat.BootTime == 0 {
+		return 0
+	}
+	up := c.At.Sub(time.Unix(int64(c.Stat.BootTime), 0)).Seconds()
+	if up <= 0 {
+		return 0
+	}
+	return uint64(up * clockTicks)
 }
 
 // match reads the command line of pid and matches it.
@@ -281,7 +338,7 @@ func (w *watcher) sample() {
 	seconds := c.At.Sub(w.last.At).Seconds()
 
 	clear(iv.counts)
-	total, errProcs := w.refresh(iv.counts)
+	total, errProcs := w.refresh(iv.counts, c.Stat.Forks, uptimeTicks(c), false, false)
 	if errProcs != nil {
 		iv.fail("processes", errProcs)
 	}
@@ -387,7 +444,9 @@ func (w *watcher) emit(ctx context.Context) snapshot.Snapshot {
 			return procResult{Processes: snapshot.Processes{Error: err}, Top: snapshot.Top{Error: err}}
 		}
 		defer w.mu.Unlock()
-		if _, err := w.refresh(nil); err != nil {
+		var buf []byte
+		c := readCounters(&buf, false)
+		if _, err := w.refresh(nil, c.Stat.Forks, uptimeTicks(c), true, false); err != nil {
 			return procResult{Processes: snapshot.Processes{Error: err.Error()}, Top: snapshot.Top{Error: err.Error()}}
 		}
 		uses := w.readAll()

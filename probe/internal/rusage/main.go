@@ -10,7 +10,8 @@
 // it starts the child, so that a reader can tell the two apart: when the
 // child's figure is above it, the figure is the child's own.
 //
-// Usage: rusage command [arg ...]; stdin and stdout pass through.
+// Usage: rusage command [arg ...]; stdin and stdout pass through. On
+// stderr, a first line "pid N" gives the child's pid as soon as it runs.
 package main
 
 import (
@@ -42,7 +43,11 @@ func main() {
 	cmd.Stdin, cmd.Stdout = os.Stdin, os.Stdout
 	parent := vmHWM()
 	begin := time.Now()
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		os.Stderr.WriteString("pid " + strconv.Itoa(cmd.Process.Pid) + "\n")
+		err = cmd.Wait()
+	}
 	wall := time.Since(begin)
 	if _, exited := err.(*exec.ExitError); err != nil && !exited {
 		os.Stderr.WriteString(err.Error() + "\n")

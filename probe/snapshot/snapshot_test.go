@@ -346,3 +346,37 @@ func TestFreePercent(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeProbeOutputV2 decodes what the version-2 probe printed on a test
+// machine: one snapshot (probe -sample 1s -- python bash >
+// testdata/probe-output-v2.json), and one of watch mode ((sleep 2.2; echo) |
+// probe -watch -resolution 500ms -- python bash > testdata/probe-watch-v2.json).
+func TestDecodeProbeOutputV2(t *testing.T) {
+	for _, name := range []string{"probe-output-v2.json", "probe-watch-v2.json"} {
+		t.Run(name, func(t *testing.T) {
+			s, err := Decode(bytes.NewReader(readFile(t, name)), 0)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if s.Version != 2 || s.SampleSeconds <= 0 || s.Swap == nil || s.Pressure == nil || s.RunQueue == nil ||
+				s.Network == nil || s.Sockets == nil || s.FileDescriptors == nil || s.Top == nil || s.Filesystems == nil {
+				t.Errorf("decoded %+v, want every section of version 2", s)
+			}
+			if s.Processes.Count("bash") == 0 || len(s.Top.ByRSS) == 0 || len(s.Filesystems.Mounts) == 0 || s.Sockets.TCP["listen"] == 0 {
+				t.Errorf("decoded %+v, want a filled snapshot", s)
+			}
+			for _, e := range []string{s.Error, s.CPU.Error, s.Memory.Error, s.Disk.Error, s.Processes.Error, s.Swap.Error,
+				s.Pressure.Error, s.RunQueue.Error, s.Network.Error, s.Sockets.Error, s.FileDescriptors.Error, s.Top.Error, s.Filesystems.Error} {
+				if e != "" {
+					t.Errorf("section error %q in a clean run", e)
+				}
+			}
+			watch := name == "probe-watch-v2.json"
+			if iv := s.Interval; watch != (iv != nil) {
+				t.Errorf("interval = %+v, want one only in watch mode", iv)
+			} else if watch && (iv.Samples < 1 || iv.CPU == nil || iv.MatchedAtCPUMax == nil || len(iv.Keywords) != 2 || iv.Error != "") {
+				t.Errorf("interval = %+v, want samples and their figures", iv)
+			}
+		})
+	}
+}

@@ -424,11 +424,13 @@ func TestProbeNoKeywords(t *testing.T) {
 // TestProbeTimeout checks that a deadline shorter than the sample window
 // still prints the sections that were read, and exits 0.
 func TestProbeTimeout(t *testing.T) {
-	r := runProbe(t, "-sample", "10s", "-timeout", "200ms")
+	// A timeout of 1s gives the readers a grace of 100ms to return what
+	// they read, time enough on a machine with every CPU busy.
+	r := runProbe(t, "-sample", "10s", "-timeout", "1s")
 	s := r.decode(t)
 	// Either collect gave up on the section, or the section saw the
 	// deadline itself as its window ended; both say so.
-	const want = "timed out after 200ms"
+	const want = "timed out after 1s"
 	if !strings.HasSuffix(s.CPU.Error, want) || !strings.HasSuffix(s.Processes.Error, want) {
 		t.Errorf("cpu.error %q, processes.error %q; want both to end with %q", s.CPU.Error, s.Processes.Error, want)
 	}
@@ -446,7 +448,7 @@ func TestProbeTimeout(t *testing.T) {
 		t.Errorf("processes = %+v, want the listing read before the deadline", s.Processes)
 	}
 	if r.took > 5*time.Second {
-		t.Errorf("probe with -timeout 200ms took %v", r.took)
+		t.Errorf("probe with -timeout 1s took %v", r.took)
 	}
 }
 

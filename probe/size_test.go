@@ -51,21 +51,14 @@ func TestProbeSaturation(t *testing.T) {
 		t.Errorf("cpu stall = %v %% with the CPUs saturated, want above 0", *p.CPU.SomeStallPercent)
 	}
 	m := matchOf(t, s, key)
-	if m.Count != loops || m.CPUPercent < 60 || m.Threads < loops || m.Heaviest == nil || !slices.Contains(m.PIDs, m.Heaviest.PID) || m.Heaviest.Command == "" {
+	// Each loop gets a share of the CPUs, however small beside other load.
+	if m.Count != loops || m.CPUPercent < 5 || m.Threads < loops || m.Heaviest == nil || !slices.Contains(m.PIDs, m.Heaviest.PID) || m.Heaviest.Command == "" {
 		t.Errorf("crawlers = %+v, want %d busy ones and the heaviest of them with its command", m, loops)
 	}
 	if m.FDs < loops || m.FDsUnreadable != 0 {
 		t.Errorf("crawlers' descriptors = %d (%d unreadable), want at least one each, all readable as root or their owner", m.FDs, m.FDsUnreadable)
 	}
-	found := false
-	for _, p := range s.Top.ByCPU {
-		if slices.Contains(m.PIDs, p.PID) && p.CPUPercent > 10 && p.User != "" && p.Command != "" {
-			found = true
-		}
-	}
-	if !found {
-		t.Errorf("top by cpu = %+v, want a crawler in it", s.Top.ByCPU)
-	}
+	checkTop(t, s.Top.ByCPU, m)
 	for name, e := range map[string]string{"swap": s.Swap.Error, "network": s.Network.Error, "sockets": s.Sockets.Error,
 		"file descriptors": s.FileDescriptors.Error, "top": s.Top.Error, "filesystems": s.Filesystems.Error} {
 		if e != "" {
@@ -82,6 +75,28 @@ func TestProbeSaturation(t *testing.T) {
 		if f.Error == "" && (f.Total == 0 || f.Used > f.Total) {
 			t.Errorf("file system %+v", f)
 		}
+	}
+}
+
+// checkTop checks that a busy group m is in the top list by CPU, or that
+// the processes in it are at least as busy as m's busiest.
+func checkTop(t *testing.T, top []snapshot.Proc, m snapshot.Match) {
+	t.Helper()
+	for i, p := range top {
+		if p.User == "" || p.Name == "" || (i > 0 && p.CPUPercent > top[i-1].CPUPercent) {
+			t.Errorf("top by cpu = %+v: want users, names, most CPU first", top)
+		}
+		if slices.Contains(m.PIDs, p.PID) {
+			if p.Command == "" {
+				t.Errorf("crawler in the top list without its command: %+v", p)
+			}
+			return
+		}
+	}
+	// None of the crawlers is listed: then the list is full of processes
+	// busier than they are (one of them used at least the mean).
+	if mean := m.CPUPercent / float64(m.Count); len(top) != snapshot.TopN || top[len(top)-1].CPUPercent < mean-1 {
+		t.Errorf("top by cpu = %+v, leaves out crawlers using %.2f %% each on average", top, mean)
 	}
 }
 

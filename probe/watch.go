@@ -424,9 +424,7 @@ func (w *watcher) emit(ctx context.Context) snapshot.Snapshot {
 	var endMu sync.Mutex // the system reader may outlive collect
 	var endCount counters
 	var haveEnd bool
-	w.mu.Lock()
 	startCount := w.startCount
-	w.mu.Unlock()
 	r := system
 	r.system = func(ctx context.Context, _ time.Duration) systemResult {
 		// The system-wide counters over the whole interval.
@@ -452,19 +450,12 @@ func (w *watcher) emit(ctx context.Context) snapshot.Snapshot {
 		uses := w.readAll()
 		return summarizeUses(w.d, uses, w.keywords)
 	}
-	// Interval figures are read under the lock before the sections, so that
-	// a reader stuck later cannot race them.
-	w.mu.Lock()
 	end := w.now()
 	ivl := w.intervalResult(end)
-	w.mu.Unlock()
-
 	s := collect(ctx, r, options{timeout: w.opts.timeout, keywords: w.keywords}, w.now)
 	s.SampleSeconds = round2(end.Sub(w.start).Seconds())
 	s.Interval = ivl
 
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	endMu.Lock()
 	if haveEnd {
 		w.startCount = endCount

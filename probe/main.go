@@ -34,7 +34,8 @@
 // # One snapshot
 //
 // -sample is the window over which CPU percents, rates and stall percents
-// are measured (Snapshot.SampleSeconds). Its default, 1s, is for manual
+// are measured (Snapshot.SampleSeconds; each process is measured from when
+// it is first read, over at least the window). Its default, 1s, is for manual
 // runs only: the collector always passes -sample, so a configured sample =
 // "0s" is honoured. With -sample 0 there is no window: the CPU percent is
 // the average since boot, each process's percent is its average since it

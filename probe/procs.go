@@ -293,7 +293,8 @@ type procResult struct {
 
 // scan reads every process once, leaves out the probe and the processes it
 // never counts, and, with a sample window, reads each process's CPU time
-// again at its end. A window cut short by ctx leaves the CPU unmeasured and
+// again at its end: a sample after the last process was first read, so
+// that each is measured over at least the window. A window cut short by ctx leaves the CPU unmeasured and
 // returns why as windowErr. A process that exits before it is read is
 // skipped; one that exits during the window keeps its memory but adds no
 // CPU.
@@ -383,7 +384,13 @@ func scan(ctx context.Context, d *procDir, opts scanOptions) (procs []proc, wind
 		return procs, nil, nil
 	}
 
-	if err := sleepUntil(ctx, begin.Add(opts.sample)); err != nil {
+	// Each process is measured over at least the sample window, even the
+	// last one read when reading them all took long (a starved probe).
+	end := begin.Add(opts.sample)
+	if n := len(procs); n > 0 {
+		end = procs[n-1].at.Add(opts.sample)
+	}
+	if err := sleepUntil(ctx, end); err != nil {
 		releaseAll()
 		return procs, err, nil
 	}

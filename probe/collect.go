@@ -8,25 +8,22 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shirou/gopsutil/v3/cpu"
-	"github.com/shirou/gopsutil/v3/disk"
-	"github.com/shirou/gopsutil/v3/host"
-	"github.com/shirou/gopsutil/v3/load"
-	"github.com/shirou/gopsutil/v3/mem"
-	"github.com/shirou/gopsutil/v3/process"
-
 	"github.com/crawlerfleet/collector/probe/snapshot"
 )
 
 // readers read the sections of a snapshot, each on its own; tests replace
-// them. A reader reports its failures in the section's Error and honours
-// ctx where the system lets it.
+// them, and watch mode replaces system and processes with what it sampled.
+// A reader reports its failures in its sections' Error and honours ctx
+// where the system lets it.
 type readers struct {
-	host      func(ctx context.Context) hostInfo
-	cpu       func(ctx context.Context, sample time.Duration) snapshot.CPU
-	memory    func(ctx context.Context) snapshot.Memory
-	disk      func(ctx context.Context) snapshot.Disk
-	processes func(ctx context.Context, sample time.Duration, keywords []string) snapshot.Processes
+	host        func(ctx context.Context) hostInfo
+	system      func(ctx context.Context, sample time.Duration) systemResult
+	memory      func(ctx context.Context) memoryResult
+	disk        func(ctx context.Context) snapshot.Disk
+	processes   func(ctx context.Context, sample time.Duration, keywords []string) procResult
+	sockets     func(ctx context.Context) snapshot.Sockets
+	fds         func(ctx context.Context) snapshot.FileDescriptors
+	filesystems func(ctx context.Context) snapshot.Filesystems
 }
 
 // hostInfo is the part of a snapshot outside any section.
@@ -36,13 +33,34 @@ type hostInfo struct {
 	Error         string
 }
 
+// systemResult is what the system-wide counters give over the sample
+// window.
+type systemResult struct {
+	CPU      snapshot.CPU
+	RunQueue snapshot.RunQueue
+	SwapIn   float64 // pages per second
+	SwapOut  float64
+	SwapErr  string
+	Pressure snapshot.Pressure
+	Network  snapshot.Network
+}
+
+// memoryResult is what /proc/meminfo gives: memory, and swap space.
+type memoryResult struct {
+	Memory snapshot.Memory
+	Swap   snapshot.Swap // without the paging rates
+}
+
 // system reads the host the probe runs on.
 var system = readers{
-	host:      readHost,
-	cpu:       readCPU,
-	memory:    readMemory,
-	disk:      readDisk,
-	processes: readProcesses,
+	host:        readHost,
+	system:      readSystem,
+	memory:      readMemory,
+	disk:        readDisk,
+	processes:   readProcessesOnce,
+	sockets:     readSockets,
+	fds:         readFileDescriptors,
+	filesystems: readFilesystems,
 }
 
 // collect reads all sections at once and assembles the snapshot, stamped
@@ -62,37 +80,95 @@ func collect(ctx context.Context, r readers, opts options, now func() time.Time)
 	defer cancelRead()
 
 	hostC := start(readCtx, r.host)
-	cpuC := start(readCtx, func(ctx context.Context) snapshot.CPU { return r.cpu(ctx, opts.sample) })
+	sysC := start(readCtx, func(ctx context.Context) systemResult { return r.system(ctx, opts.sample) })
 	memC := start(readCtx, r.memory)
 	diskC := start(readCtx, r.disk)
-	procC := start(readCtx, func(ctx context.Context) snapshot.Processes {
+	procC := start(readCtx, func(ctx context.Context) procResult {
 		return r.processes(ctx, opts.sample, opts.keywords)
 	})
+	sockC := start(readCtx, r.sockets)
+	fdsC := start(readCtx, r.fds)
+	fsC := start(readCtx, r.filesystems)
 
-	s := snapshot.Snapshot{Version: snapshot.Version}
+	s := snapshot.Snapshot{Version: snapshot.Version, SampleSeconds: round2(opts.sample.Seconds())}
 	var ok bool
 	var h hostInfo
 	if h, ok = await(ctx, hostC); !ok {
 		h.Error = unfinished(ctx)
 	}
 	s.Hostname, s.UptimeSeconds, s.Error = h.Hostname, h.UptimeSeconds, h.Error
-	if s.CPU, ok = await(ctx, cpuC); !ok {
-		s.CPU.Error = unfinished(ctx)
+
+	sys, ok := await(ctx, sysC)
+	if !ok {
+		e := unfinished(ctx)
+		sys = systemResult{
+			CPU: snapshot.CPU{Error: e}, RunQueue: snapshot.RunQueue{Error: e}, SwapErr: e,
+			Pressure: snapshot.Pressure{Error: e}, Network: snapshot.Network{Interfaces: []snapshot.Interface{}, Error: e},
+		}
 	}
-	if s.Memory, ok = await(ctx, memC); !ok {
-		s.Memory.Error = unfinished(ctx)
+	s.CPU, s.RunQueue, s.Pressure, s.Network = sys.CPU, &sys.RunQueue, &sys.Pressure, &sys.Network
+
+	mem, ok := await(ctx, memC)
+	if !ok {
+		e := unfinished(ctx)
+		mem = memoryResult{Memory: snapshot.Memory{Error: e}, Swap: snapshot.Swap{Error: e}}
 	}
+	s.Memory = mem.Memory
+	swap := mem.Swap
+	swap.PagesInPerSecond, swap.PagesOutPerSecond = sys.SwapIn, sys.SwapOut
+	swap.Error = joinErrors(swap.Error, sys.SwapErr)
+	s.Swap = &swap
+
 	if s.Disk, ok = await(ctx, diskC); !ok {
 		s.Disk = snapshot.Disk{Path: "/", Error: unfinished(ctx)}
 	}
-	if s.Processes, ok = await(ctx, procC); !ok {
-		s.Processes.Error = unfinished(ctx)
+	procs, ok := await(ctx, procC)
+	if !ok {
+		e := unfinished(ctx)
+		procs = procResult{Processes: snapshot.Processes{Error: e}, Top: snapshot.Top{Error: e}}
 	}
-	if s.Processes.Matched == nil {
-		s.Processes.Matched = []snapshot.Match{}
+	if procs.Processes.Matched == nil {
+		procs.Processes.Matched = []snapshot.Match{}
 	}
+	if procs.Top.ByCPU == nil {
+		procs.Top.ByCPU = []snapshot.Proc{}
+	}
+	if procs.Top.ByRSS == nil {
+		procs.Top.ByRSS = []snapshot.Proc{}
+	}
+	s.Processes, s.Top = procs.Processes, &procs.Top
+
+	sock, ok := await(ctx, sockC)
+	if !ok {
+		sock = snapshot.Sockets{Error: unfinished(ctx)}
+	}
+	s.Sockets = &sock
+	fds, ok := await(ctx, fdsC)
+	if !ok {
+		fds = snapshot.FileDescriptors{Error: unfinished(ctx)}
+	}
+	s.FileDescriptors = &fds
+	fs, ok := await(ctx, fsC)
+	if !ok {
+		fs = snapshot.Filesystems{Error: unfinished(ctx)}
+	}
+	if fs.Mounts == nil {
+		fs.Mounts = []snapshot.Filesystem{}
+	}
+	s.Filesystems = &fs
 	s.Time = now()
 	return s
+}
+
+// joinErrors joins the non-empty messages with "; ".
+func joinErrors(msgs ...string) string {
+	var out []string
+	for _, m := range msgs {
+		if m != "" {
+			out = append(out, m)
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // readGrace is how long before the timeout the readers are stopped, so that
@@ -172,196 +248,99 @@ func readHost(ctx context.Context) hostInfo {
 	if errHost != nil {
 		errHost = fmt.Errorf("read hostname: %w", errHost)
 	}
-	h.UptimeSeconds, errUp = host.UptimeWithContext(ctx)
-	if errUp != nil {
-		errUp = fmt.Errorf("read uptime: %w", errUp)
-	}
+	var buf []byte
+	up, errUp := readUptime(&buf)
+	h.UptimeSeconds = uint64(up)
 	h.Error = errorString(errHost, errUp)
 	return h
 }
 
-// readCPU reads the CPU times at the start and the end of the sample
-// window, and the counts and load averages while it runs.
-func readCPU(ctx context.Context, sample time.Duration) snapshot.CPU {
-	var c snapshot.CPU
+// readSystem reads the system-wide counters at the start and the end of
+// the sample window, and the CPU counts and load averages while it runs.
+// A window cut short keeps the counts, the load, the run queue and the
+// pressure averages of the first reading.
+func readSystem(ctx context.Context, sample time.Duration) systemResult {
+	var r systemResult
+	buf := make([]byte, 8192)
 	begin := time.Now()
-	t1, errTimes := totalTimes(ctx)
+	c0 := readCounters(&buf, true)
 
-	var errCount, errLogical, errLoad error
-	if c.Count, errCount = cpu.CountsWithContext(ctx, false); errCount != nil {
-		errCount = fmt.Errorf("count physical cores: %w", errCount)
+	r.CPU.LogicalCount = c0.Stat.LogicalCount
+	var errCount, errLoad error
+	if r.CPU.Count = countCores(&buf); r.CPU.Count == 0 {
+		r.CPU.Count = r.CPU.LogicalCount // no topology in sysfs: count each CPU as a core
 	}
-	if c.LogicalCount, errLogical = cpu.CountsWithContext(ctx, true); errLogical != nil {
-		errLogical = fmt.Errorf("count logical cpus: %w", errLogical)
+	if r.CPU.LogicalCount == 0 && c0.StatErr == nil {
+		errCount = errors.New("count logical cpus: no cpuN lines in /proc/stat")
 	}
-	if avg, err := load.AvgWithContext(ctx); err != nil {
-		errLoad = fmt.Errorf("read load average: %w", err)
-	} else {
-		c.Load1, c.Load5, c.Load15 = avg.Load1, avg.Load5, avg.Load15
-	}
+	r.CPU.Load1, r.CPU.Load5, r.CPU.Load15, errLoad = readLoad(&buf)
 
+	var w windowed
+	var windowErr error
 	switch {
-	case errTimes != nil:
 	case sample == 0:
-		c.Percent = round2(busyPercent(cpu.TimesStat{}, t1))
+		up, err := readUptime(&buf)
+		if err != nil {
+			windowErr = err
+			w = deriveWindow(c0, c0, 0)
+			break
+		}
+		w = deriveWindow(counters{}, c0, up)
 	default:
 		if err := sleepUntil(ctx, begin.Add(sample)); err != nil {
-			errTimes = fmt.Errorf("sample cpu times: %w", err)
+			windowErr = err
+			w = deriveWindow(c0, c0, 0)
 			break
 		}
-		t2, err := totalTimes(ctx)
-		if err != nil {
-			errTimes = err
-			break
+		c1 := readCounters(&buf, true)
+		w = deriveWindow(c0, c1, c1.At.Sub(c0.At).Seconds())
+	}
+	r.RunQueue, r.Pressure, r.Network = w.RunQueue, w.Pressure, w.Network
+	r.CPU.Percent, r.SwapIn, r.SwapOut = w.CPUPercent, w.SwapIn, w.SwapOut
+	cpuErr, swapErr := w.CPUErr, w.SwapErr
+	if windowErr != nil {
+		if cpuErr == nil {
+			cpuErr = fmt.Errorf("sample cpu times: %w", windowErr)
 		}
-		c.Percent = round2(busyPercent(t1, t2))
+		if swapErr == nil {
+			swapErr = fmt.Errorf("sample swap activity: %w", windowErr)
+		}
+		if r.Network.Error == "" {
+			r.Network.Error = fmt.Sprintf("sample network: %v", windowErr)
+		}
+		for _, p := range []*snapshot.PSI{r.Pressure.CPU, r.Pressure.Memory, r.Pressure.IO} {
+			if p != nil && p.Error == "" {
+				p.Error = fmt.Sprintf("sample pressure: %v", windowErr)
+			}
+		}
 	}
-	c.Error = errorString(errTimes, errCount, errLogical, errLoad)
-	return c
+	r.CPU.Error = errorString(cpuErr, errCount, errLoad)
+	if swapErr != nil {
+		r.SwapErr = swapErr.Error()
+	}
+	return r
 }
 
-// totalTimes reads the cumulative times of all CPUs together.
-func totalTimes(ctx context.Context) (cpu.TimesStat, error) {
-	ts, err := cpu.TimesWithContext(ctx, false)
+func readMemory(ctx context.Context) memoryResult {
+	var buf []byte
+	m, err := readMeminfo(&buf)
 	if err != nil {
-		return cpu.TimesStat{}, fmt.Errorf("read cpu times: %w", err)
+		return memoryResult{Memory: snapshot.Memory{Error: err.Error()}, Swap: snapshot.Swap{Error: err.Error()}}
 	}
-	if len(ts) != 1 {
-		return cpu.TimesStat{}, fmt.Errorf("read cpu times: got %d totals, want 1", len(ts))
+	swap := snapshot.Swap{Total: m.SwapTotal}
+	if m.SwapFree <= m.SwapTotal {
+		swap.Used = m.SwapTotal - m.SwapFree
 	}
-	return ts[0], nil
+	swap.UsedPercent = percentOf(swap.Used, swap.Total)
+	return memoryResult{Memory: m.memory(), Swap: swap}
 }
 
-func readMemory(ctx context.Context) snapshot.Memory {
-	v, err := mem.VirtualMemoryWithContext(ctx)
-	if err != nil {
-		return snapshot.Memory{Error: fmt.Sprintf("read memory: %v", err)}
-	}
-	return snapshot.Memory{
-		Total:       v.Total,
-		Used:        v.Used,
-		Free:        v.Free,
-		Available:   v.Available,
-		Buffers:     v.Buffers,
-		Cached:      v.Cached,
-		UsedPercent: round2(v.UsedPercent),
-	}
-}
-
-// readDisk reads the usage of "/" only: enumerating mounts could hang on a
-// dead network file system.
+// readDisk reads the usage of "/"; readFilesystems reads the others.
 func readDisk(ctx context.Context) snapshot.Disk {
 	const path = "/"
-	u, err := disk.UsageWithContext(ctx, path)
+	total, used, free, _, _, err := statfs(path)
 	if err != nil {
 		return snapshot.Disk{Path: path, Error: fmt.Sprintf("read disk usage of %s: %v", path, err)}
 	}
-	return snapshot.Disk{
-		Path:        path,
-		Total:       u.Total,
-		Used:        u.Used,
-		Free:        u.Free,
-		UsedPercent: round2(u.UsedPercent),
-	}
-}
-
-// readProcesses lists the processes, matches them against keywords, and
-// measures the matched ones over a sample window that starts once they are
-// listed.
-func readProcesses(ctx context.Context, sample time.Duration, keywords []string) snapshot.Processes {
-	me := self{pid: int32(os.Getpid()), ppid: int32(os.Getppid()), argv0: os.Args[0]}
-	procs, err := listProcesses(ctx, me)
-	if err != nil {
-		return snapshot.Processes{Matched: []snapshot.Match{}, Error: err.Error()}
-	}
-	matches, all := match(procs, keywords)
-	p := snapshot.Processes{Total: len(procs), Matched: matches, MatchedTotal: len(all)}
-	used, err := measure(ctx, all, sample)
-	if err != nil {
-		p.Error = err.Error()
-	}
-	addUsage(p.Matched, used)
-	return p
-}
-
-// listProcesses reads the name and command line of every process but the
-// probe. A process that exits before it is read is skipped.
-func listProcesses(ctx context.Context, me self) ([]procInfo, error) {
-	pids, err := process.PidsWithContext(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list processes: %w", err)
-	}
-	procs := make([]procInfo, 0, len(pids))
-	for _, pid := range pids {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("read processes: %w", context.Cause(ctx))
-		}
-		p := &process.Process{Pid: pid}
-		name, err := p.NameWithContext(ctx)
-		if err != nil {
-			continue // exited since listed
-		}
-		cmdline, err := p.CmdlineWithContext(ctx)
-		if err != nil {
-			continue
-		}
-		info := procInfo{PID: pid, Name: name, Cmdline: cmdline}
-		if me.excludes(info) {
-			continue
-		}
-		procs = append(procs, info)
-	}
-	return procs, nil
-}
-
-// measure reads the resident memory and CPU use of pids. CPU times are read
-// at the start and the end of the sample window; a process that exits
-// meanwhile keeps its memory but adds no CPU. With sample 0 the CPU use is
-// each process's average since it started. On error, measure returns what
-// it has.
-func measure(ctx context.Context, pids []int32, sample time.Duration) (map[int32]usage, error) {
-	type first struct {
-		proc  *process.Process
-		times cpu.TimesStat
-		at    time.Time
-	}
-	used := make(map[int32]usage, len(pids))
-	firsts := make([]first, 0, len(pids))
-	begin := time.Now()
-	for _, pid := range pids {
-		p := &process.Process{Pid: pid}
-		t, err := p.TimesWithContext(ctx)
-		if err != nil {
-			continue // exited
-		}
-		at := time.Now()
-		var u usage
-		if m, err := p.MemoryInfoWithContext(ctx); err == nil {
-			u.RSSBytes = m.RSS
-		}
-		if sample == 0 {
-			if created, err := p.CreateTimeWithContext(ctx); err == nil {
-				u.CPUPercent = procPercent(cpu.TimesStat{}, *t, at.Sub(time.UnixMilli(created)))
-			}
-		}
-		used[pid] = u
-		firsts = append(firsts, first{proc: p, times: *t, at: at})
-	}
-	if sample == 0 {
-		return used, nil
-	}
-
-	if err := sleepUntil(ctx, begin.Add(sample)); err != nil {
-		return used, fmt.Errorf("sample process cpu times: %w", err)
-	}
-	for _, f := range firsts {
-		t, err := f.proc.TimesWithContext(ctx)
-		if err != nil {
-			continue // exited during the window
-		}
-		u := used[f.proc.Pid]
-		u.CPUPercent = procPercent(f.times, *t, time.Since(f.at))
-		used[f.proc.Pid] = u
-	}
-	return used, nil
+	return snapshot.Disk{Path: path, Total: total, Used: used, Free: free, UsedPercent: percentOf(used, used+free)}
 }

@@ -22,20 +22,33 @@ type fakeReaders struct {
 func (f *fakeReaders) readers() readers {
 	return readers{
 		host: func(context.Context) hostInfo { return hostInfo{Hostname: "web1", UptimeSeconds: 3600} },
-		cpu: func(_ context.Context, sample time.Duration) snapshot.CPU {
+		system: func(_ context.Context, sample time.Duration) systemResult {
 			f.sample = sample
-			return snapshot.CPU{Count: 2, LogicalCount: 4, Percent: 12.5, Load1: 1}
+			return systemResult{
+				CPU:      snapshot.CPU{Count: 2, LogicalCount: 4, Percent: 12.5, Load1: 1},
+				RunQueue: snapshot.RunQueue{Running: 2},
+				SwapIn:   1, SwapOut: 2,
+				Pressure: snapshot.Pressure{Error: "unsupported: no /proc/pressure/cpu"},
+				Network:  snapshot.Network{Interfaces: []snapshot.Interface{{Name: "eth0", RxBytesPerSecond: 5}}, RxBytesPerSecond: 5},
+			}
 		},
-		memory: func(context.Context) snapshot.Memory { return snapshot.Memory{Total: 1 << 30, Available: 1 << 29} },
-		disk:   func(context.Context) snapshot.Disk { return snapshot.Disk{Path: "/", Total: 1 << 40} },
-		processes: func(_ context.Context, _ time.Duration, keywords []string) snapshot.Processes {
+		memory: func(context.Context) memoryResult {
+			return memoryResult{Memory: snapshot.Memory{Total: 1 << 30, Available: 1 << 29}, Swap: snapshot.Swap{Total: 100, Used: 50, UsedPercent: 50}}
+		},
+		disk: func(context.Context) snapshot.Disk { return snapshot.Disk{Path: "/", Total: 1 << 40} },
+		processes: func(_ context.Context, _ time.Duration, keywords []string) procResult {
 			f.keywords = keywords
-			return snapshot.Processes{
+			return procResult{Processes: snapshot.Processes{
 				Total:        90,
 				Matched:      []snapshot.Match{{Keyword: "python", Count: 1, PIDs: []int32{42}}},
 				MatchedTotal: 1,
-			}
+			}}
 		},
+		sockets: func(context.Context) snapshot.Sockets { return snapshot.Sockets{TCP: map[string]int{"listen": 1}} },
+		fds: func(context.Context) snapshot.FileDescriptors {
+			return snapshot.FileDescriptors{Allocated: 10, Max: 100}
+		},
+		filesystems: func(context.Context) snapshot.Filesystems { return snapshot.Filesystems{} },
 	}
 }
 
@@ -47,6 +60,7 @@ func TestCollectAssembles(t *testing.T) {
 	got := collect(context.Background(), f.readers(), opts, fixedNow)
 	want := snapshot.Snapshot{
 		Version:       snapshot.Version,
+		SampleSeconds: 0.25,
 		Time:          testTime,
 		Hostname:      "web1",
 		UptimeSeconds: 3600,
@@ -58,6 +72,14 @@ func TestCollectAssembles(t *testing.T) {
 			Matched:      []snapshot.Match{{Keyword: "python", Count: 1, PIDs: []int32{42}}},
 			MatchedTotal: 1,
 		},
+		Swap:            &snapshot.Swap{Total: 100, Used: 50, UsedPercent: 50, PagesInPerSecond: 1, PagesOutPerSecond: 2},
+		Pressure:        &snapshot.Pressure{Error: "unsupported: no /proc/pressure/cpu"},
+		RunQueue:        &snapshot.RunQueue{Running: 2},
+		Network:         &snapshot.Network{Interfaces: []snapshot.Interface{{Name: "eth0", RxBytesPerSecond: 5}}, RxBytesPerSecond: 5},
+		Sockets:         &snapshot.Sockets{TCP: map[string]int{"listen": 1}},
+		FileDescriptors: &snapshot.FileDescriptors{Allocated: 10, Max: 100},
+		Top:             &snapshot.Top{ByCPU: []snapshot.Proc{}, ByRSS: []snapshot.Proc{}},
+		Filesystems:     &snapshot.Filesystems{Mounts: []snapshot.Filesystem{}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("collect =\n%+v\nwant\n%+v", got, want)
@@ -73,8 +95,8 @@ func TestCollectAssembles(t *testing.T) {
 func TestCollectSectionError(t *testing.T) {
 	var f fakeReaders
 	r := f.readers()
-	r.processes = func(context.Context, time.Duration, []string) snapshot.Processes {
-		return snapshot.Processes{Error: "list processes: open /proc: permission denied"}
+	r.processes = func(context.Context, time.Duration, []string) procResult {
+		return procResult{Processes: snapshot.Processes{Error: "list processes: open /proc: permission denied"}}
 	}
 	got := collect(context.Background(), r, options{timeout: time.Minute}, fixedNow)
 	if got.Processes.Error != "list processes: open /proc: permission denied" {
@@ -83,7 +105,7 @@ func TestCollectSectionError(t *testing.T) {
 	if got.Processes.Matched == nil {
 		t.Error("processes.matched is nil, want an empty list")
 	}
-	if got.Memory.Total != 1<<30 || got.CPU.Percent != 12.5 || got.Disk.Total != 1<<40 || got.Hostname != "web1" {
+	if got.Memory.Total != 1<<30 || got.CPU.Percent != 12.5 || got.Disk.Total != 1<<40 || got.Hostname != "web1" || got.Sockets.TCP["listen"] != 1 {
 		t.Errorf("other sections lost: %+v", got)
 	}
 }
@@ -97,11 +119,12 @@ func TestCollectTimeout(t *testing.T) {
 	stuck := make(chan struct{})
 	t.Cleanup(func() { close(stuck) })
 	r.disk = func(context.Context) snapshot.Disk { <-stuck; return snapshot.Disk{} } // ignores ctx
-	r.processes = func(ctx context.Context, _ time.Duration, _ []string) snapshot.Processes {
+	r.processes = func(ctx context.Context, _ time.Duration, _ []string) procResult {
 		<-ctx.Done()
 		time.Sleep(50 * time.Millisecond) // finishes too late to count
-		return snapshot.Processes{Total: 1}
+		return procResult{Processes: snapshot.Processes{Total: 1}}
 	}
+	r.filesystems = func(context.Context) snapshot.Filesystems { <-stuck; return snapshot.Filesystems{} }
 	opts := options{timeout: 100 * time.Millisecond}
 
 	begin := time.Now()
@@ -115,6 +138,9 @@ func TestCollectTimeout(t *testing.T) {
 	}
 	if got.Processes.Error != want || got.Processes.Total != 0 || got.Processes.Matched == nil {
 		t.Errorf("processes = %+v, want error %q, no total and an empty matched list", got.Processes, want)
+	}
+	if got.Top.Error != want || got.Filesystems.Error != want || got.Filesystems.Mounts == nil {
+		t.Errorf("top %+v, filesystems %+v; want error %q", got.Top, got.Filesystems, want)
 	}
 	if got.Memory.Total != 1<<30 || got.Memory.Error != "" || got.CPU.Percent != 12.5 || got.Hostname != "web1" || got.Error != "" {
 		t.Errorf("sections that finished were lost: %+v", got)
@@ -131,27 +157,27 @@ func TestCollectTimeout(t *testing.T) {
 func TestCollectKeepsPartialSections(t *testing.T) {
 	var f fakeReaders
 	r := f.readers()
-	r.cpu = func(ctx context.Context, _ time.Duration) snapshot.CPU {
+	r.system = func(ctx context.Context, _ time.Duration) systemResult {
 		<-ctx.Done()
 		time.Sleep(5 * time.Millisecond) // the syscall returning, the error being built
-		return snapshot.CPU{Count: 2, LogicalCount: 4, Error: "sample cpu times: " + context.Cause(ctx).Error()}
+		return systemResult{CPU: snapshot.CPU{Count: 2, LogicalCount: 4, Error: "sample cpu times: " + context.Cause(ctx).Error()}}
 	}
-	r.processes = func(ctx context.Context, _ time.Duration, _ []string) snapshot.Processes {
+	r.processes = func(ctx context.Context, _ time.Duration, _ []string) procResult {
 		<-ctx.Done()
 		time.Sleep(5 * time.Millisecond)
-		return snapshot.Processes{Total: 90, Matched: []snapshot.Match{}, Error: "sample process cpu times: " + context.Cause(ctx).Error()}
+		return procResult{Processes: snapshot.Processes{Total: 90, Matched: []snapshot.Match{}, Error: "sample process cpu times: " + context.Cause(ctx).Error()}}
 	}
-	opts := options{sample: time.Minute, timeout: 500 * time.Millisecond}
+	opts := options{sample: time.Minute, timeout: 2 * time.Second} // a grace of 100ms, time enough on a loaded machine
 
 	begin := time.Now()
 	got := collect(context.Background(), r, opts, fixedNow)
 	if took := time.Since(begin); took > 5*time.Second {
-		t.Errorf("collect took %v with a 500ms timeout", took)
+		t.Errorf("collect took %v with a 2s timeout", took)
 	}
-	if want := "sample cpu times: timed out after 500ms"; got.CPU.Error != want || got.CPU.Count != 2 || got.CPU.LogicalCount != 4 {
+	if want := "sample cpu times: timed out after 2s"; got.CPU.Error != want || got.CPU.Count != 2 || got.CPU.LogicalCount != 4 {
 		t.Errorf("cpu = %+v, want the counts and error %q", got.CPU, want)
 	}
-	if want := "sample process cpu times: timed out after 500ms"; got.Processes.Error != want || got.Processes.Total != 90 {
+	if want := "sample process cpu times: timed out after 2s"; got.Processes.Error != want || got.Processes.Total != 90 {
 		t.Errorf("processes = %+v, want total 90 and error %q", got.Processes, want)
 	}
 }
@@ -172,7 +198,7 @@ func TestReadGrace(t *testing.T) {
 func TestCollectInterrupted(t *testing.T) {
 	var f fakeReaders
 	r := f.readers()
-	r.cpu = func(ctx context.Context, _ time.Duration) snapshot.CPU { <-ctx.Done(); return snapshot.CPU{} }
+	r.system = func(ctx context.Context, _ time.Duration) systemResult { <-ctx.Done(); return systemResult{} }
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(20*time.Millisecond, cancel)
 	got := collect(ctx, r, options{timeout: time.Minute}, fixedNow)
@@ -190,12 +216,12 @@ func TestCollectConcurrent(t *testing.T) {
 	const window = 300 * time.Millisecond
 	var f fakeReaders
 	r := f.readers()
-	fakeCPU, fakeProcs := r.cpu, r.processes
-	r.cpu = func(ctx context.Context, sample time.Duration) snapshot.CPU {
+	fakeSystem, fakeProcs := r.system, r.processes
+	r.system = func(ctx context.Context, sample time.Duration) systemResult {
 		time.Sleep(sample)
-		return fakeCPU(ctx, sample)
+		return fakeSystem(ctx, sample)
 	}
-	r.processes = func(ctx context.Context, sample time.Duration, keywords []string) snapshot.Processes {
+	r.processes = func(ctx context.Context, sample time.Duration, keywords []string) procResult {
 		time.Sleep(sample)
 		return fakeProcs(ctx, sample, keywords)
 	}
@@ -237,16 +263,23 @@ func deadline(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// TestReadCPUDeadline checks that the CPU reader keeps the counts and load
-// it read when the deadline cuts its sample window short.
-func TestReadCPUDeadline(t *testing.T) {
+// TestReadSystemDeadline checks that the system reader keeps the counts,
+// load and run queue it read when the deadline cuts its sample window short.
+func TestReadSystemDeadline(t *testing.T) {
 	t.Parallel()
-	c := readCPU(deadline(t, 300*time.Millisecond), time.Minute)
+	r := readSystem(deadline(t, 300*time.Millisecond), time.Minute)
+	c := r.CPU
 	if want := "sample cpu times: timed out after 300ms"; c.Error != want {
 		t.Errorf("cpu.error = %q, want %q", c.Error, want)
 	}
 	if c.LogicalCount < 1 || c.Percent != 0 {
 		t.Errorf("cpu = %+v, want the counts and no percent", c)
+	}
+	if r.RunQueue.Running < 1 || r.RunQueue.Error != "" {
+		t.Errorf("run queue = %+v, want the first reading (the probe runs)", r.RunQueue)
+	}
+	if want := "sample network: timed out after 300ms"; r.Network.Error != want {
+		t.Errorf("network.error = %q, want %q", r.Network.Error, want)
 	}
 }
 
@@ -254,7 +287,7 @@ func TestReadCPUDeadline(t *testing.T) {
 // it read when the deadline cuts its sample window short.
 func TestReadProcessesDeadline(t *testing.T) {
 	t.Parallel()
-	p := readProcesses(deadline(t, 300*time.Millisecond), time.Minute, []string{"probe.test"})
+	p := readProcesses(deadline(t, 300*time.Millisecond), time.Minute, []string{"probe.test"}).Processes
 	if want := "sample process cpu times: timed out after 300ms"; p.Error != want {
 		t.Errorf("processes.error = %q, want %q", p.Error, want)
 	}

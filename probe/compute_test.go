@@ -6,33 +6,30 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shirou/gopsutil/v3/cpu"
-
 	"github.com/crawlerfleet/collector/probe/snapshot"
 )
 
 func TestBusyPercent(t *testing.T) {
 	tests := []struct {
 		name string
-		a, b cpu.TimesStat
+		a, b cpuTimes
 		want float64
 	}{
-		{"all idle", cpu.TimesStat{Idle: 100}, cpu.TimesStat{Idle: 200}, 0},
-		{"half busy", cpu.TimesStat{User: 10, Idle: 10}, cpu.TimesStat{User: 60, Idle: 60}, 50},
-		{"all busy", cpu.TimesStat{User: 10, Idle: 10}, cpu.TimesStat{User: 15, System: 5, Idle: 10}, 100},
-		{"iowait is idle", cpu.TimesStat{}, cpu.TimesStat{User: 25, Iowait: 75}, 25},
+		{"all idle", cpuTimes{Idle: 100}, cpuTimes{Idle: 200}, 0},
+		{"half busy", cpuTimes{User: 10, Idle: 10}, cpuTimes{User: 60, Idle: 60}, 50},
+		{"all busy", cpuTimes{User: 10, Idle: 10}, cpuTimes{User: 15, System: 5, Idle: 10}, 100},
+		{"iowait is idle", cpuTimes{}, cpuTimes{User: 25, Iowait: 75}, 25},
 		{
 			"nice system irq softirq steal are busy",
-			cpu.TimesStat{},
-			cpu.TimesStat{Nice: 10, System: 10, Irq: 10, Softirq: 10, Steal: 10, Idle: 50},
+			cpuTimes{},
+			cpuTimes{Nice: 10, System: 10, Irq: 10, Softirq: 10, Steal: 10, Idle: 50},
 			50,
 		},
-		{"guest is already in user", cpu.TimesStat{}, cpu.TimesStat{User: 50, Guest: 50, GuestNice: 10, Idle: 50}, 50},
-		{"since boot from a zero sample", cpu.TimesStat{}, cpu.TimesStat{User: 30, Idle: 70}, 30},
-		{"no time passed", cpu.TimesStat{User: 5, Idle: 5}, cpu.TimesStat{User: 5, Idle: 5}, 0},
-		{"counters went backwards", cpu.TimesStat{User: 50, Idle: 50}, cpu.TimesStat{User: 10, Idle: 10}, 0},
-		{"iowait went backwards, clamped to 100", cpu.TimesStat{Iowait: 50}, cpu.TimesStat{User: 20, Iowait: 40}, 100},
-		{"idle went up more than total, clamped to 0", cpu.TimesStat{User: 20}, cpu.TimesStat{User: 10, Idle: 20}, 0},
+		{"since boot from a zero sample", cpuTimes{}, cpuTimes{User: 30, Idle: 70}, 30},
+		{"no time passed", cpuTimes{User: 5, Idle: 5}, cpuTimes{User: 5, Idle: 5}, 0},
+		{"counters went backwards", cpuTimes{User: 50, Idle: 50}, cpuTimes{User: 10, Idle: 10}, 0},
+		{"iowait went backwards, clamped to 100", cpuTimes{Iowait: 50}, cpuTimes{User: 20, Iowait: 40}, 100},
+		{"idle went up more than total, clamped to 0", cpuTimes{User: 20}, cpuTimes{User: 10, Idle: 20}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,20 +43,18 @@ func TestBusyPercent(t *testing.T) {
 func TestProcPercent(t *testing.T) {
 	tests := []struct {
 		name    string
-		a, b    cpu.TimesStat
+		a, b    uint64 // clock ticks
 		elapsed time.Duration
 		want    float64
 	}{
-		{"one cpu busy", cpu.TimesStat{User: 1}, cpu.TimesStat{User: 2}, time.Second, 100},
-		{"user and system", cpu.TimesStat{User: 1, System: 1}, cpu.TimesStat{User: 1.5, System: 1.25}, time.Second, 75},
-		{"two cpus busy", cpu.TimesStat{User: 10}, cpu.TimesStat{User: 12}, time.Second, 200},
-		{"short window", cpu.TimesStat{System: 3}, cpu.TimesStat{System: 3.05}, 200 * time.Millisecond, 25},
-		{"idle process", cpu.TimesStat{User: 7}, cpu.TimesStat{User: 7}, time.Second, 0},
-		{"iowait is not cpu", cpu.TimesStat{}, cpu.TimesStat{Iowait: 5}, time.Second, 0},
-		{"lifetime average from a zero sample", cpu.TimesStat{}, cpu.TimesStat{User: 30, System: 30}, 10 * time.Minute, 10},
-		{"zero elapsed", cpu.TimesStat{}, cpu.TimesStat{User: 1}, 0, 0},
-		{"negative elapsed", cpu.TimesStat{}, cpu.TimesStat{User: 1}, -time.Second, 0},
-		{"pid reused, times went backwards", cpu.TimesStat{User: 100}, cpu.TimesStat{User: 1}, time.Second, 0},
+		{"one cpu busy", 100, 200, time.Second, 100},
+		{"two cpus busy", 1000, 1200, time.Second, 200},
+		{"short window", 300, 305, 200 * time.Millisecond, 25},
+		{"idle process", 700, 700, time.Second, 0},
+		{"lifetime average from a zero sample", 0, 6000, 10 * time.Minute, 10},
+		{"zero elapsed", 0, 100, 0, 0},
+		{"negative elapsed", 0, 100, -time.Second, 0},
+		{"pid reused, times went backwards", 10000, 100, time.Second, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,6 +63,20 @@ func TestProcPercent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// match runs matchKeys and groups the way a scan does.
+func match(procs []procInfo, keywords []string) ([]snapshot.Match, []int32) {
+	kw := distinct(keywords)
+	uses := make([]procUse, len(procs))
+	for i, p := range procs {
+		uses[i] = procUse{PID: p.PID, Name: p.Name, Keys: matchKeys(kw, p.Name, p.Cmdline)}
+	}
+	matches, all := groups(kw, uses)
+	for i := range matches {
+		matches[i].Heaviest = nil // tested apart
+	}
+	return matches, all
 }
 
 func TestMatch(t *testing.T) {
@@ -253,33 +262,57 @@ func TestNamesWhole(t *testing.T) {
 	}
 }
 
-func TestAddUsage(t *testing.T) {
-	matches := []snapshot.Match{
-		{Keyword: "python", Count: 3, PIDs: []int32{1, 2, 3}},
-		{Keyword: "gunicorn", Count: 1, PIDs: []int32{2}},
-		{Keyword: "ruby", PIDs: []int32{}},
+func TestGroups(t *testing.T) {
+	kw := []string{"python", "gunicorn", "ruby"}
+	uses := []procUse{
+		{PID: 3, Keys: []int{0}, RSSBytes: 100, CPUPercent: 10.5, Threads: 2},
+		{PID: 1, Keys: []int{0, 1}, RSSBytes: 300, CPUPercent: 20.25, Threads: 4},
+		{PID: 2, Keys: []int{0}, RSSBytes: 300, CPUPercent: 0.334, Threads: 1},
+		{PID: 4, RSSBytes: 1000, CPUPercent: 99}, // matched by no keyword
 	}
-	used := map[int32]usage{
-		1: {RSSBytes: 100, CPUPercent: 10.5},
-		2: {RSSBytes: 200, CPUPercent: 20.25},
-		// 3 exited before it was measured.
-		4: {RSSBytes: 1000, CPUPercent: 99}, // matched by no keyword
-	}
-	addUsage(matches, used)
+	got, all := groups(kw, uses)
 	want := []snapshot.Match{
-		{Keyword: "python", Count: 3, PIDs: []int32{1, 2, 3}, RSSBytes: 300, CPUPercent: 30.75},
-		{Keyword: "gunicorn", Count: 1, PIDs: []int32{2}, RSSBytes: 200, CPUPercent: 20.25},
+		{Keyword: "python", Count: 3, PIDs: []int32{1, 2, 3}, RSSBytes: 700, CPUPercent: 31.08, Threads: 7,
+			Heaviest: &snapshot.Member{PID: 1, RSSBytes: 300, CPUPercent: 20.25}}, // the first of equals
+		{Keyword: "gunicorn", Count: 1, PIDs: []int32{1}, RSSBytes: 300, CPUPercent: 20.25, Threads: 4,
+			Heaviest: &snapshot.Member{PID: 1, RSSBytes: 300, CPUPercent: 20.25}},
 		{Keyword: "ruby", PIDs: []int32{}},
 	}
-	if !reflect.DeepEqual(matches, want) {
-		t.Errorf("addUsage = %+v, want %+v", matches, want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("groups =\n%+v\nwant\n%+v", got, want)
+	}
+	if !reflect.DeepEqual(all, []int32{1, 2, 3}) {
+		t.Errorf("all = %v, want [1 2 3]", all)
 	}
 }
 
-func TestAddUsageRoundsTheSum(t *testing.T) {
-	matches := []snapshot.Match{{Keyword: "k", Count: 2, PIDs: []int32{1, 2}}}
-	addUsage(matches, map[int32]usage{1: {CPUPercent: 0.334}, 2: {CPUPercent: 0.334}})
-	if got := matches[0].CPUPercent; got != 0.67 {
-		t.Errorf("CPUPercent = %v, want the sum 0.668 rounded to 0.67", got)
+func TestGroupsCapsPIDs(t *testing.T) {
+	var uses []procUse
+	for pid := int32(1); pid <= snapshot.MaxPIDs+7; pid++ {
+		uses = append(uses, procUse{PID: pid, Keys: []int{0}})
+	}
+	got, all := groups([]string{"k"}, uses)
+	m := got[0]
+	if m.Count != snapshot.MaxPIDs+7 || len(m.PIDs) != snapshot.MaxPIDs || m.PIDsOmitted != 7 || m.PIDs[0] != 1 || len(all) != m.Count {
+		t.Errorf("count %d, %d pids from %d, %d omitted, all %d; want %d, %d from 1, 7, %d",
+			m.Count, len(m.PIDs), m.PIDs[0], m.PIDsOmitted, len(all), snapshot.MaxPIDs+7, snapshot.MaxPIDs, snapshot.MaxPIDs+7)
+	}
+}
+
+func TestTopBy(t *testing.T) {
+	uses := []procUse{
+		{PID: 10, CPUPercent: 5}, {PID: 11, CPUPercent: 50}, {PID: 12}, {PID: 13, CPUPercent: 5},
+		{PID: 9, CPUPercent: 5}, {PID: 14, CPUPercent: 120}, {PID: 15, CPUPercent: 1}, {PID: 16, CPUPercent: 0.5},
+	}
+	got := topBy(uses, 5, func(u procUse) float64 { return u.CPUPercent })
+	var pids []int32
+	for _, i := range got {
+		pids = append(pids, uses[i].PID)
+	}
+	if want := []int32{14, 11, 9, 10, 13}; !reflect.DeepEqual(pids, want) {
+		t.Errorf("topBy = %v, want %v (most first, ties by pid, zeros never)", pids, want)
+	}
+	if got := topBy(uses[2:3], 5, func(u procUse) float64 { return u.CPUPercent }); len(got) != 0 {
+		t.Errorf("topBy of an idle process = %v, want none", got)
 	}
 }

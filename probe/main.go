@@ -1,9 +1,12 @@
-// Command probe prints one snapshot of the host it runs on: CPU, memory, the
-// file system at "/", and the processes that match some keywords.
+// Command probe prints snapshots of the host it runs on: CPU, memory, swap,
+// pressure stall, run queue, network, TCP sockets, file handles, the local
+// file systems, the busiest processes, and the processes that match some
+// keywords.
 //
 // Usage:
 //
-//	probe [-sample 1s] [-timeout 20s] [-version] [keyword ...]
+//	probe [-sample 1s] [-timeout 20s] [-version] [--] [keyword ...]
+//	probe -watch [-resolution 1s] [-silence 5m] [-timeout 20s] [--] [keyword ...]
 //
 // The collector uploads probe to a target over SSH and runs it; it needs no
 // shell, interpreter or root. Flags come before the keywords; use "--" before
@@ -17,14 +20,27 @@
 // process. The probe never counts itself, nor any process whose command line
 // names its own path (argv[0]): other runs of the same binary (two
 // collectors probing one host at once) and the shells that start them (such
-// as sh -c './probe python; rm probe'), since all those command lines contain
-// the keywords. With a bare argv[0] only the parent is checked.
+// as sh -c './probe python; rm probe'), nor any collector's cached probe
+// build (…/probe-<16 hex>), since all those command lines contain the
+// keywords. With a bare argv[0] only the parent is checked. The top lists
+// leave the same processes out.
 //
-// -sample is the window over which CPU percents are measured. Its default,
-// 1s, is for manual runs only: the collector always passes -sample, so a
-// configured sample = "0s" is honoured. With -sample 0 there is no window:
-// the CPU percent is the average since boot, and each process's percent is
-// its average since it started, as ps shows it.
+// The probe reads /proc itself (no gopsutil): the stat file of each
+// process once, again over the same descriptor at the end of the sample
+// window, its command line only for keyword matching (none for kernel
+// threads, none at all without keywords) and for the processes it shows,
+// and its status (for the user) and open descriptors only for those.
+//
+// # One snapshot
+//
+// -sample is the window over which CPU percents, rates and stall percents
+// are measured (Snapshot.SampleSeconds; each process is measured from when
+// it is first read, over at least the window). Its default, 1s, is for manual
+// runs only: the collector always passes -sample, so a configured sample =
+// "0s" is honoured. With -sample 0 there is no window: the CPU percent is
+// the average since boot, each process's percent is its average since it
+// started, as ps shows it, and rates and stall percents are averages since
+// boot.
 //
 // -timeout bounds the whole run (default 20s). The sections are asked to
 // stop a short grace before it (min(100ms, timeout/10)), so that one cut
@@ -32,15 +48,50 @@
 // the process list when only the sample window was cut short, and an error
 // ending in "timed out after 20s". A section still not read at the timeout
 // is left empty with that error. The rest still prints and the exit status
-// is still 0.
+// is still 0. Each local file system is read on its own, so one that hangs
+// costs only its own entry.
 //
 // Output: exactly one JSON object, a snapshot.Snapshot of schema version
 // snapshot.Version, then a newline, on stdout. A section that could not be
-// read carries its own error. Diagnostics go to stderr.
+// read carries its own error; one whose source the kernel lacks (no
+// /proc/pressure) says "unsupported: ..." instead of showing zeros.
+// Diagnostics go to stderr.
 //
 // Exit status: 0 when the snapshot was printed, even with section errors
 // (and for -version and -help); 1 when it could not be written; 2 for a
 // usage error, with nothing on stdout.
+//
+// # Watch mode
+//
+// With -watch the probe runs for as long as the session that started it:
+//
+//   - Every -resolution (default 1s, at least 100ms) it samples CPU busy,
+//     memory used, load1, "/" used, the "some" stall percent of cpu, memory
+//     and io pressure, network bytes per second (received plus sent, all
+//     non-loopback interfaces) and each keyword's matched-process count. It
+//     keeps what it knows of each pid, so a sample lists /proc only when
+//     processes were created since the last one, and reads only the new
+//     ones.
+//   - Each time it reads a line on stdin (its content is ignored; the
+//     collector sends one at each schedule tick), it prints one line: a
+//     full snapshot, as a one-shot run would print it, whose window is the
+//     interval since the previous line (or since the start), so CPU busy is
+//     the interval's mean and each process's CPU percent is over the
+//     interval; plus Snapshot.Interval, the maximum, mean and time of the
+//     maximum of each sampled figure and the matched counts at the CPU and
+//     memory maxima. -timeout bounds the making of each snapshot. A sample
+//     belongs to the interval its end falls in; processes that both started
+//     and ended within an interval are seen by the samples but add nothing
+//     to its per-process CPU.
+//   - It exits with status 0 when stdin reaches its end (the session
+//     closed) or on SIGINT, SIGTERM or SIGHUP; with 1 (or SIGPIPE) when its
+//     stdout is gone; and with 3, saying so on stderr, when no line arrived
+//     for -silence (default 5m): -silence after the last line, or after
+//     the start (give or take the milliseconds of a sample in progress), no
+//     probe is left running whatever became of the collector. The collector passes about twice its schedule interval
+//     plus 30 s.
+//
+// -sample is not used in watch mode.
 package main
 
 import (
@@ -58,23 +109,26 @@ import (
 	"github.com/crawlerfleet/collector/probe/snapshot"
 )
 
-const usageLine = "usage: probe [-sample 1s] [-timeout 20s] [-version] [keyword ...]"
+const usageLine = "usage: probe [-sample 1s] [-timeout 20s] [-watch [-resolution 1s] [-silence 5m]] [-version] [--] [keyword ...]"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 // run parses args, collects one snapshot and writes it to stdout. It returns
 // the exit status.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sample := fs.Duration("sample", time.Second, "CPU sample `window` (the collector always sets it); 0 gives averages since boot and since each process started")
 	timeout := fs.Duration("timeout", 20*time.Second, "`deadline` for the whole run; sections unread by then report \"timed out\"")
 	version := fs.Bool("version", false, "print the snapshot schema version and exit")
+	watch := fs.Bool("watch", false, "watch mode: sample every -resolution; print one snapshot of the interval for each line read on stdin")
+	resolution := fs.Duration("resolution", time.Second, "watch mode: how often the system-wide figures are sampled")
+	silence := fs.Duration("silence", 5*time.Minute, "watch mode: exit when no line arrives on stdin for this long")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), usageLine)
 		fs.PrintDefaults()
@@ -90,9 +144,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	opts, err := newOptions(*sample, *timeout, fs.Args())
+	if err == nil && *watch {
+		err = opts.setWatch(*resolution, *silence)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "probe: %v\n%s\n", err, usageLine)
 		return 2
+	}
+	if opts.watch {
+		return runWatch(ctx, opts, stdin, stdout, stderr)
 	}
 
 	snap := collect(ctx, system, opts, time.Now)
@@ -106,8 +166,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // options are the validated command-line settings of one run.
 type options struct {
 	sample   time.Duration // CPU sample window; 0 for averages
-	timeout  time.Duration // deadline for the whole run
+	timeout  time.Duration // deadline for the whole run; in watch mode, for each snapshot
 	keywords []string      // in the order given, none empty; none at all counts no process
+
+	watch      bool
+	resolution time.Duration // watch mode: the sampling period
+	silence    time.Duration // watch mode: exit after this long without a line
+}
+
+// minResolution is the shortest -resolution: sampling costs about a
+// millisecond of CPU on a host with 1,000 processes.
+const minResolution = 100 * time.Millisecond
+
+// setWatch validates and sets the watch-mode settings.
+func (o *options) setWatch(resolution, silence time.Duration) error {
+	if resolution < minResolution {
+		return fmt.Errorf("-resolution %v is below %v", resolution, minResolution)
+	}
+	if silence <= 0 {
+		return fmt.Errorf("-silence %v must be positive", silence)
+	}
+	o.watch, o.resolution, o.silence = true, resolution, silence
+	return nil
 }
 
 // newOptions validates the flags and keywords. No keywords is valid: no

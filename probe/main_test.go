@@ -102,7 +102,7 @@ func TestRunWithoutSnapshot(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), tt.args, &stdout, &stderr)
+			code := run(context.Background(), tt.args, strings.NewReader(""), &stdout, &stderr)
 			if code != tt.wantCode {
 				t.Errorf("run(%q) = %d, want %d; stderr: %s", tt.args, code, tt.wantCode, stderr.String())
 			}
@@ -122,7 +122,7 @@ func (failWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe
 
 func TestRunWriteError(t *testing.T) {
 	var stderr bytes.Buffer
-	if code := run(context.Background(), []string{"-sample", "0"}, failWriter{}, &stderr); code != 1 {
+	if code := run(context.Background(), []string{"-sample", "0"}, strings.NewReader(""), failWriter{}, &stderr); code != 1 {
 		t.Errorf("run with a broken stdout = %d, want 1", code)
 	}
 	if !strings.Contains(stderr.String(), "write snapshot: broken pipe") {
@@ -138,16 +138,10 @@ var probeBuild struct {
 }
 
 // buildProbe builds the probe binary once per test run, the way it ships.
-func buildProbe(t *testing.T) string {
+func buildProbe(t testing.TB) string {
 	t.Helper()
 	probeBuild.once.Do(func() {
-		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goBin); err != nil {
-			if goBin, err = exec.LookPath("go"); err != nil {
-				probeBuild.err = err
-				return
-			}
-		}
+		goBin := goBinary()
 		dir, err := os.MkdirTemp("", "probe-test-")
 		if err != nil {
 			probeBuild.err = err
@@ -162,6 +156,17 @@ func buildProbe(t *testing.T) string {
 		t.Fatalf("build probe: %v\n%s", probeBuild.err, probeBuild.out)
 	}
 	return probeBuild.path
+}
+
+// goBinary returns the go command that runs the tests.
+func goBinary() string {
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		if p, err := exec.LookPath("go"); err == nil {
+			return p
+		}
+	}
+	return goBin
 }
 
 // startChild starts the test binary as an idle or busy process whose
@@ -234,7 +239,7 @@ func (r probeRun) decode(t *testing.T) *snapshot.Snapshot {
 	return s
 }
 
-func randomKeyword(t *testing.T) string {
+func randomKeyword(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
@@ -419,11 +424,13 @@ func TestProbeNoKeywords(t *testing.T) {
 // TestProbeTimeout checks that a deadline shorter than the sample window
 // still prints the sections that were read, and exits 0.
 func TestProbeTimeout(t *testing.T) {
-	r := runProbe(t, "-sample", "10s", "-timeout", "200ms")
+	// A timeout of 1s gives the readers a grace of 100ms to return what
+	// they read, time enough on a machine with every CPU busy.
+	r := runProbe(t, "-sample", "10s", "-timeout", "1s")
 	s := r.decode(t)
 	// Either collect gave up on the section, or the section saw the
 	// deadline itself as its window ended; both say so.
-	const want = "timed out after 200ms"
+	const want = "timed out after 1s"
 	if !strings.HasSuffix(s.CPU.Error, want) || !strings.HasSuffix(s.Processes.Error, want) {
 		t.Errorf("cpu.error %q, processes.error %q; want both to end with %q", s.CPU.Error, s.Processes.Error, want)
 	}
@@ -441,7 +448,7 @@ func TestProbeTimeout(t *testing.T) {
 		t.Errorf("processes = %+v, want the listing read before the deadline", s.Processes)
 	}
 	if r.took > 5*time.Second {
-		t.Errorf("probe with -timeout 200ms took %v", r.took)
+		t.Errorf("probe with -timeout 1s took %v", r.took)
 	}
 }
 

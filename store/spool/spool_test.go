@@ -774,6 +774,7 @@ func v1Results() []monitor.Result {
 	t0 := time.Date(2024, 5, 1, 10, 17, 0, 0, time.UTC)
 	snapV1 := func(at time.Time, host string, cpu float64) *snapshot.Snapshot {
 		s := snap(at, host, cpu)
+		s.Version = 1 // what the probe of that release wrote
 		s.Processes = snapshot.Processes{Total: 200, MatchedTotal: 3, Matched: []snapshot.Match{
 			{Keyword: "python", Count: 2, PIDs: []int32{101, 102}, RSSBytes: 1 << 27, CPUPercent: 3.5},
 			{Keyword: "scrapy.crawl $HOME", Count: 1, PIDs: []int32{103}, RSSBytes: 1 << 26, CPUPercent: 1.25},

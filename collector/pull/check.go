@@ -96,9 +96,74 @@ func check(s *snapshot.Snapshot, keywords []string, now time.Time) error {
 			nonNegative(field+".cpu_percent", m.CPUPercent, 100*1e4) // of one CPU: up to 100 × the CPUs
 		}
 	}
+	// The sections of version 2.
+	finite := func(field string, v float64) {
+		if !(v >= 0) || math.IsInf(v, 0) {
+			problems = append(problems, fmt.Sprintf("%s = %g (want a finite number, 0 or more)", field, v))
+		}
+	}
+	if w := s.Swap; w != nil && w.Error == "" {
+		percent("swap.used_percent", w.UsedPercent)
+		atMost("swap.used", w.Used, "swap.total", w.Total)
+		finite("swap.pages_in_per_second", w.PagesInPerSecond)
+		finite("swap.pages_out_per_second", w.PagesOutPerSecond)
+	}
+	if p := s.Pressure; p != nil && p.Error == "" {
+		for name, psi := range map[string]*snapshot.PSI{"cpu": p.CPU, "memory": p.Memory, "io": p.IO} {
+			if psi == nil || psi.Error != "" {
+				continue
+			}
+			percent("pressure."+name+".some_avg10", psi.SomeAvg10)
+			for f, v := range map[string]*float64{"full_avg10": psi.FullAvg10, "some_stall_percent": psi.SomeStallPercent, "full_stall_percent": psi.FullStallPercent} {
+				if v != nil {
+					percent("pressure."+name+"."+f, *v)
+				}
+			}
+		}
+	}
+	if q := s.RunQueue; q != nil && q.Error == "" {
+		count("run_queue.running", q.Running)
+		count("run_queue.blocked", q.Blocked)
+	}
+	if n := s.Network; n != nil && n.Error == "" {
+		finite("network.rx_bytes_per_second", n.RxBytesPerSecond)
+		finite("network.tx_bytes_per_second", n.TxBytesPerSecond)
+	}
+	if f := s.FileDescriptors; f != nil && f.Error == "" && f.Max > 0 {
+		atMost("file_descriptors.allocated", f.Allocated, "file_descriptors.max", f.Max)
+	}
+	if fs := s.Filesystems; fs != nil && fs.Error == "" {
+		for _, m := range fs.Mounts {
+			if m.Error != "" {
+				continue
+			}
+			percent(fmt.Sprintf("filesystems[%q].used_percent", m.Path), m.UsedPercent)
+			atMost(fmt.Sprintf("filesystems[%q].used", m.Path), m.Used, "its total", m.Total)
+			if m.Inodes > 0 {
+				percent(fmt.Sprintf("filesystems[%q].inodes_used_percent", m.Path), m.InodesUsedPercent)
+			}
+		}
+	}
+	if iv := s.Interval; iv != nil && iv.Error == "" {
+		for name, st := range map[string]*snapshot.Stat{"cpu": iv.CPU, "memory": iv.Memory, "disk": iv.Disk} {
+			if st != nil {
+				percent("interval."+name+".max", st.Max)
+				percent("interval."+name+".mean", st.Mean)
+			}
+		}
+		if iv.Load1 != nil {
+			nonNegative("interval.load1.max", iv.Load1.Max, maxLoad)
+		}
+		for _, k := range iv.Keywords {
+			if !slices.Contains(keywords, k.Keyword) {
+				problems = append(problems, fmt.Sprintf("interval.keywords keyword %q was not asked for", k.Keyword))
+			}
+		}
+	}
 	if len(problems) == 0 {
 		return nil
 	}
+	slices.Sort(problems) // maps above: a stable message
 	if len(problems) > 3 {
 		problems = append(problems[:3], fmt.Sprintf("and %d more", len(problems)-3))
 	}

@@ -67,3 +67,36 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckVersion2Sections(t *testing.T) {
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	pct := func(v float64) *float64 { return &v }
+	for _, tc := range []struct {
+		name string
+		s    snapshot.Snapshot
+		want string
+	}{
+		{"valid", snapshot.Snapshot{Time: now,
+			Swap:     &snapshot.Swap{Total: 10, Used: 5, UsedPercent: 50},
+			Pressure: &snapshot.Pressure{CPU: &snapshot.PSI{SomeAvg10: 42, SomeStallPercent: pct(40)}},
+			Interval: &snapshot.Interval{CPU: &snapshot.Stat{Max: 100, Mean: 37}}}, ""},
+		{"unsupported pressure is not checked", snapshot.Snapshot{Time: now,
+			Pressure: &snapshot.Pressure{Error: "unsupported: no /proc/pressure"}}, ""},
+		{"swap over total", snapshot.Snapshot{Time: now, Swap: &snapshot.Swap{Total: 10, Used: 50, UsedPercent: 50}}, "swap.used = 50 is more than swap.total = 10"},
+		{"pressure 250", snapshot.Snapshot{Time: now, Pressure: &snapshot.Pressure{IO: &snapshot.PSI{SomeAvg10: 250}}}, "pressure.io.some_avg10 = 250"},
+		{"interval cpu 1e308", snapshot.Snapshot{Time: now, Interval: &snapshot.Interval{CPU: &snapshot.Stat{Max: 1e308}}}, "interval.cpu.max = 1e+308"},
+		{"filesystem -1 %", snapshot.Snapshot{Time: now, Filesystems: &snapshot.Filesystems{Mounts: []snapshot.Filesystem{{Path: "/data", UsedPercent: -1}}}}, `filesystems["/data"].used_percent = -1`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.s
+			s.CPU.Error, s.Memory.Error, s.Disk.Error, s.Processes.Error = "x", "x", "x", "x"
+			err := check(&s, nil, now)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("check: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("check = %v; want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -592,9 +592,11 @@ func cmdlineString(data []byte) string {
 }
 
 // shortCommand returns a command line fit to show: arguments joined by
-// blanks, control characters and invalid UTF-8 dropped, cut to at most max
-// bytes on a character boundary, with "…" marking a cut.
+// blanks, control characters and invalid UTF-8 dropped, blanks at either
+// end trimmed (a process that rewrites its title, as sshd does, pads it),
+// cut to at most max bytes on a character boundary, with "…" marking a cut.
 func shortCommand(cmdline string, max int) string {
+	cmdline = strings.TrimSpace(cmdline)
 	var b strings.Builder
 	const ellipsis = "…"
 	for _, r := range cmdline {
@@ -611,7 +613,7 @@ func shortCommand(cmdline string, max int) string {
 		}
 		b.WriteRune(r)
 	}
-	return b.String()
+	return strings.TrimSpace(b.String())
 }
 
 // lines yields the lines of data without their newlines.

@@ -329,6 +329,7 @@ func TestCommands(t *testing.T) {
 		{strings.Repeat("a", 100), strings.Repeat("a", 77) + "…"},
 		{strings.Repeat("é", 50), strings.Repeat("é", 38) + "…"},
 		{"bad \xff utf8", "bad  utf8"},
+		{"sshd: root" + strings.Repeat(" ", 60), "sshd: root"},
 	}
 	for _, tt := range tests {
 		got := shortCommand(tt.in, 80)

@@ -172,7 +172,9 @@ func (s *Stream) read(stdout io.Reader, maxLine int64, wait func() *EndedError) 
 // than maxLine bytes, and nil at the end of r (a last line without a
 // newline is dropped: it was cut off).
 func readLines(r io.Reader, maxLine int64, lines chan<- []byte, done <-chan struct{}) error {
-	br := bufio.NewReaderSize(r, 64<<10)
+	// A snapshot is a few KiB: a small buffer per stream keeps a fleet's
+	// streams cheap, and a longer line is put together from several reads.
+	br := bufio.NewReaderSize(r, 8<<10)
 	var line []byte
 	for {
 		chunk, err := br.ReadSlice('\n')

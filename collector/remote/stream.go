@@ -29,6 +29,7 @@ type Stream struct {
 	where   string // names the target in errors
 	stdin   io.WriteCloser
 	lines   chan []byte   // closed when stdout ends
+	closing chan struct{} // closed by Close: no line is read any more
 	done    chan struct{} // closed when the command has ended and end is set
 	stderr  *tailBuffer
 	closeFn func() // ends the session or process; called once, by Close
@@ -134,7 +135,7 @@ func (c *Client) Start(ctx context.Context, cmd string, maxLine int64) (*Stream,
 func newStream(where string, stdin io.WriteCloser, closeFn func()) *Stream {
 	return &Stream{
 		where: where, stdin: stdin, closeFn: closeFn,
-		lines: make(chan []byte), done: make(chan struct{}), stderr: &tailBuffer{max: MaxStderr},
+		lines: make(chan []byte), closing: make(chan struct{}), done: make(chan struct{}), stderr: &tailBuffer{max: MaxStderr},
 	}
 }
 
@@ -144,7 +145,7 @@ func (s *Stream) read(stdout io.Reader, maxLine int64, wait func() *EndedError) 
 	if maxLine <= 0 {
 		maxLine = DefaultMaxStdout
 	}
-	err := readLines(stdout, maxLine, s.lines, s.done)
+	err := readLines(stdout, maxLine, s.lines, s.closing)
 	close(s.lines)
 	if err != nil {
 		s.endMu.Lock()
@@ -168,10 +169,10 @@ func (s *Stream) read(stdout io.Reader, maxLine int64, wait func() *EndedError) 
 }
 
 // readLines sends each line of r, without its newline, on lines until r
-// ends. It returns an error wrapping ErrOutputTooLarge for a line longer
-// than maxLine bytes, and nil at the end of r (a last line without a
-// newline is dropped: it was cut off).
-func readLines(r io.Reader, maxLine int64, lines chan<- []byte, done <-chan struct{}) error {
+// ends or closing is closed. It returns an error wrapping ErrOutputTooLarge
+// for a line longer than maxLine bytes, and nil otherwise (a last line
+// without a newline is dropped: it was cut off).
+func readLines(r io.Reader, maxLine int64, lines chan<- []byte, closing <-chan struct{}) error {
 	// A snapshot is a few KiB: a small buffer per stream keeps a fleet's
 	// streams cheap, and a longer line is put together from several reads.
 	br := bufio.NewReaderSize(r, 8<<10)
@@ -189,8 +190,8 @@ func readLines(r io.Reader, maxLine int64, lines chan<- []byte, done <-chan stru
 			line = append(line, chunk[:len(chunk)-1]...)
 			select {
 			case lines <- line:
-			case <-done:
-				return nil
+			case <-closing:
+				return nil // a line nobody will read: the stream was closed
 			}
 			line = nil
 		case errors.Is(err, bufio.ErrBufferFull):
@@ -264,6 +265,7 @@ func (s *Stream) Close() error {
 		s.endMu.Lock()
 		s.closed = true
 		s.endMu.Unlock()
+		close(s.closing)
 		s.stdin.Close()
 		s.closeFn()
 	})

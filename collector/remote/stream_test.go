@@ -165,3 +165,20 @@ func TestStreamConnectionLost(t *testing.T) {
 		t.Fatal("ReadLine on a lost connection succeeded")
 	}
 }
+
+// TestStreamLateLine: a line that arrives after its read gave up is
+// dropped, and the stream still ends (no reader left waiting to hand it on).
+func TestStreamLateLine(t *testing.T) {
+	st := start(t, remote.Local{}, `read l; sleep 0.5; echo late; sleep 0.5`, 100)
+	if err := st.WriteLine(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := st.ReadLine(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ReadLine: %v; want the deadline", err)
+	}
+	if end := ended(t, st); end == nil {
+		t.Fatal("no end recorded")
+	}
+}

@@ -190,19 +190,22 @@ func readCPU(s *snapshot.Snapshot) (float64, string, bool) {
 }
 
 func readMemory(s *snapshot.Snapshot) (float64, string, bool) {
-	return s.Memory.UsedPercent, "", s.Memory.Error == ""
+	v, note := intervalMax(s.Memory.UsedPercent, s.Interval, func(iv *snapshot.Interval) *snapshot.Stat { return iv.Memory })
+	return v, noted("", note), s.Memory.Error == ""
 }
 
 func readDisk(s *snapshot.Snapshot) (float64, string, bool) {
-	return s.Disk.UsedPercent, "", s.Disk.Error == ""
+	v, note := intervalMax(s.Disk.UsedPercent, s.Interval, func(iv *snapshot.Interval) *snapshot.Stat { return iv.Disk })
+	return v, noted("", note), s.Disk.Error == ""
 }
 
 func readLoad(s *snapshot.Snapshot) (float64, string, bool) {
 	if s.CPU.Error != "" || s.CPU.LogicalCount <= 0 {
 		return 0, "", false
 	}
-	detail := fmt.Sprintf(" (load1 %.2f on %d CPUs)", s.CPU.Load1, s.CPU.LogicalCount)
-	return s.CPU.Load1 / float64(s.CPU.LogicalCount), detail, true
+	load1, note := intervalMax(s.CPU.Load1, s.Interval, func(iv *snapshot.Interval) *snapshot.Stat { return iv.Load1 })
+	detail := fmt.Sprintf(" (load1 %.2f on %d CPUs)", load1, s.CPU.LogicalCount)
+	return load1 / float64(s.CPU.LogicalCount), noted(detail, note), true
 }
 
 // ruleTitle is how summaries name a rule.

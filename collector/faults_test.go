@@ -148,7 +148,11 @@ func TestDatabaseOutage(t *testing.T) {
 	h.writeConfig(knownHosts, h.server("web1", "")+
 		fmt.Sprintf("\n[[server]]\nname = \"web2\"\naddress = %q\n", fw.addr())+
 		fmt.Sprintf("\n[store]\nuri = \"mongodb://%s/\"\ndata_dir = %q\n", dbAddr, h.dir+"/data")+
-		fmt.Sprintf("\n[schedule]\ncron = \"@every 2s\"\nsplay = \"0s\"\ngrace = %q\n", grace)+
+		// One-shot probes, as this test was written for: it takes a "probe
+		// done" line in the log for a result in the spool, and a watched tick
+		// ends long before its round's batch reaches the spool (up to
+		// round.WriteEvery later), a one-shot probe of web1 just before it.
+		fmt.Sprintf("\n[schedule]\ncron = \"@every 2s\"\nsplay = \"0s\"\ngrace = %q\nresolution = \"0s\"\n", grace)+
 		"\n[alerts]\ndown = { after = 2 }\ncpu = { above = 0 }\nmemory = { above = 0 }\nload = { above = 0 }\ndisk = { above = 0 }\n"+sink.emailSection())
 
 	a := h.startCollector("--log-level", "debug", "run", "--listen", apiAddr)

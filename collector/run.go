@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crawlerfleet/collector/collector/daemon"
+	"github.com/crawlerfleet/collector/collector/fleet"
 	"github.com/crawlerfleet/collector/collector/round"
 	"github.com/crawlerfleet/collector/inventory"
 )
@@ -49,7 +50,8 @@ func runRun(ctx context.Context, e *env, o runOptions) error {
 	// process ends, if it answers (at once when it is known to be down); the
 	// rest stays in the spool for the next start.
 	defer st.drain(context.WithoutCancel(ctx))
-	f := e.scheduledFleet(inv, logger)
+	// Each server's probe watches the whole interval between its ticks.
+	f := fleet.New(inv, fleet.Options{Probes: e.probes, Logger: logger, Concurrency: inv.Schedule.Concurrency, Splay: inv.Schedule.Splay, Watch: true})
 	defer f.Close()
 
 	al, err := e.newAlerting(ctx, inv, st, logger)

@@ -126,6 +126,13 @@ type Server struct {
 	// Schedule is when the daemon probes this server: the server's own
 	// schedule key, else [schedule] cron. CronParser parses it.
 	Schedule string
+	// Resolution is how often the probe samples in `collector run`'s
+	// watch mode, where one probe runs for the whole session and each tick
+	// reads the interval since the last: the server's own resolution key,
+	// else [schedule] resolution, else DefaultResolution. 0 turns watch
+	// mode off: every tick runs the one-shot probe. once and collect always
+	// run the one-shot probe.
+	Resolution time.Duration
 	// Alerts are this server's rules: [alerts] with [server.alerts] on top.
 	Alerts AlertRules
 	// Line is the line of this server's [[server]] header, for messages. For a

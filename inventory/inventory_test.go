@@ -96,6 +96,12 @@ var badConfigs = map[string][]string{
 		`unknown time zone "Mars/Olympus" in [schedule] (bad_schedule.toml:3)`,
 		"concurrency 0 is below 1 in [schedule] (bad_schedule.toml:4)",
 	},
+	"bad_resolution.toml": {
+		`resolution 10s is not shorter than the 10s between ticks of schedule "@every 10s" in [schedule] (bad_resolution.toml:3)`,
+		"resolution 50ms is below 100ms in server 'web1' (bad_resolution.toml:8)",
+		`resolution 10s is not shorter than the 1s between ticks of schedule "@every 1s" in server 'web2' (bad_resolution.toml:13)`,
+		"resolution -1s is negative in server 'web3' (bad_resolution.toml:18)",
+	},
 	"bad_spool_max.toml":  {`invalid size "lots"`, "(bad_spool_max.toml:2)"},
 	"store_password.toml": {"uri holds a password in [store] (store_password.toml:2)", "COLLECTOR_MONGO_URI"},
 	"bad_store.toml": {
@@ -424,6 +430,7 @@ func TestBuiltinDefaults(t *testing.T) {
 		ConnectTimeout: 10 * time.Second,
 		Sample:         time.Second,
 		Schedule:       DefaultCron,
+		Resolution:     DefaultResolution,
 		Alerts:         DefaultAlertRules(),
 		Line:           1,
 		Origins:        origins("server entry, minimal.toml:3", nil),
@@ -458,7 +465,7 @@ func TestDefaultsFlowIntoServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSchedule := Schedule{Cron: "*/5 * * * *", Location: shanghai, Concurrency: 64, Splay: 5 * time.Second, Grace: time.Minute}
+	wantSchedule := Schedule{Cron: "*/5 * * * *", Location: shanghai, Concurrency: 64, Splay: 5 * time.Second, Grace: time.Minute, Resolution: 2 * time.Second}
 	if !reflect.DeepEqual(inv.Schedule, wantSchedule) {
 		t.Errorf("Schedule = %+v\nwant %+v", inv.Schedule, wantSchedule)
 	}
@@ -492,6 +499,7 @@ func TestDefaultsFlowIntoServers(t *testing.T) {
 			ConnectTimeout:        5 * time.Second,
 			Sample:                2 * time.Second,
 			Schedule:              "*/5 * * * *",
+			Resolution:            2 * time.Second,
 			Alerts:                DefaultAlertRules(),
 			Line:                  15,
 			Origins: origins("server entry, defaults.toml:17", map[string]string{"user": "[defaults], defaults.toml:3", "port": "[defaults], defaults.toml:4",
@@ -514,6 +522,7 @@ func TestDefaultsFlowIntoServers(t *testing.T) {
 			ConnectTimeout:        20 * time.Second,
 			Sample:                0,
 			Schedule:              "@every 30s",
+			Resolution:            0,
 			Alerts:                DefaultAlertRules(),
 			Line:                  19,
 			Origins: origins("server entry, defaults.toml:22", map[string]string{"user": "server entry, defaults.toml:23", "port": "server entry, defaults.toml:24",

@@ -450,6 +450,7 @@ func (c *checker) build(f *file) *Inventory {
 			s.Schedule = *rs.Schedule
 			c.checkCron(m.place, "schedule", s.Schedule)
 		}
+		c.buildResolution(&s, m.place, rs, inv.Schedule)
 		inv.Servers = append(inv.Servers, s)
 		metas = append(metas, m)
 	}

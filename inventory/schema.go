@@ -50,6 +50,7 @@ type rawServer struct {
 	Description string      `toml:"description"`
 	Tags        []string    `toml:"tags"`
 	Schedule    *string     `toml:"schedule"`
+	Resolution  *Duration   `toml:"resolution"`
 	Alerts      *rulesTable `toml:"alerts"`
 	settings
 }

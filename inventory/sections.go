@@ -49,6 +49,9 @@ type Schedule struct {
 	Concurrency int           // servers probed at once
 	Splay       time.Duration // each server waits a random part of this before its probe
 	Grace       time.Duration // how long shutdown waits for rounds in flight
+	// Resolution is every server's default Resolution; 0 turns watch mode
+	// off.
+	Resolution time.Duration
 }
 
 // storeTable is [store] as written; a nil field was not written.
@@ -68,6 +71,7 @@ type scheduleTable struct {
 	Concurrency *int      `toml:"concurrency"`
 	Splay       *Duration `toml:"splay"`
 	Grace       *Duration `toml:"grace"`
+	Resolution  *Duration `toml:"resolution"`
 }
 
 // A ByteSize is a size in bytes written as a string such as "1GiB", "500 MB"
@@ -159,7 +163,7 @@ func (s *Store) resolveDataDir(inventoryPath string) {
 // buildSchedule validates [schedule] and applies the defaults.
 func (c *checker) buildSchedule(t scheduleTable) Schedule {
 	p := place{table: "schedule", elem: -1}
-	s := Schedule{Cron: DefaultCron, Location: time.Local, Concurrency: DefaultConcurrency, Splay: DefaultSplay, Grace: DefaultGrace}
+	s := Schedule{Cron: DefaultCron, Location: time.Local, Concurrency: DefaultConcurrency, Splay: DefaultSplay, Grace: DefaultGrace, Resolution: DefaultResolution}
 	if t.Cron != nil {
 		s.Cron = *t.Cron
 		c.checkCron(p, "cron", s.Cron)
@@ -188,6 +192,12 @@ func (c *checker) buildSchedule(t scheduleTable) Schedule {
 		s.Grace = time.Duration(*t.Grace)
 		if s.Grace < 0 {
 			c.report(p, "grace", fmt.Sprintf("grace %s is negative", s.Grace), `e.g. "30s"`)
+		}
+	}
+	if t.Resolution != nil {
+		s.Resolution = time.Duration(*t.Resolution)
+		if c.checkResolution(p, "resolution", s.Resolution) {
+			c.checkResolutionFits(p, "resolution", s.Resolution, s.Cron, s.Location)
 		}
 	}
 	return s

@@ -55,6 +55,17 @@ type Peak struct {
 	ProcsKnown   bool
 	MatchedTotal int            // distinct processes matching any keyword
 	Procs        []KeywordCount // per keyword, in the probe's order
+	// Watched is set when Value is the highest of the samples a watching
+	// probe took every Sample over the whole interval between two ticks
+	// (`collector run`'s watch mode): no moment between ticks was missed.
+	// Otherwise Value is one reading of a one-shot probe, measured over
+	// Sample (its sample window; for a snapshot of a watching probe whose
+	// interval had no maximum, the whole interval).
+	Watched bool
+	// Sample is the time each reading behind Value was measured over; 0
+	// when unknown (rollups written before it was kept) or for averages
+	// since boot.
+	Sample time.Duration
 }
 
 // Metric sums up one metric over a period.

@@ -96,6 +96,10 @@ type peakDoc struct {
 	ProcsKnown   bool      `bson:"procs_known" json:"procs_known"`
 	MatchedTotal int       `bson:"matched_total" json:"matched_total"`
 	Procs        []procDoc `bson:"procs" json:"procs"`
+	// SampleMS and Watched say how the value was seen: monitor.Peak's
+	// Sample and Watched. Absent in rollups written before they were kept.
+	SampleMS int64 `bson:"sample_ms,omitempty" json:"sample_ms,omitempty"`
+	Watched  bool  `bson:"watched,omitempty" json:"watched,omitempty"`
 }
 
 // procDoc is one keyword's process count at a peak.
@@ -253,6 +257,8 @@ func (d metricDoc) metric() monitor.Metric {
 			At:           d.Peak.At.utc(),
 			ProcsKnown:   d.Peak.ProcsKnown,
 			MatchedTotal: d.Peak.MatchedTotal,
+			Sample:       time.Duration(d.Peak.SampleMS) * time.Millisecond,
+			Watched:      d.Peak.Watched,
 		}
 		if d.Peak.Procs != nil {
 			m.Peak.Procs = make([]monitor.KeywordCount, len(d.Peak.Procs))

@@ -405,6 +405,7 @@ func (a *rollupAgg) add(r monitor.Result) {
 		return
 	}
 	a.count++
+	before := a.peaks()
 	if snap.CPU.Error == "" {
 		a.cpu.add(snap.CPU.Percent, r.At, snap)
 		a.load1.add(snap.CPU.Load1, r.At, snap)
@@ -415,6 +416,7 @@ func (a *rollupAgg) add(r monitor.Result) {
 	if snap.Disk.Error == "" {
 		a.disk.add(snap.Disk.UsedPercent, r.At, snap)
 	}
+	a.watchedPeaks(r, before)
 	if snap.Processes.Error == "" {
 		m := snap.Processes.MatchedTotal
 		if a.matched.n == 0 || m < a.matched.min {
@@ -449,7 +451,7 @@ func (m *metricAgg) add(v float64, at time.Time, snap *snapshot.Snapshot) {
 	if m.peak != nil && (v < m.peak.Value || v == m.peak.Value && !at.Before(time.Time(m.peak.At))) {
 		return
 	}
-	p := &peakDoc{Value: v, Order: -at.UnixMilli(), At: docTime(at)}
+	p := &peakDoc{Value: v, Order: -at.UnixMilli(), At: docTime(at), SampleMS: secondsMS(snap.SampleSeconds)}
 	if snap.Processes.Error == "" {
 		p.ProcsKnown = true
 		p.MatchedTotal = snap.Processes.MatchedTotal

@@ -47,9 +47,12 @@ type Fleet struct {
 	// than max; tests replace it.
 	splayDelay func(max time.Duration) time.Duration
 
-	mu    sync.Mutex
-	inv   *inventory.Inventory
-	conns map[string]*conn // by server name
+	watch bool // keep watching probes; see watch.go
+
+	mu      sync.Mutex
+	inv     *inventory.Inventory
+	conns   map[string]*conn    // by server name
+	watches map[string]*watched // by server name
 }
 
 // conn is an open connection to one server and what was learned about it.
@@ -78,12 +81,18 @@ type Options struct {
 	// server's timeout, and each hop's connect timeout, stay on the real
 	// clock: they bound work on the network.
 	Clock clockwork.Clock
+	// Watch keeps a probe running in watch mode on each server whose
+	// Resolution is not 0, and makes each Probe read the interval since
+	// the last (see watch.go): `collector run`. Off, every Probe runs the
+	// one-shot probe.
+	Watch bool
 }
 
 // New returns a Fleet for the servers of inv.
 func New(inv *inventory.Inventory, opts Options) *Fleet {
 	f := &Fleet{inv: inv, probes: opts.Probes, logger: opts.Logger, concurrency: opts.Concurrency, splay: opts.Splay,
-		clock: opts.Clock, splayDelay: rand.N[time.Duration], conns: map[string]*conn{}}
+		clock: opts.Clock, splayDelay: rand.N[time.Duration], conns: map[string]*conn{},
+		watch: opts.Watch, watches: map[string]*watched{}}
 	if f.clock == nil {
 		f.clock = clockwork.NewRealClock()
 	}
@@ -148,7 +157,7 @@ func (f *Fleet) probeOne(ctx context.Context, s inventory.Server) monitor.Result
 	defer cancel()
 
 	r := monitor.Result{Server: s.Name}
-	err := f.pull(ctx, s, &r, log)
+	err := f.probeWatching(ctx, s, &r, log)
 	r.Duration = f.clock.Since(start)
 	r.At = start.Add(r.Duration)
 	if err != nil {
@@ -300,9 +309,11 @@ func (f *Fleet) drop(name string, c *conn) {
 	c.close()
 }
 
-// forget closes the kept connections of the named servers, such as servers
-// removed from the inventory. Unknown names are ignored.
+// forget closes the kept connections, and the watching probes, of the named
+// servers, such as servers removed from the inventory. Unknown names are
+// ignored.
 func (f *Fleet) forget(names ...string) {
+	f.stopWatch(names...)
 	var gone []*conn
 	f.mu.Lock()
 	for _, n := range names {
@@ -364,8 +375,15 @@ type ConfigError struct{ Err error }
 func (e *ConfigError) Error() string { return "config: " + e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-// Close closes every open connection.
+// Close ends every watching probe and closes every open connection.
 func (f *Fleet) Close() error {
+	f.mu.Lock()
+	watches := f.watches
+	f.watches = map[string]*watched{}
+	f.mu.Unlock()
+	for _, ws := range watches {
+		ws.w.Close()
+	}
 	f.mu.Lock()
 	conns := f.conns
 	f.conns = map[string]*conn{}

@@ -48,6 +48,8 @@ type ServerSummary struct {
 	DiskUsedPercent   *float64       `json:"disk_used_percent"`
 	MatchedTotal      *int           `json:"matched_total"`
 	Matched           []KeywordCount `json:"matched"`
+	// Sampling says how those figures were seen; null without a snapshot.
+	Sampling *Sampling `json:"sampling"`
 	// Firing lists the server's firing alerts; null when they could not be
 	// read (the error is logged), [] when there are none.
 	Firing []Firing `json:"firing"`
@@ -223,6 +225,7 @@ func (s *Server) summary(ctx context.Context, srv inventory.Server) (ServerSumma
 		at := rec.At.UTC()
 		sum.LastSnapshot = &at
 		if snap := rec.Snapshot; snap != nil {
+			sum.Sampling = samplingOf(snap)
 			if snap.CPU.Error == "" {
 				sum.CPUPercent = &snap.CPU.Percent
 			}

@@ -30,6 +30,9 @@
 //	 "last_failure": {"at", "kind", "error"} | null,
 //	 "cpu_percent", "memory_used_percent", "disk_used_percent": number | null,
 //	 "matched_total": int | null, "matched": [{"keyword", "count"}],
+//	 "sampling": {"watched": bool, "sample_seconds",  // how those were seen; null: no snapshot
+//	              "resolution_seconds", "interval_seconds",            // watched only
+//	              "cpu_max_percent", "memory_max_percent", "disk_max_percent"} | null,  // the interval's maxima
 //	 "firing": [{"rule", "summary", "since",          // null: alert states unreadable
 //	             "silenced": bool, "silenced_until": time}] | null,  // silenced_until only when silenced
 //	 "thresholds": {"cpu", "memory", "disk": number | null}}  // the server's alert rules; null: rule off

@@ -69,3 +69,50 @@ func (Local) Run(ctx context.Context, cmd string, stdin io.Reader, maxStdout int
 	}
 	return res, fmt.Errorf("run command locally: %w", err)
 }
+
+// Start starts cmd with /bin/sh -c in a process group of its own; see
+// Client.Start for the contract. Close closes its stdin and kills the group
+// if the shell has not exited a second later.
+func (Local) Start(ctx context.Context, cmd string, maxLine int64) (*Stream, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start command locally: %w", err)
+	}
+	// Cancelled by Close (a second late) or once the command has ended.
+	runCtx, cancel := context.WithCancel(context.Background())
+	c := exec.CommandContext(runCtx, "/bin/sh", "-c", cmd)
+	killGroupOnCancel(c)
+	c.WaitDelay = localWaitDelay
+	stdin, err := c.StdinPipe()
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("start command locally: %w", err)
+	}
+	stdout, err := c.StdoutPipe()
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("start command locally: %w", err)
+	}
+	s := newStream("local", stdin, func() { time.AfterFunc(localWaitDelay, cancel) })
+	c.Stderr = s.stderr
+	if err := c.Start(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("start command locally: %w", err)
+	}
+	go s.read(stdout, maxLine, func() *EndedError {
+		err := c.Wait()
+		cancel()
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+			return &EndedError{}
+		case errors.As(err, &exit):
+			r := Result{ExitStatus: exit.ExitCode()}
+			if sig := signalName(exit.ProcessState); sig != "" {
+				r.ExitStatus, r.Signal = -1, sig
+			}
+			return &EndedError{Result: r}
+		}
+		return &EndedError{Err: err}
+	})
+	return s, nil
+}

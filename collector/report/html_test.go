@@ -83,6 +83,10 @@ func goldenInput() Input {
 			cpu: 30 + 4*wave(h*12+k), mem: 40 + 3*float64(p) + wave(h), disk: 92.4 + float64(h)/300, load: 1.2, procs: p,
 		}
 	})
+	// How the peaks were seen: crawl-01 watched at 1 s, crawl-02 by
+	// one-shot probes with a 1 s sample, crawl-03 before it was kept.
+	setSampling(crawl01, true, time.Second)
+	setSampling(crawl02, false, time.Second)
 	failures02 := map[string]int{"timeout": 9, "unreachable": 2}
 	return Input{
 		From: t0, To: t0.Add(hours * time.Hour), Generated: t0.Add(hours*time.Hour + 5*time.Minute),
@@ -408,6 +412,16 @@ func TestCaptionsNameThePoints(t *testing.T) {
 		}
 		if html := b.String(); !strings.Contains(html, tc.want) || strings.Contains(html, tc.not) {
 			t.Errorf("hourly %v: the HTML lacks %q or holds %q", tc.hourly, tc.want, tc.not)
+		}
+	}
+}
+
+// setSampling marks every peak of rs as seen by a watching probe or not,
+// with sample.
+func setSampling(rs []monitor.Rollup, watched bool, sample time.Duration) {
+	for i := range rs {
+		for _, m := range []*monitor.Metric{&rs[i].CPU, &rs[i].Mem, &rs[i].Disk, &rs[i].Load1} {
+			m.Peak.Watched, m.Peak.Sample = watched, sample
 		}
 	}
 }

@@ -157,6 +157,9 @@ type Peak struct {
 	// (the process section failed, or the probe was not counting the
 	// keyword then).
 	Procs *int `json:"procs"`
+	// Sampling says how the peak was seen: the highest sample of a
+	// watching probe, or one reading of a one-shot probe.
+	Sampling *Sampling `json:"sampling"`
 }
 
 // Means are a metric's means over all readings in the range (each hour
@@ -374,6 +377,7 @@ func (r *Report) server(si ServerInput) Server {
 // earliest of equal ones, with the process count at that snapshot.
 func (r *Report) peak(rs []monitor.Rollup, metric func(monitor.Rollup) monitor.Metric) *Peak {
 	var best *monitor.Peak
+	var bestRollup monitor.Rollup
 	for _, ru := range rs {
 		m := metric(ru)
 		if m.N == 0 || !finite(m.Peak.Value) {
@@ -381,13 +385,13 @@ func (r *Report) peak(rs []monitor.Rollup, metric func(monitor.Rollup) monitor.M
 		}
 		if best == nil || m.Peak.Value > best.Value || m.Peak.Value == best.Value && m.Peak.At.Before(best.At) {
 			p := m.Peak
-			best = &p
+			best, bestRollup = &p, ru
 		}
 	}
 	if best == nil {
 		return nil
 	}
-	p := &Peak{Value: best.Value, At: best.At.In(r.loc)}
+	p := &Peak{Value: best.Value, At: best.At.In(r.loc), Sampling: sampling(*best, bestRollup)}
 	if best.ProcsKnown {
 		n := best.MatchedTotal
 		ok := true

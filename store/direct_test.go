@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -186,4 +187,128 @@ func TestDecodeStoredErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPointsAndVersion2Rollups writes snapshots of schema version 2 and
+// reads their points (straight from the file and through FerretDB, where a
+// snapshot stored before points were kept gives the point of its snapshot)
+// and their rollups, whose figures of version 2 keep their peaks with the
+// process counts at them; a rollup written before those figures were kept
+// still decodes.
+func TestPointsAndVersion2Rollups(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	if s.direct == nil {
+		t.Fatal("the embedded store reads through FerretDB: its layout check failed")
+	}
+	t0 := mustTime(t, "2024-05-01T10:00:00Z")
+	var rs []monitor.Result
+	for m := 0; m < 90; m += 5 {
+		rs = append(rs, snapResult("web1", t0.Add(time.Duration(m)*time.Minute), reading{
+			cpu: float64(m % 37), mem: 30 + float64(m%11), disk: 40, load1: 1, v2: m != 25,
+			procs: []monitor.KeywordCount{{Keyword: "python", Count: 2 + m%7}, {Keyword: "node.js", Count: 1}}}))
+	}
+	writeAll(t, s, rs)
+	// A snapshot stored before points were kept: the document has none.
+	old := normalized(t, snapResult("web1", t0.Add(91*time.Minute), reading{cpu: 12, mem: 33, disk: 40, v2: true,
+		procs: []monitor.KeywordCount{{Keyword: "python", Count: 3}}}))
+	doc, err := rawDoc(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := doc.(snapshotDoc)
+	d.Point = nil
+	if _, err := s.snapshots.InsertOne(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	// A rollup written before the figures of version 2 were kept.
+	if _, err := s.rollups.InsertOne(ctx, bson.D{
+		{Key: "_id", Value: rollupID("web1", monitor.Hour, t0.Add(-time.Hour))}, {Key: "server", Value: "web1"},
+		{Key: "period", Value: "hour"}, {Key: "start", Value: t0.Add(-time.Hour)}, {Key: "count", Value: int64(1)},
+		{Key: "cpu", Value: bson.D{{Key: "sum", Value: 5.0}, {Key: "n", Value: int64(1)}}},
+		{Key: "keywords", Value: bson.D{{Key: "python", Value: bson.D{{Key: "sum", Value: int64(4)}, {Key: "n", Value: int64(1)}}}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	want := make([]monitor.Point, 0, len(rs)+1)
+	for _, r := range append(slices.Clone(rs), old) {
+		r = normalized(t, r)
+		want = append(want, monitor.PointOf(r.At, r.Snapshot))
+	}
+	direct, err := s.Points(ctx, "web1", t0.Add(-time.Hour), t0.Add(3*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan := s.direct
+	s.direct = nil
+	viaFerret, err := s.Points(ctx, "web1", t0.Add(-time.Hour), t0.Add(3*time.Hour))
+	s.direct = scan
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string][]monitor.Point{"direct": direct, "through FerretDB": viaFerret} {
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d points, want %d", name, len(got), len(want))
+		}
+		for i := range want {
+			if !samePoint(got[i], want[i]) {
+				t.Errorf("%s: point %d:\n got %+v\nwant %+v", name, i, got[i], want[i])
+			}
+		}
+	}
+	if p := direct[0]; p.RunQueue != 0 || p.SwapPages != 45 || p.FDUsed != 3 || len(p.Filesystems) != 2 || p.Keywords[0].FDs != 14 {
+		t.Errorf("first point %+v: want run queue 0, swap 45 pages/s, fd 3 %%, 2 file systems, 14 python descriptors", p)
+	}
+	if p := direct[5]; monitor.Known(p.SwapPages) || monitor.Known(p.PressureCPU) || p.Filesystems != nil {
+		t.Errorf("point of a snapshot without the sections of version 2 %+v: want the figures of version 2 unknown", p)
+	}
+
+	got, err := s.Rollups(ctx, monitor.RollupFilter{Servers: []string{"web1"}, Period: monitor.Hour, From: t0.Add(-time.Hour), To: t0.Add(2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].CPU.N != 1 || got[0].RunQueue.N != 0 || got[0].Filesystems != nil {
+		t.Fatalf("rollups %v: want the old one first, with no figures of version 2", descriptions(got))
+	}
+	for _, ru := range got[1:] {
+		// The old snapshot document went in without rollup upkeep.
+		if w := expectRollup(rs, "web1", monitor.Hour, ru.Start); !reflect.DeepEqual(roundSums([]monitor.Rollup{ru}), roundSums([]monitor.Rollup{w})) {
+			t.Errorf("rollup at %s:\n got %+v\nwant %+v", ru.Start.Format(time.RFC3339), ru, w)
+		}
+	}
+	// 10:35 has CPU 35, the highest pressure and traffic, with 2+35%7 = 2
+	// python processes (the run queue is as high from 10:30 on).
+	h := got[1]
+	for name, m := range map[string]monitor.Metric{"cpu pressure": h.PressureCPU, "network": h.NetBytes} {
+		if !m.Peak.At.Equal(t0.Add(35*time.Minute)) || len(m.Peak.Procs) != 2 || m.Peak.Procs[0].Count != 2 {
+			t.Errorf("%s peak %+v: want at 10:35 with 2 python processes", name, m.Peak)
+		}
+	}
+	if len(h.Filesystems) != 2 || h.Filesystems[1].Path != "/var/lib.data" || h.Filesystems[1].N != 11 {
+		t.Errorf("file systems %+v: want / and /var/lib.data, 11 readings each", h.Filesystems)
+	}
+}
+
+// samePoint compares points, NaN equal to NaN.
+func samePoint(a, b monitor.Point) bool {
+	same := func(x, y float64) bool { return x == y || math.IsNaN(x) && math.IsNaN(y) }
+	if !a.At.Equal(b.At) || a.CPUs != b.CPUs || a.MemTotal != b.MemTotal || a.Matched != b.Matched ||
+		len(a.Keywords) != len(b.Keywords) || !slices.Equal(a.Filesystems, b.Filesystems) {
+		return false
+	}
+	for _, p := range [][2]float64{{a.CPU, b.CPU}, {a.Load1, b.Load1}, {a.Mem, b.Mem}, {a.MemAvail, b.MemAvail}, {a.Disk, b.Disk},
+		{a.RunQueue, b.RunQueue}, {a.SwapPages, b.SwapPages}, {a.PressureCPU, b.PressureCPU}, {a.PressureMem, b.PressureMem},
+		{a.PressureIO, b.PressureIO}, {a.NetBytes, b.NetBytes}, {a.FDUsed, b.FDUsed}} {
+		if !same(p[0], p[1]) {
+			return false
+		}
+	}
+	for i := range a.Keywords {
+		x, y := a.Keywords[i], b.Keywords[i]
+		if x.Keyword != y.Keyword || x.Count != y.Count || x.RSSBytes != y.RSSBytes || x.CPUPercent != y.CPUPercent || !same(x.FDs, y.FDs) {
+			return false
+		}
+	}
+	return true
 }

@@ -37,7 +37,11 @@
 // There is no TTL index: Prune deletes what is past retention.
 //
 //	snapshots    {_id: "server|2024-05-01T10:17:00.000Z", server, at, probe_time,
-//	              duration_ms, snapshot: "<the snapshot as JSON>"}
+//	              duration_ms,
+//	              point: {cpu, load1, cpus, mem, avail, mem_total, disk, runq, swap,
+//	                      psi_cpu, psi_mem, psi_io, net, fd, matched,
+//	                      kw: [{k, n, rss, cpu, fds}], fs: [{path, used}]},
+//	              snapshot: "<the snapshot as JSON>"}
 //	attempts     {_id: "server|<at>", server, at, duration_ms,
 //	              kind: unreachable|auth|hostkey|timeout|probe|config, error}
 //	rollups      {_id: "server|hour|2024-05-01T10:00:00.000Z", server,
@@ -46,7 +50,10 @@
 //	                             procs: [{keyword, count}, ...]}, sum, n},
 //	              mem:   {...}, disk: {...}, load1: {...},
 //	              matched: {min, max, sum, n},
-//	              keywords: {"<keyword>": {sum, n}, ...}}
+//	              keywords: {"<keyword>": {sum, n, rss, cpu, rss_n, fds, fd_n, fd_count}, ...},
+//	              unavail: {...}, swap: {...}, psi_cpu: {...}, psi_mem: {...},
+//	              psi_io: {...}, runq: {...}, net: {...}, fd: {...},
+//	              fs: {"<mount point>": {...}, ...}}
 //	servers      {_id: "server", latest: {at, id}, last_failure: {at, duration_ms, kind, error}}
 //	alert_state  {_id: "server|rule", server, rule, state: pending|firing|resolved,
 //	              streak, since, last_notified, value, threshold, summary, kind,
@@ -57,6 +64,19 @@
 //	              status: "pending"|"sent"|"failed", attempts, next_attempt,
 //	              created, updated, last_error}
 //	layout_check {_id: "canary|...", at, text, n, x, list}   (embedded store only)
+//
+// A snapshot's point is what a report reads of it (monitor.Point: usage,
+// saturation figures, each keyword's count, resident memory and CPU, each
+// file system's use), a few hundred bytes beside the few KiB of the
+// snapshot; a figure the snapshot lacks is left out of it. Documents
+// written before points were kept have none, and their reads decode the
+// snapshot instead. In a rollup, the fields after keywords are the
+// figures of snapshot schema version 2 as monitor.Rollup describes them,
+// each a {peak, sum, n} like cpu; they and the keyword sums after sum and
+// n are absent from rollups of version-1 snapshots and from rollups
+// written before they were kept, which read as zero. A rollup holds at
+// most one fs entry per file system the probe lists (16 at most), so it
+// stays bounded.
 //
 // Times are BSON dates: UTC, to the millisecond. alert_state, silences and
 // outbox are small and created on first use; only states other than ok are

@@ -70,9 +70,113 @@ type snapshotDoc struct {
 	ProbeTime docTime `bson:"probe_time" json:"probe_time"`
 	// ClockSkewMS is the probe's clock minus the collector's, kept when
 	// it is large (monitor.Result.ClockSkew).
-	ClockSkewMS int64  `bson:"clock_skew_ms,omitempty" json:"clock_skew_ms,omitempty"`
-	DurationMS  int64  `bson:"duration_ms" json:"duration_ms"`
-	Snapshot    string `bson:"snapshot" json:"snapshot"` // as JSON, see snapshotDoc
+	ClockSkewMS int64 `bson:"clock_skew_ms,omitempty" json:"clock_skew_ms,omitempty"`
+	DurationMS  int64 `bson:"duration_ms" json:"duration_ms"`
+	// Point is what a report reads of the snapshot (monitor.Point), so
+	// that reports over raw snapshots never decode them; nil in documents
+	// written before it was kept. It comes before Snapshot: the embedded
+	// store's point reads stop where the snapshot starts (see pointsDirect).
+	Point    *pointDoc `bson:"point,omitempty" json:"point,omitempty"`
+	Snapshot string    `bson:"snapshot" json:"snapshot"` // as JSON, see snapshotDoc
+}
+
+// pointDoc is a monitor.Point as stored: an unknown figure (NaN) is left
+// out.
+type pointDoc struct {
+	CPU       *float64          `bson:"cpu,omitempty" json:"cpu,omitempty"`
+	Load1     *float64          `bson:"load1,omitempty" json:"load1,omitempty"`
+	CPUs      int               `bson:"cpus,omitempty" json:"cpus,omitempty"`
+	Mem       *float64          `bson:"mem,omitempty" json:"mem,omitempty"`
+	MemAvail  *float64          `bson:"avail,omitempty" json:"avail,omitempty"`
+	MemTotal  int64             `bson:"mem_total,omitempty" json:"mem_total,omitempty"`
+	Disk      *float64          `bson:"disk,omitempty" json:"disk,omitempty"`
+	RunQueue  *float64          `bson:"runq,omitempty" json:"runq,omitempty"`
+	SwapPages *float64          `bson:"swap,omitempty" json:"swap,omitempty"`
+	PSICPU    *float64          `bson:"psi_cpu,omitempty" json:"psi_cpu,omitempty"`
+	PSIMem    *float64          `bson:"psi_mem,omitempty" json:"psi_mem,omitempty"`
+	PSIIO     *float64          `bson:"psi_io,omitempty" json:"psi_io,omitempty"`
+	NetBytes  *float64          `bson:"net,omitempty" json:"net,omitempty"`
+	FDUsed    *float64          `bson:"fd,omitempty" json:"fd,omitempty"`
+	Matched   *int              `bson:"matched,omitempty" json:"matched,omitempty"` // nil: unknown
+	Keywords  []pointKeywordDoc `bson:"kw,omitempty" json:"kw,omitempty"`
+	FS        []pointFSDoc      `bson:"fs,omitempty" json:"fs,omitempty"`
+}
+
+type pointKeywordDoc struct {
+	Keyword string   `bson:"k" json:"k"`
+	Count   float64  `bson:"n" json:"n"`
+	RSS     float64  `bson:"rss" json:"rss"`
+	CPU     float64  `bson:"cpu" json:"cpu"`
+	FDs     *float64 `bson:"fds,omitempty" json:"fds,omitempty"`
+}
+
+type pointFSDoc struct {
+	Path string  `bson:"path" json:"path"`
+	Used float64 `bson:"used" json:"used"`
+}
+
+// known returns &v, or nil for an unknown (NaN) figure.
+func known(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
+
+// orNaN returns *v, or NaN for nil.
+func orNaN(v *float64) float64 {
+	if v == nil {
+		return math.NaN()
+	}
+	return *v
+}
+
+// newPointDoc returns p as stored.
+func newPointDoc(p monitor.Point) *pointDoc {
+	d := &pointDoc{
+		CPU: known(p.CPU), Load1: known(p.Load1), CPUs: p.CPUs,
+		Mem: known(p.Mem), MemAvail: known(p.MemAvail), MemTotal: int64(min(p.MemTotal, math.MaxInt64)),
+		Disk: known(p.Disk), RunQueue: known(p.RunQueue), SwapPages: known(p.SwapPages),
+		PSICPU: known(p.PressureCPU), PSIMem: known(p.PressureMem), PSIIO: known(p.PressureIO),
+		NetBytes: known(p.NetBytes), FDUsed: known(p.FDUsed),
+	}
+	if p.Matched >= 0 {
+		n := p.Matched
+		d.Matched = &n
+		d.Keywords = make([]pointKeywordDoc, len(p.Keywords))
+		for i, k := range p.Keywords {
+			d.Keywords[i] = pointKeywordDoc{Keyword: k.Keyword, Count: k.Count, RSS: k.RSSBytes, CPU: k.CPUPercent, FDs: known(k.FDs)}
+		}
+	}
+	for _, f := range p.Filesystems {
+		d.FS = append(d.FS, pointFSDoc{Path: f.Path, Used: f.UsedPercent})
+	}
+	return d
+}
+
+// point returns the stored point as a monitor.Point at at.
+func (d *pointDoc) point(at time.Time) monitor.Point {
+	p := monitor.Point{
+		At: at, CPU: orNaN(d.CPU), Load1: orNaN(d.Load1), CPUs: d.CPUs,
+		Mem: orNaN(d.Mem), MemAvail: orNaN(d.MemAvail), MemTotal: uint64(max(d.MemTotal, 0)),
+		Disk: orNaN(d.Disk), RunQueue: orNaN(d.RunQueue), SwapPages: orNaN(d.SwapPages),
+		PressureCPU: orNaN(d.PSICPU), PressureMem: orNaN(d.PSIMem), PressureIO: orNaN(d.PSIIO),
+		NetBytes: orNaN(d.NetBytes), FDUsed: orNaN(d.FDUsed), Matched: -1,
+	}
+	if d.Matched != nil {
+		p.Matched = *d.Matched
+		p.Keywords = make([]monitor.KeywordPoint, len(d.Keywords))
+		for i, k := range d.Keywords {
+			p.Keywords[i] = monitor.KeywordPoint{Keyword: k.Keyword, Count: k.Count, RSSBytes: k.RSS, CPUPercent: k.CPU, FDs: orNaN(k.FDs)}
+		}
+	}
+	if len(d.FS) > 0 {
+		p.Filesystems = make([]monitor.FilesystemUsage, len(d.FS))
+		for i, f := range d.FS {
+			p.Filesystems[i] = monitor.FilesystemUsage{Path: f.Path, UsedPercent: f.Used}
+		}
+	}
+	return p
 }
 
 // attemptDoc is a failed attempt; _id is server|at.
@@ -133,11 +237,31 @@ type rollupDoc struct {
 	Matched  matchedDoc     `bson:"matched" json:"matched"`
 	// Keywords is keyed by keywordField(keyword).
 	Keywords map[string]keywordDoc `bson:"keywords" json:"keywords"`
+	// The figures of schema version 2 (see monitor.Rollup); absent from
+	// rollups of version-1 snapshots and from older rollups.
+	Unavail  metricDoc `bson:"unavail" json:"unavail"`
+	Swap     metricDoc `bson:"swap" json:"swap"`
+	PSICPU   metricDoc `bson:"psi_cpu" json:"psi_cpu"`
+	PSIMem   metricDoc `bson:"psi_mem" json:"psi_mem"`
+	PSIIO    metricDoc `bson:"psi_io" json:"psi_io"`
+	RunQueue metricDoc `bson:"runq" json:"runq"`
+	Net      metricDoc `bson:"net" json:"net"`
+	FD       metricDoc `bson:"fd" json:"fd"`
+	// FS is keyed by keywordField(mount point).
+	FS map[string]metricDoc `bson:"fs" json:"fs"`
 }
 
 type keywordDoc struct {
 	Sum int64 `bson:"sum" json:"sum"`
 	N   int64 `bson:"n" json:"n"`
+	// The group's resident memory and CPU summed over RSSN snapshots, and
+	// its descriptors (with the count) over FDN; absent from older rollups.
+	RSS     float64 `bson:"rss" json:"rss"`
+	CPU     float64 `bson:"cpu" json:"cpu"`
+	RSSN    int64   `bson:"rss_n" json:"rss_n"`
+	FDs     int64   `bson:"fds" json:"fds"`
+	FDN     int64   `bson:"fd_n" json:"fd_n"`
+	FDCount int64   `bson:"fd_count" json:"fd_count"`
 }
 
 // keywordField is a keyword as a field name: '%', '.' and '$' would end or
@@ -158,7 +282,8 @@ func keywordSums(fields map[string]keywordDoc) []monitor.KeywordSum {
 	}
 	out := make([]monitor.KeywordSum, 0, len(fields))
 	for field, d := range fields {
-		out = append(out, monitor.KeywordSum{Keyword: keywordUnescaper.Replace(field), Sum: d.Sum, N: d.N})
+		out = append(out, monitor.KeywordSum{Keyword: keywordUnescaper.Replace(field), Sum: d.Sum, N: d.N,
+			RSSBytes: d.RSS, CPUPercent: d.CPU, RSSN: d.RSSN, FDs: d.FDs, FDN: d.FDN, FDCount: d.FDCount})
 	}
 	slices.SortFunc(out, func(a, b monitor.KeywordSum) int { return strings.Compare(a.Keyword, b.Keyword) })
 	return out
@@ -209,6 +334,19 @@ func (d snapshotDoc) result() (monitor.Result, error) {
 	}, nil
 }
 
+// point returns the stored point, or the point of the stored snapshot when
+// the document has none.
+func (d snapshotDoc) point() (monitor.Point, error) {
+	if d.Point != nil {
+		return d.Point.point(d.At.utc()), nil
+	}
+	r, err := d.result()
+	if err != nil {
+		return monitor.Point{}, err
+	}
+	return monitor.PointOf(r.At, r.Snapshot), nil
+}
+
 // result returns the stored failed attempt as a Result.
 func (d attemptDoc) result() monitor.Result {
 	return failure(d.Server, d.At.utc(), d.DurationMS, d.Kind, d.Err)
@@ -242,7 +380,31 @@ func (d rollupDoc) rollup() monitor.Rollup {
 		Load1:    d.Load1.metric(),
 		Matched:  monitor.Matched(d.Matched),
 		Keywords: keywordSums(d.Keywords),
+
+		Unavailable: d.Unavail.metric(),
+		SwapPages:   d.Swap.metric(),
+		PressureCPU: d.PSICPU.metric(),
+		PressureMem: d.PSIMem.metric(),
+		PressureIO:  d.PSIIO.metric(),
+		RunQueue:    d.RunQueue.metric(),
+		NetBytes:    d.Net.metric(),
+		FDUsed:      d.FD.metric(),
+		Filesystems: filesystemMetrics(d.FS),
 	}
+}
+
+// filesystemMetrics turns the stored file systems into FilesystemMetrics
+// sorted by path.
+func filesystemMetrics(fields map[string]metricDoc) []monitor.FilesystemMetric {
+	if len(fields) == 0 {
+		return nil
+	}
+	out := make([]monitor.FilesystemMetric, 0, len(fields))
+	for field, d := range fields {
+		out = append(out, monitor.FilesystemMetric{Path: keywordUnescaper.Replace(field), Metric: d.metric()})
+	}
+	slices.SortFunc(out, func(a, b monitor.FilesystemMetric) int { return strings.Compare(a.Path, b.Path) })
+	return out
 }
 
 func (d metricDoc) metric() monitor.Metric {

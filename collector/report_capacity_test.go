@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math"
+	"os"
+	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -303,3 +307,59 @@ func TestCapacityGolden(t *testing.T) {
 		}
 	})
 }
+
+// TestCapacityThroughTheRealProbe runs the real probe on this machine with
+// more busy loops named like crawlers than it has CPUs, stores three
+// snapshots and asks the report: CPU is saturated at that count, with the
+// run queue and (where the kernel has /proc/pressure) CPU pressure that
+// say so. The loops saturate the CPUs from their first instant, so the test
+// waits for nothing; other load on the machine only adds to it.
+func TestCapacityThroughTheRealProbe(t *testing.T) {
+	h := newHarness(t)
+	section, _ := h.storeSection()
+	h.writeConfig(h.srv.KnownHostsFile, "\n[[server]]\nname = \"box\"\naddress = \"local\"\nkeywords = [\"crawlbusy\"]\n"+section)
+	n := runtime.NumCPU() + 1
+	for range n {
+		cmd := exec.Command("sh", "-c", "while :; do :; done")
+		cmd.Args[0] = "crawlbusy-worker"
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	}
+	for range 3 {
+		if code, stdout, stderr := h.run("once", "--store", "box"); code != exitOK {
+			t.Fatalf("once --store: exit %d\n%s\n%s", code, stdout, stderr)
+		}
+	}
+	code, stdout, stderr := h.run("report", "--since", "1h", "--format", "json", "--out", "-")
+	if code != exitOK {
+		t.Fatalf("report: exit %d\n%s", code, stderr)
+	}
+	var f goldenFigures
+	if err := json.Unmarshal([]byte(stdout), &f); err != nil || len(f.Servers) != 1 || len(f.Servers[0].Capacity) != 1 {
+		t.Fatalf("report JSON: %v\n%s", err, stdout)
+	}
+	c := f.Servers[0].Capacity[0]
+	t.Logf("headline: %s", c.Headline)
+	if c.Keyword != "crawlbusy" || c.Now != n || !c.Known || c.Limit != "cpu" || !c.Saturated || c.Total != n || c.More != 0 {
+		t.Fatalf("capacity = %+v, want CPU saturated at %d crawlbusy", c, n)
+	}
+	want := fmt.Sprintf("none: CPU saturated at %d crawlbusy (busy ", n)
+	if !strings.HasPrefix(c.Headline, want) || !strings.Contains(c.Headline, "per CPU") {
+		t.Errorf("headline = %q, want it to start %q and give the run queue", c.Headline, want)
+	}
+	cpu, _ := c.resource("cpu")
+	if cpu.satFigures["busy_percent"] < CPUBusySaturatedForTest || cpu.satFigures["run_queue_per_cpu"] < 1 {
+		t.Errorf("saturation figures %v: want busy ≥ 95 %% and a run queue of 1 per CPU or more", cpu.satFigures)
+	}
+	if _, err := os.Stat("/proc/pressure/cpu"); err == nil {
+		if p, ok := cpu.satFigures["cpu_pressure_percent"]; !ok || p < 20 || !strings.Contains(c.Headline, "CPU pressure") {
+			t.Errorf("CPU pressure %v (%v) on a kernel with /proc/pressure: want it at 20 %% or more, in the headline %q", p, ok, c.Headline)
+		}
+	}
+}
+
+// CPUBusySaturatedForTest is report.CPUBusySaturated, spelled out so that a
+// change of the criterion shows up here.
+const CPUBusySaturatedForTest = 95

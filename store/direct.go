@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -88,46 +87,6 @@ func (s *Store) snapshotsDirect(ctx context.Context, server string, from, to tim
 		return limit <= 0 || len(out) < limit, nil
 	})
 	slices.Reverse(out)
-	return out, scanErr(err)
-}
-
-// snapshotField starts the snapshot field of a stored snapshot document in
-// the JSON that Scan hands over. It cannot occur earlier: a quote inside a
-// string is escaped, no field of the point is named "snapshot", and the
-// schema is gone.
-var snapshotField = []byte(`,"snapshot":"`)
-
-// pointsDirect returns the points of the snapshots of server with from <=
-// At < to, oldest first. The point is stored before the snapshot (see
-// snapshotDoc), so only the document up to the snapshot is decoded; a
-// document without a point is decoded whole and its snapshot read.
-func (s *Store) pointsDirect(ctx context.Context, server string, from, to time.Time) ([]monitor.Point, error) {
-	var out []monitor.Point
-	var head []byte
-	err := s.direct.Scan(ctx, s.cfg.Database, snapshotsName, resultID(server, from), resultID(server, to), false, func(doc []byte) (bool, error) {
-		var d snapshotDoc
-		if i := bytes.Index(doc, snapshotField); i > 0 {
-			head = append(append(head[:0], doc[:i]...), '}')
-			if err := decodeStored(head, &d); err != nil {
-				return false, err
-			}
-		}
-		if d.Point == nil {
-			d = snapshotDoc{}
-			if err := decodeStored(doc, &d); err != nil {
-				return false, err
-			}
-		}
-		if d.Server != server {
-			return true, nil
-		}
-		p, err := d.point()
-		if err != nil {
-			return false, err
-		}
-		out = append(out, p)
-		return true, nil
-	})
 	return out, scanErr(err)
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"math"
 	"reflect"
 	"slices"
@@ -209,16 +210,14 @@ func TestPointsAndVersion2Rollups(t *testing.T) {
 			procs: []monitor.KeywordCount{{Keyword: "python", Count: 2 + m%7}, {Keyword: "node.js", Count: 1}}}))
 	}
 	writeAll(t, s, rs)
-	// A snapshot stored before points were kept: the document has none.
-	old := normalized(t, snapResult("web1", t0.Add(91*time.Minute), reading{cpu: 12, mem: 33, disk: 40, v2: true,
+	// A snapshot stored before points were kept: it has none.
+	old := normalized(t, snapResult("web1", t0.Add(-5*time.Minute), reading{cpu: 12, mem: 33, disk: 40, v2: true,
 		procs: []monitor.KeywordCount{{Keyword: "python", Count: 3}}}))
 	doc, err := rawDoc(old)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := doc.(snapshotDoc)
-	d.Point = nil
-	if _, err := s.snapshots.InsertOne(ctx, d); err != nil {
+	if _, err := s.snapshots.InsertOne(ctx, doc); err != nil {
 		t.Fatal(err)
 	}
 	// A rollup written before the figures of version 2 were kept.
@@ -232,7 +231,7 @@ func TestPointsAndVersion2Rollups(t *testing.T) {
 	}
 
 	want := make([]monitor.Point, 0, len(rs)+1)
-	for _, r := range append(slices.Clone(rs), old) {
+	for _, r := range append([]monitor.Result{old}, rs...) {
 		r = normalized(t, r)
 		want = append(want, monitor.PointOf(r.At, r.Snapshot))
 	}
@@ -257,10 +256,10 @@ func TestPointsAndVersion2Rollups(t *testing.T) {
 			}
 		}
 	}
-	if p := direct[0]; p.RunQueue != 0 || p.SwapPages != 45 || p.FDUsed != 3 || len(p.Filesystems) != 2 || p.Keywords[0].FDs != 14 {
+	if p := direct[1]; p.RunQueue != 0 || p.SwapPages != 45 || p.FDUsed != 3 || len(p.Filesystems) != 2 || p.Keywords[0].FDs != 14 {
 		t.Errorf("first point %+v: want run queue 0, swap 45 pages/s, fd 3 %%, 2 file systems, 14 python descriptors", p)
 	}
-	if p := direct[5]; monitor.Known(p.SwapPages) || monitor.Known(p.PressureCPU) || p.Filesystems != nil {
+	if p := direct[6]; monitor.Known(p.SwapPages) || monitor.Known(p.PressureCPU) || p.Filesystems != nil {
 		t.Errorf("point of a snapshot without the sections of version 2 %+v: want the figures of version 2 unknown", p)
 	}
 
@@ -270,6 +269,10 @@ func TestPointsAndVersion2Rollups(t *testing.T) {
 	}
 	if len(got) != 3 || got[0].CPU.N != 1 || got[0].RunQueue.N != 0 || got[0].Filesystems != nil {
 		t.Fatalf("rollups %v: want the old one first, with no figures of version 2", descriptions(got))
+	}
+	// The points of each hour are in one bucket.
+	if n := count(t, s, pointsName, nil); n != 2 {
+		t.Errorf("%d buckets of points stored, want 2", n)
 	}
 	for _, ru := range got[1:] {
 		// The old snapshot document went in without rollup upkeep.
@@ -311,4 +314,31 @@ func samePoint(a, b monitor.Point) bool {
 		}
 	}
 	return true
+}
+
+func TestPointTextRoundTrip(t *testing.T) {
+	at := mustTime(t, "2024-05-01T10:00:00Z")
+	nan := math.NaN()
+	for _, p := range []monitor.Point{
+		monitor.PointOf(at, makeSnapshot(at, "h", reading{cpu: 12.5, mem: 33.25, disk: 40, load1: 1.75, v2: true,
+			procs: []monitor.KeywordCount{{Keyword: "py;th%on 100%3B", Count: 3}, {Keyword: "", Count: 0}}})),
+		monitor.PointOf(at, makeSnapshot(at, "h", reading{cpu: 1, mem: 2, procErr: true, cpuErr: true})),
+		{At: at, CPU: 1e-300, Load1: nan, Mem: 100, MemAvail: nan, Disk: nan, RunQueue: 0.1 + 0.2, SwapPages: nan,
+			PressureCPU: nan, PressureMem: nan, PressureIO: nan, NetBytes: 1.5e12, FDUsed: nan, Matched: 0,
+			Keywords: []monitor.KeywordPoint{}, MemTotal: math.MaxUint64},
+	} {
+		text := pointText(p)
+		got, err := parsePointText(at, text)
+		if err != nil {
+			t.Fatalf("parse %q: %v", text, err)
+		}
+		if !samePoint(got, p) {
+			t.Errorf("%q:\n got %+v\nwant %+v", text, got, p)
+		}
+	}
+	for _, bad := range []string{"", "2;1", "1;x", "1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;0;0;extra", "1;1;1"} {
+		if _, err := parsePointText(at, bad); !errors.Is(err, errPointText) {
+			t.Errorf("parse %q: %v, want an error", bad, err)
+		}
+	}
 }

@@ -37,11 +37,9 @@
 // There is no TTL index: Prune deletes what is past retention.
 //
 //	snapshots    {_id: "server|2024-05-01T10:17:00.000Z", server, at, probe_time,
-//	              duration_ms,
-//	              point: {cpu, load1, cpus, mem, avail, mem_total, disk, runq, swap,
-//	                      psi_cpu, psi_mem, psi_io, net, fd, matched,
-//	                      kw: [{k, n, rss, cpu, fds}], fs: [{path, used}]},
-//	              snapshot: "<the snapshot as JSON>"}
+//	              duration_ms, snapshot: "<the snapshot as JSON>"}
+//	points       {_id: "server|hour|2024-05-01T10:00:00.000Z", server, start,
+//	              pts: {"<milliseconds into the hour, 7 digits>": "<point text>", ...}}
 //	attempts     {_id: "server|<at>", server, at, duration_ms,
 //	              kind: unreachable|auth|hostkey|timeout|probe|config, error}
 //	rollups      {_id: "server|hour|2024-05-01T10:00:00.000Z", server,
@@ -67,10 +65,11 @@
 //
 // A snapshot's point is what a report reads of it (monitor.Point: usage,
 // saturation figures, each keyword's count, resident memory and CPU, each
-// file system's use), a few hundred bytes beside the few KiB of the
-// snapshot; a figure the snapshot lacks is left out of it. Documents
-// written before points were kept have none, and their reads decode the
-// snapshot instead. In a rollup, the fields after keywords are the
+// file system's use) as a line of ';'-separated fields (see pointText),
+// about 150 bytes beside the few KiB of the snapshot, in its server's
+// bucket for the hour; a figure the snapshot lacks is an empty field.
+// Snapshots stored before points were kept have none, and Points reads
+// their snapshots instead. In a rollup, the fields after keywords are the
 // figures of snapshot schema version 2 as monitor.Rollup describes them,
 // each a {peak, sum, n} like cpu; they and the keyword sums after sum and
 // n are absent from rollups of version-1 snapshots and from rollups

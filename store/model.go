@@ -70,113 +70,9 @@ type snapshotDoc struct {
 	ProbeTime docTime `bson:"probe_time" json:"probe_time"`
 	// ClockSkewMS is the probe's clock minus the collector's, kept when
 	// it is large (monitor.Result.ClockSkew).
-	ClockSkewMS int64 `bson:"clock_skew_ms,omitempty" json:"clock_skew_ms,omitempty"`
-	DurationMS  int64 `bson:"duration_ms" json:"duration_ms"`
-	// Point is what a report reads of the snapshot (monitor.Point), so
-	// that reports over raw snapshots never decode them; nil in documents
-	// written before it was kept. It comes before Snapshot: the embedded
-	// store's point reads stop where the snapshot starts (see pointsDirect).
-	Point    *pointDoc `bson:"point,omitempty" json:"point,omitempty"`
-	Snapshot string    `bson:"snapshot" json:"snapshot"` // as JSON, see snapshotDoc
-}
-
-// pointDoc is a monitor.Point as stored: an unknown figure (NaN) is left
-// out.
-type pointDoc struct {
-	CPU       *float64          `bson:"cpu,omitempty" json:"cpu,omitempty"`
-	Load1     *float64          `bson:"load1,omitempty" json:"load1,omitempty"`
-	CPUs      int               `bson:"cpus,omitempty" json:"cpus,omitempty"`
-	Mem       *float64          `bson:"mem,omitempty" json:"mem,omitempty"`
-	MemAvail  *float64          `bson:"avail,omitempty" json:"avail,omitempty"`
-	MemTotal  int64             `bson:"mem_total,omitempty" json:"mem_total,omitempty"`
-	Disk      *float64          `bson:"disk,omitempty" json:"disk,omitempty"`
-	RunQueue  *float64          `bson:"runq,omitempty" json:"runq,omitempty"`
-	SwapPages *float64          `bson:"swap,omitempty" json:"swap,omitempty"`
-	PSICPU    *float64          `bson:"psi_cpu,omitempty" json:"psi_cpu,omitempty"`
-	PSIMem    *float64          `bson:"psi_mem,omitempty" json:"psi_mem,omitempty"`
-	PSIIO     *float64          `bson:"psi_io,omitempty" json:"psi_io,omitempty"`
-	NetBytes  *float64          `bson:"net,omitempty" json:"net,omitempty"`
-	FDUsed    *float64          `bson:"fd,omitempty" json:"fd,omitempty"`
-	Matched   *int              `bson:"matched,omitempty" json:"matched,omitempty"` // nil: unknown
-	Keywords  []pointKeywordDoc `bson:"kw,omitempty" json:"kw,omitempty"`
-	FS        []pointFSDoc      `bson:"fs,omitempty" json:"fs,omitempty"`
-}
-
-type pointKeywordDoc struct {
-	Keyword string   `bson:"k" json:"k"`
-	Count   float64  `bson:"n" json:"n"`
-	RSS     float64  `bson:"rss" json:"rss"`
-	CPU     float64  `bson:"cpu" json:"cpu"`
-	FDs     *float64 `bson:"fds,omitempty" json:"fds,omitempty"`
-}
-
-type pointFSDoc struct {
-	Path string  `bson:"path" json:"path"`
-	Used float64 `bson:"used" json:"used"`
-}
-
-// known returns &v, or nil for an unknown (NaN) figure.
-func known(v float64) *float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return nil
-	}
-	return &v
-}
-
-// orNaN returns *v, or NaN for nil.
-func orNaN(v *float64) float64 {
-	if v == nil {
-		return math.NaN()
-	}
-	return *v
-}
-
-// newPointDoc returns p as stored.
-func newPointDoc(p monitor.Point) *pointDoc {
-	d := &pointDoc{
-		CPU: known(p.CPU), Load1: known(p.Load1), CPUs: p.CPUs,
-		Mem: known(p.Mem), MemAvail: known(p.MemAvail), MemTotal: int64(min(p.MemTotal, math.MaxInt64)),
-		Disk: known(p.Disk), RunQueue: known(p.RunQueue), SwapPages: known(p.SwapPages),
-		PSICPU: known(p.PressureCPU), PSIMem: known(p.PressureMem), PSIIO: known(p.PressureIO),
-		NetBytes: known(p.NetBytes), FDUsed: known(p.FDUsed),
-	}
-	if p.Matched >= 0 {
-		n := p.Matched
-		d.Matched = &n
-		d.Keywords = make([]pointKeywordDoc, len(p.Keywords))
-		for i, k := range p.Keywords {
-			d.Keywords[i] = pointKeywordDoc{Keyword: k.Keyword, Count: k.Count, RSS: k.RSSBytes, CPU: k.CPUPercent, FDs: known(k.FDs)}
-		}
-	}
-	for _, f := range p.Filesystems {
-		d.FS = append(d.FS, pointFSDoc{Path: f.Path, Used: f.UsedPercent})
-	}
-	return d
-}
-
-// point returns the stored point as a monitor.Point at at.
-func (d *pointDoc) point(at time.Time) monitor.Point {
-	p := monitor.Point{
-		At: at, CPU: orNaN(d.CPU), Load1: orNaN(d.Load1), CPUs: d.CPUs,
-		Mem: orNaN(d.Mem), MemAvail: orNaN(d.MemAvail), MemTotal: uint64(max(d.MemTotal, 0)),
-		Disk: orNaN(d.Disk), RunQueue: orNaN(d.RunQueue), SwapPages: orNaN(d.SwapPages),
-		PressureCPU: orNaN(d.PSICPU), PressureMem: orNaN(d.PSIMem), PressureIO: orNaN(d.PSIIO),
-		NetBytes: orNaN(d.NetBytes), FDUsed: orNaN(d.FDUsed), Matched: -1,
-	}
-	if d.Matched != nil {
-		p.Matched = *d.Matched
-		p.Keywords = make([]monitor.KeywordPoint, len(d.Keywords))
-		for i, k := range d.Keywords {
-			p.Keywords[i] = monitor.KeywordPoint{Keyword: k.Keyword, Count: k.Count, RSSBytes: k.RSS, CPUPercent: k.CPU, FDs: orNaN(k.FDs)}
-		}
-	}
-	if len(d.FS) > 0 {
-		p.Filesystems = make([]monitor.FilesystemUsage, len(d.FS))
-		for i, f := range d.FS {
-			p.Filesystems[i] = monitor.FilesystemUsage{Path: f.Path, UsedPercent: f.Used}
-		}
-	}
-	return p
+	ClockSkewMS int64  `bson:"clock_skew_ms,omitempty" json:"clock_skew_ms,omitempty"`
+	DurationMS  int64  `bson:"duration_ms" json:"duration_ms"`
+	Snapshot    string `bson:"snapshot" json:"snapshot"` // as JSON, see snapshotDoc
 }
 
 // attemptDoc is a failed attempt; _id is server|at.
@@ -332,19 +228,6 @@ func (d snapshotDoc) result() (monitor.Result, error) {
 		Snapshot:  &snap,
 		ClockSkew: time.Duration(d.ClockSkewMS) * time.Millisecond,
 	}, nil
-}
-
-// point returns the stored point, or the point of the stored snapshot when
-// the document has none.
-func (d snapshotDoc) point() (monitor.Point, error) {
-	if d.Point != nil {
-		return d.Point.point(d.At.utc()), nil
-	}
-	r, err := d.result()
-	if err != nil {
-		return monitor.Point{}, err
-	}
-	return monitor.PointOf(r.At, r.Snapshot), nil
 }
 
 // result returns the stored failed attempt as a Result.

@@ -123,47 +123,6 @@ func (s *Store) snapshotsByQuery(ctx context.Context, server string, from, to ti
 	return out, nil
 }
 
-// Points returns what a report reads of the snapshots of server with from
-// <= At < to (monitor.Point), oldest first: the point stored beside each
-// snapshot, or for a snapshot stored before points were kept, the point of
-// the snapshot itself.
-//
-// The embedded store reads the range from its SQLite file and never
-// decodes a snapshot that has its point; on an external FerretDB this
-// reads the whole snapshots collection.
-func (s *Store) Points(ctx context.Context, server string, from, to time.Time) ([]monitor.Point, error) {
-	if err := s.gate(); err != nil {
-		return nil, err
-	}
-	if s.direct != nil {
-		ps, err := s.pointsDirect(ctx, server, from, to)
-		if err != nil {
-			return nil, fmt.Errorf("read points of %s: %w", server, err)
-		}
-		return ps, nil
-	}
-	cur, err := s.snapshots.Find(ctx, bson.D{
-		{Key: "server", Value: server},
-		{Key: "at", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lt", Value: to}}},
-	}, options.Find().SetSort(bson.D{{Key: "at", Value: 1}}))
-	if err != nil {
-		return nil, fmt.Errorf("read points of %s: %w", server, s.unavailable(err))
-	}
-	docs, err := decodeAll[snapshotDoc](ctx, cur)
-	if err != nil {
-		return nil, fmt.Errorf("read points of %s: %w", server, err)
-	}
-	out := make([]monitor.Point, 0, len(docs))
-	for _, d := range docs {
-		p, err := d.point()
-		if err != nil {
-			return nil, fmt.Errorf("read points of %s: %w", server, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
 // Attempts returns the failed attempts of server with from <= At < to,
 // oldest first, as Results with Kind and Err set. The embedded store reads
 // the range from its SQLite file; an external FerretDB reads the whole

@@ -136,6 +136,9 @@ func (s *Store) writeResults(ctx context.Context, in []monitor.Result) ([]error,
 		}
 	}
 
+	if err := s.upkeepPoints(ctx, results, seen); err != nil {
+		return nil, err
+	}
 	if err := s.upkeepRollups(ctx, results, fresh, seen); err != nil {
 		return nil, err
 	}
@@ -173,7 +176,6 @@ func rawDoc(r monitor.Result) (any, error) {
 		ProbeTime:   docTime(r.Snapshot.Time),
 		ClockSkewMS: r.ClockSkew.Milliseconds(),
 		DurationMS:  r.Duration.Milliseconds(),
-		Point:       newPointDoc(monitor.PointOf(r.At, r.Snapshot)),
 		Snapshot:    string(js),
 	}, nil
 }

@@ -270,9 +270,9 @@ func TestPointsAndVersion2Rollups(t *testing.T) {
 	if len(got) != 3 || got[0].CPU.N != 1 || got[0].RunQueue.N != 0 || got[0].Filesystems != nil {
 		t.Fatalf("rollups %v: want the old one first, with no figures of version 2", descriptions(got))
 	}
-	// The points of each hour are in one bucket.
-	if n := count(t, s, pointsName, nil); n != 2 {
-		t.Errorf("%d buckets of points stored, want 2", n)
+	// The points of each ten minutes are in one bucket: 10:00 to 11:25.
+	if n := count(t, s, pointsName, nil); n != 9 {
+		t.Errorf("%d buckets of points stored, want 9", n)
 	}
 	for _, ru := range got[1:] {
 		// The old snapshot document went in without rollup upkeep.
@@ -339,6 +339,64 @@ func TestPointTextRoundTrip(t *testing.T) {
 	for _, bad := range []string{"", "2;1", "1;x", "1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;0;0;extra", "1;1;1"} {
 		if _, err := parsePointText(at, bad); !errors.Is(err, errPointText) {
 			t.Errorf("parse %q: %v, want an error", bad, err)
+		}
+	}
+}
+
+// TestPeakText: peak texts sort as $max must compare peaks (the highest
+// value, then the earliest), read back what was written, and a rollup of
+// the hour of the upgrade, with an old peak document beside a peak text,
+// keeps the greater.
+func TestPeakText(t *testing.T) {
+	at := mustTime(t, "2024-05-01T10:00:00Z")
+	mk := func(v float64, min int) *peakDoc {
+		a := at.Add(time.Duration(min) * time.Minute)
+		return &peakDoc{Value: v, Order: -a.UnixMilli(), At: docTime(a), ProcsKnown: true, MatchedTotal: 3,
+			Procs: []procDoc{{Keyword: "py;th%on", Count: 2}, {Keyword: "node", Count: 1}}}
+	}
+	ordered := []*peakDoc{mk(-1e9, 0), mk(-2.5, 3), mk(-0.0, 9), mk(0, 5), mk(1e-300, 1), mk(42, 30), mk(42, 20), mk(42, 0), mk(1e300, 59)}
+	for i := 1; i < len(ordered); i++ {
+		if a, b := peakText(ordered[i-1]), peakText(ordered[i]); a >= b {
+			t.Errorf("peak %v at %s sorts at or after %v at %s:\n%s\n%s", ordered[i-1].Value, time.Time(ordered[i-1].At).Format("15:04"),
+				ordered[i].Value, time.Time(ordered[i].At).Format("15:04"), a, b)
+		}
+	}
+	for _, p := range append(ordered, &peakDoc{Value: 7, Order: -at.UnixMilli(), At: docTime(at)}) {
+		got, err := parsePeakText(peakText(p))
+		want := metricDoc{Peak: p}.metric().Peak
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("peak %q read as %+v, %v; want %+v", peakText(p), got, err, want)
+		}
+	}
+	old, text := mk(50, 10), mk(50, 5)
+	if got := (metricDoc{Peak: old, PK: peakText(text)}).metric().Peak; !got.At.Equal(time.Time(text.At)) {
+		t.Errorf("old peak at 10:10 beside a text at 10:05 of the same value: got %s, want the earlier", got.At)
+	}
+	if got := (metricDoc{Peak: mk(60, 50), PK: peakText(text)}).metric().Peak; got.Value != 60 {
+		t.Errorf("old peak 60 beside a text of 50: got %v", got.Value)
+	}
+	for _, bad := range []string{"", "12|3", strings.Repeat("Z", 32) + "|1|-", strings.Repeat("0", 32) + "|x", strings.Repeat("0", 32) + "|1|2;a"} {
+		if _, err := parsePeakText(bad); !errors.Is(err, errPeakText) {
+			t.Errorf("parse %q: %v, want an error", bad, err)
+		}
+	}
+}
+
+// TestDecodeBucket: the buckets' own reader agrees with encoding/json,
+// and hands anything unusual to it.
+func TestDecodeBucket(t *testing.T) {
+	for _, doc := range []string{
+		`{"_id":"web1|2024-05-01T10:10:00.000Z","server":"web1","start":1714558200000,"pts":{"0000000":"1;2;3","0060000":"1;;"}}`,
+		` { "_id" : "a" , "server" : "a" , "start" : -5 , "pts" : { } } `,
+		`{"_id":"a","server":"a\"b","start":1,"pts":{"0000000":"x\\y"}}`,
+		`{"_id":"a","server":"a","start":1,"pts":{"0000000":"x"},"extra":true}`,
+		`{"_id":"a","server":"a","start":1.5e3,"pts":{}}`,
+	} {
+		var got, want pointBucket
+		err := decodeBucket([]byte(doc), &got)
+		werr := decodeStored([]byte(doc), &want)
+		if (err == nil) != (werr == nil) || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %+v, %v\nwant %+v, %v", doc, got, err, want, werr)
 		}
 	}
 }

@@ -104,8 +104,13 @@ type procDoc struct {
 	Count   int    `bson:"count" json:"count"`
 }
 
+// metricDoc is one metric of a rollup. Rollups keep the peak as peak text
+// (PK, see peakText); Peak is the peak document of rollups written before.
+// A rollup of the hour the collector was upgraded in may hold both: the
+// greater wins.
 type metricDoc struct {
-	Peak *peakDoc `bson:"peak" json:"peak"`
+	Peak *peakDoc `bson:"peak,omitempty" json:"peak,omitempty"`
+	PK   string   `bson:"pk,omitempty" json:"pk,omitempty"`
 	Sum  float64  `bson:"sum" json:"sum"`
 	N    int64    `bson:"n" json:"n"`
 }
@@ -152,12 +157,12 @@ type keywordDoc struct {
 	N   int64 `bson:"n" json:"n"`
 	// The group's resident memory and CPU summed over RSSN snapshots, and
 	// its descriptors (with the count) over FDN; absent from older rollups.
-	RSS     float64 `bson:"rss" json:"rss"`
-	CPU     float64 `bson:"cpu" json:"cpu"`
-	RSSN    int64   `bson:"rss_n" json:"rss_n"`
-	FDs     int64   `bson:"fds" json:"fds"`
-	FDN     int64   `bson:"fd_n" json:"fd_n"`
-	FDCount int64   `bson:"fd_count" json:"fd_count"`
+	RSS     float64 `bson:"rss,omitempty" json:"rss,omitempty"`
+	CPU     float64 `bson:"cpu,omitempty" json:"cpu,omitempty"`
+	RSSN    int64   `bson:"rn,omitempty" json:"rn,omitempty"`
+	FDs     int64   `bson:"fd,omitempty" json:"fd,omitempty"`
+	FDN     int64   `bson:"fn,omitempty" json:"fn,omitempty"`
+	FDCount int64   `bson:"fc,omitempty" json:"fc,omitempty"`
 }
 
 // keywordField is a keyword as a field name: '%', '.' and '$' would end or
@@ -292,6 +297,14 @@ func filesystemMetrics(fields map[string]metricDoc) []monitor.FilesystemMetric {
 
 func (d metricDoc) metric() monitor.Metric {
 	m := monitor.Metric{Sum: d.Sum, N: d.N}
+	var text *monitor.Peak
+	if d.PK != "" {
+		// A peak that cannot be read is left out rather than failing the
+		// whole read: its sums still count.
+		if p, err := parsePeakText(d.PK); err == nil {
+			text = &p
+		}
+	}
 	if d.Peak != nil {
 		m.Peak = monitor.Peak{
 			Value:        d.Peak.Value,
@@ -305,6 +318,9 @@ func (d metricDoc) metric() monitor.Metric {
 				m.Peak.Procs[i] = monitor.KeywordCount{Keyword: p.Keyword, Count: p.Count}
 			}
 		}
+	}
+	if text != nil && (d.Peak == nil || text.Value > m.Peak.Value || text.Value == m.Peak.Value && text.At.Before(m.Peak.At)) {
+		m.Peak = *text
 	}
 	return m
 }

@@ -536,7 +536,7 @@ func (m *metricAgg) add(v float64, at time.Time, snap *snapshot.Snapshot) {
 }
 
 // update builds the upsert: counters with $inc, peaks and rolled_to with
-// $max (a peak is a document compared value first), the matched minimum with
+// $max (a peak is a string compared value first, see peakText), the matched minimum with
 // $min.
 func (a *rollupAgg) update() bson.D {
 	inc := bson.D{{Key: "count", Value: a.count}, {Key: "failed", Value: a.failed}}
@@ -549,7 +549,7 @@ func (a *rollupAgg) update() bson.D {
 			continue
 		}
 		inc = append(inc, bson.E{Key: m.name + ".sum", Value: m.agg.sum}, bson.E{Key: m.name + ".n", Value: m.agg.n})
-		maxes = append(maxes, bson.E{Key: m.name + ".peak", Value: m.agg.peak})
+		maxes = append(maxes, bson.E{Key: m.name + ".pk", Value: peakText(m.agg.peak)})
 	}
 	u := bson.D{
 		{Key: "$setOnInsert", Value: bson.D{
@@ -569,16 +569,16 @@ func (a *rollupAgg) update() bson.D {
 		inc = append(inc, bson.E{Key: field + ".sum", Value: ka.sum}, bson.E{Key: field + ".n", Value: ka.n})
 		if ka.rssN > 0 {
 			inc = append(inc, bson.E{Key: field + ".rss", Value: ka.rss}, bson.E{Key: field + ".cpu", Value: ka.cpu},
-				bson.E{Key: field + ".rss_n", Value: ka.rssN})
+				bson.E{Key: field + ".rn", Value: ka.rssN})
 		}
 		if ka.fdN > 0 {
-			inc = append(inc, bson.E{Key: field + ".fds", Value: ka.fds}, bson.E{Key: field + ".fd_n", Value: ka.fdN},
-				bson.E{Key: field + ".fd_count", Value: ka.fdCount})
+			inc = append(inc, bson.E{Key: field + ".fd", Value: ka.fds}, bson.E{Key: field + ".fn", Value: ka.fdN},
+				bson.E{Key: field + ".fc", Value: ka.fdCount})
 		}
 	}
 	metric := func(name string, m *metricAgg) {
 		inc = append(inc, bson.E{Key: name + ".sum", Value: m.sum}, bson.E{Key: name + ".n", Value: m.n})
-		maxes = append(maxes, bson.E{Key: name + ".peak", Value: m.peak})
+		maxes = append(maxes, bson.E{Key: name + ".pk", Value: peakText(m.peak)})
 	}
 	for _, m := range v2Metrics {
 		if ma := a.v2[m.field]; ma != nil && ma.n > 0 {

@@ -166,6 +166,18 @@ var (
 	descProbeDuration = desc("collector_probe_duration_seconds", "Duration of the newest probe attempt, connecting included.", labelServer)
 	descFailures      = desc("collector_failures_total", "Failed probe attempts by kind since the collector started.", []string{"server", "kind"})
 	descLastSuccess   = desc("collector_last_success_timestamp_seconds", "Unix time of the newest successful probe attempt.", labelServer)
+
+	// Saturation figures of snapshot schema version 2.
+	descSwapPages   = desc("collector_swap_pages_per_second", "Pages swapped in and out per second over the sample window.", []string{"server", "direction"})
+	descPressure    = desc("collector_pressure_stall_percent", "Share of time some task stalled on the resource (pressure stall information), over the sample window where measured, else the kernel's 10-second average.", []string{"server", "resource"})
+	descRunQueue    = desc("collector_run_queue", "Runnable tasks at the end of the sample window (procs_running), the probe itself left out.", labelServer)
+	descBlocked     = desc("collector_blocked_tasks", "Tasks blocked waiting for I/O (procs_blocked).", labelServer)
+	descNetBytes    = desc("collector_network_bytes_per_second", "Bytes received or sent per second over all non-loopback interfaces.", []string{"server", "direction"})
+	descFDAllocated = desc("collector_file_handles_allocated", "File handles in use, system-wide.", labelServer)
+	descFDMax       = desc("collector_file_handles_max", "The system's file handle limit (fs.file-max).", labelServer)
+	descMatchedRSS  = desc("collector_processes_matched_rss_bytes", "Resident memory of the processes matching the keyword, summed.", []string{"server", "keyword"})
+	descMatchedCPU  = desc("collector_processes_matched_cpu_percent", "CPU of the processes matching the keyword, summed, in percent of one CPU.", []string{"server", "keyword"})
+	descTCPSockets  = desc("collector_tcp_sockets", "TCP sockets by state.", []string{"server", "state"})
 )
 
 func desc(name, help string, labels []string) *prometheus.Desc {
@@ -185,6 +197,8 @@ func (c fleetCollector) Describe(ch chan<- *prometheus.Desc) {
 		descMemTotal, descMemUsed, descMemAvailable, descMemUsedPct,
 		descDiskTotal, descDiskUsed, descDiskUsedPct, descProcesses, descMatched,
 		descProbeDuration, descFailures, descLastSuccess,
+		descSwapPages, descPressure, descRunQueue, descBlocked, descNetBytes, descFDAllocated, descFDMax,
+		descMatchedRSS, descMatchedCPU, descTCPSockets,
 	} {
 		ch <- d
 	}
@@ -243,7 +257,19 @@ func snapshotMetrics(snap *snapshot.Snapshot, gauge func(d *prometheus.Desc, v f
 		gauge(descMemAvailable, float64(m.Available))
 		gauge(descMemUsedPct, m.UsedPercent)
 	}
-	if d := snap.Disk; d.Error == "" {
+	// Every local file system (schema version 2), else the root one.
+	paths := map[string]bool{}
+	if fs := snap.Filesystems; fs != nil && fs.Error == "" {
+		for _, m := range fs.Mounts {
+			if m.Error == "" && !paths[m.Path] { // a repeated path would break the scrape
+				paths[m.Path] = true
+				gauge(descDiskTotal, float64(m.Total), m.Path)
+				gauge(descDiskUsed, float64(m.Used), m.Path)
+				gauge(descDiskUsedPct, m.UsedPercent, m.Path)
+			}
+		}
+	}
+	if d := snap.Disk; d.Error == "" && !paths[d.Path] {
 		gauge(descDiskTotal, float64(d.Total), d.Path)
 		gauge(descDiskUsed, float64(d.Used), d.Path)
 		gauge(descDiskUsedPct, d.UsedPercent, d.Path)
@@ -255,6 +281,45 @@ func snapshotMetrics(snap *snapshot.Snapshot, gauge func(d *prometheus.Desc, v f
 			if !seen[m.Keyword] { // a repeated keyword would break the scrape
 				seen[m.Keyword] = true
 				gauge(descMatched, float64(m.Count), m.Keyword)
+				gauge(descMatchedRSS, float64(m.RSSBytes), m.Keyword)
+				gauge(descMatchedCPU, m.CPUPercent, m.Keyword)
+			}
+		}
+	}
+	if sw := snap.Swap; sw != nil && sw.Error == "" {
+		gauge(descSwapPages, sw.PagesInPerSecond, "in")
+		gauge(descSwapPages, sw.PagesOutPerSecond, "out")
+	}
+	if pr := snap.Pressure; pr != nil {
+		for _, r := range []struct {
+			name string
+			psi  *snapshot.PSI
+		}{{"cpu", pr.CPU}, {"memory", pr.Memory}, {"io", pr.IO}} {
+			switch p := r.psi; {
+			case p == nil || p.Error != "":
+			case p.SomeStallPercent != nil:
+				gauge(descPressure, *p.SomeStallPercent, r.name)
+			default:
+				gauge(descPressure, p.SomeAvg10, r.name)
+			}
+		}
+	}
+	if q := snap.RunQueue; q != nil && q.Error == "" {
+		gauge(descRunQueue, float64(max(q.Running-1, 0)))
+		gauge(descBlocked, float64(q.Blocked))
+	}
+	if n := snap.Network; n != nil && n.Error == "" {
+		gauge(descNetBytes, n.RxBytesPerSecond, "rx")
+		gauge(descNetBytes, n.TxBytesPerSecond, "tx")
+	}
+	if f := snap.FileDescriptors; f != nil && f.Error == "" {
+		gauge(descFDAllocated, float64(f.Allocated))
+		gauge(descFDMax, float64(f.Max))
+	}
+	if s := snap.Sockets; s != nil && s.Error == "" {
+		for _, state := range snapshot.TCPStates {
+			if n, ok := s.TCP[state]; ok {
+				gauge(descTCPSockets, float64(n), state)
 			}
 		}
 	}

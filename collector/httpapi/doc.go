@@ -29,10 +29,14 @@
 //	 "last_snapshot": time | null,
 //	 "last_failure": {"at", "kind", "error"} | null,
 //	 "cpu_percent", "memory_used_percent", "disk_used_percent": number | null,
+//	 "load1": number | null, "logical_cpus": int | null,
+//	 "network_bytes_per_second": number | null,   // rx + tx; null before probe schema 2
 //	 "matched_total": int | null, "matched": [{"keyword", "count"}],
+//	 "history": [{"at", "cpu", "memory": number | null, "matched": int | null}],
+//	                                           // the daemon's attempts of the last hour, oldest first
 //	 "firing": [{"rule", "summary", "since",          // null: alert states unreadable
 //	             "silenced": bool, "silenced_until": time}] | null,  // silenced_until only when silenced
-//	 "thresholds": {"cpu", "memory", "disk": number | null}}  // the server's alert rules; null: rule off
+//	 "thresholds": {"cpu", "memory", "disk", "load": number | null}}  // the server's alert rules; null: rule off
 //
 // Snapshot is {"server", "at", "duration_ms", "snapshot"}, the snapshot in
 // its wire form (probe/snapshot). SnapshotPage is {"server", "since",

@@ -22,6 +22,59 @@ type serverState struct {
 	snap     *snapshot.Snapshot // of the newest attempt; nil when it failed
 	success  time.Time          // of the newest successful attempt
 	failures map[string]float64 // by kind, since the collector started
+	// history holds the successful attempts of the last HistoryLength,
+	// oldest first, for the live page's sparklines.
+	history []HistoryPoint
+}
+
+// HistoryLength is how far back a server's history on /api/servers goes.
+const HistoryLength = time.Hour
+
+// maxHistory bounds the history kept per server (an attempt every 5 s).
+const maxHistory = 720
+
+// A HistoryPoint is one successful attempt in a server's recent history:
+// CPU and memory percent and the matched processes, null where that
+// section failed.
+type HistoryPoint struct {
+	At      time.Time `json:"at"`
+	CPU     *float64  `json:"cpu"`
+	Memory  *float64  `json:"memory"`
+	Matched *int      `json:"matched"`
+}
+
+// record adds a successful attempt to the history and drops what is older
+// than HistoryLength before it.
+func (st *serverState) record(r monitor.Result) {
+	p := HistoryPoint{At: r.At.UTC()}
+	if s := r.Snapshot; s.CPU.Error == "" {
+		v := s.CPU.Percent
+		p.CPU = &v
+	}
+	if s := r.Snapshot; s.Memory.Error == "" {
+		v := s.Memory.UsedPercent
+		p.Memory = &v
+	}
+	if s := r.Snapshot; s.Processes.Error == "" {
+		v := s.Processes.MatchedTotal
+		p.Matched = &v
+	}
+	i := len(st.history)
+	for i > 0 && st.history[i-1].At.After(p.At) {
+		i--
+	}
+	if i > 0 && st.history[i-1].At.Equal(p.At) {
+		return // the same attempt twice
+	}
+	st.history = append(st.history, HistoryPoint{})
+	copy(st.history[i+1:], st.history[i:])
+	st.history[i] = p
+	cut := st.history[len(st.history)-1].At.Add(-HistoryLength)
+	drop := 0
+	for drop < len(st.history) && (st.history[drop].At.Before(cut) || len(st.history)-drop > maxHistory) {
+		drop++
+	}
+	st.history = append(st.history[:0], st.history[drop:]...)
 }
 
 // roundBuckets suit rounds of a second to a few minutes.
@@ -77,8 +130,11 @@ func (s *Server) Observe(results []monitor.Result) {
 				kind = kindUnknown
 			}
 			st.failures[kind]++
-		} else if r.At.After(st.success) {
-			st.success = r.At
+		} else {
+			if r.At.After(st.success) {
+				st.success = r.At
+			}
+			st.record(r)
 		}
 		if !st.at.IsZero() && r.At.Before(st.at) {
 			continue
@@ -90,6 +146,16 @@ func (s *Server) Observe(results []monitor.Result) {
 			delete(s.latest, name)
 		}
 	}
+}
+
+// history returns a copy of server's recent history, oldest first.
+func (s *Server) history(server string) []HistoryPoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.latest[server]; st != nil {
+		return append([]HistoryPoint{}, st.history...)
+	}
+	return []HistoryPoint{}
 }
 
 // ObserveRound records how long a round took.

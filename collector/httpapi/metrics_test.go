@@ -339,3 +339,32 @@ func TestMetricsSaturation(t *testing.T) {
 		}
 	}
 }
+
+// TestHistory: each server keeps its successful attempts of the last hour,
+// in time order, each once, for the live page's sparklines.
+func TestHistory(t *testing.T) {
+	f := newFixture(t)
+	s := New(f.opts)
+	at := now.Add(-2 * time.Hour)
+	var rs []monitor.Result
+	for m := 0; m <= 120; m += 10 {
+		rs = append(rs, monitor.Result{Server: "web1", At: at.Add(time.Duration(m) * time.Minute), Duration: time.Second,
+			Snapshot: snap(at, float64(m)/2, 50, 60, "python", m/10)})
+	}
+	rs = append(rs, rs[len(rs)-1])                                                                            // again
+	rs = append(rs, monitor.Result{Server: "web1", At: at.Add(115 * time.Minute), Kind: monitor.KindTimeout}) // failed
+	rs[3], rs[9] = rs[9], rs[3]                                                                               // out of order
+	s.Observe(rs)
+	h := s.history("web1")
+	if len(h) != 7 || !h[0].At.Equal(at.Add(60*time.Minute)) || !h[6].At.Equal(at.Add(120*time.Minute)) {
+		t.Fatalf("history %d points from %v to %v, want 7 from 60 to 120 minutes", len(h), h[0].At, h[len(h)-1].At)
+	}
+	for i := 1; i < len(h); i++ {
+		if !h[i].At.After(h[i-1].At) {
+			t.Errorf("history out of order at %d", i)
+		}
+	}
+	if *h[6].CPU != 60 || *h[6].Matched != 12 || *h[6].Memory != 50 {
+		t.Errorf("newest point %+v", h[6])
+	}
+}

@@ -286,6 +286,13 @@ func (r *Report) capacity(s *Server, si ServerInput, keyword string) Capacity {
 
 func headline(c Capacity, bind *Resource) string {
 	kw := shorten(c.Keyword, 40)
+	if sat := bind.Saturation; sat != nil && strings.HasPrefix(bind.Name, "disk ") {
+		what := fmt.Sprintf("%s is %s %% full, at or over its %s %% threshold", bind.Label, num(sat.Figures["used_percent"]), num(bind.Threshold))
+		if c.More == 0 {
+			return "none: " + what
+		}
+		return fmt.Sprintf("+%d %s, limited by %s", c.More, kw, what)
+	}
 	if sat := bind.Saturation; sat != nil {
 		what := fmt.Sprintf("%s saturated at %d %s", bind.Label, sat.Count, kw)
 		if sat.Detail != "" {

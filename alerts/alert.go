@@ -16,6 +16,11 @@ const (
 	RuleMemory          = "memory"
 	RuleDisk            = "disk"
 	RuleLoad            = "load"
+	RuleSwap            = "swap"
+	RuleMemoryPressure  = "memory_pressure"
+	RuleCPUPressure     = "cpu_pressure"
+	RuleFD              = "fd"
+	RuleDiskFull        = "disk_full"
 	RuleDown            = "down"
 	RuleProcessesPrefix = monitor.SilenceAllProcesses + ":"
 	// RuleStore is the collector's own alert that its database is
@@ -34,7 +39,8 @@ const (
 // or resolved, as it goes out in a notification.
 type Alert struct {
 	Server string
-	// Rule is "cpu", "memory", "disk", "load", "processes:<keyword>" or "down".
+	// Rule is "cpu", "memory", "disk", "load", "swap", "memory_pressure",
+	// "cpu_pressure", "fd", "disk_full", "processes:<keyword>" or "down".
 	Rule string
 	// State is monitor.AlertFiring (also for repeats) or
 	// monitor.AlertResolved. (It keeps the name State: notifications are
@@ -93,6 +99,16 @@ func alertName(rule string) string {
 		return "DiskFull"
 	case RuleLoad:
 		return "LoadHigh"
+	case RuleSwap:
+		return "SwapActive"
+	case RuleMemoryPressure:
+		return "MemoryPressure"
+	case RuleCPUPressure:
+		return "CPUPressure"
+	case RuleFD:
+		return "FileDescriptorsHigh"
+	case RuleDiskFull:
+		return "DiskFillingUp"
 	case RuleDown:
 		return "ServerDown"
 	case RuleStore:

@@ -21,6 +21,7 @@ type Engine struct {
 	st     StateStore
 	clock  clockwork.Clock
 	logger *slog.Logger
+	trends diskTrends // the daily disk peaks of the "disk_full" forecasts
 }
 
 // NewEngine returns an engine that keeps state in st and reads the time
@@ -114,7 +115,7 @@ func (e *Engine) Round(ctx context.Context, servers []inventory.Server, results 
 			}
 			return false
 		}
-		next, notify := Evaluate(rules[r.Server], cur[r.Server], r, now, repeat, silenced)
+		next, notify := EvaluateForecast(rules[r.Server], cur[r.Server], r, e.forecast(ctx, rules[r.Server], r), now, repeat, silenced)
 		cur[r.Server] = next
 		alerts = append(alerts, notify...)
 	}

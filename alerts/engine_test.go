@@ -312,3 +312,52 @@ func TestRoundQueuesBeforeSaving(t *testing.T) {
 		t.Errorf("notified %q", got)
 	}
 }
+
+// historyStore is a memStore that also keeps daily disk peaks.
+type historyStore struct {
+	*memStore
+	peaks map[string][]monitor.DailyPeak
+	asked int
+}
+
+func (h *historyStore) DailyDiskPeaks(_ context.Context, _ string, from, to time.Time) (map[string][]monitor.DailyPeak, error) {
+	h.asked++
+	out := map[string][]monitor.DailyPeak{}
+	for path, ps := range h.peaks {
+		for _, p := range ps {
+			if !p.Day.Before(from) && p.Day.Before(to) {
+				out[path] = append(out[path], p)
+			}
+		}
+	}
+	return out, nil
+}
+
+// TestEngineDiskForecast: the engine draws the trend through the store's
+// daily peaks and today's readings, reads the history once a day, and
+// fires "disk_full" when a file system fills within the horizon.
+func TestEngineDiskForecast(t *testing.T) {
+	day := monitor.Day.Start(t0)
+	st := &historyStore{memStore: newMemStore(), peaks: map[string][]monitor.DailyPeak{
+		"/": {{Day: day.AddDate(0, 0, -3), Value: 60}, {Day: day.AddDate(0, 0, -2), Value: 70}, {Day: day.AddDate(0, 0, -1), Value: 80}},
+	}}
+	logger, _ := testutil.Logger(t)
+	e := NewEngine(st, clockwork.NewFakeClockAt(t0), logger)
+	servers := []inventory.Server{{Name: "web1", Alerts: inventory.AlertRules{DiskFull: inventory.DiskFullRule{Within: 24 * time.Hour}, Down: inventory.DownRule{After: 3}}}}
+	res := func(at time.Time, disk float64) []monitor.Result {
+		return []monitor.Result{{Server: "web1", At: at, Snapshot: snap(rd{disk: disk})}}
+	}
+	// 60, 70, 80, then 85 today: 10 % a day from 85 leaves 36 hours.
+	n, err := e.Round(context.Background(), servers, res(t0, 85), 0)
+	if err != nil || n != nil {
+		t.Fatalf("85 %% today: %v, %v; want nothing yet", n, err)
+	}
+	// 95 today: the trend steepens, and 5 % at ~11.7 %/day is under a day.
+	n, err = e.Round(context.Background(), servers, res(t0.Add(time.Hour), 95), 0)
+	if err != nil || n == nil || len(n.Alerts) != 1 || n.Alerts[0].Rule != RuleDiskFull {
+		t.Fatalf("95 %% today: %+v, %v; want disk_full", n, err)
+	}
+	if st.asked != 1 {
+		t.Errorf("history read %d times in one day, want once", st.asked)
+	}
+}

@@ -67,6 +67,16 @@ func okState(server, rule string) monitor.AlertState {
 //   - AlertResolved lasts until the next evaluation of the rule, which
 //     treats it like AlertOK.
 func Evaluate(rules inventory.AlertRules, prev map[string]monitor.AlertState, r monitor.Result, now time.Time, repeat time.Duration, silenced func(rule string) bool) (next map[string]monitor.AlertState, notify []Alert) {
+	return EvaluateForecast(rules, prev, r, nil, now, repeat, silenced)
+}
+
+// EvaluateForecast is Evaluate with the disk forecasts of the server at the
+// result, by mount point (see monitor.ForecastFull): the "disk_full" rule
+// breaches while a file system is forecast full within its horizon, and
+// fires after one such reading. With forecasts nil the rule keeps its
+// state.
+func EvaluateForecast(rules inventory.AlertRules, prev map[string]monitor.AlertState, r monitor.Result, forecasts map[string]monitor.DiskForecast,
+	now time.Time, repeat time.Duration, silenced func(rule string) bool) (next map[string]monitor.AlertState, notify []Alert) {
 	if repeat <= 0 {
 		repeat = inventory.DefaultAlertRepeat
 	}
@@ -87,7 +97,7 @@ func Evaluate(rules inventory.AlertRules, prev map[string]monitor.AlertState, r 
 		return st
 	}
 
-	enabled := enabledRules(rules)
+	enabled := enabledRules(rules, forecasts)
 	for _, ru := range enabled {
 		st := get(ru.name)
 		switch {
@@ -140,7 +150,8 @@ type rule struct {
 }
 
 // enabledRules lists the enabled rules of rules, "down" always included.
-func enabledRules(rules inventory.AlertRules) []rule {
+// forecasts are the disk forecasts for "disk_full" (nil: no reading).
+func enabledRules(rules inventory.AlertRules, forecasts map[string]monitor.DiskForecast) []rule {
 	var out []rule
 	for _, t := range []struct {
 		name string
@@ -151,6 +162,10 @@ func enabledRules(rules inventory.AlertRules) []rule {
 		{RuleMemory, rules.Memory, readMemory},
 		{RuleDisk, rules.Disk, readDisk},
 		{RuleLoad, rules.Load, readLoad},
+		{RuleSwap, rules.Swap, readSwap},
+		{RuleMemoryPressure, rules.MemoryPressure, readPressure(func(p *snapshot.Pressure) *snapshot.PSI { return p.Memory })},
+		{RuleCPUPressure, rules.CPUPressure, readPressure(func(p *snapshot.Pressure) *snapshot.PSI { return p.CPU })},
+		{RuleFD, rules.FD, readFD},
 	} {
 		if !t.th.Enabled() {
 			continue
@@ -166,6 +181,15 @@ func enabledRules(rules inventory.AlertRules) []rule {
 				return verdict{}, false
 			}
 			return thresholdVerdict(name, th, v, detail), true
+		}})
+	}
+	if rules.DiskFull.Enabled() {
+		within := rules.DiskFull.Within
+		out = append(out, rule{name: RuleDiskFull, need: 1, read: func(*snapshot.Snapshot) (verdict, bool) {
+			if forecasts == nil {
+				return verdict{}, false
+			}
+			return diskFullVerdict(within, forecasts), true
 		}})
 	}
 	seen := map[string]bool{}
@@ -208,6 +232,84 @@ func readLoad(s *snapshot.Snapshot) (float64, string, bool) {
 	return load1 / float64(s.CPU.LogicalCount), noted(detail, note), true
 }
 
+func readSwap(s *snapshot.Snapshot) (float64, string, bool) {
+	sw := s.Swap
+	if sw == nil || sw.Error != "" {
+		return 0, "", false
+	}
+	return sw.PagesInPerSecond + sw.PagesOutPerSecond, fmt.Sprintf(" (in %.0f, out %.0f)", sw.PagesInPerSecond, sw.PagesOutPerSecond), true
+}
+
+// readPressure reads one resource's "some" stall percent: over the sample
+// window where the probe measured it, else the kernel's 10-second average.
+// A host without pressure stall information gives no reading.
+func readPressure(psi func(*snapshot.Pressure) *snapshot.PSI) func(*snapshot.Snapshot) (float64, string, bool) {
+	return func(s *snapshot.Snapshot) (float64, string, bool) {
+		if s.Pressure == nil {
+			return 0, "", false
+		}
+		p := psi(s.Pressure)
+		switch {
+		case p == nil || p.Error != "":
+			return 0, "", false
+		case p.SomeStallPercent != nil:
+			return *p.SomeStallPercent, "", true
+		}
+		return p.SomeAvg10, "", true
+	}
+}
+
+func readFD(s *snapshot.Snapshot) (float64, string, bool) {
+	f := s.FileDescriptors
+	if f == nil || f.Error != "" || f.Max == 0 {
+		return 0, "", false
+	}
+	return float64(f.Allocated) / float64(f.Max) * 100, fmt.Sprintf(" (%d of %d)", f.Allocated, f.Max), true
+}
+
+// diskFullVerdict reads the forecasts: the file system that fills soonest
+// decides.
+func diskFullVerdict(within time.Duration, forecasts map[string]monitor.DiskForecast) verdict {
+	var path string
+	var soonest *monitor.DiskForecast
+	for p, f := range forecasts {
+		if soonest == nil || f.FullIn < soonest.FullIn || f.FullIn == soonest.FullIn && p < path {
+			f := f
+			path, soonest = p, &f
+		}
+	}
+	h := within.Hours()
+	v := verdict{threshold: h, clear: h}
+	if soonest == nil {
+		v.value = -1
+		v.describe = func(int) string { return "disk: no file system is growing" }
+		v.resolved = "disk: no file system is growing any more"
+		return v
+	}
+	v.value = soonest.FullIn.Hours()
+	v.breach = soonest.FullIn <= within
+	v.hold = v.breach
+	what := fmt.Sprintf("disk %s full in %s at the trend of its daily peaks (%.1f %%, %+.1f %%/day)",
+		path, roundDuration(soonest.FullIn), soonest.Last.Value, soonest.PerDay)
+	v.describe = func(int) string {
+		if v.breach {
+			return what + ", within " + roundDuration(within)
+		}
+		return what
+	}
+	v.resolved = fmt.Sprintf("disk: no file system full within %s (%s soonest: %s)", roundDuration(within), path, roundDuration(soonest.FullIn))
+	return v
+}
+
+// roundDuration prints d in hours, or days and hours past two days.
+func roundDuration(d time.Duration) string {
+	h := int(d.Round(time.Hour).Hours())
+	if h < 48 {
+		return fmt.Sprintf("%dh", h)
+	}
+	return fmt.Sprintf("%dd%dh", h/24, h%24)
+}
+
 // ruleTitle is how summaries name a rule.
 func ruleTitle(rule string) string {
 	switch rule {
@@ -215,6 +317,16 @@ func ruleTitle(rule string) string {
 		return "CPU"
 	case RuleLoad:
 		return "load"
+	case RuleSwap:
+		return "swap paging"
+	case RuleMemoryPressure:
+		return "memory pressure"
+	case RuleCPUPressure:
+		return "CPU pressure"
+	case RuleFD:
+		return "file handles"
+	case RuleDiskFull:
+		return "disk forecast"
 	}
 	if kw, ok := strings.CutPrefix(rule, RuleProcessesPrefix); ok {
 		return kw + " processes"
@@ -222,19 +334,25 @@ func ruleTitle(rule string) string {
 	return rule
 }
 
-// reading formats a reading: "93.2 %" or "2.40 per CPU".
+// reading formats a reading: "93.2 %", "2.40 per CPU" or "300 pages/s".
 func reading(rule string, v float64) string {
-	if rule == RuleLoad {
+	switch rule {
+	case RuleLoad:
 		return fmt.Sprintf("%.2f per CPU", v)
+	case RuleSwap:
+		return fmt.Sprintf("%.0f pages/s", v)
 	}
 	return fmt.Sprintf("%.1f %%", v)
 }
 
-// level formats a threshold: "90 %" or "2".
+// level formats a threshold: "90 %", "2" or "256 pages/s".
 func level(rule string, v float64) string {
 	s := strconv.FormatFloat(v, 'f', -1, 64)
-	if rule == RuleLoad {
+	switch rule {
+	case RuleLoad:
 		return s
+	case RuleSwap:
+		return s + " pages/s"
 	}
 	return s + " %"
 }

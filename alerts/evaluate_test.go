@@ -405,13 +405,14 @@ func TestEvaluateDefaults(t *testing.T) {
 	if len(notify) != 0 {
 		t.Fatalf("notified %+v", notify)
 	}
-	for _, r := range []string{RuleCPU, RuleMemory, RuleDisk, RuleLoad, RuleDown} {
+	all := []string{RuleCPU, RuleMemory, RuleDisk, RuleLoad, RuleSwap, RuleMemoryPressure, RuleCPUPressure, RuleFD, RuleDiskFull, RuleDown}
+	for _, r := range all {
 		if st := next[r]; st != okState("web1", r) {
 			t.Errorf("%s: %+v, want ok", r, st)
 		}
 	}
-	if len(next) != 5 {
-		t.Errorf("got %d rules, want 5: %v", len(next), next)
+	if len(next) != len(all) {
+		t.Errorf("got %d rules, want %d: %v", len(next), len(all), next)
 	}
 	// A full disk fires at once with the defaults.
 	_, notify = Evaluate(rules, next, monitor.Result{Server: "web1", At: t0, Snapshot: snap(rd{disk: 97})}, t0, 0, nil)
@@ -449,5 +450,99 @@ func TestCleanText(t *testing.T) {
 				t.Errorf("cleanText(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestSaturationRules: swap paging, memory and CPU pressure and file
+// handles go pending, fire after their For, hold down to Clear and resolve
+// below it, as the other level rules do; a snapshot without the section
+// (version 1, or a kernel without pressure stall information) leaves them
+// as they were.
+func TestSaturationRules(t *testing.T) {
+	rules := inventory.AlertRules{
+		Swap:           inventory.Threshold{Above: 256, Clear: 64, For: 2},
+		MemoryPressure: inventory.Threshold{Above: 10, Clear: 5, For: 2},
+		CPUPressure:    inventory.Threshold{Above: 20, Clear: 10, For: 2},
+		FD:             inventory.Threshold{Above: 90, Clear: 85, For: 2},
+		Down:           inventory.DownRule{After: 3},
+	}
+	v2 := func(swap, memPSI, cpuPSI, fd float64) monitor.Result {
+		s := snap(rd{})
+		s.Swap = &snapshot.Swap{PagesInPerSecond: swap / 2, PagesOutPerSecond: swap / 2}
+		s.Pressure = &snapshot.Pressure{Memory: &snapshot.PSI{SomeAvg10: 99, SomeStallPercent: &memPSI}, CPU: &snapshot.PSI{SomeAvg10: cpuPSI}}
+		s.FileDescriptors = &snapshot.FileDescriptors{Allocated: uint64(fd * 100), Max: 10000}
+		return monitor.Result{Server: "web1", Snapshot: s}
+	}
+	var states map[string]monitor.AlertState
+	step := func(r monitor.Result, at time.Time) []Alert {
+		r.At = at
+		var notify []Alert
+		states, notify = Evaluate(rules, states, r, at, time.Hour, nil)
+		return notify
+	}
+	rulesOf := func(as []Alert) []string {
+		var out []string
+		for _, a := range as {
+			out = append(out, a.Rule+" "+string(a.State))
+		}
+		return out
+	}
+	if n := step(v2(300, 12, 25, 95), t0); len(n) != 0 {
+		t.Fatalf("first breach notified %v", rulesOf(n))
+	}
+	for _, r := range []string{RuleSwap, RuleMemoryPressure, RuleCPUPressure, RuleFD} {
+		if states[r].Status != monitor.AlertPending {
+			t.Errorf("%s after one breach: %+v, want pending", r, states[r])
+		}
+	}
+	// A version-1 snapshot: no reading, no change.
+	step(monitor.Result{Server: "web1", Snapshot: snap(rd{})}, t0.Add(time.Minute))
+	n := step(v2(300, 12, 25, 95), t0.Add(2*time.Minute))
+	if got := strings.Join(rulesOf(n), ", "); got != "swap firing, memory_pressure firing, cpu_pressure firing, fd firing" {
+		t.Errorf("second breach notified %s", got)
+	}
+	if s := states[RuleSwap].Summary; s != "swap paging 300 pages/s ≥ 256 pages/s (in 150, out 150) for 2 snapshots" {
+		t.Errorf("swap summary %q", s)
+	}
+	if s := states[RuleMemoryPressure].Summary; !strings.HasPrefix(s, "memory pressure 12.0 % ≥ 10 %") {
+		t.Errorf("memory pressure summary %q: want the stall over the window, not the 10 s average", s)
+	}
+	// Between clear and above: still firing; below clear: resolved.
+	if n := step(v2(100, 6, 15, 87), t0.Add(3*time.Minute)); len(n) != 0 {
+		t.Errorf("between clear and above notified %v", rulesOf(n))
+	}
+	n = step(v2(10, 1, 2, 50), t0.Add(4*time.Minute))
+	if got := strings.Join(rulesOf(n), ", "); got != "swap resolved, memory_pressure resolved, cpu_pressure resolved, fd resolved" {
+		t.Errorf("below clear notified %s", got)
+	}
+}
+
+// TestDiskFullRule: the forecast decides; without forecasts the rule
+// keeps its state, and a forecast beyond the horizon resolves it.
+func TestDiskFullRule(t *testing.T) {
+	rules := inventory.AlertRules{DiskFull: inventory.DiskFullRule{Within: 24 * time.Hour}, Down: inventory.DownRule{After: 3}}
+	r := monitor.Result{Server: "web1", At: t0, Snapshot: snap(rd{disk: 95})}
+	soon := map[string]monitor.DiskForecast{
+		"/":    {PerDay: 1, Last: monitor.DailyPeak{Day: t0, Value: 50}, FullIn: 50 * 24 * time.Hour},
+		"/var": {PerDay: 10, Last: monitor.DailyPeak{Day: t0, Value: 95}, FullIn: 12 * time.Hour},
+	}
+	next, n := EvaluateForecast(rules, nil, r, soon, t0, time.Hour, nil)
+	if len(n) != 1 || n[0].Rule != RuleDiskFull || n[0].Value != 12 || n[0].Threshold != 24 {
+		t.Fatalf("notified %+v, want disk_full firing at 12 h", n)
+	}
+	if want := "disk /var full in 12h at the trend of its daily peaks (95.0 %, +10.0 %/day), within 24h"; n[0].Summary != want {
+		t.Errorf("summary %q, want %q", n[0].Summary, want)
+	}
+	if n[0].Labels["alertname"] != "DiskFillingUp" {
+		t.Errorf("labels %v", n[0].Labels)
+	}
+	kept, n := EvaluateForecast(rules, next, r, nil, t0.Add(time.Minute), time.Hour, nil)
+	if len(n) != 0 || kept[RuleDiskFull].Status != monitor.AlertFiring {
+		t.Errorf("without forecasts: %+v, %v; want the rule left firing", kept[RuleDiskFull], n)
+	}
+	later := map[string]monitor.DiskForecast{"/var": {PerDay: 1, Last: monitor.DailyPeak{Day: t0, Value: 95}, FullIn: 5 * 24 * time.Hour}}
+	_, n = EvaluateForecast(rules, kept, r, later, t0.Add(2*time.Minute), time.Hour, nil)
+	if len(n) != 1 || n[0].State != monitor.AlertResolved || !strings.Contains(n[0].Summary, "no file system full within 24h") {
+		t.Errorf("forecast past the horizon: %+v, want resolved", n)
 	}
 }

@@ -41,11 +41,12 @@ func NewSilence(server, rule, comment string, now time.Time, d time.Duration) (m
 
 func checkRule(rule string) error {
 	switch rule {
-	case "", RuleCPU, RuleMemory, RuleDisk, RuleLoad, RuleDown, monitor.SilenceAllProcesses:
+	case "", RuleCPU, RuleMemory, RuleDisk, RuleLoad, RuleSwap, RuleMemoryPressure, RuleCPUPressure, RuleFD, RuleDiskFull,
+		RuleDown, monitor.SilenceAllProcesses:
 		return nil
 	}
 	if kw, ok := strings.CutPrefix(rule, RuleProcessesPrefix); ok && kw != "" {
 		return nil
 	}
-	return fmt.Errorf("rule %q is not cpu, memory, disk, load, down, processes or processes:<keyword>", rule)
+	return fmt.Errorf("rule %q is not cpu, memory, disk, load, swap, memory_pressure, cpu_pressure, fd, disk_full, down, processes or processes:<keyword>", rule)
 }

@@ -115,7 +115,7 @@ func reportRange(o reportOptions, now time.Time) (from, to time.Time, err error)
 // reportReader is what the report reads of the store.
 type reportReader interface {
 	Rollups(ctx context.Context, f monitor.RollupFilter) ([]monitor.Rollup, error)
-	Snapshots(ctx context.Context, server string, from, to time.Time, limit int) ([]monitor.Result, error)
+	Points(ctx context.Context, server string, from, to time.Time) ([]monitor.Point, error)
 	Attempts(ctx context.Context, server string, from, to time.Time) ([]monitor.Result, error)
 	Latest(ctx context.Context, server string) (*monitor.Result, error)
 	LastFailure(ctx context.Context, server string) (*monitor.Result, error)
@@ -163,8 +163,9 @@ func reportThresholds(r inventory.AlertRules) report.Thresholds {
 }
 
 // loadServer reads what the report needs of one server: its hourly rollups,
-// a series (raw snapshots for short ranges, else the rollups), and its
-// failed attempts.
+// a series (the points of raw snapshots for short ranges, else the
+// rollups), its daily rollups of the weeks before to (the disk forecast)
+// and its failed attempts.
 func loadServer(ctx context.Context, st reportReader, s inventory.Server, from, to time.Time, keyword string) (report.ServerInput, error) {
 	si := report.ServerInput{Name: s.Name, Description: s.Description, Tags: s.Tags, Failures: map[string]int{}}
 	rollups, err := st.Rollups(ctx, monitor.RollupFilter{Servers: []string{s.Name}, Period: monitor.Hour, From: from, To: to})
@@ -173,14 +174,20 @@ func loadServer(ctx context.Context, st reportReader, s inventory.Server, from, 
 	}
 	si.Rollups = rollups
 	if to.Sub(from) <= rawPointsMax { // as buildReport tells the report
-		recs, err := st.Snapshots(ctx, s.Name, from, to, 0)
+		pts, err := st.Points(ctx, s.Name, from, to)
 		if err != nil {
 			return si, err
 		}
-		si.Points = report.PointsFromResults(recs, keyword)
+		si.Points = report.PointsFromStored(pts, keyword)
 	} else {
 		si.Points = report.PointsFromRollups(rollups, keyword)
 	}
+	days, err := st.Rollups(ctx, monitor.RollupFilter{Servers: []string{s.Name}, Period: monitor.Day,
+		From: to.AddDate(0, 0, -report.ForecastDays), To: to})
+	if err != nil {
+		return si, err
+	}
+	si.Days = days
 	for _, r := range rollups {
 		si.Attempts += int(r.Count + r.Failed)
 	}

@@ -27,11 +27,15 @@ import (
 // 72,000 hourly rollups they make, never the raw snapshots; over the last
 // 48 hours (last-48h) it reads the raw snapshots, 288,000 of them.
 // COLLECTOR_BENCH_EVERY=1h writes one snapshot per server and hour instead:
-// the same rollups from 72,000 snapshots, in 20 s.
+// the same rollups from 72,000 snapshots, in 20 s. COLLECTOR_BENCH_SERVERS
+// and COLLECTOR_BENCH_DAYS shrink the fleet and the range while developing
+// (COLLECTOR_BENCH_SERVERS=10 COLLECTOR_BENCH_DAYS=3: about 20 s).
 //
-// Targets (30d): under 3 s per report and under 200 MiB peak RSS.
+// The snapshots are of schema version 2, with every section a report
+// reads. Targets: under 1 s per report, 30 days and last 48 hours alike,
+// and under 200 MiB peak RSS.
 func BenchmarkReport30Days100Servers(b *testing.B) {
-	const servers, days = 100, 30
+	servers, days := benchSize(b, "COLLECTOR_BENCH_SERVERS", 100), benchSize(b, "COLLECTOR_BENCH_DAYS", 30)
 	every := time.Minute
 	if v := os.Getenv("COLLECTOR_BENCH_EVERY"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -61,7 +65,7 @@ func BenchmarkReport30Days100Servers(b *testing.B) {
 	for i := range servers {
 		name := fmt.Sprintf("crawler-%03d", i)
 		fmt.Fprintf(&inv, "[[server]]\nname = %q\naddress = \"10.0.%d.%d\"\n", name, i/250, i%250+1)
-		for off := every / 2; off < days*24*time.Hour; off += every {
+		for off := every / 2; off < time.Duration(days)*24*time.Hour; off += every {
 			at := from.Add(off)
 			h := int(off / time.Hour)
 			procs := 5 + (h*7+i)%20
@@ -105,13 +109,27 @@ func BenchmarkReport30Days100Servers(b *testing.B) {
 				maxRSS = max(maxRSS, rss)
 			}
 			html, err := os.ReadFile(out)
-			if err != nil || !strings.Contains(string(html), "crawler-099") {
+			if err != nil || !strings.Contains(string(html), fmt.Sprintf("crawler-%03d", servers-1)) {
 				b.Fatalf("the report lacks the last server: %v", err)
 			}
 			b.ReportMetric(float64(maxRSS)/1024, "peak-RSS-MiB")
 			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/report")
 		})
 	}
+}
+
+// benchSize reads a positive whole number from the environment variable
+// name, def when it is unset.
+func benchSize(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a whole number above 0", name, v)
+	}
+	return n
 }
 
 // measureEnv, set to a JSON argv, makes the test binary run that command and
@@ -167,14 +185,37 @@ func measure(argvJSON string) int {
 	return 0
 }
 
-// benchSnapshot is a snapshot whose memory and CPU follow the process count.
+// benchSnapshot is a snapshot of schema version 2 whose memory, CPU and
+// traffic follow the process count, with every section a report reads.
 func benchSnapshot(at time.Time, procs int) *snapshot.Snapshot {
 	mem := 10 + 3*float64(procs) + 2*math.Sin(float64(at.Unix()))
+	stall := func(v float64) *snapshot.PSI { return &snapshot.PSI{SomeAvg10: v, SomeStallPercent: &v} }
+	pids := make([]int32, procs)
+	for i := range pids {
+		pids[i] = int32(1000 + i)
+	}
 	return &snapshot.Snapshot{
-		Version: snapshot.Version, Time: at, Hostname: "bench",
-		CPU:       snapshot.CPU{Count: 4, LogicalCount: 8, Percent: 4 + 2*float64(procs), Load1: float64(procs) / 4},
-		Memory:    snapshot.Memory{Total: 16 << 30, UsedPercent: mem},
-		Disk:      snapshot.Disk{Path: "/", Total: 100 << 30, UsedPercent: 40},
-		Processes: snapshot.Processes{Total: 200, MatchedTotal: procs, Matched: []snapshot.Match{{Keyword: "python", Count: procs, PIDs: []int32{}}}},
+		Version: snapshot.Version, Time: at, Hostname: "bench", SampleSeconds: 1,
+		CPU:    snapshot.CPU{Count: 4, LogicalCount: 8, Percent: 4 + 2*float64(procs), Load1: float64(procs) / 4},
+		Memory: snapshot.Memory{Total: 16 << 30, UsedPercent: mem, Available: uint64((95 - mem) / 100 * (16 << 30))},
+		Disk:   snapshot.Disk{Path: "/", Total: 100 << 30, UsedPercent: 40},
+		Processes: snapshot.Processes{Total: 200, MatchedTotal: procs, Matched: []snapshot.Match{{
+			Keyword: "python", Count: procs, PIDs: pids, RSSBytes: uint64(procs) * (480 << 20), CPUPercent: 16 * float64(procs),
+			Threads: 4 * procs, FDs: 30 * procs, Heaviest: &snapshot.Member{PID: 1000, RSSBytes: 500 << 20, CPUPercent: 17, Command: "python crawl.py"},
+		}}},
+		Swap:            &snapshot.Swap{Total: 4 << 30, Used: 1 << 20, UsedPercent: 0.02},
+		Pressure:        &snapshot.Pressure{CPU: stall(float64(procs)), Memory: stall(0.5), IO: stall(1.5)},
+		RunQueue:        &snapshot.RunQueue{Running: 1 + procs/3},
+		Network:         &snapshot.Network{Interfaces: []snapshot.Interface{{Name: "eth0", RxBytesPerSecond: 1e5 * float64(procs), TxBytesPerSecond: 2e4}}, RxBytesPerSecond: 1e5 * float64(procs), TxBytesPerSecond: 2e4},
+		Sockets:         &snapshot.Sockets{TCP: map[string]int{"established": 10 * procs, "time_wait": 40}},
+		FileDescriptors: &snapshot.FileDescriptors{Allocated: uint64(2000 + 30*procs), Max: 1 << 20},
+		Top: &snapshot.Top{
+			ByCPU: []snapshot.Proc{{PID: 1000, User: "crawl", Name: "python", Command: "python crawl.py", CPUPercent: 17, RSSBytes: 500 << 20}},
+			ByRSS: []snapshot.Proc{{PID: 1000, User: "crawl", Name: "python", Command: "python crawl.py", CPUPercent: 17, RSSBytes: 500 << 20}},
+		},
+		Filesystems: &snapshot.Filesystems{Mounts: []snapshot.Filesystem{
+			{Path: "/", Device: "/dev/vda1", Type: "ext4", Total: 100 << 30, Used: 40 << 30, Free: 60 << 30, UsedPercent: 40, Inodes: 6 << 20, InodesUsed: 1 << 20, InodesUsedPercent: 16.7},
+			{Path: "/var/lib/crawl", Device: "/dev/vdb1", Type: "xfs", Total: 500 << 30, Used: 200 << 30, Free: 300 << 30, UsedPercent: 40, Inodes: 6 << 20, InodesUsed: 1 << 20, InodesUsedPercent: 16.7},
+		}},
 	}
 }

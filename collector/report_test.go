@@ -39,7 +39,7 @@ func goldenResult(i int, at time.Time) monitor.Result {
 	return monitor.Result{Server: "crawl", At: at, Duration: time.Second, Snapshot: &snapshot.Snapshot{
 		Version: snapshot.Version, Time: at, Hostname: "crawl",
 		CPU:    snapshot.CPU{Count: 4, LogicalCount: 8, Percent: 5 + 1.5*float64(python), Load1: float64(python) / 4},
-		Memory: snapshot.Memory{Total: 16 << 30, UsedPercent: 10 + 2.5*float64(python)},
+		Memory: snapshot.Memory{Total: 16 << 30, UsedPercent: 10 + 2.5*float64(python), Available: uint64((85 - 2.5*float64(python)) / 100 * (16 << 30))},
 		// 30 + hour of day: 53 at 23:20 each day, the first day's wins.
 		Disk: snapshot.Disk{Path: "/", Total: 100 << 30, UsedPercent: 30 + float64(i%24)},
 		Processes: snapshot.Processes{Total: 300, MatchedTotal: python + node, Matched: []snapshot.Match{
@@ -55,15 +55,51 @@ type goldenFigures struct {
 			At    time.Time `json:"at"`
 			Procs *int      `json:"procs"`
 		} `json:"peaks"`
-		Mem      goldenFit `json:"mem_fit"`
-		CPU      goldenFit `json:"cpu_fit"`
-		Capacity struct {
-			Known   bool   `json:"known"`
-			More    int    `json:"more"`
-			Binding string `json:"binding"`
-			Total   *int   `json:"total"`
-		} `json:"capacity"`
+		Mem      goldenFit        `json:"mem_fit"`
+		CPU      goldenFit        `json:"cpu_fit"`
+		Capacity []goldenCapacity `json:"capacity"`
 	} `json:"servers"`
+}
+
+// goldenCapacity is what the tests read of a capacity.
+type goldenCapacity struct {
+	Keyword   string `json:"keyword"`
+	Headline  string `json:"headline"`
+	Known     bool   `json:"known"`
+	Now       int    `json:"now"`
+	More      int    `json:"more"`
+	Low       int    `json:"low"`
+	High      int    `json:"high"`
+	Total     int    `json:"total"`
+	Limit     string `json:"limit"`
+	Saturated bool   `json:"saturated"`
+	Resources []struct {
+		Name     string `json:"name"`
+		Measured *struct {
+			Median float64 `json:"median"`
+			P95    float64 `json:"p95"`
+		} `json:"measured"`
+		Fitted *struct {
+			Status string  `json:"status"`
+			Slope  float64 `json:"slope"`
+			R2     float64 `json:"r2"`
+		} `json:"fitted"`
+		Cost       float64 `json:"cost"`
+		Ceiling    *int    `json:"ceiling"`
+		Saturation *struct {
+			Count   int                `json:"count"`
+			Figures map[string]float64 `json:"figures"`
+			Detail  string             `json:"detail"`
+		} `json:"saturation"`
+	} `json:"resources"`
+	Throughput *struct {
+		Status      string   `json:"status"`
+		Knee        *float64 `json:"knee"`
+		KneeVisible bool     `json:"knee_visible"`
+		Sigma       float64  `json:"sigma"`
+		Kappa       float64  `json:"kappa"`
+		Text        string   `json:"text"`
+	} `json:"throughput"`
 }
 
 type goldenFit struct {
@@ -127,9 +163,10 @@ func TestReportFiguresFromTheStore(t *testing.T) {
 		name   string
 		hours  int
 		points int
+		now    int // the python count of the last hour
 	}{
-		{"48 hours from raw snapshots", 48, 49},
-		{"5 days from hourly rollups", goldenHours, goldenHours},
+		{"48 hours from raw snapshots", 48, 49, goldenPython(47)},
+		{"5 days from hourly rollups", goldenHours, goldenHours, goldenPython(goldenHours - 1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := report(t, tc.hours, "python").Servers[0]
@@ -162,9 +199,13 @@ func TestReportFiguresFromTheStore(t *testing.T) {
 					t.Errorf("%s fit = %+v, want %+v", f.name, f.got, f.want)
 				}
 			}
-			c := s.Capacity
-			if !c.Known || c.More != 8 || c.Binding != "mem" || c.Total == nil || *c.Total != 28 {
-				t.Errorf("capacity = %+v (total %v), want 8 more (memory binds), 28 in all", c, c.Total)
+			// 20 at the memory peak of 60 %, + 8 before 80 %: 28 in all.
+			if len(s.Capacity) != 1 {
+				t.Fatalf("capacity for %d keywords, want python alone", len(s.Capacity))
+			}
+			c := s.Capacity[0]
+			if !c.Known || c.Keyword != "python" || c.Total != 28 || c.Limit != "memory" || c.Now != tc.now || c.More != 28-tc.now {
+				t.Errorf("capacity = %+v, want 28 in all, limited by memory, %d now", c, tc.now)
 			}
 		})
 	}

@@ -24,7 +24,7 @@ func cmdSilence(ctx context.Context, e *env, args []string) error {
 		"Hold NAME's alert notifications for a while; rules keep being evaluated, and an\n"+
 		"alert still firing when the silence ends is notified then.\n\n")
 	fs.StringVar(&o.dur, "for", "2h", "how long the silence lasts (e.g. 30m, 2h, 1d)")
-	fs.StringVar(&o.rule, "rule", "", "silence only this rule: cpu, memory, disk, load, down, processes or processes:KEYWORD (default: all)")
+	fs.StringVar(&o.rule, "rule", "", "silence only this rule: cpu, memory, disk, load, swap, memory_pressure, cpu_pressure, fd, disk_full, down, processes or processes:KEYWORD (default: all)")
 	fs.StringVar(&o.comment, "comment", "", "why, shown by 'collector silences'")
 	names, err := parseArgs(fs, args, 1, 1)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/crawlerfleet/collector/alerts"
 	"github.com/crawlerfleet/collector/collector/alerting"
 	"github.com/crawlerfleet/collector/collector/daemon"
 	"github.com/crawlerfleet/collector/collector/fleet"
@@ -22,18 +23,19 @@ import (
 
 // The parts wired together here fit the interfaces their consumers declare.
 var (
-	_ alerting.Store   = (*store.Store)(nil)
-	_ httpapi.Store    = (*store.Store)(nil)
-	_ httpapi.Silences = (*alerting.Alerting)(nil)
-	_ httpapi.Alerts   = (*alerting.Alerting)(nil)
-	_ spool.Writer     = (*store.Store)(nil)
-	_ spool.Pinger     = (*store.Store)(nil)
-	_ statusReader     = (*store.Store)(nil)
-	_ reportReader     = (*store.Store)(nil)
-	_ round.Writer     = (*spool.Spool)(nil)
-	_ daemon.Fleet     = (*fleet.Fleet)(nil)
-	_ daemon.Alerting  = (*alerting.Alerting)(nil)
-	_ round.Alerter    = (*alerting.Alerting)(nil)
+	_ alerting.Store     = (*store.Store)(nil)
+	_ alerts.DiskHistory = (*store.Store)(nil)
+	_ httpapi.Store      = (*store.Store)(nil)
+	_ httpapi.Silences   = (*alerting.Alerting)(nil)
+	_ httpapi.Alerts     = (*alerting.Alerting)(nil)
+	_ spool.Writer       = (*store.Store)(nil)
+	_ spool.Pinger       = (*store.Store)(nil)
+	_ statusReader       = (*store.Store)(nil)
+	_ reportReader       = (*store.Store)(nil)
+	_ round.Writer       = (*spool.Spool)(nil)
+	_ daemon.Fleet       = (*fleet.Fleet)(nil)
+	_ daemon.Alerting    = (*alerting.Alerting)(nil)
+	_ round.Alerter      = (*alerting.Alerting)(nil)
 )
 
 // DrainWait is how long a one-shot command (collect, once --store) waits,

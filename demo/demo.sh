@@ -5,8 +5,11 @@
 # authorized key, writes an inventory of a few "servers" that all point at it
 # (one directly, one through a jump host, one crawler box) plus the master
 # itself, trusts the host key, probes them all with `collector once`, runs the
-# daemon for a few rounds into the embedded store, shows what it stored and
-# writes the peak report to ./report.html.
+# daemon every 2 seconds into the embedded store while pretend crawlers ramp
+# up (each holding its own memory and burning its own share of a CPU), shows
+# what it stored and writes the peak report to ./report.html, whose headline
+# says how many more crawlers fit and what limits them. About a minute and a
+# half in all.
 # Nothing outside a temporary directory is touched, ~/.ssh included.
 set -euo pipefail
 
@@ -50,11 +53,24 @@ for _ in $(seq 100); do
 	sleep 0.05
 done
 
-say "starting three pretend crawlers (their command lines say python)"
-for i in 1 2 3; do
-	bash -c "exec -a python-crawler-$i sleep 600" &
-	pids+=($!)
-done
+# A pretend crawler: holds MB of memory and keeps DUTY of one CPU busy, in
+# slices of 100 ms (perl-base alone: no modules). Its command line starts
+# python-crawler-N, so the keyword python counts it.
+crawler_script='my ($mb, $duty) = @ARGV; my $held = "x" x ($mb << 20);
+while (1) { my $u = (times)[0]; 1 while (times)[0] - $u < $duty * 0.1; select(undef, undef, undef, (1 - $duty) * 0.1) }'
+crawlers=0
+start_crawlers() { # start_crawlers N: N more crawlers, each a little heavier
+	for _ in $(seq "$1"); do
+		crawlers=$((crawlers + 1))
+		mb=$((60 + 15 * crawlers))
+		duty=$(printf '0.%02d' $((8 + 3 * (crawlers % 4))))
+		bash -c "exec -a python-crawler-$crawlers perl -e '$crawler_script' $mb $duty" &
+		pids+=($!)
+	done
+}
+
+say "starting two pretend crawlers (their command lines say python; each holds memory and burns CPU)"
+start_crawlers 2
 
 cat >"$work/servers.toml" <<TOML
 # A demo inventory: every SSH server here is the throwaway sshd.
@@ -64,7 +80,7 @@ identity_file = "$work/ssh/client_key"
 known_hosts = "$work/ssh/known_hosts"
 probe_dir = "$work/probe-cache"
 keywords = ["python"]
-sample = "500ms"
+sample = "300ms"
 timeout = "20s"
 
 [[server]]
@@ -91,9 +107,9 @@ description = "the machine the collector runs on, without SSH"
 data_dir = "$work/data"
 
 [schedule]
-# Every three seconds, for the demo; a real fleet uses "* * * * *".
-cron = "*/3 * * * * *"
-splay = "500ms"
+# Every two seconds, for the demo; a real fleet uses "* * * * *".
+cron = "@every 2s"
+splay = "200ms"
 TOML
 export COLLECTOR_CONFIG="$work/servers.toml"
 echo "inventory: $COLLECTOR_CONFIG"
@@ -110,17 +126,29 @@ say "collector once --json crawler1   (a second run: the probe is cached, nothin
 say "collector check   (connect, auth, host key and probe for every server)"
 "$collector" check
 
-say "collector run --rounds 3   (the daemon: cron rounds over persistent connections into the embedded store)"
-"$collector" run --rounds 3
+say "collector run --rounds 30   (the daemon, every 2 s, into the embedded store) while the crawlers ramp from 2 to 12"
+"$collector" run --rounds 30 &
+run=$!
+pids+=("$run")
+for _ in 1 2 3 4 5; do
+	sleep 9
+	start_crawlers 2
+	echo "  $crawlers pretend crawlers running"
+done
+wait "$run"
 
 say "collector status   (what the store holds: latest snapshot, peaks with their process counts, failures)"
 "$collector" status
 
-say "collector alerts   (what fires now: the demo's servers are idle, so likely nothing)"
+say "collector alerts   (what fires now: with the crawlers busy, likely CPU, CPU pressure and load)"
 "$collector" alerts
 
 report="$(pwd)/report.html"
-say "collector report --since 1h --out $report   (the peak report; open it in a browser)"
-"$collector" report --since 1h --out "$report"
+say "collector report --since 1h --keyword python --out $report   (the peak report; open it in a browser)"
+"$collector" report --since 1h --keyword python --out "$report"
+
+say "how many more crawlers fit (the report's headlines)"
+"$collector" report --since 1h --keyword python --format json --out - |
+	sed -n 's/^      "name": "\(.*\)",$/\1:/p; s/^          "headline": "\(.*\)",$/  \1/p'
 
 say "done"

@@ -21,16 +21,26 @@ const (
 // DefaultAlertRules returns the rules every server gets unless [alerts] or
 // its own [server.alerts] says otherwise: disk at 90 % (clear at 85 %),
 // memory at 90 % for 3 snapshots, CPU at 95 % for 5, load at 2 per logical
-// CPU for 5, and down after 3 failed attempts.
+// CPU for 5, swap paging at 256 pages/s for 3, memory pressure at 10 % for
+// 3, CPU pressure at 20 % for 5, file handles at 90 % of the limit, a file
+// system forecast full within 24 hours, and down after 3 failed attempts.
 func DefaultAlertRules() AlertRules {
 	return AlertRules{
-		CPU:    Threshold{Above: 95, Clear: 85, For: 5},
-		Memory: Threshold{Above: 90, Clear: 85, For: 3},
-		Disk:   Threshold{Above: 90, Clear: 85, For: 1},
-		Load:   Threshold{Above: 2, Clear: 1.5, For: 5},
-		Down:   DownRule{After: DefaultDownAfter},
+		CPU:            Threshold{Above: 95, Clear: 85, For: 5},
+		Memory:         Threshold{Above: 90, Clear: 85, For: 3},
+		Disk:           Threshold{Above: 90, Clear: 85, For: 1},
+		Load:           Threshold{Above: 2, Clear: 1.5, For: 5},
+		Swap:           Threshold{Above: 256, Clear: 64, For: 3},
+		MemoryPressure: Threshold{Above: 10, Clear: 5, For: 3},
+		CPUPressure:    Threshold{Above: 20, Clear: 10, For: 5},
+		FD:             Threshold{Above: 90, Clear: 85, For: 1},
+		DiskFull:       DiskFullRule{Within: DefaultDiskFullWithin},
+		Down:           DownRule{After: DefaultDownAfter},
 	}
 }
+
+// DefaultDiskFullWithin is the built-in disk_full rule's horizon.
+const DefaultDiskFullWithin = 24 * time.Hour
 
 // AlertRules are the thresholds checked on every snapshot of a server.
 type AlertRules struct {
@@ -38,10 +48,30 @@ type AlertRules struct {
 	Memory Threshold // used %
 	Disk   Threshold // root file system used %
 	Load   Threshold // load1 per logical CPU
+	// Swap is pages swapped in and out per second.
+	Swap Threshold
+	// MemoryPressure and CPUPressure are the percent of time some task
+	// stalled on memory or waited for a CPU (pressure stall information;
+	// hosts without it never fire).
+	MemoryPressure Threshold
+	CPUPressure    Threshold
+	// FD is the system's file handles in use, percent of its limit.
+	FD Threshold
+	// DiskFull fires when a file system is forecast full within Within.
+	DiskFull DiskFullRule
 	// Processes fire when a keyword's matched-process count leaves [Min, Max].
 	Processes []ProcessRule
 	Down      DownRule
 }
+
+// DiskFullRule fires when the trend of a file system's daily peaks reaches
+// 100 % within Within; Within 0 turns it off.
+type DiskFullRule struct {
+	Within time.Duration
+}
+
+// Enabled reports whether the rule is on.
+func (r DiskFullRule) Enabled() bool { return r.Within > 0 }
 
 // A Threshold fires when a reading is at or above Above for For consecutive
 // snapshots, and resolves when a reading falls below Clear (hysteresis).
@@ -123,6 +153,11 @@ type rulesTable struct {
 	Memory    *thresholdTable `toml:"memory"`
 	Disk      *thresholdTable `toml:"disk"`
 	Load      *thresholdTable `toml:"load"`
+	Swap      *thresholdTable `toml:"swap"`
+	MemPress  *thresholdTable `toml:"memory_pressure"`
+	CPUPress  *thresholdTable `toml:"cpu_pressure"`
+	FD        *thresholdTable `toml:"fd"`
+	DiskFull  *diskFullTable  `toml:"disk_full"`
 	Processes *[]processTable `toml:"processes"`
 	Down      *downTable      `toml:"down"`
 }
@@ -142,6 +177,10 @@ type processTable struct {
 
 type downTable struct {
 	After *int `toml:"after"`
+}
+
+type diskFullTable struct {
+	Within *Duration `toml:"within"`
 }
 
 type emailTable struct {
@@ -265,9 +304,24 @@ func (c *checker) applyRules(p place, t rulesTable, base AlertRules) AlertRules 
 		{"memory", t.Memory, &out.Memory, true},
 		{"disk", t.Disk, &out.Disk, true},
 		{"load", t.Load, &out.Load, false},
+		{"swap", t.Swap, &out.Swap, false},
+		{"memory_pressure", t.MemPress, &out.MemoryPressure, true},
+		{"cpu_pressure", t.CPUPress, &out.CPUPressure, true},
+		{"fd", t.FD, &out.FD, true},
 	} {
 		if r.t != nil {
 			*r.dst = c.threshold(p, key(r.name), r.name, *r.t, *r.dst, r.percent)
+		}
+	}
+	if t.DiskFull != nil {
+		if t.DiskFull.Within == nil {
+			c.report(p, key("disk_full"), "disk_full has no within", `say how far ahead to warn, e.g. disk_full = { within = "24h" }, or "0s" to turn it off`)
+		} else {
+			out.DiskFull.Within = time.Duration(*t.DiskFull.Within)
+			if w := out.DiskFull.Within; w < 0 || w > 0 && w < time.Hour {
+				c.report(p, key("disk_full"), fmt.Sprintf("disk_full.within %s is under an hour", w),
+					`the forecast follows daily peaks: warn a day or more ahead, e.g. within = "24h" ("0s" turns it off)`)
+			}
 		}
 	}
 	if t.Processes != nil {
@@ -326,8 +380,11 @@ func (c *checker) threshold(p place, key, name string, t thresholdTable, base Th
 }
 
 func rangeFix(name string, percent bool) string {
-	if percent {
+	switch {
+	case percent:
 		return fmt.Sprintf("write a percent from 1 to 100, or 0 to turn the %s alert off", name)
+	case name == "swap":
+		return "write pages swapped in and out per second, e.g. 256, or 0 to turn the swap alert off"
 	}
 	return "write the load per logical CPU, e.g. 2.0, or 0 to turn the load alert off"
 }

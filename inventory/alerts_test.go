@@ -10,12 +10,18 @@ import (
 func TestAlertsConfig(t *testing.T) {
 	inv := mustParse(t, "testdata/alerts.toml")
 	base := AlertRules{
-		CPU:       Threshold{Above: 90, Clear: 80, For: 3},
-		Memory:    Threshold{Above: 85, Clear: 85, For: 3}, // the default clear (85) still fits
-		Disk:      Threshold{Above: 0, Clear: 0, For: 1},   // off
-		Load:      Threshold{Above: 1.5, Clear: 1.5, For: 2},
-		Processes: []ProcessRule{{Keyword: "python", Min: 5, Max: 200, For: 1}},
-		Down:      DownRule{After: 5},
+		CPU:    Threshold{Above: 90, Clear: 80, For: 3},
+		Memory: Threshold{Above: 85, Clear: 85, For: 3}, // the default clear (85) still fits
+		Disk:   Threshold{Above: 0, Clear: 0, For: 1},   // off
+		Load:   Threshold{Above: 1.5, Clear: 1.5, For: 2},
+		// The default clear (64) still fits, the memory pressure's (5) too.
+		Swap:           Threshold{Above: 500, Clear: 64, For: 2},
+		MemoryPressure: Threshold{Above: 15, Clear: 5, For: 3},
+		CPUPressure:    Threshold{Above: 0, Clear: 0, For: 5}, // off
+		FD:             Threshold{Above: 80, Clear: 70, For: 1},
+		DiskFull:       DiskFullRule{Within: 48 * time.Hour},
+		Processes:      []ProcessRule{{Keyword: "python", Min: 5, Max: 200, For: 1}},
+		Down:           DownRule{After: 5},
 	}
 	if !reflect.DeepEqual(inv.Alerts.Rules, base) {
 		t.Errorf("[alerts] rules = %+v\nwant %+v", inv.Alerts.Rules, base)
@@ -40,6 +46,7 @@ func TestAlertsConfig(t *testing.T) {
 	}
 	web2 := base
 	web2.Memory = Threshold{Above: 95, Clear: 85, For: 2}
+	web2.DiskFull = DiskFullRule{} // off
 	web2.Processes = []ProcessRule{{Keyword: "scrapy", Min: 1, For: 1}}
 	if got := mustServer(t, inv, "web2").Alerts; !reflect.DeepEqual(got, web2) {
 		t.Errorf("web2 = %+v\nwant %+v", got, web2)

@@ -240,6 +240,13 @@ var badConfigs = map[string][]string{
 		"webhook 1 has secret_env, but wecom webhooks do not sign requests in [alerts] (secret_env_unsigned.toml:1); remove secret_env: only dingtalk and feishu robots take a signing secret",
 		"webhook 2 has secret_env, but slack webhooks do not sign requests in [alerts] (secret_env_unsigned.toml:6)",
 	},
+	"bad_saturation_alerts.toml": {
+		"memory_pressure.above 150 is out of range in [alerts] (bad_saturation_alerts.toml:2); write a percent from 1 to 100",
+		"swap.above -1 is out of range in [alerts] (bad_saturation_alerts.toml:3); write pages swapped in and out per second",
+		"disk_full.within 10m0s is under an hour in [alerts] (bad_saturation_alerts.toml:4)",
+		"fd.clear 99 is not between 0 and above 95 in server 'web1' (bad_saturation_alerts.toml:10)",
+		`disk_full has no within in server 'web1' (bad_saturation_alerts.toml:10); say how far ahead to warn, e.g. disk_full = { within = "24h" }`,
+	},
 	"webhook_name_taken.toml": {
 		`webhook 3 would be named "team #3", as "team" is taken, but webhook 1 has that name in [alerts] (webhook_name_taken.toml:9); give each webhook its own name`,
 	},

@@ -98,11 +98,25 @@ func (m Matched) Mean() float64 {
 	return float64(m.Sum) / float64(m.N)
 }
 
-// KeywordSum sums up one keyword's matched-process count over a period.
+// KeywordSum sums up one keyword's matched-process count over a period,
+// and what its processes used.
 type KeywordSum struct {
 	Keyword string
 	Sum     int64
 	N       int64 // snapshots that counted the keyword
+	// RSSBytes and CPUPercent sum the matched processes' resident memory
+	// and CPU (percent of one CPU) over the same snapshots: RSSBytes/Sum is
+	// the mean resident memory of one process. 0 in rollups written before
+	// they were kept (RSSN 0).
+	RSSBytes   float64
+	CPUPercent float64
+	RSSN       int64 // snapshots summed into RSSBytes and CPUPercent
+	// FDs sums the matched processes' open descriptors over the FDN
+	// snapshots where all of them could be read (schema version 2).
+	FDs, FDN int64
+	// FDCount sums the count over those same FDN snapshots, so that
+	// FDs/FDCount is the descriptors of one process.
+	FDCount int64
 }
 
 // Mean returns Sum/N, or 0 without readings.
@@ -129,6 +143,30 @@ type Rollup struct {
 	// Keywords sums up each keyword's count over the same snapshots, sorted
 	// by keyword; a keyword the probe did not look for has no entry.
 	Keywords []KeywordSum
+
+	// The figures of snapshot schema version 2 (monitor.Point says how each
+	// is read); N is 0 in rollups of version-1 snapshots and in rollups
+	// written before they were kept.
+	//
+	// Unavailable is the memory not available to new processes, percent
+	// (100 − available %): its peak is the least memory available.
+	Unavailable Metric
+	SwapPages   Metric // pages swapped in and out per second
+	PressureCPU Metric // "some" stall percent
+	PressureMem Metric
+	PressureIO  Metric
+	RunQueue    Metric // runnable tasks per logical CPU
+	NetBytes    Metric // bytes received and sent per second
+	FDUsed      Metric // file handles in use, percent of the limit
+	// Filesystems holds each local file system's used percent, sorted by
+	// path (at most snapshot.MaxFilesystems of them per snapshot).
+	Filesystems []FilesystemMetric
+}
+
+// FilesystemMetric sums up one file system's used percent over a period.
+type FilesystemMetric struct {
+	Path string
+	Metric
 }
 
 // Keyword returns the sums of keyword, and whether the rollup has them.

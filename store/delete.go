@@ -97,6 +97,14 @@ func (s *Store) DeleteRange(ctx context.Context, server string, from, to, now ti
 	if err := s.upkeepRollups(ctx, remain, all, all); err != nil {
 		return d, fmt.Errorf("delete %s: rebuild rollups: %w", server, s.unavailable(err))
 	}
+	// The points of those days go and come back the same way.
+	if _, err := s.points.DeleteMany(ctx, bson.D{{Key: "server", Value: server},
+		{Key: "start", Value: bson.D{{Key: "$gte", Value: d.From}, {Key: "$lt", Value: d.To}}}}); err != nil {
+		return d, fmt.Errorf("delete %s: points: %w", server, s.unavailable(err))
+	}
+	if err := s.upkeepPoints(ctx, snaps, all[:len(snaps)]); err != nil {
+		return d, fmt.Errorf("delete %s: rebuild points: %w", server, s.unavailable(err))
+	}
 	rs, err := s.Rollups(ctx, monitor.RollupFilter{Servers: []string{server}, Period: monitor.Hour, From: d.From, To: d.To})
 	if err == nil {
 		d.Hourly = len(rs)

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -185,5 +187,222 @@ func TestDecodeStoredErrors(t *testing.T) {
 				t.Fatalf("decodeStored(%s) = %v; want an error with %q", tc.in, err, tc.err)
 			}
 		})
+	}
+}
+
+// TestPointsAndVersion2Rollups writes snapshots of schema version 2 and
+// reads their points (straight from the file and through FerretDB, where a
+// snapshot stored before points were kept gives the point of its snapshot)
+// and their rollups, whose figures of version 2 keep their peaks with the
+// process counts at them; a rollup written before those figures were kept
+// still decodes.
+func TestPointsAndVersion2Rollups(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	if s.direct == nil {
+		t.Fatal("the embedded store reads through FerretDB: its layout check failed")
+	}
+	t0 := mustTime(t, "2024-05-01T10:00:00Z")
+	var rs []monitor.Result
+	for m := 0; m < 90; m += 5 {
+		rs = append(rs, snapResult("web1", t0.Add(time.Duration(m)*time.Minute), reading{
+			cpu: float64(m % 37), mem: 30 + float64(m%11), disk: 40, load1: 1, v2: m != 25,
+			procs: []monitor.KeywordCount{{Keyword: "python", Count: 2 + m%7}, {Keyword: "node.js", Count: 1}}}))
+	}
+	writeAll(t, s, rs)
+	// A snapshot stored before points were kept: it has none.
+	old := normalized(t, snapResult("web1", t0.Add(-5*time.Minute), reading{cpu: 12, mem: 33, disk: 40, v2: true,
+		procs: []monitor.KeywordCount{{Keyword: "python", Count: 3}}}))
+	doc, err := rawDoc(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.snapshots.InsertOne(ctx, doc); err != nil {
+		t.Fatal(err)
+	}
+	// A rollup written before the figures of version 2 were kept.
+	if _, err := s.rollups.InsertOne(ctx, bson.D{
+		{Key: "_id", Value: rollupID("web1", monitor.Hour, t0.Add(-time.Hour))}, {Key: "server", Value: "web1"},
+		{Key: "period", Value: "hour"}, {Key: "start", Value: t0.Add(-time.Hour)}, {Key: "count", Value: int64(1)},
+		{Key: "cpu", Value: bson.D{{Key: "sum", Value: 5.0}, {Key: "n", Value: int64(1)}}},
+		{Key: "keywords", Value: bson.D{{Key: "python", Value: bson.D{{Key: "sum", Value: int64(4)}, {Key: "n", Value: int64(1)}}}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	want := make([]monitor.Point, 0, len(rs)+1)
+	for _, r := range append([]monitor.Result{old}, rs...) {
+		r = normalized(t, r)
+		want = append(want, monitor.PointOf(r.At, r.Snapshot))
+	}
+	direct, err := s.Points(ctx, "web1", t0.Add(-time.Hour), t0.Add(3*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan := s.direct
+	s.direct = nil
+	viaFerret, err := s.Points(ctx, "web1", t0.Add(-time.Hour), t0.Add(3*time.Hour))
+	s.direct = scan
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string][]monitor.Point{"direct": direct, "through FerretDB": viaFerret} {
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d points, want %d", name, len(got), len(want))
+		}
+		for i := range want {
+			if !samePoint(got[i], want[i]) {
+				t.Errorf("%s: point %d:\n got %+v\nwant %+v", name, i, got[i], want[i])
+			}
+		}
+	}
+	if p := direct[1]; p.RunQueue != 0 || p.SwapPages != 45 || p.FDUsed != 3 || len(p.Filesystems) != 2 || p.Keywords[0].FDs != 14 {
+		t.Errorf("first point %+v: want run queue 0, swap 45 pages/s, fd 3 %%, 2 file systems, 14 python descriptors", p)
+	}
+	if p := direct[6]; monitor.Known(p.SwapPages) || monitor.Known(p.PressureCPU) || p.Filesystems != nil {
+		t.Errorf("point of a snapshot without the sections of version 2 %+v: want the figures of version 2 unknown", p)
+	}
+
+	got, err := s.Rollups(ctx, monitor.RollupFilter{Servers: []string{"web1"}, Period: monitor.Hour, From: t0.Add(-time.Hour), To: t0.Add(2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].CPU.N != 1 || got[0].RunQueue.N != 0 || got[0].Filesystems != nil {
+		t.Fatalf("rollups %v: want the old one first, with no figures of version 2", descriptions(got))
+	}
+	// The points of each ten minutes are in one bucket: 10:00 to 11:25.
+	if n := count(t, s, pointsName, nil); n != 9 {
+		t.Errorf("%d buckets of points stored, want 9", n)
+	}
+	for _, ru := range got[1:] {
+		// The old snapshot document went in without rollup upkeep.
+		if w := expectRollup(rs, "web1", monitor.Hour, ru.Start); !reflect.DeepEqual(roundSums([]monitor.Rollup{ru}), roundSums([]monitor.Rollup{w})) {
+			t.Errorf("rollup at %s:\n got %+v\nwant %+v", ru.Start.Format(time.RFC3339), ru, w)
+		}
+	}
+	// 10:35 has CPU 35, the highest pressure and traffic, with 2+35%7 = 2
+	// python processes (the run queue is as high from 10:30 on).
+	h := got[1]
+	for name, m := range map[string]monitor.Metric{"cpu pressure": h.PressureCPU, "network": h.NetBytes} {
+		if !m.Peak.At.Equal(t0.Add(35*time.Minute)) || len(m.Peak.Procs) != 2 || m.Peak.Procs[0].Count != 2 {
+			t.Errorf("%s peak %+v: want at 10:35 with 2 python processes", name, m.Peak)
+		}
+	}
+	if len(h.Filesystems) != 2 || h.Filesystems[1].Path != "/var/lib.data" || h.Filesystems[1].N != 11 {
+		t.Errorf("file systems %+v: want / and /var/lib.data, 11 readings each", h.Filesystems)
+	}
+}
+
+// samePoint compares points, NaN equal to NaN.
+func samePoint(a, b monitor.Point) bool {
+	same := func(x, y float64) bool { return x == y || math.IsNaN(x) && math.IsNaN(y) }
+	if !a.At.Equal(b.At) || a.CPUs != b.CPUs || a.MemTotal != b.MemTotal || a.Matched != b.Matched ||
+		len(a.Keywords) != len(b.Keywords) || !slices.Equal(a.Filesystems, b.Filesystems) {
+		return false
+	}
+	for _, p := range [][2]float64{{a.CPU, b.CPU}, {a.Load1, b.Load1}, {a.Mem, b.Mem}, {a.MemAvail, b.MemAvail}, {a.Disk, b.Disk},
+		{a.RunQueue, b.RunQueue}, {a.SwapPages, b.SwapPages}, {a.PressureCPU, b.PressureCPU}, {a.PressureMem, b.PressureMem},
+		{a.PressureIO, b.PressureIO}, {a.NetBytes, b.NetBytes}, {a.FDUsed, b.FDUsed}} {
+		if !same(p[0], p[1]) {
+			return false
+		}
+	}
+	for i := range a.Keywords {
+		x, y := a.Keywords[i], b.Keywords[i]
+		if x.Keyword != y.Keyword || x.Count != y.Count || x.RSSBytes != y.RSSBytes || x.CPUPercent != y.CPUPercent || !same(x.FDs, y.FDs) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestPointTextRoundTrip(t *testing.T) {
+	at := mustTime(t, "2024-05-01T10:00:00Z")
+	nan := math.NaN()
+	for _, p := range []monitor.Point{
+		monitor.PointOf(at, makeSnapshot(at, "h", reading{cpu: 12.5, mem: 33.25, disk: 40, load1: 1.75, v2: true,
+			procs: []monitor.KeywordCount{{Keyword: "py;th%on 100%3B", Count: 3}, {Keyword: "", Count: 0}}})),
+		monitor.PointOf(at, makeSnapshot(at, "h", reading{cpu: 1, mem: 2, procErr: true, cpuErr: true})),
+		{At: at, CPU: 1e-300, Load1: nan, Mem: 100, MemAvail: nan, Disk: nan, RunQueue: 0.1 + 0.2, SwapPages: nan,
+			PressureCPU: nan, PressureMem: nan, PressureIO: nan, NetBytes: 1.5e12, FDUsed: nan, Matched: 0,
+			Keywords: []monitor.KeywordPoint{}, MemTotal: math.MaxUint64},
+	} {
+		text := pointText(p)
+		got, err := parsePointText(at, text)
+		if err != nil {
+			t.Fatalf("parse %q: %v", text, err)
+		}
+		if !samePoint(got, p) {
+			t.Errorf("%q:\n got %+v\nwant %+v", text, got, p)
+		}
+	}
+	for _, bad := range []string{"", "2;1", "1;x", "1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;0;0;extra", "1;1;1"} {
+		if _, err := parsePointText(at, bad); !errors.Is(err, errPointText) {
+			t.Errorf("parse %q: %v, want an error", bad, err)
+		}
+	}
+}
+
+// TestPeakText: peak texts sort as $max must compare peaks (the highest
+// value, then the earliest), read back what was written, and a rollup of
+// the hour of the upgrade, with an old peak document beside a peak text,
+// keeps the greater.
+func TestPeakText(t *testing.T) {
+	at := mustTime(t, "2024-05-01T10:00:00Z")
+	mk := func(v float64, min int) *peakDoc {
+		a := at.Add(time.Duration(min) * time.Minute)
+		return &peakDoc{Value: v, Order: -a.UnixMilli(), At: docTime(a), ProcsKnown: true, MatchedTotal: 3,
+			Procs: []procDoc{{Keyword: "py;th%on", Count: 2}, {Keyword: "node", Count: 1}}}
+	}
+	ordered := []*peakDoc{mk(-1e9, 0), mk(-2.5, 3), mk(-0.0, 9), mk(0, 5), mk(1e-300, 1), mk(42, 30), mk(42, 20), mk(42, 0), mk(1e300, 59)}
+	for i := 1; i < len(ordered); i++ {
+		if a, b := peakText(ordered[i-1]), peakText(ordered[i]); a >= b {
+			t.Errorf("peak %v at %s sorts at or after %v at %s:\n%s\n%s", ordered[i-1].Value, time.Time(ordered[i-1].At).Format("15:04"),
+				ordered[i].Value, time.Time(ordered[i].At).Format("15:04"), a, b)
+		}
+	}
+	seen := []*peakDoc{
+		{Value: 7, Order: -at.UnixMilli(), At: docTime(at)},
+		{Value: 8, Order: -at.UnixMilli(), At: docTime(at), SampleMS: 1000},
+		{Value: 9, Order: -at.UnixMilli(), At: docTime(at), SampleMS: 250, Watched: true, ProcsKnown: true, MatchedTotal: 2,
+			Procs: []procDoc{{Keyword: "s1w|", Count: 2}}},
+	}
+	for _, p := range append(ordered, seen...) {
+		got, err := parsePeakText(peakText(p))
+		want := metricDoc{Peak: p}.metric().Peak
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("peak %q read as %+v, %v; want %+v", peakText(p), got, err, want)
+		}
+	}
+	old, text := mk(50, 10), mk(50, 5)
+	if got := (metricDoc{Peak: old, PK: peakText(text)}).metric().Peak; !got.At.Equal(time.Time(text.At)) {
+		t.Errorf("old peak at 10:10 beside a text at 10:05 of the same value: got %s, want the earlier", got.At)
+	}
+	if got := (metricDoc{Peak: mk(60, 50), PK: peakText(text)}).metric().Peak; got.Value != 60 {
+		t.Errorf("old peak 60 beside a text of 50: got %v", got.Value)
+	}
+	for _, bad := range []string{"", "12|3", strings.Repeat("Z", 32) + "|1|-", strings.Repeat("0", 32) + "|x", strings.Repeat("0", 32) + "|1|2;a", strings.Repeat("0", 32) + "|sx|1", strings.Repeat("0", 32) + "|s-5w|1"} {
+		if _, err := parsePeakText(bad); !errors.Is(err, errPeakText) {
+			t.Errorf("parse %q: %v, want an error", bad, err)
+		}
+	}
+}
+
+// TestDecodeBucket: the buckets' own reader agrees with encoding/json,
+// and hands anything unusual to it.
+func TestDecodeBucket(t *testing.T) {
+	for _, doc := range []string{
+		`{"_id":"web1|2024-05-01T10:10:00.000Z","server":"web1","start":1714558200000,"pts":{"0000000":"1;2;3","0060000":"1;;"}}`,
+		` { "_id" : "a" , "server" : "a" , "start" : -5 , "pts" : { } } `,
+		`{"_id":"a","server":"a\"b","start":1,"pts":{"0000000":"x\\y"}}`,
+		`{"_id":"a","server":"a","start":1,"pts":{"0000000":"x"},"extra":true}`,
+		`{"_id":"a","server":"a","start":1.5e3,"pts":{}}`,
+	} {
+		var got, want pointBucket
+		err := decodeBucket([]byte(doc), &got)
+		werr := decodeStored([]byte(doc), &want)
+		if (err == nil) != (werr == nil) || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %+v, %v\nwant %+v, %v", doc, got, err, want, werr)
+		}
 	}
 }

@@ -38,15 +38,19 @@
 //
 //	snapshots    {_id: "server|2024-05-01T10:17:00.000Z", server, at, probe_time,
 //	              duration_ms, snapshot: "<the snapshot as JSON>"}
+//	points       {_id: "server|2024-05-01T10:10:00.000Z", server, start,
+//	              pts: {"<milliseconds into the bucket, 7 digits>": "<point text>", ...}}
 //	attempts     {_id: "server|<at>", server, at, duration_ms,
 //	              kind: unreachable|auth|hostkey|timeout|probe|config, error}
 //	rollups      {_id: "server|hour|2024-05-01T10:00:00.000Z", server,
 //	              period: "hour"|"day", start, count, failed, rolled_to,
-//	              cpu:   {peak: {value, order, at, procs_known, matched_total,
-//	                             procs: [{keyword, count}, ...]}, sum, n},
+//	              cpu:   {pk: "<peak text>", sum, n},
 //	              mem:   {...}, disk: {...}, load1: {...},
 //	              matched: {min, max, sum, n},
-//	              keywords: {"<keyword>": {sum, n}, ...}}
+//	              keywords: {"<keyword>": {sum, n, rss, cpu, rn, fd, fn, fc}, ...},
+//	              unavail: {...}, swap: {...}, psi_cpu: {...}, psi_mem: {...},
+//	              psi_io: {...}, runq: {...}, net: {...}, fd: {...},
+//	              fs: {"<mount point>": {...}, ...}}
 //	servers      {_id: "server", latest: {at, id}, last_failure: {at, duration_ms, kind, error}}
 //	alert_state  {_id: "server|rule", server, rule, state: pending|firing|resolved,
 //	              streak, since, last_notified, value, threshold, summary, kind,
@@ -58,6 +62,20 @@
 //	              created, updated, last_error}
 //	layout_check {_id: "canary|...", at, text, n, x, list}   (embedded store only)
 //
+// A snapshot's point is what a report reads of it (monitor.Point: usage,
+// saturation figures, each keyword's count, resident memory and CPU, each
+// file system's use) as a line of ';'-separated fields (see pointText),
+// about 150 bytes beside the few KiB of the snapshot, in its server's
+// bucket of ten minutes (BucketLength); a figure the snapshot lacks is an empty field.
+// Snapshots stored before points were kept have none, and Points reads
+// their snapshots instead. In a rollup, the fields after keywords are the
+// figures of snapshot schema version 2 as monitor.Rollup describes them,
+// each a {peak, sum, n} like cpu; they and the keyword sums after sum and
+// n are absent from rollups of version-1 snapshots and from rollups
+// written before they were kept, which read as zero. A rollup holds at
+// most one fs entry per file system the probe lists (16 at most), so it
+// stays bounded.
+//
 // Times are BSON dates: UTC, to the millisecond. alert_state, silences and
 // outbox are small and created on first use; only states other than ok are
 // stored. layout_check holds the one document of the embedded store's
@@ -67,11 +85,15 @@
 // twice stores it once. A rollup is kept up to date by one upsert per write:
 // $inc adds counts and sums (each keyword's count under keywords, with '%',
 // '.' and '$' percent-escaped, as a field name cannot hold them), $min and
-// $max move the matched-process range, and $max on the peak document keeps
-// the highest reading together with the time and process counts of that
-// reading. Documents compare field by field, so the peak with the higher
-// value wins, and on equal values the one with the higher order, which is
-// minus the time in milliseconds: the earliest. rolled_to, the newest result
+// $max move the matched-process range, and $max on the peak text keeps the
+// highest reading together with the time and process counts of that
+// reading. The text starts with the value and then the order (minus the
+// time in milliseconds), each as a fixed-width key that sorts as the
+// number does (see peakText), so the peak with the higher value wins, and
+// on equal values the earliest. Rollups written before kept the peak as a
+// document {value, order, at, procs_known, matched_total, procs: [{keyword,
+// count}]} under peak, which compares the same way field by field; they
+// still decode, and where a rollup has both, the greater wins. rolled_to, the newest result
 // folded in, moves in the same update; a result found already stored is
 // folded in again only when newer than rolled_to, which is the case after a
 // write that stored it and failed before its rollup upkeep. So a write

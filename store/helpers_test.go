@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,9 @@ type reading struct {
 	cpu, mem, disk, load1 float64
 	procs                 []monitor.KeywordCount
 	cpuErr, procErr       bool
+	// v2 adds the sections of schema version 2, their figures made from
+	// cpu and mem.
+	v2 bool
 }
 
 func (r reading) matchedTotal() int {
@@ -145,7 +149,30 @@ func makeSnapshot(at time.Time, host string, r reading) *snapshot.Snapshot {
 		s.Processes.Matched = append(s.Processes.Matched, m)
 	}
 	s.Processes.MatchedTotal = r.matchedTotal()
+	if r.v2 {
+		addV2(s, r)
+	}
 	return s
+}
+
+// addV2 gives s the sections of schema version 2, with figures that follow
+// r's CPU and memory.
+func addV2(s *snapshot.Snapshot, r reading) {
+	s.SampleSeconds = 1
+	stall := func(v float64) *snapshot.PSI { return &snapshot.PSI{SomeAvg10: v, SomeStallPercent: &v} }
+	s.Swap = &snapshot.Swap{Total: 1 << 30, PagesInPerSecond: r.mem, PagesOutPerSecond: r.mem / 2}
+	s.Pressure = &snapshot.Pressure{CPU: stall(r.cpu / 2), Memory: stall(r.mem / 4), IO: stall(1)}
+	s.RunQueue = &snapshot.RunQueue{Running: 1 + int(r.cpu/10)}
+	s.Network = &snapshot.Network{Interfaces: []snapshot.Interface{}, RxBytesPerSecond: r.cpu * 1000, TxBytesPerSecond: 500}
+	s.FileDescriptors = &snapshot.FileDescriptors{Allocated: uint64(r.mem * 10), Max: 10000}
+	s.Filesystems = &snapshot.Filesystems{Mounts: []snapshot.Filesystem{
+		{Path: "/", Type: "ext4", UsedPercent: r.disk},
+		{Path: "/var/lib.data", Type: "xfs", UsedPercent: r.disk/2 + r.cpu/10},
+	}}
+	for i := range s.Processes.Matched {
+		m := &s.Processes.Matched[i]
+		m.Threads, m.FDs = 2*m.Count, 7*m.Count
+	}
 }
 
 func snapResult(server string, at time.Time, r reading) monitor.Result {
@@ -206,7 +233,14 @@ func allRollups(tb testing.TB, s *Store, from, to time.Time) []monitor.Rollup {
 func roundSums(rs []monitor.Rollup) []monitor.Rollup {
 	out := make([]monitor.Rollup, len(rs))
 	for i, r := range rs {
-		for _, m := range []*monitor.Metric{&r.CPU, &r.Mem, &r.Disk, &r.Load1} {
+		for _, m := range []*monitor.Metric{&r.CPU, &r.Mem, &r.Disk, &r.Load1, &r.Unavailable, &r.SwapPages,
+			&r.PressureCPU, &r.PressureMem, &r.PressureIO, &r.RunQueue, &r.NetBytes, &r.FDUsed} {
+			m.Sum = math.Round(m.Sum*1e6) / 1e6
+			m.Peak.Value = math.Round(m.Peak.Value*1e6) / 1e6
+		}
+		r.Filesystems = slices.Clone(r.Filesystems)
+		for j := range r.Filesystems {
+			m := &r.Filesystems[j].Metric
 			m.Sum = math.Round(m.Sum*1e6) / 1e6
 		}
 		out[i] = r

@@ -108,8 +108,13 @@ type procDoc struct {
 	Count   int    `bson:"count" json:"count"`
 }
 
+// metricDoc is one metric of a rollup. Rollups keep the peak as peak text
+// (PK, see peakText); Peak is the peak document of rollups written before.
+// A rollup of the hour the collector was upgraded in may hold both: the
+// greater wins.
 type metricDoc struct {
-	Peak *peakDoc `bson:"peak" json:"peak"`
+	Peak *peakDoc `bson:"peak,omitempty" json:"peak,omitempty"`
+	PK   string   `bson:"pk,omitempty" json:"pk,omitempty"`
 	Sum  float64  `bson:"sum" json:"sum"`
 	N    int64    `bson:"n" json:"n"`
 }
@@ -137,11 +142,31 @@ type rollupDoc struct {
 	Matched  matchedDoc     `bson:"matched" json:"matched"`
 	// Keywords is keyed by keywordField(keyword).
 	Keywords map[string]keywordDoc `bson:"keywords" json:"keywords"`
+	// The figures of schema version 2 (see monitor.Rollup); absent from
+	// rollups of version-1 snapshots and from older rollups.
+	Unavail  metricDoc `bson:"unavail" json:"unavail"`
+	Swap     metricDoc `bson:"swap" json:"swap"`
+	PSICPU   metricDoc `bson:"psi_cpu" json:"psi_cpu"`
+	PSIMem   metricDoc `bson:"psi_mem" json:"psi_mem"`
+	PSIIO    metricDoc `bson:"psi_io" json:"psi_io"`
+	RunQueue metricDoc `bson:"runq" json:"runq"`
+	Net      metricDoc `bson:"net" json:"net"`
+	FD       metricDoc `bson:"fd" json:"fd"`
+	// FS is keyed by keywordField(mount point).
+	FS map[string]metricDoc `bson:"fs" json:"fs"`
 }
 
 type keywordDoc struct {
 	Sum int64 `bson:"sum" json:"sum"`
 	N   int64 `bson:"n" json:"n"`
+	// The group's resident memory and CPU summed over RSSN snapshots, and
+	// its descriptors (with the count) over FDN; absent from older rollups.
+	RSS     float64 `bson:"rss,omitempty" json:"rss,omitempty"`
+	CPU     float64 `bson:"cpu,omitempty" json:"cpu,omitempty"`
+	RSSN    int64   `bson:"rn,omitempty" json:"rn,omitempty"`
+	FDs     int64   `bson:"fd,omitempty" json:"fd,omitempty"`
+	FDN     int64   `bson:"fn,omitempty" json:"fn,omitempty"`
+	FDCount int64   `bson:"fc,omitempty" json:"fc,omitempty"`
 }
 
 // keywordField is a keyword as a field name: '%', '.' and '$' would end or
@@ -162,7 +187,8 @@ func keywordSums(fields map[string]keywordDoc) []monitor.KeywordSum {
 	}
 	out := make([]monitor.KeywordSum, 0, len(fields))
 	for field, d := range fields {
-		out = append(out, monitor.KeywordSum{Keyword: keywordUnescaper.Replace(field), Sum: d.Sum, N: d.N})
+		out = append(out, monitor.KeywordSum{Keyword: keywordUnescaper.Replace(field), Sum: d.Sum, N: d.N,
+			RSSBytes: d.RSS, CPUPercent: d.CPU, RSSN: d.RSSN, FDs: d.FDs, FDN: d.FDN, FDCount: d.FDCount})
 	}
 	slices.SortFunc(out, func(a, b monitor.KeywordSum) int { return strings.Compare(a.Keyword, b.Keyword) })
 	return out
@@ -246,11 +272,43 @@ func (d rollupDoc) rollup() monitor.Rollup {
 		Load1:    d.Load1.metric(),
 		Matched:  monitor.Matched(d.Matched),
 		Keywords: keywordSums(d.Keywords),
+
+		Unavailable: d.Unavail.metric(),
+		SwapPages:   d.Swap.metric(),
+		PressureCPU: d.PSICPU.metric(),
+		PressureMem: d.PSIMem.metric(),
+		PressureIO:  d.PSIIO.metric(),
+		RunQueue:    d.RunQueue.metric(),
+		NetBytes:    d.Net.metric(),
+		FDUsed:      d.FD.metric(),
+		Filesystems: filesystemMetrics(d.FS),
 	}
+}
+
+// filesystemMetrics turns the stored file systems into FilesystemMetrics
+// sorted by path.
+func filesystemMetrics(fields map[string]metricDoc) []monitor.FilesystemMetric {
+	if len(fields) == 0 {
+		return nil
+	}
+	out := make([]monitor.FilesystemMetric, 0, len(fields))
+	for field, d := range fields {
+		out = append(out, monitor.FilesystemMetric{Path: keywordUnescaper.Replace(field), Metric: d.metric()})
+	}
+	slices.SortFunc(out, func(a, b monitor.FilesystemMetric) int { return strings.Compare(a.Path, b.Path) })
+	return out
 }
 
 func (d metricDoc) metric() monitor.Metric {
 	m := monitor.Metric{Sum: d.Sum, N: d.N}
+	var text *monitor.Peak
+	if d.PK != "" {
+		// A peak that cannot be read is left out rather than failing the
+		// whole read: its sums still count.
+		if p, err := parsePeakText(d.PK); err == nil {
+			text = &p
+		}
+	}
 	if d.Peak != nil {
 		m.Peak = monitor.Peak{
 			Value:        d.Peak.Value,
@@ -266,6 +324,9 @@ func (d metricDoc) metric() monitor.Metric {
 				m.Peak.Procs[i] = monitor.KeywordCount{Keyword: p.Keyword, Count: p.Count}
 			}
 		}
+	}
+	if text != nil && (d.Peak == nil || text.Value > m.Peak.Value || text.Value == m.Peak.Value && text.At.Before(m.Peak.At)) {
+		m.Peak = *text
 	}
 	return m
 }

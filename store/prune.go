@@ -40,6 +40,8 @@ func (s *Store) Prune(ctx context.Context, now time.Time) error {
 		before time.Time
 	}{
 		{s.snapshots, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: raw}}}}, raw},
+		// A bucket of points goes once its whole span is past retention.
+		{s.points, bson.D{{Key: "start", Value: bson.D{{Key: "$lt", Value: raw.Add(-BucketLength)}}}}, raw},
 		{s.attempts, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: raw}}}}, raw},
 		{s.rollups, bson.D{{Key: "start", Value: bson.D{{Key: "$lt", Value: roll}}}}, roll},
 		// Not through s.collection: a store without alerts has no silences

@@ -307,3 +307,27 @@ func (s *Store) rollupsByID(ctx context.Context, servers []string, f monitor.Rol
 	}
 	return docs, nil
 }
+
+// DailyDiskPeaks returns, by mount point, the daily used-percent peaks of
+// server's file systems for the days starting in [from, to), from the
+// daily rollups (the root file system's disk figure for rollups of
+// version-1 snapshots). It serves the alert rule "disk_full"
+// (alerts.DiskHistory).
+func (s *Store) DailyDiskPeaks(ctx context.Context, server string, from, to time.Time) (map[string][]monitor.DailyPeak, error) {
+	rs, err := s.Rollups(ctx, monitor.RollupFilter{Servers: []string{server}, Period: monitor.Day, From: from, To: to})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]monitor.DailyPeak{}
+	for _, r := range rs {
+		for _, f := range r.Filesystems {
+			if f.N > 0 {
+				out[f.Path] = append(out[f.Path], monitor.DailyPeak{Day: r.Start, Value: f.Peak.Value})
+			}
+		}
+		if len(r.Filesystems) == 0 && r.Disk.N > 0 {
+			out["/"] = append(out["/"], monitor.DailyPeak{Day: r.Start, Value: r.Disk.Peak.Value})
+		}
+	}
+	return out, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/crawlerfleet/collector/monitor"
+	"github.com/crawlerfleet/collector/probe/snapshot"
 )
 
 // peakSeries is a hand-made day of web1: a reading every minute from 10:00
@@ -159,7 +161,7 @@ func expectRollup(results []monitor.Result, server string, p monitor.Period, sta
 		}
 		want.Count++
 		snap := r.Snapshot
-		peak := monitor.Peak{At: r.At}
+		peak := monitor.Peak{At: r.At, Sample: time.Duration(math.Round(snap.SampleSeconds*1000)) * time.Millisecond}
 		if snap.Processes.Error == "" {
 			peak.ProcsKnown = true
 			peak.MatchedTotal = snap.Processes.MatchedTotal
@@ -183,8 +185,17 @@ func expectRollup(results []monitor.Result, server string, p monitor.Period, sta
 					want.Keywords = append(want.Keywords, monitor.KeywordSum{Keyword: m.Keyword})
 					i = len(want.Keywords) - 1
 				}
-				want.Keywords[i].Sum += int64(m.Count)
-				want.Keywords[i].N++
+				k := &want.Keywords[i]
+				k.Sum += int64(m.Count)
+				k.N++
+				k.RSSBytes += float64(m.RSSBytes)
+				k.CPUPercent += m.CPUPercent
+				k.RSSN++
+				if snap.Version >= 2 && m.FDsUnreadable == 0 {
+					k.FDs += int64(m.FDs)
+					k.FDN++
+					k.FDCount += int64(m.Count)
+				}
 			}
 		}
 		observe := func(m *monitor.Metric, v float64) {
@@ -205,7 +216,43 @@ func expectRollup(results []monitor.Result, server string, p monitor.Period, sta
 		if snap.Disk.Error == "" {
 			observe(&want.Disk, snap.Disk.UsedPercent)
 		}
+		if m := snap.Memory; m.Error == "" && m.Total > 0 {
+			observe(&want.Unavailable, 100-float64(m.Available)/float64(m.Total)*100)
+		}
+		if sw := snap.Swap; sw != nil && sw.Error == "" {
+			observe(&want.SwapPages, sw.PagesInPerSecond+sw.PagesOutPerSecond)
+		}
+		if pr := snap.Pressure; pr != nil {
+			for _, x := range []struct {
+				m   *monitor.Metric
+				psi *snapshot.PSI
+			}{{&want.PressureCPU, pr.CPU}, {&want.PressureMem, pr.Memory}, {&want.PressureIO, pr.IO}} {
+				if x.psi != nil && x.psi.SomeStallPercent != nil {
+					observe(x.m, *x.psi.SomeStallPercent)
+				}
+			}
+		}
+		if q := snap.RunQueue; q != nil && snap.CPU.Error == "" {
+			observe(&want.RunQueue, float64(q.Running-1)/float64(snap.CPU.LogicalCount))
+		}
+		if n := snap.Network; n != nil {
+			observe(&want.NetBytes, n.RxBytesPerSecond+n.TxBytesPerSecond)
+		}
+		if f := snap.FileDescriptors; f != nil {
+			observe(&want.FDUsed, float64(f.Allocated)/float64(f.Max)*100)
+		}
+		if fs := snap.Filesystems; fs != nil {
+			for _, m := range fs.Mounts {
+				i := slices.IndexFunc(want.Filesystems, func(f monitor.FilesystemMetric) bool { return f.Path == m.Path })
+				if i < 0 {
+					want.Filesystems = append(want.Filesystems, monitor.FilesystemMetric{Path: m.Path})
+					i = len(want.Filesystems) - 1
+				}
+				observe(&want.Filesystems[i].Metric, m.UsedPercent)
+			}
+		}
 	}
+	slices.SortFunc(want.Filesystems, func(a, b monitor.FilesystemMetric) int { return strings.Compare(a.Path, b.Path) })
 	slices.SortFunc(want.Keywords, func(a, b monitor.KeywordSum) int { return strings.Compare(a.Keyword, b.Keyword) })
 	return want
 }

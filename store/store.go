@@ -45,6 +45,7 @@ const EnvURI = "COLLECTOR_MONGO_URI"
 // Collection names.
 const (
 	snapshotsName  = "snapshots"
+	pointsName     = "points"
 	attemptsName   = "attempts"
 	rollupsName    = "rollups"
 	serversName    = "servers"
@@ -119,6 +120,7 @@ type Store struct {
 	client    *mongo.Client
 	db        *mongo.Database
 	snapshots *mongo.Collection
+	points    *mongo.Collection
 	attempts  *mongo.Collection
 	rollups   *mongo.Collection
 	servers   *mongo.Collection
@@ -226,6 +228,7 @@ func open(ctx context.Context, cfg Config, logger *slog.Logger, wrap func(direct
 	s.client = client
 	s.db = client.Database(cfg.Database)
 	s.snapshots = s.db.Collection(snapshotsName)
+	s.points = s.db.Collection(pointsName)
 	s.attempts = s.db.Collection(attemptsName)
 	s.rollups = s.db.Collection(rollupsName)
 	s.servers = s.db.Collection(serversName)
@@ -329,7 +332,7 @@ func (s *Store) setup(ctx context.Context) error {
 		_, ferret := info["ferretdbVersion"]
 		s.ferret.Store(ferret)
 	}
-	names := []string{snapshotsName, attemptsName, rollupsName, serversName}
+	names := []string{snapshotsName, pointsName, attemptsName, rollupsName, serversName}
 	if err := s.createCollections(ctx, names...); err != nil {
 		return err
 	}
@@ -339,6 +342,8 @@ func (s *Store) setup(ctx context.Context) error {
 	}{
 		{s.snapshots, bson.D{{Key: "server", Value: 1}, {Key: "at", Value: 1}}},
 		{s.snapshots, bson.D{{Key: "at", Value: 1}}},
+		{s.points, bson.D{{Key: "server", Value: 1}, {Key: "start", Value: 1}}},
+		{s.points, bson.D{{Key: "start", Value: 1}}},
 		{s.attempts, bson.D{{Key: "server", Value: 1}, {Key: "at", Value: 1}}},
 		{s.attempts, bson.D{{Key: "at", Value: 1}}},
 		{s.rollups, bson.D{{Key: "server", Value: 1}, {Key: "period", Value: 1}, {Key: "start", Value: 1}}},

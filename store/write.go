@@ -136,6 +136,9 @@ func (s *Store) writeResults(ctx context.Context, in []monitor.Result) ([]error,
 		}
 	}
 
+	if err := s.upkeepPoints(ctx, results, seen); err != nil {
+		return nil, err
+	}
 	if err := s.upkeepRollups(ctx, results, fresh, seen); err != nil {
 		return nil, err
 	}
@@ -380,9 +383,35 @@ type rollupAgg struct {
 	cpu, mem, disk, load1 metricAgg
 	matched               matchedAgg
 	keywords              map[string]*keywordAgg // by keyword
+
+	// The figures of schema version 2, by field name (see v2Metrics), and
+	// each file system's used percent by mount point.
+	v2 map[string]*metricAgg
+	fs map[string]*metricAgg
 }
 
-type keywordAgg struct{ sum, n int64 }
+type keywordAgg struct {
+	sum, n            int64
+	rss, cpu          float64
+	rssN              int64
+	fds, fdN, fdCount int64
+}
+
+// v2Metrics are the rollup fields of the figures of schema version 2 and
+// how each is read from a snapshot's point (NaN: no reading).
+var v2Metrics = []struct {
+	field string
+	read  func(monitor.Point) float64
+}{
+	{"unavail", func(p monitor.Point) float64 { return 100 - p.MemAvail }},
+	{"swap", func(p monitor.Point) float64 { return p.SwapPages }},
+	{"psi_cpu", func(p monitor.Point) float64 { return p.PressureCPU }},
+	{"psi_mem", func(p monitor.Point) float64 { return p.PressureMem }},
+	{"psi_io", func(p monitor.Point) float64 { return p.PressureIO }},
+	{"runq", func(p monitor.Point) float64 { return p.RunQueue }},
+	{"net", func(p monitor.Point) float64 { return p.NetBytes }},
+	{"fd", func(p monitor.Point) float64 { return p.FDUsed }},
+}
 
 type metricAgg struct {
 	peak *peakDoc
@@ -440,6 +469,51 @@ func (a *rollupAgg) add(r monitor.Result) {
 			ka.n++
 		}
 	}
+	a.addV2(monitor.PointOf(r.At, snap), r.At, snap)
+}
+
+// addV2 adds the figures of schema version 2 that p has.
+func (a *rollupAgg) addV2(p monitor.Point, at time.Time, snap *snapshot.Snapshot) {
+	for _, m := range v2Metrics {
+		v := m.read(p)
+		if !monitor.Known(v) {
+			continue
+		}
+		if a.v2 == nil {
+			a.v2 = map[string]*metricAgg{}
+		}
+		ma := a.v2[m.field]
+		if ma == nil {
+			ma = &metricAgg{}
+			a.v2[m.field] = ma
+		}
+		ma.add(v, at, snap)
+	}
+	for _, f := range p.Filesystems {
+		if a.fs == nil {
+			a.fs = map[string]*metricAgg{}
+		}
+		ma := a.fs[f.Path]
+		if ma == nil {
+			ma = &metricAgg{}
+			a.fs[f.Path] = ma
+		}
+		ma.add(f.UsedPercent, at, snap)
+	}
+	for _, k := range p.Keywords {
+		ka := a.keywords[k.Keyword] // added above with the counts
+		if ka == nil {
+			continue
+		}
+		ka.rss += k.RSSBytes
+		ka.cpu += k.CPUPercent
+		ka.rssN++
+		if monitor.Known(k.FDs) {
+			ka.fds += int64(k.FDs)
+			ka.fdN++
+			ka.fdCount += int64(k.Count)
+		}
+	}
 }
 
 func (m *metricAgg) add(v float64, at time.Time, snap *snapshot.Snapshot) {
@@ -464,7 +538,7 @@ func (m *metricAgg) add(v float64, at time.Time, snap *snapshot.Snapshot) {
 }
 
 // update builds the upsert: counters with $inc, peaks and rolled_to with
-// $max (a peak is a document compared value first), the matched minimum with
+// $max (a peak is a string compared value first, see peakText), the matched minimum with
 // $min.
 func (a *rollupAgg) update() bson.D {
 	inc := bson.D{{Key: "count", Value: a.count}, {Key: "failed", Value: a.failed}}
@@ -477,7 +551,7 @@ func (a *rollupAgg) update() bson.D {
 			continue
 		}
 		inc = append(inc, bson.E{Key: m.name + ".sum", Value: m.agg.sum}, bson.E{Key: m.name + ".n", Value: m.agg.n})
-		maxes = append(maxes, bson.E{Key: m.name + ".peak", Value: m.agg.peak})
+		maxes = append(maxes, bson.E{Key: m.name + ".pk", Value: peakText(m.agg.peak)})
 	}
 	u := bson.D{
 		{Key: "$setOnInsert", Value: bson.D{
@@ -493,7 +567,30 @@ func (a *rollupAgg) update() bson.D {
 	}
 	for _, k := range slices.Sorted(maps.Keys(a.keywords)) {
 		field := "keywords." + keywordField(k)
-		inc = append(inc, bson.E{Key: field + ".sum", Value: a.keywords[k].sum}, bson.E{Key: field + ".n", Value: a.keywords[k].n})
+		ka := a.keywords[k]
+		inc = append(inc, bson.E{Key: field + ".sum", Value: ka.sum}, bson.E{Key: field + ".n", Value: ka.n})
+		if ka.rssN > 0 {
+			inc = append(inc, bson.E{Key: field + ".rss", Value: ka.rss}, bson.E{Key: field + ".cpu", Value: ka.cpu},
+				bson.E{Key: field + ".rn", Value: ka.rssN})
+		}
+		if ka.fdN > 0 {
+			inc = append(inc, bson.E{Key: field + ".fd", Value: ka.fds}, bson.E{Key: field + ".fn", Value: ka.fdN},
+				bson.E{Key: field + ".fc", Value: ka.fdCount})
+		}
+	}
+	metric := func(name string, m *metricAgg) {
+		inc = append(inc, bson.E{Key: name + ".sum", Value: m.sum}, bson.E{Key: name + ".n", Value: m.n})
+		maxes = append(maxes, bson.E{Key: name + ".pk", Value: peakText(m.peak)})
+	}
+	for _, m := range v2Metrics {
+		if ma := a.v2[m.field]; ma != nil && ma.n > 0 {
+			metric(m.field, ma)
+		}
+	}
+	for _, path := range slices.Sorted(maps.Keys(a.fs)) {
+		if ma := a.fs[path]; ma.n > 0 {
+			metric("fs."+keywordField(path), ma)
+		}
 	}
 	return append(u, bson.E{Key: "$inc", Value: inc}, bson.E{Key: "$max", Value: maxes})
 }

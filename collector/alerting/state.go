@@ -262,3 +262,13 @@ func (l *localState) run(ctx context.Context) {
 		}
 	}
 }
+
+// DailyDiskPeaks passes the "disk_full" rule's history through from the
+// database, when it keeps one (alerts.DiskHistory).
+func (l *localState) DailyDiskPeaks(ctx context.Context, server string, from, to time.Time) (map[string][]monitor.DailyPeak, error) {
+	h, ok := l.db.(alerts.DiskHistory)
+	if !ok {
+		return nil, nil
+	}
+	return h.DailyDiskPeaks(ctx, server, from, to)
+}

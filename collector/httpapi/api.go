@@ -43,13 +43,23 @@ type ServerSummary struct {
 	LastFailure  *Failure   `json:"last_failure"`
 	// The figures of the latest snapshot; null when it has none (no
 	// snapshot, or that section failed).
-	CPUPercent        *float64       `json:"cpu_percent"`
-	MemoryUsedPercent *float64       `json:"memory_used_percent"`
-	DiskUsedPercent   *float64       `json:"disk_used_percent"`
-	MatchedTotal      *int           `json:"matched_total"`
-	Matched           []KeywordCount `json:"matched"`
+	CPUPercent        *float64 `json:"cpu_percent"`
+	MemoryUsedPercent *float64 `json:"memory_used_percent"`
+	DiskUsedPercent   *float64 `json:"disk_used_percent"`
+	// Load1 is the 1-minute load, LogicalCPUs the CPUs it compares with.
+	Load1       *float64 `json:"load1"`
+	LogicalCPUs *int     `json:"logical_cpus"`
+	// NetworkBytesPerSecond is received plus sent over all non-loopback
+	// interfaces; null before probe schema version 2.
+	NetworkBytesPerSecond *float64       `json:"network_bytes_per_second"`
+	MatchedTotal          *int           `json:"matched_total"`
+	Matched               []KeywordCount `json:"matched"`
 	// Sampling says how those figures were seen; null without a snapshot.
 	Sampling *Sampling `json:"sampling"`
+	// History is the successful attempts the daemon made over the last
+	// hour (HistoryLength), oldest first, for sparklines: since the
+	// daemon started, and [] from a collector that is not running rounds.
+	History []HistoryPoint `json:"history"`
 	// Firing lists the server's firing alerts; null when they could not be
 	// read (the error is logged), [] when there are none.
 	Firing []Firing `json:"firing"`
@@ -59,11 +69,13 @@ type ServerSummary struct {
 	Thresholds Thresholds `json:"thresholds"`
 }
 
-// Thresholds are a server's alert thresholds, in percent.
+// Thresholds are a server's alert thresholds: percent, and load per
+// logical CPU.
 type Thresholds struct {
 	CPU    *float64 `json:"cpu"`
 	Memory *float64 `json:"memory"`
 	Disk   *float64 `json:"disk"`
+	Load   *float64 `json:"load"`
 }
 
 func thresholds(r inventory.AlertRules) Thresholds {
@@ -74,7 +86,7 @@ func thresholds(r inventory.AlertRules) Thresholds {
 		v := t.Above
 		return &v
 	}
-	return Thresholds{CPU: above(r.CPU), Memory: above(r.Memory), Disk: above(r.Disk)}
+	return Thresholds{CPU: above(r.CPU), Memory: above(r.Memory), Disk: above(r.Disk), Load: above(r.Load)}
 }
 
 // Failure is a failed attempt.
@@ -208,7 +220,7 @@ func byServer(states []monitor.AlertState, silences []monitor.Silence, now time.
 // summary reads one server's newest snapshot and failure.
 func (s *Server) summary(ctx context.Context, srv inventory.Server) (ServerSummary, error) {
 	sum := ServerSummary{Name: srv.Name, Description: srv.Description, Tags: srv.Tags, Status: StatusNoData, Matched: []KeywordCount{},
-		Thresholds: thresholds(srv.Alerts)}
+		Thresholds: thresholds(srv.Alerts), History: s.history(srv.Name)}
 	if sum.Tags == nil {
 		sum.Tags = []string{}
 	}
@@ -228,6 +240,14 @@ func (s *Server) summary(ctx context.Context, srv inventory.Server) (ServerSumma
 			sum.Sampling = samplingOf(snap)
 			if snap.CPU.Error == "" {
 				sum.CPUPercent = &snap.CPU.Percent
+				sum.Load1 = &snap.CPU.Load1
+				if snap.CPU.LogicalCount > 0 {
+					sum.LogicalCPUs = &snap.CPU.LogicalCount
+				}
+			}
+			if n := snap.Network; n != nil && n.Error == "" {
+				v := n.RxBytesPerSecond + n.TxBytesPerSecond
+				sum.NetworkBytesPerSecond = &v
 			}
 			if snap.Memory.Error == "" {
 				sum.MemoryUsedPercent = &snap.Memory.UsedPercent

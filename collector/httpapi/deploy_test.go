@@ -34,7 +34,7 @@ func servedMetrics(t *testing.T) map[string]*dto.MetricFamily {
 	s := New(f.opts)
 	at := now.Add(-time.Minute)
 	s.Observe([]monitor.Result{
-		{Server: "web1", At: at, Duration: time.Second, Snapshot: snap(at, 42.5, 61.25, 70, "python", 12)},
+		{Server: "web1", At: at, Duration: time.Second, Snapshot: withV2(snap(at, 42.5, 61.25, 70, "python", 12))},
 		{Server: "web2", At: at, Duration: 10 * time.Second, Kind: monitor.KindUnreachable},
 	})
 	s.ObserveRound(3 * time.Second)

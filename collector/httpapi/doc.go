@@ -29,13 +29,17 @@
 //	 "last_snapshot": time | null,
 //	 "last_failure": {"at", "kind", "error"} | null,
 //	 "cpu_percent", "memory_used_percent", "disk_used_percent": number | null,
+//	 "load1": number | null, "logical_cpus": int | null,
+//	 "network_bytes_per_second": number | null,   // rx + tx; null before probe schema 2
 //	 "matched_total": int | null, "matched": [{"keyword", "count"}],
 //	 "sampling": {"watched": bool, "sample_seconds",  // how those were seen; null: no snapshot
 //	              "resolution_seconds", "interval_seconds",            // watched only
 //	              "cpu_max_percent", "memory_max_percent", "disk_max_percent"} | null,  // the interval's maxima
+//	 "history": [{"at", "cpu", "memory": number | null, "matched": int | null}],
+//	                                           // the daemon's attempts of the last hour, oldest first
 //	 "firing": [{"rule", "summary", "since",          // null: alert states unreadable
 //	             "silenced": bool, "silenced_until": time}] | null,  // silenced_until only when silenced
-//	 "thresholds": {"cpu", "memory", "disk": number | null}}  // the server's alert rules; null: rule off
+//	 "thresholds": {"cpu", "memory", "disk", "load": number | null}}  // the server's alert rules; null: rule off
 //
 // Snapshot is {"server", "at", "duration_ms", "snapshot"}, the snapshot in
 // its wire form (probe/snapshot). SnapshotPage is {"server", "since",
@@ -89,7 +93,10 @@
 // only when it succeeded, so a server that is down has collector_up 0 and
 // no stale figures; collector_last_success_timestamp_seconds says when it
 // last answered. Nothing is shown of a server before its first
-// result. A dedicated registry also carries the Go runtime (go_*) and
+// result. The figures of probe schema version 2 (swap, pressure, run
+// queue, network, file handles, sockets, every file system) appear only
+// for servers whose probe reports them; a kernel without pressure stall
+// information has no collector_pressure_stall_percent. A dedicated registry also carries the Go runtime (go_*) and
 // process (process_*) collectors.
 //
 //	name                                        type       labels          from
@@ -101,11 +108,21 @@
 //	collector_memory_used_bytes                 gauge      server          memory used
 //	collector_memory_available_bytes            gauge      server          memory available
 //	collector_memory_used_percent               gauge      server          memory used %
-//	collector_disk_total_bytes                  gauge      server, path    file system size
+//	collector_disk_total_bytes                  gauge      server, path    file system size (every local one)
 //	collector_disk_used_bytes                   gauge      server, path    file system used
 //	collector_disk_used_percent                 gauge      server, path    file system used %
 //	collector_processes                         gauge      server          all processes
 //	collector_processes_matched                 gauge      server, keyword processes matching the keyword
+//	collector_processes_matched_rss_bytes       gauge      server, keyword their resident memory, summed
+//	collector_processes_matched_cpu_percent     gauge      server, keyword their CPU, summed, % of one CPU
+//	collector_swap_pages_per_second             gauge      server, direction  swapped in / out (in, out)
+//	collector_pressure_stall_percent            gauge      server, resource   "some" stall % (cpu, memory, io)
+//	collector_run_queue                         gauge      server          runnable tasks, the probe left out
+//	collector_blocked_tasks                     gauge      server          tasks blocked on I/O
+//	collector_network_bytes_per_second          gauge      server, direction  non-loopback traffic (rx, tx)
+//	collector_file_handles_allocated            gauge      server          file handles in use
+//	collector_file_handles_max                  gauge      server          the system's limit
+//	collector_tcp_sockets                       gauge      server, state   TCP sockets by state
 //	collector_probe_duration_seconds            gauge      server          newest attempt, ok or failed
 //	collector_failures_total                    counter    server, kind    failed attempts since start; 0 for
 //	                                                                       each kind once the server is seen

@@ -107,6 +107,27 @@ func snap(at time.Time, cpu, mem, disk float64, procs ...any) *snapshot.Snapshot
 	return s
 }
 
+// withV2 gives s the sections of schema version 2.
+func withV2(s *snapshot.Snapshot) *snapshot.Snapshot {
+	stall := func(v float64) *snapshot.PSI { return &snapshot.PSI{SomeAvg10: v + 1, SomeStallPercent: &v} }
+	s.SampleSeconds = 1
+	s.Swap = &snapshot.Swap{Total: 1 << 30, PagesInPerSecond: 12, PagesOutPerSecond: 3}
+	s.Pressure = &snapshot.Pressure{CPU: stall(42), Memory: stall(1.5), IO: &snapshot.PSI{SomeAvg10: 4}}
+	s.RunQueue = &snapshot.RunQueue{Running: 11, Blocked: 2}
+	s.Network = &snapshot.Network{Interfaces: []snapshot.Interface{}, RxBytesPerSecond: 1e6, TxBytesPerSecond: 2e5}
+	s.Sockets = &snapshot.Sockets{TCP: map[string]int{"established": 40, "time_wait": 7}}
+	s.FileDescriptors = &snapshot.FileDescriptors{Allocated: 3000, Max: 100000}
+	s.Filesystems = &snapshot.Filesystems{Mounts: []snapshot.Filesystem{
+		{Path: "/", Total: 100 << 30, Used: 70 << 30, UsedPercent: 70},
+		{Path: "/var/lib/crawl", Total: 500 << 30, Used: 100 << 30, UsedPercent: 20},
+	}}
+	for i := range s.Processes.Matched {
+		s.Processes.Matched[i].RSSBytes = uint64(s.Processes.Matched[i].Count) << 27
+		s.Processes.Matched[i].CPUPercent = 7.5 * float64(s.Processes.Matched[i].Count)
+	}
+	return s
+}
+
 // fixture is a fleet of four servers: web1 up, web2 down since its last
 // snapshot, web3 without data, and one with a hostile name, up.
 type fixture struct {

@@ -22,6 +22,59 @@ type serverState struct {
 	snap     *snapshot.Snapshot // of the newest attempt; nil when it failed
 	success  time.Time          // of the newest successful attempt
 	failures map[string]float64 // by kind, since the collector started
+	// history holds the successful attempts of the last HistoryLength,
+	// oldest first, for the live page's sparklines.
+	history []HistoryPoint
+}
+
+// HistoryLength is how far back a server's history on /api/servers goes.
+const HistoryLength = time.Hour
+
+// maxHistory bounds the history kept per server (an attempt every 5 s).
+const maxHistory = 720
+
+// A HistoryPoint is one successful attempt in a server's recent history:
+// CPU and memory percent and the matched processes, null where that
+// section failed.
+type HistoryPoint struct {
+	At      time.Time `json:"at"`
+	CPU     *float64  `json:"cpu"`
+	Memory  *float64  `json:"memory"`
+	Matched *int      `json:"matched"`
+}
+
+// record adds a successful attempt to the history and drops what is older
+// than HistoryLength before it.
+func (st *serverState) record(r monitor.Result) {
+	p := HistoryPoint{At: r.At.UTC()}
+	if s := r.Snapshot; s.CPU.Error == "" {
+		v := s.CPU.Percent
+		p.CPU = &v
+	}
+	if s := r.Snapshot; s.Memory.Error == "" {
+		v := s.Memory.UsedPercent
+		p.Memory = &v
+	}
+	if s := r.Snapshot; s.Processes.Error == "" {
+		v := s.Processes.MatchedTotal
+		p.Matched = &v
+	}
+	i := len(st.history)
+	for i > 0 && st.history[i-1].At.After(p.At) {
+		i--
+	}
+	if i > 0 && st.history[i-1].At.Equal(p.At) {
+		return // the same attempt twice
+	}
+	st.history = append(st.history, HistoryPoint{})
+	copy(st.history[i+1:], st.history[i:])
+	st.history[i] = p
+	cut := st.history[len(st.history)-1].At.Add(-HistoryLength)
+	drop := 0
+	for drop < len(st.history) && (st.history[drop].At.Before(cut) || len(st.history)-drop > maxHistory) {
+		drop++
+	}
+	st.history = append(st.history[:0], st.history[drop:]...)
 }
 
 // roundBuckets suit rounds of a second to a few minutes.
@@ -77,8 +130,11 @@ func (s *Server) Observe(results []monitor.Result) {
 				kind = kindUnknown
 			}
 			st.failures[kind]++
-		} else if r.At.After(st.success) {
-			st.success = r.At
+		} else {
+			if r.At.After(st.success) {
+				st.success = r.At
+			}
+			st.record(r)
 		}
 		if !st.at.IsZero() && r.At.Before(st.at) {
 			continue
@@ -90,6 +146,16 @@ func (s *Server) Observe(results []monitor.Result) {
 			delete(s.latest, name)
 		}
 	}
+}
+
+// history returns a copy of server's recent history, oldest first.
+func (s *Server) history(server string) []HistoryPoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.latest[server]; st != nil {
+		return append([]HistoryPoint{}, st.history...)
+	}
+	return []HistoryPoint{}
 }
 
 // ObserveRound records how long a round took.
@@ -166,6 +232,18 @@ var (
 	descProbeDuration = desc("collector_probe_duration_seconds", "Duration of the newest probe attempt, connecting included.", labelServer)
 	descFailures      = desc("collector_failures_total", "Failed probe attempts by kind since the collector started.", []string{"server", "kind"})
 	descLastSuccess   = desc("collector_last_success_timestamp_seconds", "Unix time of the newest successful probe attempt.", labelServer)
+
+	// Saturation figures of snapshot schema version 2.
+	descSwapPages   = desc("collector_swap_pages_per_second", "Pages swapped in and out per second over the sample window.", []string{"server", "direction"})
+	descPressure    = desc("collector_pressure_stall_percent", "Share of time some task stalled on the resource (pressure stall information), over the sample window where measured, else the kernel's 10-second average.", []string{"server", "resource"})
+	descRunQueue    = desc("collector_run_queue", "Runnable tasks at the end of the sample window (procs_running), the probe itself left out.", labelServer)
+	descBlocked     = desc("collector_blocked_tasks", "Tasks blocked waiting for I/O (procs_blocked).", labelServer)
+	descNetBytes    = desc("collector_network_bytes_per_second", "Bytes received or sent per second over all non-loopback interfaces.", []string{"server", "direction"})
+	descFDAllocated = desc("collector_file_handles_allocated", "File handles in use, system-wide.", labelServer)
+	descFDMax       = desc("collector_file_handles_max", "The system's file handle limit (fs.file-max).", labelServer)
+	descMatchedRSS  = desc("collector_processes_matched_rss_bytes", "Resident memory of the processes matching the keyword, summed.", []string{"server", "keyword"})
+	descMatchedCPU  = desc("collector_processes_matched_cpu_percent", "CPU of the processes matching the keyword, summed, in percent of one CPU.", []string{"server", "keyword"})
+	descTCPSockets  = desc("collector_tcp_sockets", "TCP sockets by state.", []string{"server", "state"})
 )
 
 func desc(name, help string, labels []string) *prometheus.Desc {
@@ -185,6 +263,8 @@ func (c fleetCollector) Describe(ch chan<- *prometheus.Desc) {
 		descMemTotal, descMemUsed, descMemAvailable, descMemUsedPct,
 		descDiskTotal, descDiskUsed, descDiskUsedPct, descProcesses, descMatched,
 		descProbeDuration, descFailures, descLastSuccess,
+		descSwapPages, descPressure, descRunQueue, descBlocked, descNetBytes, descFDAllocated, descFDMax,
+		descMatchedRSS, descMatchedCPU, descTCPSockets,
 	} {
 		ch <- d
 	}
@@ -243,7 +323,19 @@ func snapshotMetrics(snap *snapshot.Snapshot, gauge func(d *prometheus.Desc, v f
 		gauge(descMemAvailable, float64(m.Available))
 		gauge(descMemUsedPct, m.UsedPercent)
 	}
-	if d := snap.Disk; d.Error == "" {
+	// Every local file system (schema version 2), else the root one.
+	paths := map[string]bool{}
+	if fs := snap.Filesystems; fs != nil && fs.Error == "" {
+		for _, m := range fs.Mounts {
+			if m.Error == "" && !paths[m.Path] { // a repeated path would break the scrape
+				paths[m.Path] = true
+				gauge(descDiskTotal, float64(m.Total), m.Path)
+				gauge(descDiskUsed, float64(m.Used), m.Path)
+				gauge(descDiskUsedPct, m.UsedPercent, m.Path)
+			}
+		}
+	}
+	if d := snap.Disk; d.Error == "" && !paths[d.Path] {
 		gauge(descDiskTotal, float64(d.Total), d.Path)
 		gauge(descDiskUsed, float64(d.Used), d.Path)
 		gauge(descDiskUsedPct, d.UsedPercent, d.Path)
@@ -255,6 +347,45 @@ func snapshotMetrics(snap *snapshot.Snapshot, gauge func(d *prometheus.Desc, v f
 			if !seen[m.Keyword] { // a repeated keyword would break the scrape
 				seen[m.Keyword] = true
 				gauge(descMatched, float64(m.Count), m.Keyword)
+				gauge(descMatchedRSS, float64(m.RSSBytes), m.Keyword)
+				gauge(descMatchedCPU, m.CPUPercent, m.Keyword)
+			}
+		}
+	}
+	if sw := snap.Swap; sw != nil && sw.Error == "" {
+		gauge(descSwapPages, sw.PagesInPerSecond, "in")
+		gauge(descSwapPages, sw.PagesOutPerSecond, "out")
+	}
+	if pr := snap.Pressure; pr != nil {
+		for _, r := range []struct {
+			name string
+			psi  *snapshot.PSI
+		}{{"cpu", pr.CPU}, {"memory", pr.Memory}, {"io", pr.IO}} {
+			switch p := r.psi; {
+			case p == nil || p.Error != "":
+			case p.SomeStallPercent != nil:
+				gauge(descPressure, *p.SomeStallPercent, r.name)
+			default:
+				gauge(descPressure, p.SomeAvg10, r.name)
+			}
+		}
+	}
+	if q := snap.RunQueue; q != nil && q.Error == "" {
+		gauge(descRunQueue, float64(max(q.Running-1, 0)))
+		gauge(descBlocked, float64(q.Blocked))
+	}
+	if n := snap.Network; n != nil && n.Error == "" {
+		gauge(descNetBytes, n.RxBytesPerSecond, "rx")
+		gauge(descNetBytes, n.TxBytesPerSecond, "tx")
+	}
+	if f := snap.FileDescriptors; f != nil && f.Error == "" {
+		gauge(descFDAllocated, float64(f.Allocated))
+		gauge(descFDMax, float64(f.Max))
+	}
+	if s := snap.Sockets; s != nil && s.Error == "" {
+		for _, state := range snapshot.TCPStates {
+			if n, ok := s.TCP[state]; ok {
+				gauge(descTCPSockets, float64(n), state)
 			}
 		}
 	}

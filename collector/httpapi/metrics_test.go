@@ -292,3 +292,79 @@ func TestMetricsNewestWins(t *testing.T) {
 		t.Errorf("repeated keyword: %v (%v), want the first, 1", v, ok)
 	}
 }
+
+// TestMetricsSaturation: the figures of schema version 2, every file
+// system once, and none of them for a version-1 snapshot.
+func TestMetricsSaturation(t *testing.T) {
+	f := newFixture(t)
+	s := New(f.opts)
+	at := now.Add(-time.Minute)
+	s.Observe([]monitor.Result{
+		{Server: "web1", At: at, Duration: time.Second, Snapshot: withV2(snap(at, 42.5, 61.25, 70, "python", 12))},
+		{Server: "web2", At: at, Duration: time.Second, Snapshot: snap(at, 1, 2, 3, "python", 1)},
+	})
+	mfs := scrape(t, s)
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"collector_swap_pages_per_second", []string{"direction", "in", "server", "web1"}, 12},
+		{"collector_swap_pages_per_second", []string{"direction", "out", "server", "web1"}, 3},
+		{"collector_pressure_stall_percent", []string{"resource", "cpu", "server", "web1"}, 42},
+		{"collector_pressure_stall_percent", []string{"resource", "memory", "server", "web1"}, 1.5},
+		{"collector_pressure_stall_percent", []string{"resource", "io", "server", "web1"}, 4}, // the 10 s average
+		{"collector_run_queue", []string{"server", "web1"}, 10},
+		{"collector_blocked_tasks", []string{"server", "web1"}, 2},
+		{"collector_network_bytes_per_second", []string{"direction", "rx", "server", "web1"}, 1e6},
+		{"collector_file_handles_allocated", []string{"server", "web1"}, 3000},
+		{"collector_file_handles_max", []string{"server", "web1"}, 100000},
+		{"collector_tcp_sockets", []string{"server", "web1", "state", "time_wait"}, 7},
+		{"collector_processes_matched_rss_bytes", []string{"keyword", "python", "server", "web1"}, 12 << 27},
+		{"collector_processes_matched_cpu_percent", []string{"keyword", "python", "server", "web1"}, 90},
+		{"collector_disk_used_percent", []string{"path", "/var/lib/crawl", "server", "web1"}, 20},
+		{"collector_disk_used_percent", []string{"path", "/", "server", "web1"}, 70},
+	} {
+		got, ok := value(mfs, tc.name, tc.labels...)
+		if !ok || got != tc.want {
+			t.Errorf("%s%v = %v (present %v), want %v", tc.name, tc.labels, got, ok, tc.want)
+		}
+	}
+	if n := len(mfs["collector_disk_used_percent"].Metric); n != 3 {
+		t.Errorf("%d disk series, want / and /var/lib/crawl of web1 and / of web2", n)
+	}
+	for _, name := range []string{"collector_swap_pages_per_second", "collector_run_queue", "collector_pressure_stall_percent"} {
+		if _, ok := value(mfs, name, "server", "web2"); ok {
+			t.Errorf("%s for web2, whose snapshot is of version 1", name)
+		}
+	}
+}
+
+// TestHistory: each server keeps its successful attempts of the last hour,
+// in time order, each once, for the live page's sparklines.
+func TestHistory(t *testing.T) {
+	f := newFixture(t)
+	s := New(f.opts)
+	at := now.Add(-2 * time.Hour)
+	var rs []monitor.Result
+	for m := 0; m <= 120; m += 10 {
+		rs = append(rs, monitor.Result{Server: "web1", At: at.Add(time.Duration(m) * time.Minute), Duration: time.Second,
+			Snapshot: snap(at, float64(m)/2, 50, 60, "python", m/10)})
+	}
+	rs = append(rs, rs[len(rs)-1])                                                                            // again
+	rs = append(rs, monitor.Result{Server: "web1", At: at.Add(115 * time.Minute), Kind: monitor.KindTimeout}) // failed
+	rs[3], rs[9] = rs[9], rs[3]                                                                               // out of order
+	s.Observe(rs)
+	h := s.history("web1")
+	if len(h) != 7 || !h[0].At.Equal(at.Add(60*time.Minute)) || !h[6].At.Equal(at.Add(120*time.Minute)) {
+		t.Fatalf("history %d points from %v to %v, want 7 from 60 to 120 minutes", len(h), h[0].At, h[len(h)-1].At)
+	}
+	for i := 1; i < len(h); i++ {
+		if !h[i].At.After(h[i-1].At) {
+			t.Errorf("history out of order at %d", i)
+		}
+	}
+	if *h[6].CPU != 60 || *h[6].Matched != 12 || *h[6].Memory != 50 {
+		t.Errorf("newest point %+v", h[6])
+	}
+}

@@ -1,12 +1,15 @@
 package report
 
-// fitLine fits y = intercept + slope·x by least squares. ok is false when x
-// does not vary (no line exists). flat is set when y does not vary; r2 is 0
+import "math"
+
+// fitLine fits y = intercept + slope·x by least squares, with the slope's
+// standard error se (0 with fewer than 3 points). ok is false when x does
+// not vary (no line exists). flat is set when y does not vary; r2 is 0
 // then.
-func fitLine(xs, ys []float64) (slope, intercept, r2 float64, ok, flat bool) {
+func fitLine(xs, ys []float64) (slope, intercept, r2, se float64, ok, flat bool) {
 	n := float64(len(xs))
 	if len(xs) == 0 {
-		return 0, 0, 0, false, false
+		return 0, 0, 0, 0, false, false
 	}
 	var mx, my float64
 	for i := range xs {
@@ -24,12 +27,16 @@ func fitLine(xs, ys []float64) (slope, intercept, r2 float64, ok, flat bool) {
 	}
 	flat = syy == 0
 	if sxx == 0 {
-		return 0, 0, 0, false, flat
+		return 0, 0, 0, 0, false, flat
 	}
 	slope = sxy / sxx
 	intercept = my - slope*mx
 	if !flat {
 		r2 = min(max(sxy*sxy/(sxx*syy), 0), 1)
 	}
-	return slope, intercept, r2, true, flat
+	if len(xs) > 2 {
+		ssRes := math.Max(syy-slope*sxy, 0)
+		se = math.Sqrt(ssRes / (n - 2) / sxx)
+	}
+	return slope, intercept, r2, se, true, flat
 }

@@ -27,6 +27,9 @@ type reading struct {
 func hourRollup(server string, start time.Time, rds ...reading) monitor.Rollup {
 	ru := monitor.Rollup{Server: server, Period: monitor.Hour, Start: start, Count: int64(len(rds))}
 	for i, rd := range rds {
+		if rd.kw == nil && !rd.unknown {
+			rd.kw = []monitor.KeywordCount{{Keyword: "python", Count: rd.procs}}
+		}
 		at := start.Add(time.Duration(i) * 10 * time.Minute)
 		peak := monitor.Peak{At: at, ProcsKnown: !rd.unknown}
 		if !rd.unknown {

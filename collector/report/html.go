@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -79,11 +80,27 @@ func (r *Report) funcs() template.FuncMap {
 			}
 			return ""
 		},
-		"over":     func(p *Peak, threshold float64) bool { return p != nil && p.Value >= threshold },
-		"noun":     func() string { return procsNoun(r.Keyword) },
-		"cost":     r.costText,
-		"capacity": r.capacityText,
-		"outcome":  r.outcomeText,
+		"over":    func(p *Peak, threshold float64) bool { return p != nil && p.Value >= threshold },
+		"noun":    func() string { return procsNoun(r.Keyword) },
+		"cost":    r.costText,
+		"outcome": r.outcomeText,
+		"room":    roomText,
+		"perProc": perProcText,
+		"ceil":    ceilingText,
+		"bytes":   bytesText,
+		"rate":    func(v float64) string { return bytesText(uint64(math.Max(v, 0))) + "/s" },
+		"hours":   func(h *float64) string { return fullInText(h) },
+		"firstCap": func(s Server) *Capacity {
+			for i := range s.Capacity {
+				if s.Capacity[i].Known {
+					return &s.Capacity[i]
+				}
+			}
+			if len(s.Capacity) > 0 {
+				return &s.Capacity[0]
+			}
+			return nil
+		},
 		"duration": hoursText,
 		"attention": func() bool {
 			for _, s := range r.Servers {
@@ -163,36 +180,41 @@ func (r *Report) costText(s Server) string {
 	return fmt.Sprintf("Each %s ≈ %s.", strings.TrimSuffix(procsNoun(r.Keyword), "es"), strings.Join(parts, " and "))
 }
 
-// capacityText is the capacity sentence, or says why there is none.
-func (r *Report) capacityText(s Server) string {
-	noun := procsNoun(r.Keyword)
-	c := s.Capacity
-	if !c.Known {
-		return fmt.Sprintf("No capacity estimate. Memory: %s. CPU: %s.", r.outcomeText(s.Mem, "memory"), r.outcomeText(s.CPU, "CPU"))
+// roomText prints a room with its range: "+14 (11–17)".
+func roomText(more, low, high int) string {
+	if low == more && high == more {
+		return fmt.Sprintf("+%d", more)
 	}
-	bind, other, bindName, otherName := s.Mem, s.CPU, "memory", "CPU"
-	if c.Binding == "cpu" {
-		bind, other, bindName, otherName = s.CPU, s.Mem, "CPU", "memory"
+	return fmt.Sprintf("+%d (%d–%d)", more, low, high)
+}
+
+// perProcText prints a resource's cost per process in its unit.
+func perProcText(res Resource, v float64) string {
+	return strconv.FormatFloat(v, 'f', 2, 64) + " %"
+}
+
+// ceilingText prints a resource's ceiling with its range, or why none.
+func ceilingText(res Resource) string {
+	switch {
+	case res.Ceiling == nil && res.Note != "":
+		return "unknown"
+	case res.Ceiling == nil:
+		return "no limit"
+	case *res.CeilingLow == *res.Ceiling && *res.CeilingHigh == *res.Ceiling:
+		return strconv.Itoa(*res.Ceiling)
 	}
-	p := bind.From
-	var b strings.Builder
-	if c.More == 0 {
-		fmt.Fprintf(&b, "No room for more %s: %s peaked at %.1f %% with %s running (%s), at or near its %s %% threshold.",
-			noun, bindName, p.Value, procsText(p.Procs), r.when(p.At), num(bind.Threshold))
-	} else {
-		fmt.Fprintf(&b, "Room for about %d more %s", c.More, noun)
-		if c.Total != nil {
-			fmt.Fprintf(&b, " (%d in all)", *c.Total)
-		}
-		fmt.Fprintf(&b, ": %s reaches its %s %% threshold first, counted from its peak of %.1f %% with %s running (%s).",
-			bindName, num(bind.Threshold), p.Value, procsText(p.Procs), r.when(p.At))
+	return fmt.Sprintf("%d (%d–%d)", *res.Ceiling, *res.CeilingLow, *res.CeilingHigh)
+}
+
+// fullInText prints the time until a file system is full.
+func fullInText(h *float64) string {
+	if h == nil {
+		return "not growing"
 	}
-	if other.Status == StatusOK {
-		fmt.Fprintf(&b, " %s would allow %d more from its peak of %.1f %%.", capitalize(otherName), other.Headroom, other.From.Value)
-	} else {
-		fmt.Fprintf(&b, " %s: %s.", capitalize(otherName), r.outcomeText(other, otherName))
+	if *h <= 0 {
+		return "full"
 	}
-	return b.String()
+	return "in " + hoursText(*h)
 }
 
 // outcomeText says in a few words what an estimate gave, or why nothing.

@@ -149,7 +149,7 @@ func TestJSONFields(t *testing.T) {
 			Name     string `json:"name"`
 			NoData   bool   `json:"no_data"`
 			Failing  bool   `json:"failing"`
-			Capacity struct {
+			Capacity []struct {
 				Known bool `json:"known"`
 				More  int  `json:"more"`
 			} `json:"capacity"`
@@ -174,8 +174,13 @@ func TestJSONFields(t *testing.T) {
 	}
 	for i, s := range doc.Servers {
 		want := r.Servers[i]
+		for j, c := range s.Capacity {
+			if j < len(want.Capacity) && (c.Known != want.Capacity[j].Known || c.More != want.Capacity[j].More) {
+				t.Errorf("%s: capacity %d in JSON %+v, in report %+v", s.Name, j, c, want.Capacity[j])
+			}
+		}
 		if s.Name != want.Name || s.NoData != want.NoData || s.Failing != want.Failing ||
-			s.Capacity.Known != want.Capacity.Known || s.Capacity.More != want.Capacity.More ||
+			len(s.Capacity) != len(want.Capacity) ||
 			s.Mem.Status != string(want.Mem.Status) || s.Mem.R2 != want.Mem.R2 {
 			t.Errorf("server %d in JSON = %+v, want the report's %s", i, s, want.Name)
 		}
@@ -378,17 +383,17 @@ func TestSentences(t *testing.T) {
 	if got, want := r.costText(s), "Each “python” process ≈ 410 MiB of memory (2.50 %) and 1.50 % CPU."; got != want {
 		t.Errorf("cost = %q, want %q", got, want)
 	}
-	for _, want := range []string{"Room for about 12 more", "memory reaches its 90 % threshold first", "peak of 60.0 %", "CPU would allow 36 more"} {
-		if got := r.capacityText(s); !strings.Contains(got, want) {
-			t.Errorf("capacity = %q, want it to contain %q", got, want)
-		}
+	// 32 in all (20 at the memory peak of 60 %, + (90 − 60) / 2.5); 18 in
+	// the latest hour.
+	if got, want := s.Capacity[0].Headline, "+14 python, limited by memory"; got != want {
+		t.Errorf("headline = %q, want %q", got, want)
 	}
 	thin := rs[:5]
 	r, s = buildOne(ServerInput{Name: "s", Rollups: thin, Points: PointsFromRollups(thin, "")}, hours, "")
 	if got := r.costText(s); got != "" {
 		t.Errorf("cost on thin data = %q, want none", got)
 	}
-	if got := r.capacityText(s); !strings.Contains(got, "too little data") || strings.ContainsAny(got, "+") {
+	if got := s.Capacity[0].Headline; !strings.Contains(got, "too little data") || strings.ContainsAny(got, "+") {
 		t.Errorf("capacity on thin data = %q", got)
 	}
 }

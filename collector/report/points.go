@@ -7,24 +7,25 @@ import (
 	"github.com/crawlerfleet/collector/monitor"
 )
 
-// A Point is one reading of a server for the charts and the fit: usage in
-// percent and the matched-process count at that moment (the keyword's count
-// when the report has a keyword, else all matched processes).
+// A Point is one reading of a server for the charts, the fits and the
+// saturation tests: a snapshot's monitor.Point, or an hour's means, with
+// Procs, the matched-process count the charts draw (the keyword's count
+// when the report has a keyword, else all matched processes). Figures
+// that the reading lacks are NaN (see monitor.Point).
 type Point struct {
-	At   time.Time
-	CPU  float64 // busy percent
-	Mem  float64 // memory used percent
-	Disk float64 // disk used percent; 0 when the disk section failed
+	monitor.Point
 	// Procs is the matched-process count; a mean for a rollup's point.
 	Procs float64
 }
 
-// PointsFromRollups returns one point per hourly rollup: the hour's means of
-// CPU, memory, disk and matched processes, at the middle of the hour (the
-// means cover the whole hour). Procs is the mean of the keyword's count, or
-// of the matched total when keyword is "". Rollups without CPU, memory or
-// process readings are skipped, and so are those without counts for keyword
-// (the probe did not look for it then).
+// PointsFromRollups returns one point per hourly rollup: the hour's means
+// of every figure, at the middle of the hour (the means cover the whole
+// hour). Each keyword's RSSBytes and CPUPercent are the group's means, its
+// FDs the group's mean descriptors times the count's mean (NaN when the
+// hour had no reading of them). Procs is the mean of the keyword's count,
+// or of the matched total when keyword is "". Rollups without CPU, memory
+// or process readings are skipped, and so are those without counts for
+// keyword (the probe did not look for it then).
 func PointsFromRollups(rs []monitor.Rollup, keyword string) []Point {
 	pts := make([]Point, 0, len(rs))
 	for _, r := range rs {
@@ -39,12 +40,36 @@ func PointsFromRollups(rs []monitor.Rollup, keyword string) []Point {
 			}
 			procs = k.Mean()
 		}
-		p := Point{
-			At:    r.Start.Add(30 * time.Minute),
-			CPU:   r.CPU.Mean(),
-			Mem:   r.Mem.Mean(),
-			Disk:  r.Disk.Mean(),
-			Procs: procs,
+		p := Point{Procs: procs, Point: monitor.Point{
+			At:          r.Start.Add(30 * time.Minute),
+			CPU:         r.CPU.Mean(),
+			Load1:       meanOrNaN(r.Load1),
+			Mem:         r.Mem.Mean(),
+			MemAvail:    100 - meanOrNaN(r.Unavailable),
+			Disk:        r.Disk.Mean(),
+			RunQueue:    meanOrNaN(r.RunQueue),
+			SwapPages:   meanOrNaN(r.SwapPages),
+			PressureCPU: meanOrNaN(r.PressureCPU),
+			PressureMem: meanOrNaN(r.PressureMem),
+			PressureIO:  meanOrNaN(r.PressureIO),
+			NetBytes:    meanOrNaN(r.NetBytes),
+			FDUsed:      meanOrNaN(r.FDUsed),
+			Matched:     int(math.Round(r.Matched.Mean())),
+		}}
+		for _, k := range r.Keywords {
+			kp := monitor.KeywordPoint{Keyword: k.Keyword, Count: k.Mean(), RSSBytes: math.NaN(), CPUPercent: math.NaN(), FDs: math.NaN()}
+			if k.RSSN > 0 {
+				kp.RSSBytes, kp.CPUPercent = k.RSSBytes/float64(k.RSSN), k.CPUPercent/float64(k.RSSN)
+			}
+			if k.FDN > 0 && k.FDCount > 0 {
+				kp.FDs = float64(k.FDs) / float64(k.FDCount) * kp.Count
+			}
+			p.Keywords = append(p.Keywords, kp)
+		}
+		for _, f := range r.Filesystems {
+			if f.N > 0 {
+				p.Filesystems = append(p.Filesystems, monitor.FilesystemUsage{Path: f.Path, UsedPercent: f.Mean()})
+			}
 		}
 		if finitePoint(p) {
 			pts = append(pts, p)
@@ -53,29 +78,47 @@ func PointsFromRollups(rs []monitor.Rollup, keyword string) []Point {
 	return pts
 }
 
+func meanOrNaN(m monitor.Metric) float64 {
+	if m.N == 0 {
+		return math.NaN()
+	}
+	return m.Mean()
+}
+
 // PointsFromResults returns one point per raw snapshot, at the result's At.
-// Procs is the keyword's count, or the matched total when keyword is "". A
-// failed result (no snapshot) is skipped, and so is a snapshot whose CPU,
-// memory or process section failed, or one that has no count for keyword
-// (the probe did not look for it then).
+// A failed result (no snapshot) is skipped; the rest is PointsFromStored's.
 func PointsFromResults(results []monitor.Result, keyword string) []Point {
-	pts := make([]Point, 0, len(results))
+	mps := make([]monitor.Point, 0, len(results))
 	for _, r := range results {
-		s := r.Snapshot
-		if s == nil || s.CPU.Error != "" || s.Memory.Error != "" || s.Processes.Error != "" {
+		if r.Snapshot != nil {
+			mps = append(mps, monitor.PointOf(r.At, r.Snapshot))
+		}
+	}
+	return PointsFromStored(mps, keyword)
+}
+
+// PointsFromStored returns one point per snapshot's point, as a store
+// keeps them. Procs is the keyword's count, or the matched total when
+// keyword is "". A point without CPU, memory or process figures is skipped,
+// and so is one that has no count for keyword (the probe did not look for
+// it then).
+func PointsFromStored(mps []monitor.Point, keyword string) []Point {
+	pts := make([]Point, 0, len(mps))
+	for _, mp := range mps {
+		if !monitor.Known(mp.CPU) || !monitor.Known(mp.Mem) || mp.Matched < 0 {
 			continue
 		}
-		procs := s.Processes.MatchedTotal
+		procs := float64(mp.Matched)
 		if keyword != "" {
-			n, ok := keywordCount(s.Processes.Matched, keyword)
+			k, ok := mp.Keyword(keyword)
 			if !ok {
 				continue
 			}
-			procs = n
+			procs = k.Count
 		}
-		p := Point{At: r.At, CPU: s.CPU.Percent, Mem: s.Memory.UsedPercent, Procs: float64(procs)}
-		if s.Disk.Error == "" {
-			p.Disk = s.Disk.UsedPercent
+		p := Point{Point: mp, Procs: procs}
+		if !monitor.Known(p.Disk) {
+			p.Disk = 0
 		}
 		if finitePoint(p) {
 			pts = append(pts, p)

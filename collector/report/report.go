@@ -92,6 +92,9 @@ type ServerInput struct {
 	// MemTotalBytes is the server's memory size, 0 when unknown; it turns
 	// the per-process memory cost into bytes.
 	MemTotalBytes uint64
+	// Days are the server's daily rollups over the weeks before To, sorted
+	// by Start, for the disk forecast (ForecastDays of them at most).
+	Days []monitor.Rollup
 }
 
 // A Report holds every figure of a report. WriteHTML and WriteJSON print it.
@@ -108,6 +111,8 @@ type Report struct {
 	// Servers are worst first: by Worst descending, servers without data
 	// last, then by name.
 	Servers []Server `json:"servers"`
+	// Fleet totals the room for more processes per keyword.
+	Fleet []FleetRoom `json:"fleet"`
 
 	loc *time.Location
 }
@@ -130,10 +135,13 @@ type Server struct {
 	// the snapshots, as the rollups keep it; nil without process readings.
 	Matched *MatchedRange `json:"matched"`
 	// Mem and CPU fit memory and CPU percent against Procs over the points.
-	Mem      Estimate `json:"mem_fit"`
-	CPU      Estimate `json:"cpu_fit"`
-	Capacity Capacity `json:"capacity"`
-	Health   Health   `json:"health"`
+	Mem Estimate `json:"mem_fit"`
+	CPU Estimate `json:"cpu_fit"`
+	// Capacity answers, per keyword, how many more processes fit.
+	Capacity []Capacity `json:"capacity"`
+	// Disks forecasts when each file system fills.
+	Disks  []DiskForecast `json:"disks"`
+	Health Health         `json:"health"`
 
 	points  []Point // sorted by time, for the charts
 	allGaps []Gap   // every gap, in time order, for the charts
@@ -200,9 +208,11 @@ type Estimate struct {
 	DistinctProcs int `json:"distinct_procs"` // distinct process counts among them
 	// Fitted is set when the line exists (the process count varies); Slope
 	// (percent per process), Intercept (percent at zero processes) and R²
-	// are zero otherwise. R² is 0 when the usage does not vary.
+	// are zero otherwise. R² is 0 when the usage does not vary. SlopeSE is
+	// the slope's standard error (0 with fewer than 3 points).
 	Fitted    bool    `json:"fitted"`
 	Slope     float64 `json:"slope"`
+	SlopeSE   float64 `json:"slope_se"`
 	Intercept float64 `json:"intercept"`
 	R2        float64 `json:"r2"`
 	Status    Status  `json:"status"`
@@ -216,18 +226,6 @@ type Estimate struct {
 	Headroom  int     `json:"headroom,omitempty"`
 	Threshold float64 `json:"threshold,omitempty"`
 	From      *Peak   `json:"from,omitempty"` // the peak the headroom starts at
-}
-
-// Capacity is how many more processes a server takes before memory or CPU
-// reaches its threshold, counted from the peaks: each resource's peak value
-// plus Slope per added process. The smaller headroom binds.
-type Capacity struct {
-	Known   bool   `json:"known"`             // at least one resource has an estimate
-	More    int    `json:"more"`              // the binding headroom
-	Binding string `json:"binding,omitempty"` // "mem" or "cpu"
-	// Total is the binding peak's process count plus More; nil when that
-	// count is unknown.
-	Total *int `json:"total"`
 }
 
 // Health sums up collection over the range.
@@ -256,6 +254,77 @@ type Gap struct {
 	From  time.Time `json:"from"`
 	To    time.Time `json:"to"`
 	Hours float64   `json:"hours"`
+}
+
+// FleetRoom is the room for more processes of one keyword over the fleet.
+type FleetRoom struct {
+	Keyword string `json:"keyword"`
+	// More sums the room of the servers with an estimate, Low and High its
+	// range; Servers counts them.
+	More    int `json:"more"`
+	Low     int `json:"low"`
+	High    int `json:"high"`
+	Servers int `json:"servers"`
+	// Unknown names the servers that counted the keyword but have no
+	// estimate.
+	Unknown []string `json:"unknown"`
+	// Best lists where the next processes fit best: the servers with the
+	// most room first (ties: the widest low end, then by name), at most
+	// MaxPlacements.
+	Best []Placement `json:"best"`
+}
+
+// MaxPlacements is the most servers a FleetRoom lists.
+const MaxPlacements = 10
+
+// A Placement is one server's room for more processes of a keyword.
+type Placement struct {
+	Server string `json:"server"`
+	More   int    `json:"more"`
+	Low    int    `json:"low"`
+	High   int    `json:"high"`
+	Limit  string `json:"limit"`
+}
+
+// fleetRooms totals the servers' capacities per keyword.
+func fleetRooms(servers []Server) []FleetRoom {
+	by := map[string]*FleetRoom{}
+	var keys []string
+	for _, s := range servers {
+		for _, c := range s.Capacity {
+			f := by[c.Keyword]
+			if f == nil {
+				f = &FleetRoom{Keyword: c.Keyword, Unknown: []string{}, Best: []Placement{}}
+				by[c.Keyword] = f
+				keys = append(keys, c.Keyword)
+			}
+			if !c.Known {
+				f.Unknown = append(f.Unknown, s.Name)
+				continue
+			}
+			f.More, f.Low, f.High = f.More+c.More, f.Low+c.Low, f.High+c.High
+			f.Servers++
+			f.Best = append(f.Best, Placement{Server: s.Name, More: c.More, Low: c.Low, High: c.High, Limit: c.Limit})
+		}
+	}
+	slices.Sort(keys)
+	out := make([]FleetRoom, 0, len(keys))
+	for _, k := range keys {
+		f := by[k]
+		slices.SortFunc(f.Best, func(a, b Placement) int {
+			if c := cmp.Compare(b.More, a.More); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(b.Low, a.Low); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.Server, b.Server)
+		})
+		f.Best = f.Best[:min(len(f.Best), MaxPlacements)]
+		slices.Sort(f.Unknown)
+		out = append(out, *f)
+	}
+	return out
 }
 
 // Build computes every figure of the report. It does not modify in.
@@ -319,6 +388,7 @@ func (b *Builder) Report() *Report {
 		}
 		return cmp.Compare(a.Name, b.Name)
 	})
+	r.Fleet = fleetRooms(r.Servers)
 	return r
 }
 
@@ -364,9 +434,10 @@ func (r *Report) server(si ServerInput) Server {
 	if s.Mem.Status == StatusOK && si.MemTotalBytes > 0 {
 		s.Mem.PerProcBytes = uint64(math.Round(s.Mem.Slope / 100 * float64(si.MemTotalBytes)))
 	}
-	s.Capacity = capacity(s.Mem, s.CPU)
 	roundEstimate(&s.Mem)
 	roundEstimate(&s.CPU)
+	s.Capacity = r.analyse(&s, si)
+	s.Disks = r.diskForecasts(si.Days)
 
 	s.allGaps = gaps(si.Rollups, r.From, r.To, r.loc)
 	s.Health = health(si, int(snapshots), s.allGaps)
@@ -467,17 +538,25 @@ func matchedRange(rs []monitor.Rollup) *MatchedRange {
 // estimate fits usage against the process count over pts and, when the fit
 // is good enough, the headroom from peak to threshold.
 func estimate(pts []Point, usage func(Point) float64, peak *Peak, threshold float64) Estimate {
-	e := Estimate{N: len(pts)}
-	distinct := make(map[float64]bool)
 	xs := make([]float64, len(pts))
 	ys := make([]float64, len(pts))
 	for i, p := range pts {
 		xs[i], ys[i] = p.Procs, usage(p)
-		distinct[p.Procs] = true
+	}
+	return fitEstimate(xs, ys, peak, threshold)
+}
+
+// fitEstimate fits ys against the process counts xs and, when the fit is
+// good enough and peak is not nil, the headroom from peak to threshold.
+func fitEstimate(xs, ys []float64, peak *Peak, threshold float64) Estimate {
+	e := Estimate{N: len(xs)}
+	distinct := make(map[float64]bool)
+	for _, x := range xs {
+		distinct[math.Round(x*1e6)] = true
 	}
 	e.DistinctProcs = len(distinct)
 	var flat bool
-	e.Slope, e.Intercept, e.R2, e.Fitted, flat = fitLine(xs, ys)
+	e.Slope, e.Intercept, e.R2, e.SlopeSE, e.Fitted, flat = fitLine(xs, ys)
 	switch {
 	case e.N == 0:
 		e.Status = StatusNoData
@@ -490,8 +569,12 @@ func estimate(pts []Point, usage func(Point) float64, peak *Peak, threshold floa
 	case e.Slope <= 0:
 		e.Status = StatusNotPositive
 	case peak == nil:
-		// Points but no peak: the rollups and the points disagree.
-		e.Status = StatusNoData
+		// Points but no peak: the rollups and the points disagree (or the
+		// caller asked for the fit alone).
+		e.Status = StatusOK
+		if threshold > 0 {
+			e.Status = StatusNoData
+		}
 	default:
 		e.Status = StatusOK
 		e.Threshold = threshold
@@ -515,28 +598,8 @@ func headroom(threshold, value, slope float64) int {
 	return int(math.Floor(h + 1e-9))
 }
 
-// capacity picks the smaller headroom of the two estimates.
-func capacity(mem, cpu Estimate) Capacity {
-	var c Capacity
-	for _, e := range []struct {
-		name string
-		est  Estimate
-	}{{"mem", mem}, {"cpu", cpu}} {
-		if e.est.Status != StatusOK || c.Known && e.est.Headroom >= c.More {
-			continue
-		}
-		c.Known, c.More, c.Binding = true, e.est.Headroom, e.name
-		c.Total = nil
-		if p := e.est.From.Procs; p != nil {
-			t := *p + c.More
-			c.Total = &t
-		}
-	}
-	return c
-}
-
 func roundEstimate(e *Estimate) {
-	e.Slope, e.Intercept, e.R2 = round6(e.Slope), round6(e.Intercept), round6(e.R2)
+	e.Slope, e.Intercept, e.R2, e.SlopeSE = round6(e.Slope), round6(e.Intercept), round6(e.R2), round6(e.SlopeSE)
 }
 
 // round6 rounds to six decimals, so that printed figures do not depend on

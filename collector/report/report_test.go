@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -93,9 +92,17 @@ func TestLinearGolden(t *testing.T) {
 	if s.CPU.PerProcBytes != 0 {
 		t.Errorf("CPU per process bytes = %d, want 0", s.CPU.PerProcBytes)
 	}
-	c := s.Capacity
-	if !c.Known || c.More != 12 || c.Binding != "mem" || c.Total == nil || *c.Total != 32 {
-		t.Errorf("capacity = %+v (total %v), want 12 more, mem, 32 in all", c, c.Total)
+	// The memory peak of 60 % came with 20 processes: (90 − 60) / 2.5 =
+	// 12 more, 32 in all; the latest hour ran linearProcs(47) = 18.
+	if len(s.Capacity) != 1 {
+		t.Fatalf("capacity for %d keywords, want python alone", len(s.Capacity))
+	}
+	c := s.Capacity[0]
+	if !c.Known || c.Keyword != "python" || c.Total != 32 || c.Limit != "memory" || c.Now != 18 || c.More != 14 || c.Saturated {
+		t.Errorf("capacity = %+v, want 32 in all, limited by memory, 18 now, 14 more", c)
+	}
+	if c.Headline != "+14 python, limited by memory" {
+		t.Errorf("headline = %q", c.Headline)
 	}
 	h := s.Health
 	if h.Attempts != hours || h.Snapshots != hours || h.SuccessRate == nil || *h.SuccessRate != 100 || h.GapCount != 0 || len(h.Failures) != 0 {
@@ -140,11 +147,11 @@ func TestEstimates(t *testing.T) {
 		thresholds Thresholds
 		mem, cpu   Status
 		known      bool
-		more       int
+		total      int
 		binding    string
 		check      func(t *testing.T, s Server)
 	}{
-		{name: "exact", rollups: linear, mem: StatusOK, cpu: StatusOK, known: true, more: 12, binding: "mem"},
+		{name: "exact", rollups: linear, mem: StatusOK, cpu: StatusOK, known: true, total: 32, binding: "memory"},
 		{name: "thin: 8 points", rollups: linear[:8], mem: StatusThin, cpu: StatusThin},
 		{name: "thin: 2 process counts", rollups: twoCounts, mem: StatusThin, cpu: StatusThin,
 			check: func(t *testing.T, s Server) {
@@ -154,7 +161,7 @@ func TestEstimates(t *testing.T) {
 			}},
 		{name: "poor memory fit: CPU binds", rollups: noisy, mem: StatusPoorFit, cpu: StatusOK, known: true,
 			// CPU peak 5 + 1.5·20 = 35: (90 − 35) / 1.5 → 36.
-			more: 36, binding: "cpu",
+			total: 56, binding: "cpu",
 			check: func(t *testing.T, s Server) {
 				wantNear(t, "slope", s.Mem.Slope, 0.1)
 				wantNear(t, "intercept", s.Mem.Intercept, 10)
@@ -163,16 +170,16 @@ func TestEstimates(t *testing.T) {
 					t.Errorf("poor fit has headroom %d from %v", s.Mem.Headroom, s.Mem.From)
 				}
 			}},
-		{name: "negative slope", rollups: falling, mem: StatusNotPositive, cpu: StatusOK, known: true, more: 36, binding: "cpu",
+		{name: "negative slope", rollups: falling, mem: StatusNotPositive, cpu: StatusOK, known: true, total: 56, binding: "cpu",
 			check: func(t *testing.T, s Server) { wantNear(t, "slope", s.Mem.Slope, -2) }},
-		{name: "flat", rollups: flat, mem: StatusFlat, cpu: StatusOK, known: true, more: 36, binding: "cpu",
+		{name: "flat", rollups: flat, mem: StatusFlat, cpu: StatusOK, known: true, total: 56, binding: "cpu",
 			check: func(t *testing.T, s Server) { wantNear(t, "slope", s.Mem.Slope, 0) }},
 		{name: "no data", rollups: nil, mem: StatusNoData, cpu: StatusNoData},
 		// (70 − 60) / 2.5 = 4; (50 − 35) / 1.5 = 10.
-		{name: "own thresholds", rollups: linear, thresholds: Thresholds{Mem: 70, CPU: 50}, mem: StatusOK, cpu: StatusOK, known: true, more: 4, binding: "mem"},
+		{name: "own thresholds", rollups: linear, thresholds: Thresholds{Mem: 70, CPU: 50}, mem: StatusOK, cpu: StatusOK, known: true, total: 24, binding: "memory"},
 		// (90 − 60) / 2.5 = 12 against (44 − 35) / 1.5 = 6.
-		{name: "CPU binds", rollups: linear, thresholds: Thresholds{CPU: 44}, mem: StatusOK, cpu: StatusOK, known: true, more: 6, binding: "cpu"},
-		{name: "peak over threshold", rollups: linear, thresholds: Thresholds{Mem: 50}, mem: StatusOK, cpu: StatusOK, known: true, more: 0, binding: "mem"},
+		{name: "CPU binds", rollups: linear, thresholds: Thresholds{CPU: 44}, mem: StatusOK, cpu: StatusOK, known: true, total: 26, binding: "cpu"},
+		{name: "peak over threshold", rollups: linear, thresholds: Thresholds{Mem: 50}, mem: StatusOK, cpu: StatusOK, known: true, total: 20, binding: "memory"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := Build(Input{From: t0, To: t0.Add(48 * time.Hour), Thresholds: c.thresholds,
@@ -181,16 +188,21 @@ func TestEstimates(t *testing.T) {
 			if s.Mem.Status != c.mem || s.CPU.Status != c.cpu {
 				t.Errorf("status mem %s, cpu %s; want %s, %s (mem %+v)", s.Mem.Status, s.CPU.Status, c.mem, c.cpu, s.Mem)
 			}
-			if s.Capacity.Known != c.known || s.Capacity.More != c.more || s.Capacity.Binding != c.binding {
-				t.Errorf("capacity = %+v, want known %v, %d more, %q binds", s.Capacity, c.known, c.more, c.binding)
+			var got Capacity
+			if len(s.Capacity) > 0 {
+				got = s.Capacity[0]
 			}
-			text := r.capacityText(s)
-			if !c.known && !strings.HasPrefix(text, "No capacity estimate") {
-				t.Errorf("capacity text = %q, want it to say there is no estimate", text)
+			if got.Known != c.known || c.known && (got.Total != c.total || got.Limit != c.binding) {
+				t.Errorf("capacity = %+v, want known %v, %d in all, %q binds", got, c.known, c.total, c.binding)
 			}
-			if c.known && c.more > 0 && !strings.Contains(text, "Room for about "+strconv.Itoa(c.more)+" more") {
-				t.Errorf("capacity text = %q, want %d more", text, c.more)
+			if len(s.Capacity) > 0 && !c.known && !strings.HasPrefix(got.Headline, "no estimate") {
+				t.Errorf("headline = %q, want it to say there is no estimate", got.Headline)
 			}
+			if c.known && !strings.Contains(got.Headline, "limited by "+map[string]string{"memory": "memory", "cpu": "CPU"}[c.binding]) &&
+				!strings.Contains(got.Headline, "reaches its") {
+				t.Errorf("headline = %q, want it to name the limit %s", got.Headline, c.binding)
+			}
+			_ = r
 			if c.check != nil {
 				c.check(t, s)
 			}
@@ -356,7 +368,7 @@ func TestHealth(t *testing.T) {
 			if h.LastError != c.in.LastError {
 				t.Errorf("last error = %q, want %q", h.LastError, c.in.LastError)
 			}
-			if c.noData && (s.Peaks.Mem != nil || s.Capacity.Known || s.Mem.Status != StatusNoData || s.Means.Mem != nil || s.Matched != nil) {
+			if c.noData && (s.Peaks.Mem != nil || len(s.Capacity) != 0 || s.Mem.Status != StatusNoData || s.Means.Mem != nil || s.Matched != nil) {
 				t.Errorf("a server without data has figures: %+v", s)
 			}
 		})
@@ -422,15 +434,15 @@ func TestPointsFromRollups(t *testing.T) {
 	rs := []monitor.Rollup{full, noProcs, failedOnly, pythonOnly}
 	for _, c := range []struct {
 		keyword string
-		want    []Point
+		want    []briefPoint
 	}{
-		{"", []Point{{At: t0.Add(30 * time.Minute), CPU: 15, Mem: 30, Disk: 30, Procs: 5}, {At: t0.Add(3*time.Hour + 30*time.Minute), CPU: 30, Mem: 50, Disk: 30, Procs: 2}}},
-		{"python", []Point{{At: t0.Add(30 * time.Minute), CPU: 15, Mem: 30, Disk: 30, Procs: 4}, {At: t0.Add(3*time.Hour + 30*time.Minute), CPU: 30, Mem: 50, Disk: 30, Procs: 2}}},
-		{"scrapy", []Point{{At: t0.Add(30 * time.Minute), CPU: 15, Mem: 30, Disk: 30, Procs: 1.5}}},
-		{"node", []Point{}},
+		{"", []briefPoint{{At: t0.Add(30 * time.Minute), CPU: 15, Mem: 30, Disk: 30, Procs: 5}, {At: t0.Add(3*time.Hour + 30*time.Minute), CPU: 30, Mem: 50, Disk: 30, Procs: 2}}},
+		{"python", []briefPoint{{At: t0.Add(30 * time.Minute), CPU: 15, Mem: 30, Disk: 30, Procs: 4}, {At: t0.Add(3*time.Hour + 30*time.Minute), CPU: 30, Mem: 50, Disk: 30, Procs: 2}}},
+		{"scrapy", []briefPoint{{At: t0.Add(30 * time.Minute), CPU: 15, Mem: 30, Disk: 30, Procs: 1.5}}},
+		{"node", []briefPoint{}},
 	} {
 		t.Run("keyword "+c.keyword, func(t *testing.T) {
-			if got := PointsFromRollups(rs, c.keyword); !slices.Equal(got, c.want) {
+			if got := brief(PointsFromRollups(rs, c.keyword)); !slices.Equal(got, c.want) {
 				t.Errorf("points = %+v, want %+v", got, c.want)
 			}
 		})
@@ -464,24 +476,38 @@ func TestPointsFromResults(t *testing.T) {
 	}
 	for _, c := range []struct {
 		keyword string
-		want    []Point
+		want    []briefPoint
 	}{
-		{"", []Point{
+		{"", []briefPoint{
 			{At: at(0), CPU: 12, Mem: 34, Disk: 56, Procs: 7},
 			{At: at(4), CPU: 12, Mem: 34, Disk: 0, Procs: 7},
 			{At: at(5), CPU: 12, Mem: 34, Disk: 56, Procs: 7},
 		}},
-		{"scrapy", []Point{
+		{"scrapy", []briefPoint{
 			{At: at(0), CPU: 12, Mem: 34, Disk: 56, Procs: 3},
 			{At: at(4), CPU: 12, Mem: 34, Disk: 0, Procs: 3},
 		}},
 	} {
 		t.Run("keyword "+c.keyword, func(t *testing.T) {
-			if got := PointsFromResults(results, c.keyword); !slices.Equal(got, c.want) {
+			if got := brief(PointsFromResults(results, c.keyword)); !slices.Equal(got, c.want) {
 				t.Errorf("points = %+v\nwant %+v", got, c.want)
 			}
 		})
 	}
+}
+
+// briefPoint is what the charts draw of a Point.
+type briefPoint struct {
+	At                    time.Time
+	CPU, Mem, Disk, Procs float64
+}
+
+func brief(pts []Point) []briefPoint {
+	out := make([]briefPoint, len(pts))
+	for i, p := range pts {
+		out[i] = briefPoint{p.At, p.CPU, p.Mem, p.Disk, p.Procs}
+	}
+	return out
 }
 
 func TestFitLine(t *testing.T) {
@@ -500,7 +526,7 @@ func TestFitLine(t *testing.T) {
 		{"empty", nil, nil, 0, 0, 0, false, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			slope, intercept, r2, ok, flat := fitLine(c.xs, c.ys)
+			slope, intercept, r2, _, ok, flat := fitLine(c.xs, c.ys)
 			if ok != c.ok || flat != c.flat || !near(slope, c.slope) || !near(intercept, c.intercept) || !near(r2, c.r2) {
 				t.Errorf("fit = %v + %v·x, R² %v, ok %v, flat %v; want %v + %v·x, R² %v, ok %v, flat %v",
 					intercept, slope, r2, ok, flat, c.intercept, c.slope, c.r2, c.ok, c.flat)

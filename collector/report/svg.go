@@ -220,13 +220,52 @@ func shorten(s string, n int) string {
 // textWidth guesses the width of s at the charts' 11px font.
 func textWidth(s string) float64 { return float64(utf8.RuneCountInString(s)) * 6.2 }
 
+// dataSpan returns the part of [from, to] that s's points and peaks cover,
+// so that a chart spans the data actually present; [from, to] itself when
+// there is none (or one instant).
+func dataSpan(s *Server, from, to time.Time) (time.Time, time.Time) {
+	var lo, hi time.Time
+	see := func(t time.Time) {
+		if t.Before(from) || t.After(to) {
+			return
+		}
+		if lo.IsZero() || t.Before(lo) {
+			lo = t
+		}
+		if hi.IsZero() || t.After(hi) {
+			hi = t
+		}
+	}
+	for _, p := range s.points {
+		see(p.At)
+	}
+	for _, p := range []*Peak{s.Peaks.CPU, s.Peaks.Mem} {
+		if p != nil {
+			see(p.At)
+		}
+	}
+	if lo.IsZero() || !hi.After(lo) {
+		return from, to
+	}
+	// A margin of 2 % on each side keeps the first and last marks off the axes.
+	pad := hi.Sub(lo) / 50
+	lo, hi = lo.Add(-pad), hi.Add(pad)
+	if lo.Before(from) {
+		lo = from
+	}
+	if hi.After(to) {
+		hi = to
+	}
+	return lo, hi
+}
+
 // timeSeriesSVG draws CPU and memory percent (left axis, 0–100) and the
-// process count (right axis) over the range, with the peaks, thresholds and
-// gaps marked.
+// process count (right axis) over the span of the data in the range, with
+// the peaks, thresholds and gaps marked.
 func (r *Report) timeSeriesSVG(s *Server) string {
 	const width, height = 960.0, 300.0
 	f := frame{x: 44, y: 30, w: width - 44 - 44, h: height - 30 - 28}
-	from, to := r.From, r.To
+	from, to := dataSpan(s, r.From, r.To)
 	span := to.Sub(from).Seconds()
 	if span <= 0 {
 		span = 1
@@ -253,6 +292,9 @@ func (r *Report) timeSeriesSVG(s *Server) string {
 	fmt.Fprintf(&b, `<svg class="chart ts" viewBox="0 0 %s %s" role="img" aria-label="%s">`,
 		num(width), num(height), esc("CPU, memory and "+noun+" of "+s.Name+" over time"))
 	for _, g := range s.allGaps {
+		if !g.To.After(from) || !g.From.Before(to) {
+			continue // outside the span drawn
+		}
 		fmt.Fprintf(&b, `<rect class="gap" x="%s" y="%s" width="%s" height="%s"><title>%s</title></rect>`,
 			num(x(g.From)), num(f.y), num(math.Max(x(g.To)-x(g.From), 1)), num(f.h),
 			esc("no snapshots "+g.From.Format("Jan 2 15:04")+" – "+g.To.Format("Jan 2 15:04")))
@@ -281,9 +323,17 @@ func (r *Report) timeSeriesSVG(s *Server) string {
 		thresholds = thresholds[:1]
 		thresholds[0].label = "threshold"
 	}
+	// Threshold labels: each above its line at the left, or at the right
+	// end when that would overlap a label already placed; the boxes are
+	// kept so that the peak labels avoid them too.
+	var taken []box
 	for _, th := range thresholds {
 		fmt.Fprintf(&b, `<line class="threshold" x1="%s" x2="%s" y1="%s" y2="%s"/>`, num(f.x), num(f.right()), num(yPct(th.v)), num(yPct(th.v)))
-		fmt.Fprintf(&b, `<text class="ax th-t" x="%s" y="%s">%s %s %%</text>`, num(f.x+4), num(yPct(th.v)-3), th.label, num(th.v))
+		text := fmt.Sprintf("%s %s %%", th.label, num(th.v))
+		w := textWidth(text)
+		lb := labelAbove(thresholdPlaces(f, yPct(th.v), w), taken)
+		taken = append(taken, lb)
+		fmt.Fprintf(&b, `<text class="ax th-t" x="%s" y="%s">%s</text>`, num(lb.x), num(lb.y+lb.h-2), esc(text))
 	}
 	// Peaks: markers first, so that no label covers the other marker; each
 	// label goes to the first free place around its marker, on a white
@@ -294,7 +344,6 @@ func (r *Report) timeSeriesSVG(s *Server) string {
 		px, py      float64
 	}
 	var marks []peakMark
-	var taken []box
 	for _, pk := range []peakMark{{p: s.Peaks.Mem, class: "mem", what: "memory"}, {p: s.Peaks.CPU, class: "cpu", what: "CPU"}} {
 		if pk.p == nil {
 			continue
@@ -346,8 +395,10 @@ func (r *Report) scatterSVG(s *Server, e Estimate, usage func(Point) float64, cl
 	if e.Status == StatusOK && e.From != nil && e.From.Procs != nil {
 		p0 := float64(*e.From.Procs)
 		projTo = p0 + math.Max(e.Threshold-e.From.Value, 0)/e.Slope
-		top = math.Max(top, math.Min(projTo, 3*math.Max(dataTop, p0)))
-		top = math.Max(top, p0)
+		// The axis reaches the projection's end, so that the line meets
+		// the threshold it projects to (up to a sane bound).
+		projTo = math.Min(projTo, 1e5)
+		top = math.Max(math.Max(top, projTo), p0)
 	}
 	xticks := niceTicks(top*1.02, true)
 	xtop := xticks[len(xticks)-1]
@@ -395,7 +446,13 @@ func (r *Report) scatterSVG(s *Server, e Estimate, usage func(Point) float64, cl
 		th = r.Thresholds.CPU
 	}
 	fmt.Fprintf(&b, `<line class="threshold" x1="%s" x2="%s" y1="%s" y2="%s"/>`, num(f.x), num(f.right()), num(y(th)), num(y(th)))
-	fmt.Fprintf(&b, `<text class="ax th-t" x="%s" y="%s" text-anchor="end">threshold %s %%</text>`, num(f.right()-2), num(y(th)-3), num(th))
+	// The threshold label sits at the right end, over the line, or under it
+	// when the projection's end point would sit in it.
+	thY := y(th) - 3
+	if projTo > 0 && x(projTo) > f.right()-textWidth("threshold 100 %")-8 {
+		thY = y(th) + 12
+	}
+	fmt.Fprintf(&b, `<text class="ax th-t" x="%s" y="%s" text-anchor="end">threshold %s %%</text>`, num(f.right()-2), num(thY), num(th))
 	if e.Fitted {
 		lo, hi := math.Inf(1), math.Inf(-1)
 		for _, p := range s.points {
@@ -445,6 +502,36 @@ func clipLine(intercept, slope, lo, hi float64) (float64, float64, bool) {
 		return 0, 0, false
 	}
 	return lo, hi, lo <= hi
+}
+
+// thresholdPlaces are the places for a threshold label of width w over
+// (then under) the line at y: left, right, then the middle.
+func thresholdPlaces(f frame, y, w float64) []box {
+	const h = 12.0
+	var out []box
+	for _, top := range []float64{y - h - 1, y + 2} {
+		for _, x := range []float64{f.x + 4, f.right() - 4 - w, f.x + (f.w-w)/2} {
+			out = append(out, box{x, math.Min(math.Max(top, f.y-h), f.bottom()-h), w, h})
+		}
+	}
+	return out
+}
+
+// labelAbove returns the first of places clear of taken, else the first.
+func labelAbove(places []box, taken []box) box {
+	for _, p := range places {
+		clear := true
+		for _, t := range taken {
+			if p.overlaps(t) {
+				clear = false
+				break
+			}
+		}
+		if clear {
+			return p
+		}
+	}
+	return places[0]
 }
 
 // procsText prints a process count, or "unknown".

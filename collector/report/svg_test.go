@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/crawlerfleet/collector/monitor"
 )
 
 func TestSeries(t *testing.T) {
@@ -12,7 +14,7 @@ func TestSeries(t *testing.T) {
 		const n = 10000 // a week of minutes, about
 		pts := make([]Point, n)
 		for i := range pts {
-			pts[i] = Point{At: minute(i), Mem: 50 + float64(i%7)}
+			pts[i] = Point{Point: monitor.Point{At: minute(i), Mem: 50 + float64(i%7)}}
 		}
 		pts[1234].Mem, pts[8765].Mem = 99, 1
 		segs := series(pts, minute(0), minute(n-1), func(p Point) float64 { return p.Mem })
@@ -31,7 +33,7 @@ func TestSeries(t *testing.T) {
 		}
 	})
 	t.Run("broken at gaps", func(t *testing.T) {
-		pts := []Point{{At: minute(0)}, {At: minute(60)}, {At: minute(180)}, {At: minute(301)}, {At: minute(302)}}
+		pts := []Point{{Point: monitor.Point{At: minute(0)}}, {Point: monitor.Point{At: minute(60)}}, {Point: monitor.Point{At: minute(180)}}, {Point: monitor.Point{At: minute(301)}}, {Point: monitor.Point{At: minute(302)}}}
 		segs := series(pts, minute(0), minute(302), func(p Point) float64 { return p.Mem })
 		var lens []int
 		for _, s := range segs {
@@ -43,7 +45,7 @@ func TestSeries(t *testing.T) {
 		}
 	})
 	t.Run("clipped to the range", func(t *testing.T) {
-		pts := []Point{{At: minute(-5)}, {At: minute(5)}, {At: minute(500)}}
+		pts := []Point{{Point: monitor.Point{At: minute(-5)}}, {Point: monitor.Point{At: minute(5)}}, {Point: monitor.Point{At: minute(500)}}}
 		if segs := series(pts, minute(0), minute(60), func(p Point) float64 { return p.Mem }); len(segs) != 1 || len(segs[0]) != 1 {
 			t.Errorf("segments = %v, want the one point inside", segs)
 		}

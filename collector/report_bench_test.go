@@ -30,6 +30,9 @@ import (
 // the same rollups from 72,000 snapshots, in 20 s. COLLECTOR_BENCH_SERVERS
 // and COLLECTOR_BENCH_DAYS shrink the fleet and the range while developing
 // (COLLECTOR_BENCH_SERVERS=10 COLLECTOR_BENCH_DAYS=3: about 20 s).
+// COLLECTOR_BENCH_DIR keeps the store in that directory, and a later run
+// with the same directory reads it again instead of writing it (the
+// settings of the run that wrote it hold).
 //
 // The snapshots are of schema version 2, with every section a report
 // reads. Targets: under 1 s per report, 30 days and last 48 hours alike,
@@ -44,47 +47,19 @@ func BenchmarkReport30Days100Servers(b *testing.B) {
 		}
 		every = d
 	}
-	ctx := context.Background()
-	dataDir := filepath.Join(b.TempDir(), "data")
-	st, err := store.Open(ctx, store.Config{DataDir: dataDir}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-
 	to := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	from := to.AddDate(0, 0, -days)
-	var inv strings.Builder
-	inv.WriteString("[defaults]\nuser = \"u\"\n")
-	batch := make([]monitor.Result, 0, 5000)
-	flush := func() {
-		if err := writeResults(ctx, st, batch); err != nil {
-			b.Fatal(err)
-		}
-		batch = batch[:0]
-	}
-	for i := range servers {
-		name := fmt.Sprintf("crawler-%03d", i)
-		fmt.Fprintf(&inv, "[[server]]\nname = %q\naddress = \"10.0.%d.%d\"\n", name, i/250, i%250+1)
-		for off := every / 2; off < time.Duration(days)*24*time.Hour; off += every {
-			at := from.Add(off)
-			h := int(off / time.Hour)
-			procs := 5 + (h*7+i)%20
-			batch = append(batch, monitor.Result{Server: name, At: at, Duration: time.Second, Snapshot: benchSnapshot(at, procs)})
-			if len(batch) == cap(batch) {
-				flush()
-			}
-		}
-	}
-	flush()
-	if err := st.Close(ctx); err != nil {
-		b.Fatal(err)
+	ctx := context.Background()
+	dataDir := filepath.Join(b.TempDir(), "data")
+	if dir := os.Getenv("COLLECTOR_BENCH_DIR"); dir != "" {
+		dataDir = filepath.Join(dir, "data")
 	}
 	invPath := filepath.Join(dataDir, "..", "bench.toml")
-	fmt.Fprintf(&inv, "[store]\ndata_dir = %q\n", dataDir)
-	if err := os.WriteFile(invPath, []byte(inv.String()), 0o600); err != nil {
-		b.Fatal(err)
+	if _, err := os.Stat(invPath); err == nil {
+		b.Logf("reusing the store written before in %s", dataDir)
+	} else {
+		writeBenchStore(ctx, b, dataDir, invPath, servers, from, to, every)
 	}
-
 	// The report runs as users run it: the collector command in a process
 	// of its own, so that its peak RSS is its own.
 	bin := filepath.Join(b.TempDir(), "collector")
@@ -116,6 +91,48 @@ func BenchmarkReport30Days100Servers(b *testing.B) {
 			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/report")
 		})
 	}
+}
+
+// writeBenchStore writes days of snapshots of servers, one every every,
+// through the normal write path into the embedded store in dataDir, and the
+// inventory that reads them to invPath (written last, so that a store
+// whose writing was cut short is not taken for a whole one).
+func writeBenchStore(ctx context.Context, b *testing.B, dataDir, invPath string, servers int, from, to time.Time, every time.Duration) {
+	st, err := store.Open(ctx, store.Config{DataDir: dataDir}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var inv strings.Builder
+	inv.WriteString("[defaults]\nuser = \"u\"\n")
+	batch := make([]monitor.Result, 0, 5000)
+	flush := func() {
+		if err := writeResults(ctx, st, batch); err != nil {
+			b.Fatal(err)
+		}
+		batch = batch[:0]
+	}
+	for i := range servers {
+		name := fmt.Sprintf("crawler-%03d", i)
+		fmt.Fprintf(&inv, "[[server]]\nname = %q\naddress = \"10.0.%d.%d\"\n", name, i/250, i%250+1)
+		for off := every / 2; off < to.Sub(from); off += every {
+			at := from.Add(off)
+			h := int(off / time.Hour)
+			procs := 5 + (h*7+i)%20
+			batch = append(batch, monitor.Result{Server: name, At: at, Duration: time.Second, Snapshot: benchSnapshot(at, procs)})
+			if len(batch) == cap(batch) {
+				flush()
+			}
+		}
+	}
+	flush()
+	if err := st.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+	fmt.Fprintf(&inv, "[store]\ndata_dir = %q\n", dataDir)
+	if err := os.WriteFile(invPath, []byte(inv.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+
 }
 
 // benchSize reads a positive whole number from the environment variable

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -403,6 +405,40 @@ func TestDecodeBucket(t *testing.T) {
 		werr := decodeStored([]byte(doc), &want)
 		if (err == nil) != (werr == nil) || !reflect.DeepEqual(got, want) {
 			t.Errorf("%s:\n got %+v, %v\nwant %+v, %v", doc, got, err, want, werr)
+		}
+	}
+}
+
+// TestDecodeRollup: rollups decode as encoding/json decodes them, errors
+// included: a rollup as written today (testdata/rollup.json), one written
+// before peaks were kept as text, escapes, unknown and null fields, and
+// broken ones.
+func TestDecodeRollup(t *testing.T) {
+	today, err := os.ReadFile(filepath.Join("testdata", "rollup.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range []string{
+		string(today),
+		`{"_id":"web1|hour|2024-05-01T10:00:00.000Z","server":"web1","period":"hour","start":1714557600000,"count":3,"failed":1,` +
+			`"cpu":{"peak":{"value":42.5,"order":-1714557900000,"at":1714557900000,"procs_known":true,"matched_total":3,` +
+			`"procs":[{"keyword":"python","count":3}]},"sum":80,"n":3},"matched":{"min":1,"max":3,"sum":6,"n":3},` +
+			`"keywords":{"python":{"sum":6,"n":3}}}`,
+		`{"_id":"a","server":"w\u00e9b \"1\"","period":"day","start":0,"fs":{"/var%2Elib":{"pk":"x","sum":1e300,"n":1}},"keywords":{"py%25":{"sum":-1,"n":0}}}`,
+		`{"_id":"a","server":"a","start":1,"extra":{"deep":[1,{"x":null}]},"cpu":null,"keywords":null,"fs":{}}`,
+		`{"_id":"a","server":"a","start":1,"count":1.5}`,
+		`{"_id":"a","server":"a","start":1,"cpu":{"sum":"x"}}`,
+		`{"_id":"a","server":"a","start":1,"cpu":{"sum":1}`,
+		`[]`,
+	} {
+		var got, want rollupDoc
+		err := decodeRollup([]byte(doc), &got)
+		werr := decodeStored([]byte(doc), &want)
+		if (err == nil) != (werr == nil) || !reflect.DeepEqual(got, want) {
+			t.Errorf("%.80s:\n got %+v, %v\nwant %+v, %v", doc, got, err, want, werr)
+		}
+		if err != nil && err.Error() != werr.Error() {
+			t.Errorf("%.80s: error %q, want encoding/json's %q", doc, err, werr)
 		}
 	}
 }

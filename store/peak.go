@@ -86,21 +86,26 @@ func parsePeakText(s string) (monitor.Peak, error) {
 	if rest == "-" {
 		return p, nil
 	}
-	fields := strings.Split(rest, ";")
-	if len(fields)%2 != 1 {
-		return monitor.Peak{}, fmt.Errorf("%w: process counts %.60q", errPeakText, rest)
-	}
-	if p.MatchedTotal, err = strconv.Atoi(fields[0]); err != nil {
-		return monitor.Peak{}, fmt.Errorf("%w: matched total %.20q", errPeakText, fields[0])
+	// <matched total>;<keyword>;<count>;... read field by field: rollups
+	// are read by the tens of thousands, so without a slice of fields.
+	total, rest, more := strings.Cut(rest, ";")
+	if p.MatchedTotal, err = strconv.Atoi(total); err != nil {
+		return monitor.Peak{}, fmt.Errorf("%w: matched total %.20q", errPeakText, total)
 	}
 	p.ProcsKnown = true
-	p.Procs = make([]monitor.KeywordCount, 0, len(fields)/2)
-	for i := 1; i < len(fields); i += 2 {
-		n, err := strconv.Atoi(fields[i+1])
-		if err != nil {
-			return monitor.Peak{}, fmt.Errorf("%w: count %.20q", errPeakText, fields[i+1])
+	p.Procs = make([]monitor.KeywordCount, 0, strings.Count(rest, ";")/2+1)
+	for more {
+		var keyword, count string
+		keyword, rest, more = strings.Cut(rest, ";")
+		if !more {
+			return monitor.Peak{}, fmt.Errorf("%w: process counts %.60q", errPeakText, s[33:])
 		}
-		p.Procs = append(p.Procs, monitor.KeywordCount{Keyword: unescapePoint(fields[i]), Count: n})
+		count, rest, more = strings.Cut(rest, ";")
+		n, err := strconv.Atoi(count)
+		if err != nil {
+			return monitor.Peak{}, fmt.Errorf("%w: count %.20q", errPeakText, count)
+		}
+		p.Procs = append(p.Procs, monitor.KeywordCount{Keyword: unescapePoint(keyword), Count: n})
 	}
 	return p, nil
 }

@@ -19,6 +19,7 @@ func sample() Snapshot {
 	s := sampleV1()
 	s.Version = Version
 	s.SampleSeconds = 1
+	s.ProcessCPUSeconds = 61.02
 	s.Processes.Matched[0].Threads = 6
 	s.Processes.Matched[0].FDs = 40
 	s.Processes.Matched[0].FDsUnreadable = 1
@@ -136,7 +137,7 @@ func TestRoundTrip(t *testing.T) {
 // without any field of version 2, so the sections are true additions.
 func TestVersion1HasNoNewFields(t *testing.T) {
 	data := string(marshal(t, sampleV1()))
-	for _, f := range []string{"sample_seconds", "swap", "pressure", "run_queue", "network", "sockets",
+	for _, f := range []string{"sample_seconds", "process_cpu_seconds", "swap", "pressure", "run_queue", "network", "sockets",
 		"file_descriptors", "top", "filesystems", "interval", "threads", "fds", "heaviest", "pids_omitted"} {
 		if strings.Contains(data, `"`+f+`"`) {
 			t.Errorf("a version-1 snapshot marshals with %q: %s", f, data)
@@ -221,9 +222,14 @@ func TestDecodeErrors(t *testing.T) {
 			wantErr: `field "sample_seconds" is not in schema version 1`,
 		},
 		{
+			name:    "version 1 with the span of per-process cpu",
+			input:   edit(t, func(m map[string]any) { delete(m, "sample_seconds"); m["version"] = 1 }),
+			wantErr: `field "process_cpu_seconds" is not in schema version 1`,
+		},
+		{
 			name: "version 1 with a group field of version 2",
 			input: edit(t, func(m map[string]any) {
-				for _, k := range []string{"sample_seconds", "swap", "pressure", "run_queue", "network", "sockets", "file_descriptors", "top", "filesystems", "interval"} {
+				for _, k := range []string{"sample_seconds", "process_cpu_seconds", "swap", "pressure", "run_queue", "network", "sockets", "file_descriptors", "top", "filesystems", "interval"} {
 					delete(m, k)
 				}
 				m["version"] = 1

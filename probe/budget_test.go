@@ -221,7 +221,7 @@ func statPassFloor(tb testing.TB) float64 {
 			tb.Fatal(err)
 		}
 		for _, pid := range pids {
-			d.read(pidPath(pid, "stat"))
+			d.readPID(pid, "stat")
 		}
 		passes = append(passes, float64((threadCPU()-before).Microseconds())/1000)
 	}

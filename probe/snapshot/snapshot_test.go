@@ -355,10 +355,12 @@ func TestFreePercent(t *testing.T) {
 
 // TestDecodeProbeOutputV2 decodes what the version-2 probe printed on a test
 // machine: one snapshot (probe -sample 1s -- python bash >
-// testdata/probe-output-v2.json), and one of watch mode ((sleep 2.2; echo) |
-// probe -watch -resolution 500ms -- python bash > testdata/probe-watch-v2.json).
+// testdata/probe-output-v2.json), one of watch mode ((sleep 2.2; echo) |
+// probe -watch -resolution 500ms -- python bash > testdata/probe-watch-v2.json),
+// and one measured from the state of a run 2 s before (probe -sample 1s
+// -state st -- python bash; sleep 2; the same > testdata/probe-state-v2.json).
 func TestDecodeProbeOutputV2(t *testing.T) {
-	for _, name := range []string{"probe-output-v2.json", "probe-watch-v2.json"} {
+	for _, name := range []string{"probe-output-v2.json", "probe-watch-v2.json", "probe-state-v2.json"} {
 		t.Run(name, func(t *testing.T) {
 			s, err := Decode(bytes.NewReader(readFile(t, name)), 0)
 			if err != nil {
@@ -376,6 +378,9 @@ func TestDecodeProbeOutputV2(t *testing.T) {
 				if e != "" {
 					t.Errorf("section error %q in a clean run", e)
 				}
+			}
+			if state := name == "probe-state-v2.json"; state != (s.ProcessCPUSeconds > s.SampleSeconds) {
+				t.Errorf("process_cpu_seconds = %v, sample_seconds %v; want more than the window only when measured from a state", s.ProcessCPUSeconds, s.SampleSeconds)
 			}
 			watch := name == "probe-watch-v2.json"
 			if iv := s.Interval; watch != (iv != nil) {

@@ -19,6 +19,7 @@ import (
 	"github.com/crawlerfleet/collector/collector/internal/probetest"
 	"github.com/crawlerfleet/collector/collector/internal/sshdtest"
 	"github.com/crawlerfleet/collector/collector/probebin"
+	"github.com/crawlerfleet/collector/collector/pull"
 	"github.com/crawlerfleet/collector/collector/remote"
 )
 
@@ -176,8 +177,8 @@ func TestOnceUploadsProbeOnlyOnce(t *testing.T) {
 		t.Fatalf("first once: %+v", results)
 	}
 	entries, err := os.ReadDir(h.probeDir)
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("probe cache after the first run: %v, %v; want one probe", entries, err)
+	if err != nil || len(entries) != 2 || entries[1].Name() != pull.StateFile {
+		t.Fatalf("probe cache after the first run: %v, %v; want one probe and its state", entries, err)
 	}
 	path := filepath.Join(h.probeDir, entries[0].Name())
 	before, err := os.Stat(path)
@@ -198,8 +199,8 @@ func TestOnceUploadsProbeOnlyOnce(t *testing.T) {
 	if !strings.Contains(stderr, "uploaded=false") {
 		t.Errorf("second run's debug log does not say uploaded=false:\n%s", stderr)
 	}
-	if entries, _ := os.ReadDir(h.probeDir); len(entries) != 1 {
-		t.Errorf("probe cache holds %d files after two runs, want 1", len(entries))
+	if entries, _ := os.ReadDir(h.probeDir); len(entries) != 2 {
+		t.Errorf("probe cache holds %v after two runs, want the probe and its state", entries)
 	}
 }
 

@@ -137,6 +137,7 @@ func collect(ctx context.Context, r readers, opts options, now func() time.Time)
 		procs.Top.ByRSS = []snapshot.Proc{}
 	}
 	s.Processes, s.Top = procs.Processes, &procs.Top
+	s.ProcessCPUSeconds = procs.CPUSeconds
 
 	sock, ok := await(ctx, sockC)
 	if !ok {

@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	probe [-sample 1s] [-timeout 20s] [-version] [--] [keyword ...]
+//	probe [-sample 1s] [-timeout 20s] [-state file] [-version] [--] [keyword ...]
 //	probe -watch [-resolution 1s] [-silence 5m] [-timeout 20s] [--] [keyword ...]
 //
 // The collector uploads probe to a target over SSH and runs it; it needs no
@@ -29,7 +29,8 @@
 // process once, again over the same descriptor at the end of the sample
 // window, its command line only for keyword matching (none for kernel
 // threads, none at all without keywords) and for the processes it shows,
-// and its status (for the user) and open descriptors only for those.
+// and its status (for the user) and open descriptors only for those. With
+// -state it reads most processes once, and few command lines (below).
 //
 // # One snapshot
 //
@@ -56,6 +57,29 @@
 // read carries its own error; one whose source the kernel lacks (no
 // /proc/pressure) says "unsupported: ..." instead of showing zeros.
 // Diagnostics go to stderr.
+//
+// # State between runs
+//
+// -state names a file (the collector passes probe-state in its probe
+// directory) where a one-shot run keeps what it learned of each process:
+// its CPU time at the end of the run's window, and which keywords its
+// command line matched. A run that finds a usable state reads a process
+// the previous run read only once, at the end of its window, and measures
+// its CPU from that run's reading: Snapshot.ProcessCPUSeconds is the time
+// between the two. A process new since then is measured from when the
+// previous run listed /proc, as all its CPU time was spent since. Command
+// lines are read only of processes new since the previous run, of those
+// whose name changed, that were young when read (caught between fork and
+// exec) or are the probe's parent, and of a few a run whose match is older
+// than 10 minutes. Memory, threads, counts and the lists are as of the end
+// of the window, as always. A state that is missing, older than 10
+// minutes, from another boot or pid namespace, unreadable or damaged is
+// not used: the run measures over its sample window, as without -state,
+// and writes a new one. The file is replaced atomically (a temporary file
+// renamed over it), so that runs at once each read a whole state, the last
+// writer's; it keeps at most 32,768 processes (a host with more gets
+// none). The state is a cache: nothing about it fails a run. It is not
+// used with -sample 0, nor in watch mode. See state.go for the format.
 //
 // Exit status: 0 when the snapshot was printed, even with section errors
 // (and for -version and -help); 1 when it could not be written; 2 for a
@@ -91,7 +115,7 @@
 //     probe is left running whatever became of the collector. The collector passes about twice its schedule interval
 //     plus 30 s.
 //
-// -sample is not used in watch mode.
+// -sample and -state are not used in watch mode.
 package main
 
 import (
@@ -109,7 +133,7 @@ import (
 	"github.com/crawlerfleet/collector/probe/snapshot"
 )
 
-const usageLine = "usage: probe [-sample 1s] [-timeout 20s] [-watch [-resolution 1s] [-silence 5m]] [-version] [--] [keyword ...]"
+const usageLine = "usage: probe [-sample 1s] [-timeout 20s] [-state file] [-watch [-resolution 1s] [-silence 5m]] [-version] [--] [keyword ...]"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
@@ -129,6 +153,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	watch := fs.Bool("watch", false, "watch mode: sample every -resolution; print one snapshot of the interval for each line read on stdin")
 	resolution := fs.Duration("resolution", time.Second, "watch mode: how often the system-wide figures are sampled")
 	silence := fs.Duration("silence", 5*time.Minute, "watch mode: exit when no line arrives on stdin for this long")
+	state := fs.String("state", "", "keep what is known of each process between one-shot runs in this `file`, and measure each process's CPU since the previous run read it")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), usageLine)
 		fs.PrintDefaults()
@@ -155,7 +180,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runWatch(ctx, opts, stdin, stdout, stderr)
 	}
 
-	snap := collect(ctx, system, opts, time.Now)
+	r := system
+	if *state != "" {
+		r.processes = readProcessesState(*state)
+	}
+	snap := collect(ctx, r, opts, time.Now)
 	if err := json.NewEncoder(stdout).Encode(snap); err != nil {
 		fmt.Fprintf(stderr, "probe: write snapshot: %v\n", err)
 		return 1

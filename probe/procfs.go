@@ -48,7 +48,11 @@ func readFileAt(dirfd int, path string, buf *[]byte) ([]byte, error) {
 func openAt(dirfd int, path string) (int, error) {
 	var b [64]byte
 	p := append(b[:0], path...)
-	p = append(p, 0)
+	return openAtZ(dirfd, append(p, 0))
+}
+
+// openAtZ is openAt with a NUL-terminated path.
+func openAtZ(dirfd int, p []byte) (int, error) {
 	for {
 		r, _, errno := syscall.RawSyscall6(syscall.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(&p[0])),
 			uintptr(syscall.O_RDONLY|syscall.O_CLOEXEC), 0, 0, 0)

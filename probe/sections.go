@@ -19,13 +19,18 @@ import (
 // This file reads the sections that are one reading, not a window: TCP
 // sockets, file handles and the local file systems.
 
-// readSockets counts the TCP sockets by state from /proc/net/tcp and tcp6.
-// It reads them in chunks and looks only at the state column, so a host
-// with tens of thousands of sockets costs little more than the kernel's
-// own work of listing them; a host without IPv6 has no tcp6.
+// readSockets counts the TCP sockets by state through sock_diag
+// (sockdiag.go), or where that fails from /proc/net/tcp and tcp6. It reads
+// those in chunks and looks only at the state column, so a host with tens
+// of thousands of sockets costs little more than the kernel's own work of
+// listing them; a host without IPv6 has no tcp6.
 func readSockets(ctx context.Context) snapshot.Sockets {
 	var counts [12]int
 	buf := make([]byte, 64<<10)
+	if err := countTCPDiag(ctx, buf, &counts); err == nil {
+		return snapshot.Sockets{TCP: tcpStateMap(&counts)}
+	}
+	counts = [12]int{}
 	for _, path := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		err := streamTCP(ctx, path, buf, &counts)
 		if errors.Is(err, fs.ErrNotExist) && path == "/proc/net/tcp6" {

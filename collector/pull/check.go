@@ -102,6 +102,9 @@ func check(s *snapshot.Snapshot, keywords []string, now time.Time) error {
 			problems = append(problems, fmt.Sprintf("%s = %g (want a finite number, 0 or more)", field, v))
 		}
 	}
+	if s.ProcessCPUSeconds != 0 {
+		finite("process_cpu_seconds", s.ProcessCPUSeconds)
+	}
 	if w := s.Swap; w != nil && w.Error == "" {
 		percent("swap.used_percent", w.UsedPercent)
 		atMost("swap.used", w.Used, "swap.total", w.Total)

@@ -47,6 +47,9 @@ func TestCheck(t *testing.T) {
 		{"more matched than processes", func(s *snapshot.Snapshot) { s.Processes.MatchedTotal = 201 }, "processes.matched_total = 201 is more than processes.total = 200"},
 		{"negative count", func(s *snapshot.Snapshot) { s.Processes.Matched[0].Count = -1 }, `processes.matched["python"].count = -1`},
 		{"pids past the count", func(s *snapshot.Snapshot) { s.Processes.Matched[0].Count = 2 }, `processes.matched["python"] lists 3 pids for a count of 2`},
+		{"per-process cpu over a minute", func(s *snapshot.Snapshot) { s.ProcessCPUSeconds = 61.02 }, ""},
+		{"per-process cpu over negative time", func(s *snapshot.Snapshot) { s.ProcessCPUSeconds = -3 }, "process_cpu_seconds = -3 (want a finite number, 0 or more)"},
+		{"per-process cpu over infinite time", func(s *snapshot.Snapshot) { s.ProcessCPUSeconds = math.Inf(1) }, "process_cpu_seconds = +Inf"},
 		{"a failed section is not checked", func(s *snapshot.Snapshot) {
 			s.Memory = snapshot.Memory{UsedPercent: -1, Error: "read /proc/meminfo: permission denied"}
 		}, ""},

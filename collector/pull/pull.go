@@ -34,6 +34,13 @@ type Runner interface {
 // is expanded by the target's shell.
 const DefaultProbeDir = "~/.cache/collector"
 
+// StateFile is the name of the file, in the probe directory, where the
+// one-shot probe keeps what it learned of each process between runs
+// (probe -state): with it, each run reads each process once and measures
+// its CPU since the previous run. An interrupted write leaves a temporary
+// file that the next upload removes.
+const StateFile = "probe-state"
+
 // Options says how to run the probe.
 type Options struct {
 	Keywords  []string      // process keywords; none counts no process (the probe has no default)
@@ -210,14 +217,14 @@ func missing(res remote.Result) bool {
 func probeCommand(ctx context.Context, dir string, build probebin.Build, opts Options) string {
 	// exec: the shell becomes the probe, so no shell whose command line holds
 	// the keywords lingers to be counted by this or another probe.
-	return "exec " + shellPath(dir+"/"+build.FileName()) + " " + probeArgs(ctx, opts)
+	return "exec " + shellPath(dir+"/"+build.FileName()) + " -state " + shellPath(dir+"/"+StateFile) + " " + probeArgs(ctx, opts)
 }
 
-// probeArgs builds the probe's quoted arguments. -sample is always passed,
-// so that 0 is not taken for the probe's own default. The probe's own
-// deadline is set inventory.ProbeReserve inside the caller's (but at least a
-// second), so that it prints a partial snapshot rather than being cut off by
-// the collector.
+// probeArgs builds the probe's quoted arguments but -state. -sample is
+// always passed, so that 0 is not taken for the probe's own default. The
+// probe's own deadline is set inventory.ProbeReserve inside the caller's
+// (but at least a second), so that it prints a partial snapshot rather
+// than being cut off by the collector.
 func probeArgs(ctx context.Context, opts Options) string {
 	args := []string{"-sample", opts.Sample.String()}
 	if d, ok := ctx.Deadline(); ok {

@@ -133,6 +133,8 @@ func TestUploadRemovesStaleBuilds(t *testing.T) {
 		{"probe-44556677aabbccdd", 5 * 24 * time.Hour, true},
 		{".probe-00112233aabbccdd.tmp.4242", 2 * time.Hour, false},
 		{".probe-44556677aabbccdd.tmp.4343", 10 * time.Minute, true},
+		{".probe-state.tmp.4242.1733420000123456789", 2 * time.Hour, false},
+		{StateFile, 400 * 24 * time.Hour, true},
 		{"probe-notes.txt", 400 * 24 * time.Hour, true},
 		{"crawler.py", 400 * 24 * time.Hour, true},
 	}
@@ -187,9 +189,22 @@ func TestPullQuotesArguments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "-sample\n1.5s\n--\n" + strings.Join(keywords, "\n") + "\n"
+	want := "-state\n" + filepath.Join(dir, "cache", StateFile) + "\n-sample\n1.5s\n--\n" + strings.Join(keywords, "\n") + "\n"
 	if string(got) != want {
 		t.Errorf("probe arguments:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestProbeCommand checks the one-shot command line in the default probe
+// directory: the state file sits beside the build, under the target's
+// $HOME too.
+func TestProbeCommand(t *testing.T) {
+	for _, build := range scriptProbe(t, "true") {
+		got := probeCommand(context.Background(), DefaultProbeDir, build, Options{Keywords: []string{"-x", "a b"}, Sample: time.Second})
+		want := `exec "$HOME"/'.cache/collector/` + build.FileName() + `' -state "$HOME"/'.cache/collector/probe-state' '-sample' '1s' '--' '-x' 'a b'`
+		if got != want {
+			t.Errorf("probeCommand:\n got %s\nwant %s", got, want)
+		}
 	}
 }
 
@@ -219,7 +234,7 @@ func TestPullPassesZeroSampleAndNoKeywords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "-sample\n0s\n--\n"; string(got) != want {
+	if want := "-state\n" + filepath.Join(dir, "cache", StateFile) + "\n-sample\n0s\n--\n"; string(got) != want {
 		t.Errorf("probe arguments:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -47,15 +47,28 @@ type Snapshot struct {
 	Hostname      string    `json:"hostname"`
 	UptimeSeconds uint64    `json:"uptime_seconds"`
 	// SampleSeconds is the window, in seconds, that CPU busy percent,
-	// per-process CPU percents, rates and stall percents are measured over:
-	// the -sample window of a one-shot run, or the whole interval in watch
-	// mode. 0 (absent) means no window: those figures are averages since
+	// per-process CPU percents (unless ProcessCPUSeconds is set), rates
+	// and stall percents are measured over: the -sample window of a
+	// one-shot run, or the whole interval in watch mode. 0 (absent) means no window: those figures are averages since
 	// boot (or since each process started). Absent in version 1.
-	SampleSeconds float64   `json:"sample_seconds,omitempty"`
-	CPU           CPU       `json:"cpu"`
-	Memory        Memory    `json:"memory"`
-	Disk          Disk      `json:"disk"`
-	Processes     Processes `json:"processes"`
+	SampleSeconds float64 `json:"sample_seconds,omitempty"`
+	// ProcessCPUSeconds, when set, is about how long the per-process CPU
+	// percents (each matched group's, its heaviest member's, the top list
+	// by CPU) are measured over instead of SampleSeconds: a one-shot probe
+	// that keeps a state file between runs (-state) reads each process
+	// once, at the end of its window, and measures it from the previous
+	// run's reading of it; this is the time between the two readings. A
+	// process new since the previous run is measured from when that run
+	// listed the processes (all its CPU time was spent since); one that
+	// run did not see although it was already running (rare), over the
+	// sample window. Absent when the probe kept no state, or its state was
+	// missing, stale or unusable: then SampleSeconds holds for them too.
+	// An optional field of version 2.
+	ProcessCPUSeconds float64   `json:"process_cpu_seconds,omitempty"`
+	CPU               CPU       `json:"cpu"`
+	Memory            Memory    `json:"memory"`
+	Disk              Disk      `json:"disk"`
+	Processes         Processes `json:"processes"`
 
 	Swap            *Swap            `json:"swap,omitempty"`
 	Pressure        *Pressure        `json:"pressure,omitempty"`
@@ -496,6 +509,8 @@ func (s *Snapshot) fieldsOfVersion2() string {
 	switch {
 	case s.SampleSeconds != 0:
 		return "sample_seconds"
+	case s.ProcessCPUSeconds != 0:
+		return "process_cpu_seconds"
 	case s.Swap != nil:
 		return "swap"
 	case s.Pressure != nil:

@@ -19,6 +19,7 @@ func sample() Snapshot {
 	s := sampleV1()
 	s.Version = Version
 	s.SampleSeconds = 1
+	s.ProcessCPUSeconds = 61.02
 	s.Processes.Matched[0].Threads = 6
 	s.Processes.Matched[0].FDs = 40
 	s.Processes.Matched[0].FDsUnreadable = 1
@@ -136,7 +137,7 @@ func TestRoundTrip(t *testing.T) {
 // without any field of version 2, so the sections are true additions.
 func TestVersion1HasNoNewFields(t *testing.T) {
 	data := string(marshal(t, sampleV1()))
-	for _, f := range []string{"sample_seconds", "swap", "pressure", "run_queue", "network", "sockets",
+	for _, f := range []string{"sample_seconds", "process_cpu_seconds", "swap", "pressure", "run_queue", "network", "sockets",
 		"file_descriptors", "top", "filesystems", "interval", "threads", "fds", "heaviest", "pids_omitted"} {
 		if strings.Contains(data, `"`+f+`"`) {
 			t.Errorf("a version-1 snapshot marshals with %q: %s", f, data)
@@ -221,9 +222,14 @@ func TestDecodeErrors(t *testing.T) {
 			wantErr: `field "sample_seconds" is not in schema version 1`,
 		},
 		{
+			name:    "version 1 with the span of per-process cpu",
+			input:   edit(t, func(m map[string]any) { delete(m, "sample_seconds"); m["version"] = 1 }),
+			wantErr: `field "process_cpu_seconds" is not in schema version 1`,
+		},
+		{
 			name: "version 1 with a group field of version 2",
 			input: edit(t, func(m map[string]any) {
-				for _, k := range []string{"sample_seconds", "swap", "pressure", "run_queue", "network", "sockets", "file_descriptors", "top", "filesystems", "interval"} {
+				for _, k := range []string{"sample_seconds", "process_cpu_seconds", "swap", "pressure", "run_queue", "network", "sockets", "file_descriptors", "top", "filesystems", "interval"} {
 					delete(m, k)
 				}
 				m["version"] = 1
@@ -349,10 +355,12 @@ func TestFreePercent(t *testing.T) {
 
 // TestDecodeProbeOutputV2 decodes what the version-2 probe printed on a test
 // machine: one snapshot (probe -sample 1s -- python bash >
-// testdata/probe-output-v2.json), and one of watch mode ((sleep 2.2; echo) |
-// probe -watch -resolution 500ms -- python bash > testdata/probe-watch-v2.json).
+// testdata/probe-output-v2.json), one of watch mode ((sleep 2.2; echo) |
+// probe -watch -resolution 500ms -- python bash > testdata/probe-watch-v2.json),
+// and one measured from the state of a run 2 s before (probe -sample 1s
+// -state st -- python bash; sleep 2; the same > testdata/probe-state-v2.json).
 func TestDecodeProbeOutputV2(t *testing.T) {
-	for _, name := range []string{"probe-output-v2.json", "probe-watch-v2.json"} {
+	for _, name := range []string{"probe-output-v2.json", "probe-watch-v2.json", "probe-state-v2.json"} {
 		t.Run(name, func(t *testing.T) {
 			s, err := Decode(bytes.NewReader(readFile(t, name)), 0)
 			if err != nil {
@@ -370,6 +378,9 @@ func TestDecodeProbeOutputV2(t *testing.T) {
 				if e != "" {
 					t.Errorf("section error %q in a clean run", e)
 				}
+			}
+			if state := name == "probe-state-v2.json"; state != (s.ProcessCPUSeconds > s.SampleSeconds) {
+				t.Errorf("process_cpu_seconds = %v, sample_seconds %v; want more than the window only when measured from a state", s.ProcessCPUSeconds, s.SampleSeconds)
 			}
 			watch := name == "probe-watch-v2.json"
 			if iv := s.Interval; watch != (iv != nil) {

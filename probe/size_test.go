@@ -151,7 +151,7 @@ func TestSnapshotSizeWorstCase(t *testing.T) {
 	}
 	psi := &snapshot.PSI{SomeAvg10: 99.99, FullAvg10: ptr(99.99), SomeStallPercent: ptr(99.99), FullStallPercent: ptr(99.99)}
 	s := snapshot.Snapshot{
-		Version: snapshot.Version, Time: at, Hostname: long("crawler-host-", 63), UptimeSeconds: 1 << 40, SampleSeconds: 3600,
+		Version: snapshot.Version, Time: at, Hostname: long("crawler-host-", 63), UptimeSeconds: 1 << 40, SampleSeconds: 3600, ProcessCPUSeconds: 599.99,
 		CPU:             snapshot.CPU{Count: 256, LogicalCount: 512, Percent: 99.99, Load1: 512.5, Load5: 512.5, Load15: 512.5},
 		Memory:          snapshot.Memory{Total: 1 << 42, Used: 1 << 41, Free: 1 << 40, Available: 1 << 40, Buffers: 1 << 40, Cached: 1 << 40, UsedPercent: 50.55},
 		Disk:            snapshot.Disk{Path: "/", Total: 1 << 50, Used: 1 << 49, Free: 1 << 49, UsedPercent: 50.55},

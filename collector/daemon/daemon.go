@@ -164,8 +164,8 @@ loop:
 }
 
 // round is the scheduler's RoundFunc.
-func (d *daemon) round(ctx context.Context, servers []inventory.Server, finished func(string)) {
-	d.o.Runner.Run(ctx, servers, func(r monitor.Result) { finished(r.Server) })
+func (d *daemon) round(ctx context.Context, slot time.Time, servers []inventory.Server, finished func(string)) {
+	d.o.Runner.RunSlot(ctx, slot, servers, func(r monitor.Result) { finished(r.Server) })
 	if n := d.rounds.Add(1); d.o.MaxRounds > 0 && n >= d.o.MaxRounds {
 		d.once.Do(func() { close(d.enough) })
 	}

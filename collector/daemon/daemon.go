@@ -233,6 +233,7 @@ func StartOnlyChanges(old, inv *inventory.Inventory) []string {
 		{"[schedule] concurrency", old.Schedule.Concurrency == inv.Schedule.Concurrency},
 		{"[schedule] splay", old.Schedule.Splay == inv.Schedule.Splay},
 		{"[http]", old.HTTP == inv.HTTP},
+		{"[cluster]", old.Cluster == inv.Cluster},
 	} {
 		if !c.same {
 			changed = append(changed, c.name)

@@ -42,6 +42,17 @@ type OutboxStore interface {
 	OutboxPending(ctx context.Context) (int64, error)
 }
 
+// A Claimer lets one of several outboxes that share a store deliver each
+// entry: before an entry read from the store is delivered, Claim must give
+// this outbox the claim of its next attempt. It is for a collector that is
+// one member of several (collector/cluster, over store.OutboxClaim).
+type Claimer interface {
+	// Claim reports whether this outbox may deliver e's next attempt now,
+	// and until when it holds that claim. false: another outbox delivers
+	// it, or this one may not deliver anything now.
+	Claim(ctx context.Context, e monitor.OutboxEntry) (until time.Time, ok bool, err error)
+}
+
 // Outbox defaults.
 const (
 	DefaultRetryMin = 30 * time.Second // the wait after the first failure
@@ -134,6 +145,8 @@ type Outbox struct {
 	downMu    sync.Mutex
 	downUntil time.Time // no store call before this: it failed to answer
 
+	claimer Claimer // see SetClaimer; set before use
+
 	wake chan struct{}
 }
 
@@ -178,6 +191,13 @@ func (o *Outbox) SetNotifiers(notifiers []Notifier) {
 	o.notifiers = m
 	o.notifiersMu.Unlock()
 }
+
+// SetClaimer makes the outbox deliver an entry read from its store only
+// once c has given it the claim of that attempt, and only while the claim
+// holds, so that of several collectors sharing the store one delivers it.
+// Entries it holds locally (its store did not take them: no other
+// collector has them) need no claim. Call it before use.
+func (o *Outbox) SetClaimer(c Claimer) { o.claimer = c }
 
 // channels returns the current channels.
 func (o *Outbox) channels() map[string]Notifier {
@@ -356,9 +376,11 @@ func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 		}
 		byChannel[e.Channel] = append(byChannel[e.Channel], e)
 	}
+	claim := map[string]bool{} // entries read from the store: delivered under a claim
 	for _, e := range due {
 		if _, ok := held[e.ID]; !ok { // a held state is newer
 			add(e)
+			claim[e.ID] = o.claimer != nil
 		}
 	}
 	for _, h := range held {
@@ -405,7 +427,7 @@ func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 	g.SetLimit(parallel)
 	for _, j := range jobs {
 		g.Go(func() error {
-			j.sent, j.failed, j.retryAt, j.err = o.deliver(ctx, j.notifier, j.entries, now)
+			j.sent, j.failed, j.retryAt, j.err = o.deliver(ctx, j.notifier, j.entries, now, claim)
 			return nil
 		})
 	}
@@ -424,14 +446,19 @@ func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 }
 
 // deliver sends one channel's due entries in order until one fails in a
-// way a retry can help; then the rest wait until retryAt.
-func (o *Outbox) deliver(ctx context.Context, nt Notifier, entries []monitor.OutboxEntry, now time.Time) (sent, failed int, retryAt time.Time, err error) {
+// way a retry can help; then the rest wait until retryAt. An entry in
+// claim is sent only under a claim (see SetClaimer); one this outbox does
+// not get is left to the collector that holds it.
+func (o *Outbox) deliver(ctx context.Context, nt Notifier, entries []monitor.OutboxEntry, now time.Time, claim map[string]bool) (sent, failed int, retryAt time.Time, err error) {
 	var errs []error
 	for _, e := range entries {
 		if ctx.Err() != nil {
 			break
 		}
 		logger := o.logger.With("channel", e.Channel, "notification", e.Notification)
+		if claim[e.ID] && !o.claimed(ctx, e, logger) {
+			continue
+		}
 		var n alerts.Notification
 		sendErr := json.Unmarshal(e.Payload, &n)
 		if sendErr != nil {
@@ -466,6 +493,30 @@ func (o *Outbox) deliver(ctx context.Context, nt Notifier, entries []monitor.Out
 		}
 	}
 	return sent, failed, retryAt, errors.Join(errs...)
+}
+
+// claimed reports whether this outbox holds the claim of e's next attempt,
+// with time left on it.
+func (o *Outbox) claimed(ctx context.Context, e monitor.OutboxEntry, logger *slog.Logger) bool {
+	var (
+		until time.Time
+		ok    bool
+	)
+	err := o.call(ctx, func(ctx context.Context) (err error) {
+		until, ok, err = o.claimer.Claim(ctx, e)
+		return err
+	})
+	switch {
+	case err != nil:
+		logger.Warn("notification not claimed; tried again later", "err", err)
+		return false
+	case !ok:
+		logger.Debug("notification left to the collector that claimed it")
+		return false
+	case !o.clock.Now().Before(until):
+		return false
+	}
+	return true
 }
 
 // save records e's new state, or holds it for the next Flush when the store

@@ -185,6 +185,8 @@ func (s *Store) dropOthers(ctx context.Context, results []monitor.Result, fresh,
 		}
 		if !d.At.Equal(r.At) {
 			seen[i] = false
+			s.logger.Warn("another collector stored this server's result of the slot first; this one is not kept",
+				"server", r.Server, "slot", r.Slot, "member", r.Member)
 		}
 	}
 	return nil

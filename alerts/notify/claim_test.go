@@ -28,6 +28,12 @@ type memberClaimer struct {
 	name string
 }
 
+func (m memberClaimer) Unclaimed() bool {
+	m.c.mu.Lock()
+	defer m.c.mu.Unlock()
+	return m.c.fenced[m.name]
+}
+
 func (m memberClaimer) Claim(_ context.Context, e monitor.OutboxEntry) (time.Time, bool, error) {
 	c := m.c
 	c.mu.Lock()
@@ -109,5 +115,58 @@ func TestOutboxClaimsSendOnce(t *testing.T) {
 	flush(t, outboxes[2], 0, 0)
 	if got := ch.sent(); len(got) != 21 || got[20] != late.ID {
 		t.Errorf("after a fenced member's notification: %d sent", len(got))
+	}
+}
+
+// landedStore takes an insert but answers it with an outage, once: the
+// reply was lost.
+type landedStore struct {
+	*memOutbox
+	lose bool
+}
+
+func (s *landedStore) OutboxInsert(ctx context.Context, e monitor.OutboxEntry) (bool, error) {
+	ok, err := s.memOutbox.OutboxInsert(ctx, e)
+	if s.lose {
+		s.lose = false
+		return false, fmt.Errorf("insert: reply lost: %w", monitor.ErrUnavailable)
+	}
+	return ok, err
+}
+
+// TestOutboxHeldEntryStillClaimed: an entry held locally because its insert
+// seemed to fail, though it landed, goes out once: the collector holding it
+// does not send it without a claim while it is not fenced, and another
+// collector delivers it from the store under the claim.
+func TestOutboxHeldEntryStillClaimed(t *testing.T) {
+	ctx := context.Background()
+	mem := newMemOutbox()
+	clk := clockwork.NewFakeClockAt(t0)
+	claims := &memClaims{st: mem, clock: clk, holders: map[string]string{}, fenced: map[string]bool{}}
+	ch := &fakeNotifier{name: "email"}
+	a := NewOutbox(&landedStore{memOutbox: mem, lose: true}, []Notifier{ch}, clk, testLogger(t))
+	a.SetClaimer(memberClaimer{c: claims, name: "a"})
+	b := NewOutbox(mem, []Notifier{ch}, clk, testLogger(t))
+	b.SetClaimer(memberClaimer{c: claims, name: "b"})
+	n := round(1)
+	if err := a.Enqueue(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	if a.Held() != 1 {
+		t.Fatalf("a holds %d entries, want the one whose reply was lost", a.Held())
+	}
+	// The store is "down" for a: no claim, no send.
+	if sent, _, _ := a.Flush(ctx); sent != 0 {
+		t.Fatalf("a sent %d entries without a claim", sent)
+	}
+	// Run waits for the store, not for the entry due now (no busy loop).
+	if next, ok := a.nextRetry(); !ok || next.Before(clk.Now().Add(StoreRetry-time.Second)) {
+		t.Errorf("next flush at %v (%v), want when the store is asked again", next.Sub(clk.Now()), ok)
+	}
+	flush(t, b, 1, 0)
+	clk.Advance(StoreRetry + time.Second)
+	flush(t, a, 0, 0)
+	if got := ch.sent(); len(got) != 1 || a.Held() != 0 {
+		t.Errorf("sent %q, a holds %d; want one send, nothing held", got, a.Held())
 	}
 }

@@ -43,14 +43,19 @@ type OutboxStore interface {
 }
 
 // A Claimer lets one of several outboxes that share a store deliver each
-// entry: before an entry read from the store is delivered, Claim must give
-// this outbox the claim of its next attempt. It is for a collector that is
-// one member of several (collector/cluster, over store.OutboxClaim).
+// entry: before an entry is delivered, Claim must give this outbox the
+// claim of its next attempt. It is for a collector that is one member of
+// several (collector/cluster, over store.OutboxClaim).
 type Claimer interface {
 	// Claim reports whether this outbox may deliver e's next attempt now,
 	// and until when it holds that claim. false: another outbox delivers
-	// it, or this one may not deliver anything now.
+	// it, or this one may not deliver anything from the store now.
 	Claim(ctx context.Context, e monitor.OutboxEntry) (until time.Time, ok bool, err error)
+	// Unclaimed reports whether the entries this outbox holds locally
+	// (its store did not take them) go out without a claim: while this
+	// collector cannot reach the store at all (it is fenced), no other
+	// can deliver what only it holds, such as its own "store" alert.
+	Unclaimed() bool
 }
 
 // Outbox defaults.
@@ -192,11 +197,10 @@ func (o *Outbox) SetNotifiers(notifiers []Notifier) {
 	o.notifiersMu.Unlock()
 }
 
-// SetClaimer makes the outbox deliver an entry read from its store only
-// once c has given it the claim of that attempt, and only while the claim
-// holds, so that of several collectors sharing the store one delivers it.
-// Entries it holds locally (its store did not take them: no other
-// collector has them) need no claim. Call it before use.
+// SetClaimer makes the outbox deliver an entry only once c has given it
+// the claim of that attempt, and only while the claim holds, so that of
+// several collectors sharing the store one delivers it. Entries it holds
+// locally need no claim while c.Unclaimed(). Call it before use.
 func (o *Outbox) SetClaimer(c Claimer) { o.claimer = c }
 
 // channels returns the current channels.
@@ -383,9 +387,14 @@ func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 			claim[e.ID] = o.claimer != nil
 		}
 	}
+	// A held entry may be in the store all the same (an insert that
+	// timed out may have landed): with a claimer it goes out under a
+	// claim too, unless the claimer says this outbox is on its own.
+	unclaimed := o.claimer == nil || o.claimer.Unclaimed()
 	for _, h := range held {
 		if h.Entry.Status == monitor.OutboxPending && !h.Entry.NextAttempt.After(now) {
 			add(h.Entry)
+			claim[h.Entry.ID] = !unclaimed
 		}
 	}
 
@@ -656,10 +665,19 @@ func (o *Outbox) nextRetry() (time.Time, bool) {
 		consider(t)
 	}
 	o.flushMu.Unlock()
+	// A held entry still due after a Flush waits on the store (to be
+	// stored, or claimed): not before the store is asked again.
+	o.downMu.Lock()
+	storeBack := o.downUntil
+	o.downMu.Unlock()
 	o.heldMu.Lock()
 	for _, h := range o.held {
 		if h.Entry.Status == monitor.OutboxPending {
-			consider(h.Entry.NextAttempt)
+			if h.Entry.NextAttempt.After(storeBack) {
+				consider(h.Entry.NextAttempt)
+			} else {
+				consider(storeBack)
+			}
 		}
 	}
 	o.heldMu.Unlock()

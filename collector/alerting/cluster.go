@@ -80,8 +80,8 @@ func (a *Alerting) ObserveMembers(ctx context.Context, members []monitor.Member,
 		return
 	}
 	dbCtx, cancel := context.WithTimeout(ctx, StoreWait)
-	defer cancel()
 	all, err := a.o.Store.LoadStates(dbCtx, nil)
+	cancel()
 	if err != nil {
 		a.o.Logger.Warn("member alerts not checked", "err", err)
 		return
@@ -104,7 +104,7 @@ func (a *Alerting) ObserveMembers(ctx context.Context, members []monitor.Member,
 		al := memberAlert(m.Name, monitor.AlertFiring, summary, m.Expires, time.Time{})
 		n := alerts.NewNotification(m.Expires, []alerts.Alert{al}, false)
 		next := monitor.AlertState{Server: m.Name, Rule: RuleMember, Status: monitor.AlertFiring, Since: m.Expires, LastNotified: now, Summary: summary}
-		if a.notifyMember(dbCtx, n, next) {
+		if a.notifyMember(ctx, n, next) {
 			states[m.Name] = next
 		}
 	}
@@ -120,7 +120,7 @@ func (a *Alerting) ObserveMembers(ctx context.Context, members []monitor.Member,
 		al := memberAlert(name, monitor.AlertResolved, summary, st.Since, now)
 		n := alerts.NewNotification(now, []alerts.Alert{al}, false)
 		n.ID = alerts.NotificationID(st.Since, n.Alerts, false) // the same on every member
-		if a.notifyMember(dbCtx, n, monitor.AlertState{Server: name, Rule: RuleMember, Status: monitor.AlertOK}) {
+		if a.notifyMember(ctx, n, monitor.AlertState{Server: name, Rule: RuleMember, Status: monitor.AlertOK}) {
 			delete(states, name)
 		}
 	}
@@ -137,7 +137,8 @@ func memberAlert(name string, state monitor.AlertStatus, summary string, starts,
 	}
 }
 
-// notifyMember queues n, then saves st; it reports whether both went.
+// notifyMember queues n (the outbox waits on the database at most
+// StoreWait), then saves st within StoreWait; it reports whether both went.
 func (a *Alerting) notifyMember(ctx context.Context, n *alerts.Notification, st monitor.AlertState) bool {
 	al := n.Alerts[0]
 	a.o.Logger.Warn("alert", "server", al.Server, "rule", al.Rule, "state", al.State, "summary", al.Summary)
@@ -145,6 +146,8 @@ func (a *Alerting) notifyMember(ctx context.Context, n *alerts.Notification, st 
 		a.o.Logger.Error("queue the member alert", "member", al.Server, "err", err)
 		return false
 	}
+	ctx, cancel := context.WithTimeout(ctx, StoreWait)
+	defer cancel()
 	if err := a.o.Store.SaveStates(ctx, []monitor.AlertState{st}); err != nil {
 		a.o.Logger.Error("save the member alert's state", "member", al.Server, "err", err)
 		return false

@@ -165,8 +165,8 @@ func (m *Member) leave() {
 	m.logger.Info("left the cluster")
 }
 
-// beat renews the heartbeat at t and reads the others'. Each call to the
-// store has lease/3 of real time.
+// beat renews the heartbeat at t and reads the others', within half a
+// lease of real time.
 func (m *Member) beat(ctx context.Context, t time.Time) {
 	m.mu.Lock()
 	since := m.since
@@ -177,7 +177,10 @@ func (m *Member) beat(ctx context.Context, t time.Time) {
 		Owned: m.ownedLocked(t), Scheduled: m.scheduled, Done: m.done}
 	m.mu.Unlock()
 
-	opCtx, cancel := context.WithTimeout(ctx, m.renewEvery)
+	// The renewal counts from t whenever it is acknowledged, so it may
+	// take up to half a lease; past that the member is nearly fenced
+	// anyway.
+	opCtx, cancel := context.WithTimeout(ctx, m.o.Lease/2)
 	defer cancel()
 	err := m.o.Store.Heartbeat(opCtx, hb)
 	var members []monitor.Member

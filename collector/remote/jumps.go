@@ -88,8 +88,9 @@ func (p *JumpPool) dial(ctx context.Context, route []Endpoint, o *options) (*Cli
 		if err == nil {
 			return newClient(conn, nil, func() { h.release(gen) }, target, o), nil
 		}
+		lost := attempt == 0 && ctx.Err() == nil && h.lost(ctx, gen, via)
 		h.release(gen)
-		if attempt > 0 || !h.lost(gen) || ctx.Err() != nil {
+		if !lost {
 			return nil, hopError(route, len(route)-1, err)
 		}
 		// The shared connection dropped under this dial: dial it again,
@@ -162,8 +163,36 @@ func (h *hub) open(ctx context.Context, via *ssh.Client, target Endpoint, o *opt
 	return dialHop(ctx, via, target, o)
 }
 
-// lost reports whether the connection gen has ended.
-func (h *hub) lost(gen <-chan struct{}) bool { return closed(gen) }
+// lost reports whether the connection gen (over via) has ended. An open
+// that failed may be the first news of a drop, before the connection's
+// watcher has seen it end: then a keepalive request says whether via still
+// answers, and a connection that does not is dropped, so that the next
+// acquire dials it again.
+func (h *hub) lost(ctx context.Context, gen <-chan struct{}, via *ssh.Client) bool {
+	if closed(gen) {
+		return true
+	}
+	answered := make(chan error, 1)
+	go func() {
+		_, _, err := via.SendRequest(keepAliveRequest, true, nil)
+		answered <- err
+	}()
+	select {
+	case <-gen:
+	case err := <-answered:
+		if err == nil {
+			return false
+		}
+	case <-ctx.Done():
+		return false
+	}
+	h.mu.Lock()
+	if h.done == gen {
+		h.dropLocked()
+	}
+	h.mu.Unlock()
+	return true
+}
 
 // release counts one user less of the connection gen, and closes it when
 // that was the last one.

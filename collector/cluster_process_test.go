@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/mail"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -367,15 +366,5 @@ func (s *smtpSink) count(t *testing.T, sub string) int {
 // messageIDs returns the Message-ID of each message received.
 func (s *smtpSink) messageIDs(t *testing.T) []string {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for _, m := range s.msgs {
-		msg, err := mail.ReadMessage(strings.NewReader(string(m)))
-		if err != nil {
-			t.Fatalf("a received message does not parse: %v", err)
-		}
-		out = append(out, msg.Header.Get("Message-Id"))
-	}
-	return out
+	return s.headers(t, "Message-Id")
 }

@@ -17,12 +17,7 @@ import (
 // it drops, the next dials make one new connection to it between them.
 func TestJumpPoolSharesTheBastion(t *testing.T) {
 	srv := sshdtest.Start(t)
-	fwd := newForwarder(t, srv.Addr)
-	if err := remote.AddKnownHost(srv.KnownHostsFile, fwd.addr, srv.HostKey); err != nil {
-		t.Fatal(err)
-	}
-	bastion := endpoint(srv, "bastion")
-	bastion.Addr = fwd.addr
+	bastion, fwd := forwarded(t, srv, "bastion")
 	pool := remote.NewJumpPool()
 
 	dialAll := func(n int) []*remote.Client {
@@ -96,12 +91,7 @@ func TestJumpPoolSharesTheBastion(t *testing.T) {
 // once and reaches its target.
 func TestJumpPoolRedialsOnce(t *testing.T) {
 	srv := sshdtest.Start(t)
-	fwd := newForwarder(t, srv.Addr)
-	if err := remote.AddKnownHost(srv.KnownHostsFile, fwd.addr, srv.HostKey); err != nil {
-		t.Fatal(err)
-	}
-	bastion := endpoint(srv, "bastion")
-	bastion.Addr = fwd.addr
+	bastion, fwd := forwarded(t, srv, "bastion")
 	pool := remote.NewJumpPool()
 	first, err := remote.Dial(context.Background(), []remote.Endpoint{bastion, endpoint(srv, "web1")}, remote.WithJumpPool(pool),
 		remote.WithKeepAlive(0, 0))

@@ -12,13 +12,15 @@ all: build
 # deps-ssh installs, when missing, what the demo and the benchmark run for
 # real: OpenSSH's server and client (they start their own sshd on loopback).
 # deps adds what only the tests need: Chromium (the live page's test loads it
-# headless) and promtool (Debian's prometheus package: the alerting-rules
-# example is checked and unit-tested with it). Both need root, as on CI.
+# headless), promtool (Debian's prometheus package: the alerting-rules
+# example is checked and unit-tested with it) and systemd-analyze (the
+# systemd unit is checked with it; openssh-server usually brings systemd
+# along as a recommendation). They need root, as on CI.
 deps-ssh:
 	@$(call apt_install,$(if $(and $(wildcard $(SSHD)),$(shell command -v ssh-keygen)),,openssh-server openssh-client))
 
 deps: deps-ssh
-	@$(call apt_install,$(if $(shell command -v chromium),,chromium) $(if $(shell command -v promtool),,prometheus))
+	@$(call apt_install,$(if $(shell command -v chromium),,chromium) $(if $(shell command -v promtool),,prometheus) $(if $(shell command -v systemd-analyze),,systemd))
 
 # apt_install installs the packages named, if any.
 apt_install = missing="$(strip $(1))"; \

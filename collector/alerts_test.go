@@ -47,6 +47,12 @@ func (s *smtpSink) emailSection() string {
 // subjects returns the subjects of the messages received so far.
 func (s *smtpSink) subjects(t *testing.T) []string {
 	t.Helper()
+	return s.headers(t, "Subject")
+}
+
+// headers returns the header key of each message received so far.
+func (s *smtpSink) headers(t *testing.T, key string) []string {
+	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
@@ -55,7 +61,7 @@ func (s *smtpSink) subjects(t *testing.T) []string {
 		if err != nil {
 			t.Fatalf("a received message does not parse: %v", err)
 		}
-		out = append(out, msg.Header.Get("Subject"))
+		out = append(out, msg.Header.Get(key))
 	}
 	return out
 }

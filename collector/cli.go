@@ -124,6 +124,7 @@ func init() {
 		{"run", "[--rounds N] [--listen ADDR]", "collect every server on its cron schedule, until stopped", cmdRun},
 		{"status", "[NAME... | --tag T]", "show what the store holds: latest snapshot, peaks and failures per server", cmdStatus},
 		{"alerts", "[test]", "list the alerts firing now; `alerts test` sends a test to every channel", cmdAlerts},
+		{"cluster", "[--servers]", "list the collectors sharing the store: state, last heartbeat, servers owned", cmdCluster},
 		{"silence", "NAME [--for 2h] [--rule R]", "hold a server's alert notifications for a while", cmdSilence},
 		{"silences", "", "list the silences in force, with the time left and their IDs", cmdSilences},
 		{"unsilence", "ID...", "lift silences before they end", cmdUnsilence},

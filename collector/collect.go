@@ -54,7 +54,7 @@ func runCollect(ctx context.Context, e *env, sel selection, names []string) erro
 	// them would say each twice.
 	f := e.scheduledFleet(inv, e.logger(slog.LevelError))
 	defer f.Close()
-	al, err := e.newAlerting(ctx, inv, st, logger)
+	al, err := e.newAlerting(ctx, inv, st, logger, "")
 	if err != nil {
 		return err
 	}

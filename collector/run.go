@@ -40,8 +40,24 @@ func runRun(ctx context.Context, e *env, o runOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := e.checkCluster(inv); err != nil {
+		return err
+	}
 	logger := e.logger(slog.LevelInfo)
-	st, err := e.openStore(ctx, inv, logger, "run")
+	name, storeInv := "", inv
+	if inv.Cluster.Enabled {
+		// Each member has a data directory of its own (spool, alert
+		// state, lock) under the one servers.toml names.
+		name = memberName(inv)
+		dir, err := memberDataDir(inv.Store.DataDir)
+		if err != nil {
+			return err
+		}
+		own := *inv
+		own.Store.DataDir = dir
+		storeInv = &own
+	}
+	st, err := e.openStore(ctx, storeInv, logger, "run")
 	if err != nil {
 		return err
 	}
@@ -54,13 +70,21 @@ func runRun(ctx context.Context, e *env, o runOptions) error {
 	f := fleet.New(inv, fleet.Options{Probes: e.probes, Logger: logger, Concurrency: inv.Schedule.Concurrency, Splay: inv.Schedule.Splay, Watch: true})
 	defer f.Close()
 
-	al, err := e.newAlerting(ctx, inv, st, logger)
+	al, err := e.newAlerting(ctx, inv, st, logger, name)
 	if err != nil {
 		return err
 	}
-	runner := &round.Runner{Prober: f, Writer: st.spool, Alerts: al, Logger: logger}
+	runner := &round.Runner{Prober: f, Writer: st.spool, Alerts: al, Logger: logger, Member: name}
 	var current atomic.Pointer[inventory.Inventory]
 	current.Store(inv)
+	var m *member
+	if inv.Cluster.Enabled {
+		// Started after alerting (its outbox delivers under the member's
+		// claims) and stopped before the store closes, after the last
+		// round: then the member leaves.
+		m = e.joinCluster(ctx, inv, name, st, al, logger)
+		defer m.stop()
+	}
 	if addr := cmp.Or(o.listen, inv.HTTP.Listen); addr != "" {
 		api, err := e.startAPI(addr, inv, &current, st, al, logger)
 		if err != nil {
@@ -68,10 +92,13 @@ func runRun(ctx context.Context, e *env, o runOptions) error {
 		}
 		defer api.stop()
 		runner.AfterRound = api.observe
+		if m != nil {
+			api.api.SetCluster(m.figures)
+		}
 	}
 	reload, stopReload := e.hangups()
 	defer stopReload()
-	err = daemon.Run(ctx, daemon.Options{
+	opts := daemon.Options{
 		Inventory: inv,
 		Fleet:     f,
 		Runner:    runner,
@@ -81,7 +108,15 @@ func runRun(ctx context.Context, e *env, o runOptions) error {
 		OnReload:  current.Store,
 		MaxRounds: o.rounds,
 		Logger:    logger,
-	})
+	}
+	if m != nil {
+		opts.Cluster, opts.Adopt = m, al.Adopt
+		opts.OnReload = func(inv *inventory.Inventory) {
+			current.Store(inv)
+			m.SetServers(inv.Servers)
+		}
+	}
+	err = daemon.Run(ctx, opts)
 	if err != nil {
 		return &usageError{err}
 	}

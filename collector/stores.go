@@ -166,11 +166,15 @@ func (e *env) withStore(ctx context.Context, inv *inventory.Inventory, fn func(d
 }
 
 // newAlerting sets up alerting over st, keeping its local state in
-// <data_dir>/alerts, for a command that writes.
-func (e *env) newAlerting(ctx context.Context, inv *inventory.Inventory, st *stores, logger *slog.Logger) (*alerting.Alerting, error) {
+// <data_dir>/alerts, for a command that writes. The collector's own alerts
+// name it after member, a member of a cluster, else after its host.
+func (e *env) newAlerting(ctx context.Context, inv *inventory.Inventory, st *stores, logger *slog.Logger, member string) (*alerting.Alerting, error) {
 	host, _ := os.Hostname()
 	if host == "" {
 		host = "collector"
+	}
+	if member != "" {
+		host = member
 	}
 	return alerting.New(ctx, alerting.Options{
 		Alerts:    inv.Alerts,

@@ -46,6 +46,7 @@ type Inventory struct {
 	Schedule Schedule // [schedule]
 	Alerts   Alerts   // [alerts]
 	HTTP     HTTP     // [http]
+	Cluster  Cluster  // [cluster]
 
 	byName map[string]int
 	// ssh is the SSH client config read (nil when off or missing); env and

@@ -422,6 +422,10 @@ func (c *checker) build(f *file) *Inventory {
 	if !c.failed[atKey("http", -1)] {
 		inv.HTTP = c.buildHTTP(f.HTTP)
 	}
+	inv.Cluster = Cluster{Lease: DefaultLease}
+	if !c.failed[atKey("cluster", -1)] {
+		inv.Cluster = c.buildCluster(f.Cluster)
+	}
 	metas := make([]serverMeta, 0, len(f.Servers))
 	anyFailed := len(c.failed) > 0
 	var noUser []place // servers left without an SSH user

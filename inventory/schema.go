@@ -19,6 +19,7 @@ type file struct {
 	Schedule scheduleTable `toml:"schedule"`
 	Alerts   alertsTable   `toml:"alerts"`
 	HTTP     httpTable     `toml:"http"`
+	Cluster  *clusterTable `toml:"cluster"`
 }
 
 // settings are the keys allowed both in [defaults] and in a [[server]].

@@ -49,8 +49,19 @@ type Result struct {
 	Server string
 	// At is when the attempt finished, on the collector's clock: the time
 	// the result is stored, alerted and exported under. With Server it
-	// identifies the result; stores keep it in UTC to the millisecond.
+	// identifies an unscheduled result; stores keep it in UTC to the
+	// millisecond.
 	At time.Time
+	// Slot is the tick of the schedule that asked for the attempt (zero
+	// for an attempt made outside the schedule: once, collect). With Server
+	// it identifies a scheduled result, so that two collectors that probe
+	// one server in one slot store one result. Stores keep it in UTC to the
+	// millisecond, and drop it when the attempt ended more than MaxSlotLag
+	// after it.
+	Slot time.Time
+	// Member names the collector that made the attempt, when it runs in a
+	// cluster; stores keep it.
+	Member string
 	// Duration of the attempt; stores keep it to the millisecond.
 	Duration time.Duration
 	// Snapshot is set when the attempt succeeded; Kind and Err otherwise.
@@ -95,11 +106,33 @@ func (r Result) Error() string {
 	return r.Err.Error()
 }
 
-// Normalized returns r as stores keep it: At in UTC to the millisecond,
-// Duration to the millisecond. It fails when r has no server or time, or is
-// not exactly one of a snapshot and a failure of a valid kind.
+// MaxSlotLag is how long after its slot a scheduled attempt may end and
+// still be kept under that slot; a later one is kept as unscheduled (under
+// its At). It bounds how far a stored slot and At lie apart, which range
+// reads by slot rely on.
+const MaxSlotLag = 15 * time.Minute
+
+// Key returns what identifies r among the results of its server: Slot when
+// it is set, else At.
+func (r Result) Key() time.Time {
+	if !r.Slot.IsZero() {
+		return r.Slot
+	}
+	return r.At
+}
+
+// Normalized returns r as stores keep it: At and Slot in UTC to the
+// millisecond, Duration to the millisecond, no Slot when r ended more than
+// MaxSlotLag after it (or before it). It fails when r has no server or
+// time, or is not exactly one of a snapshot and a failure of a valid kind.
 func (r Result) Normalized() (Result, error) {
 	r.At = r.At.UTC().Truncate(time.Millisecond)
+	if !r.Slot.IsZero() {
+		r.Slot = r.Slot.UTC().Truncate(time.Millisecond)
+		if lag := r.At.Sub(r.Slot); lag < 0 || lag > MaxSlotLag {
+			r.Slot = time.Time{}
+		}
+	}
 	r.Duration = r.Duration.Truncate(time.Millisecond)
 	r.ClockSkew = r.ClockSkew.Truncate(time.Millisecond)
 	switch {

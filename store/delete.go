@@ -144,7 +144,7 @@ func (s *Store) repoint(ctx context.Context, server string, from, to time.Time, 
 			unset = append(unset, bson.E{Key: "latest", Value: ""})
 		} else {
 			r := newest[0]
-			set = append(set, bson.E{Key: "latest", Value: latestRef{At: r.At, ID: resultID(server, r.At)}})
+			set = append(set, bson.E{Key: "latest", Value: latestRef{At: r.At, ID: storedID(r)}})
 		}
 	}
 	if sd.LastFailure != nil && within(sd.LastFailure.At) {

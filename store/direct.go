@@ -52,20 +52,27 @@ func (s *Store) rollupRange(ctx context.Context, server string, p monitor.Period
 	return out, scanErr(err)
 }
 
+// A result's _id holds its slot when it has one (see storedID), and its
+// at otherwise; a stored slot lies at most monitor.MaxSlotLag before its at.
+// So the results with from <= at < to are among the _ids from
+// from - MaxSlotLag to to, and the range reads below scan those and keep
+// the ones whose at is in range, sorted by at.
+
 // attemptsDirect returns the failed attempts of server with from <= At <
 // to, oldest first.
 func (s *Store) attemptsDirect(ctx context.Context, server string, from, to time.Time) ([]monitor.Result, error) {
 	var out []monitor.Result
-	err := s.direct.Scan(ctx, s.cfg.Database, attemptsName, resultID(server, from), resultID(server, to), false, func(doc []byte) (bool, error) {
+	err := s.direct.Scan(ctx, s.cfg.Database, attemptsName, resultID(server, from.Add(-monitor.MaxSlotLag)), resultID(server, to), false, func(doc []byte) (bool, error) {
 		var d attemptDoc
 		if err := decodeStored(doc, &d); err != nil {
 			return false, err
 		}
-		if d.Server == server {
-			out = append(out, d.result())
+		if r := d.result(); d.Server == server && within(r.At, from, to) {
+			out = append(out, r)
 		}
 		return true, nil
 	})
+	sortByAt(out)
 	return out, scanErr(err)
 }
 
@@ -73,12 +80,12 @@ func (s *Store) attemptsDirect(ctx context.Context, server string, from, to time
 // oldest first; with limit > 0 the newest limit of them.
 func (s *Store) snapshotsDirect(ctx context.Context, server string, from, to time.Time, limit int) ([]monitor.Result, error) {
 	var out []monitor.Result
-	err := s.direct.Scan(ctx, s.cfg.Database, snapshotsName, resultID(server, from), resultID(server, to), true, func(doc []byte) (bool, error) {
+	err := s.direct.Scan(ctx, s.cfg.Database, snapshotsName, resultID(server, from.Add(-monitor.MaxSlotLag)), resultID(server, to), true, func(doc []byte) (bool, error) {
 		var d snapshotDoc
 		if err := decodeStored(doc, &d); err != nil {
 			return false, err
 		}
-		if d.Server != server {
+		if d.Server != server || !within(d.At.utc(), from, to) {
 			return true, nil
 		}
 		r, err := d.result()
@@ -88,8 +95,20 @@ func (s *Store) snapshotsDirect(ctx context.Context, server string, from, to tim
 		out = append(out, r)
 		return limit <= 0 || len(out) < limit, nil
 	})
-	slices.Reverse(out)
+	sortByAt(out)
 	return out, scanErr(err)
+}
+
+// within reports whether from <= t < to, with from and to cut to the
+// millisecond as a query through the driver cuts them (a BSON date holds
+// milliseconds).
+func within(t, from, to time.Time) bool {
+	return !t.Before(from.Truncate(time.Millisecond)) && t.Before(to.Truncate(time.Millisecond))
+}
+
+// sortByAt sorts results oldest first.
+func sortByAt(rs []monitor.Result) {
+	slices.SortStableFunc(rs, func(a, b monitor.Result) int { return a.At.Compare(b.At) })
 }
 
 // scanErr marks an error of a direct read with monitor.ErrUnavailable when

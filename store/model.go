@@ -58,7 +58,8 @@ func (t *docTime) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// snapshotDoc is a raw snapshot; _id is server|at. The snapshot itself is
+// snapshotDoc is a raw snapshot; _id is server|slot for a scheduled result,
+// server|at for another (see storedID). The snapshot itself is
 // kept as its JSON wire form in a string: nothing queries inside it (rollups
 // carry the figures), it keeps every value exact (nanosecond probe time,
 // uint64 bytes), and FerretDB stores one string field 2.5 times faster than
@@ -73,9 +74,13 @@ type snapshotDoc struct {
 	ClockSkewMS int64  `bson:"clock_skew_ms,omitempty" json:"clock_skew_ms,omitempty"`
 	DurationMS  int64  `bson:"duration_ms" json:"duration_ms"`
 	Snapshot    string `bson:"snapshot" json:"snapshot"` // as JSON, see snapshotDoc
+	// Slot and Member are monitor.Result's, absent when not set (and in
+	// documents stored before they existed).
+	Slot   *docTime `bson:"slot,omitempty" json:"slot,omitempty"`
+	Member string   `bson:"member,omitempty" json:"member,omitempty"`
 }
 
-// attemptDoc is a failed attempt; _id is server|at.
+// attemptDoc is a failed attempt; _id as snapshotDoc's.
 type attemptDoc struct {
 	ID         string       `bson:"_id" json:"_id"`
 	Server     string       `bson:"server" json:"server"`
@@ -83,6 +88,25 @@ type attemptDoc struct {
 	DurationMS int64        `bson:"duration_ms" json:"duration_ms"`
 	Kind       monitor.Kind `bson:"kind" json:"kind"`
 	Err        string       `bson:"error" json:"error"`
+	Slot       *docTime     `bson:"slot,omitempty" json:"slot,omitempty"`
+	Member     string       `bson:"member,omitempty" json:"member,omitempty"`
+}
+
+// slotDoc is r's slot for a document: nil when it has none.
+func slotDoc(r monitor.Result) *docTime {
+	if r.Slot.IsZero() {
+		return nil
+	}
+	t := docTime(r.Slot)
+	return &t
+}
+
+// slotTime is the slot of a stored document: zero when it has none.
+func slotTime(t *docTime) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.utc()
 }
 
 // peakDoc is compared as a whole by $max: value first, then order, which is
@@ -220,6 +244,11 @@ func timeID(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000
 
 func resultID(server string, at time.Time) string { return server + "|" + timeID(at) }
 
+// storedID is the _id of the document that keeps r: server|slot for a
+// scheduled result, so that the one result of a server and slot is kept
+// once whoever probed it; server|at for another.
+func storedID(r monitor.Result) string { return resultID(r.Server, r.Key()) }
+
 func rollupID(server string, p monitor.Period, start time.Time) string {
 	return server + "|" + string(p) + "|" + timeID(start)
 }
@@ -233,6 +262,8 @@ func (d snapshotDoc) result() (monitor.Result, error) {
 	return monitor.Result{
 		Server:    d.Server,
 		At:        d.At.utc(),
+		Slot:      slotTime(d.Slot),
+		Member:    d.Member,
 		Duration:  time.Duration(d.DurationMS) * time.Millisecond,
 		Snapshot:  &snap,
 		ClockSkew: time.Duration(d.ClockSkewMS) * time.Millisecond,
@@ -241,7 +272,9 @@ func (d snapshotDoc) result() (monitor.Result, error) {
 
 // result returns the stored failed attempt as a Result.
 func (d attemptDoc) result() monitor.Result {
-	return failure(d.Server, d.At.utc(), d.DurationMS, d.Kind, d.Err)
+	r := failure(d.Server, d.At.utc(), d.DurationMS, d.Kind, d.Err)
+	r.Slot, r.Member = slotTime(d.Slot), d.Member
+	return r
 }
 
 // failure is a stored failed attempt as a Result: its error is the stored

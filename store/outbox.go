@@ -197,7 +197,8 @@ func (s *Store) OutboxSave(ctx context.Context, e monitor.OutboxEntry) error {
 }
 
 // OutboxPrune deletes the sent and failed entries last updated before
-// before, and returns how many went. Pending entries are never pruned.
+// before, and returns how many went, and the delivery claims that expired
+// before it (see OutboxClaim). Pending entries are never pruned.
 func (s *Store) OutboxPrune(ctx context.Context, before time.Time) (int64, error) {
 	if err := s.gate(); err != nil {
 		return 0, err
@@ -212,6 +213,9 @@ func (s *Store) OutboxPrune(ctx context.Context, before time.Time) (int64, error
 	})
 	if err != nil {
 		return 0, fmt.Errorf("prune outbox: %w", s.unavailable(err))
+	}
+	if err := s.pruneClaims(ctx, before); err != nil {
+		return res.DeletedCount, err
 	}
 	return res.DeletedCount, nil
 }

@@ -27,8 +27,10 @@ const maxStatements = 32
 // their hourly and daily rollups, failures as attempts, and each server's
 // pointers to its newest snapshot and failure. Each result is first
 // normalized (monitor.Result.Normalized). A result already stored (same
-// server and time) is skipped, and so is its rollup upkeep, so writing a
-// batch again changes nothing.
+// server and time, or same server and slot) is skipped, and so is its
+// rollup upkeep, so writing a batch again changes nothing; so is a result
+// whose slot another collector stored first, for which the server then has
+// that collector's result alone.
 //
 // refused is nil, or holds one entry per result: refused[i] != nil when
 // results[i] is invalid or the database refused it for itself (a bad
@@ -86,7 +88,9 @@ func (s *Store) writeResults(ctx context.Context, in []monitor.Result) ([]error,
 		if !valid[i] {
 			continue
 		}
-		id := resultID(r.Server, r.At)
+		// A snapshot and a failure may share an _id (one slot), in
+		// different collections.
+		id := fmt.Sprintf("%t|%s", r.Snapshot == nil, storedID(r))
 		if ids[id] {
 			continue // the same result twice in one batch: keep the first
 		}
@@ -136,6 +140,11 @@ func (s *Store) writeResults(ctx context.Context, in []monitor.Result) ([]error,
 		}
 	}
 
+	if err := s.dropOthers(ctx, results, fresh, seen); err != nil {
+		return nil, err
+	}
+	// After dropOthers: a result of a slot another collector stored first
+	// leaves no point either.
 	if err := s.upkeepPoints(ctx, results, seen); err != nil {
 		return nil, err
 	}
@@ -151,10 +160,47 @@ func (s *Store) writeResults(ctx context.Context, in []monitor.Result) ([]error,
 	return refused, nil
 }
 
+// dropOthers unmarks as seen the scheduled results that were not inserted
+// now because a document of their server and slot was there already, and
+// that document is not theirs (its at differs): another collector probed
+// the server in the same slot and stored its result first. Neither rollups
+// nor pointers take them, so the slot counts once. A result whose own
+// insert landed in an earlier pass (at equal) stays seen, for the recovery
+// that upkeepRollups makes. Duplicates are rare (a replay, two collectors
+// that disagreed on a server's owner for a slot): each costs one lookup by
+// _id.
+func (s *Store) dropOthers(ctx context.Context, results []monitor.Result, fresh, seen []bool) error {
+	for i, r := range results {
+		if !seen[i] || fresh[i] || r.Slot.IsZero() {
+			continue
+		}
+		coll := s.snapshots
+		if r.Snapshot == nil {
+			coll = s.attempts
+		}
+		var d struct {
+			At time.Time `bson:"at"`
+		}
+		err := findOne(ctx, coll, storedID(r), &d, options.FindOne().SetProjection(bson.D{{Key: "at", Value: 1}}))
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			continue // gone meanwhile (pruned, deleted): nothing to count twice
+		}
+		if err != nil {
+			return fmt.Errorf("read %s %s: %w", coll.Name(), storedID(r), err)
+		}
+		if !d.At.Equal(r.At) {
+			seen[i] = false
+			s.logger.Warn("another collector stored this server's result of the slot first; this one is not kept",
+				"server", r.Server, "slot", r.Slot, "member", r.Member)
+		}
+	}
+	return nil
+}
+
 // rawDoc returns the document that stores r: a snapshotDoc or an
 // attemptDoc.
 func rawDoc(r monitor.Result) (any, error) {
-	id := resultID(r.Server, r.At)
+	id := storedID(r)
 	if r.Snapshot == nil {
 		return attemptDoc{
 			ID:         id,
@@ -163,6 +209,8 @@ func rawDoc(r monitor.Result) (any, error) {
 			DurationMS: r.Duration.Milliseconds(),
 			Kind:       r.Kind,
 			Err:        r.Error(),
+			Slot:       slotDoc(r),
+			Member:     r.Member,
 		}, nil
 	}
 	js, err := json.Marshal(r.Snapshot)
@@ -177,6 +225,8 @@ func rawDoc(r monitor.Result) (any, error) {
 		ClockSkewMS: r.ClockSkew.Milliseconds(),
 		DurationMS:  r.Duration.Milliseconds(),
 		Snapshot:    string(js),
+		Slot:        slotDoc(r),
+		Member:      r.Member,
 	}, nil
 }
 
@@ -303,7 +353,7 @@ func (s *Store) upkeepServers(ctx context.Context, results []monitor.Result, see
 		}
 		if r.Snapshot != nil {
 			if l := latest[r.Server]; l == nil || r.At.After(l.At) {
-				latest[r.Server] = &latestRef{At: r.At, ID: resultID(r.Server, r.At)}
+				latest[r.Server] = &latestRef{At: r.At, ID: storedID(r)}
 			}
 		} else if f := failures[r.Server]; f == nil || r.At.After(f.At) {
 			failures[r.Server] = &failureRef{At: r.At, DurationMS: r.Duration.Milliseconds(), Kind: r.Kind, Err: r.Error()}

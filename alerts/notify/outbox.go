@@ -42,6 +42,22 @@ type OutboxStore interface {
 	OutboxPending(ctx context.Context) (int64, error)
 }
 
+// A Claimer lets one of several outboxes that share a store deliver each
+// entry: before an entry is delivered, Claim must give this outbox the
+// claim of its next attempt. It is for a collector that is one member of
+// several (collector/cluster, over store.OutboxClaim).
+type Claimer interface {
+	// Claim reports whether this outbox may deliver e's next attempt now,
+	// and until when it holds that claim. false: another outbox delivers
+	// it, or this one may not deliver anything from the store now.
+	Claim(ctx context.Context, e monitor.OutboxEntry) (until time.Time, ok bool, err error)
+	// Unclaimed reports whether the entries this outbox holds locally
+	// (its store did not take them) go out without a claim: while this
+	// collector cannot reach the store at all (it is fenced), no other
+	// can deliver what only it holds, such as its own "store" alert.
+	Unclaimed() bool
+}
+
 // Outbox defaults.
 const (
 	DefaultRetryMin = 30 * time.Second // the wait after the first failure
@@ -134,6 +150,8 @@ type Outbox struct {
 	downMu    sync.Mutex
 	downUntil time.Time // no store call before this: it failed to answer
 
+	claimer Claimer // see SetClaimer; set before use
+
 	wake chan struct{}
 }
 
@@ -178,6 +196,12 @@ func (o *Outbox) SetNotifiers(notifiers []Notifier) {
 	o.notifiers = m
 	o.notifiersMu.Unlock()
 }
+
+// SetClaimer makes the outbox deliver an entry only once c has given it
+// the claim of that attempt, and only while the claim holds, so that of
+// several collectors sharing the store one delivers it. Entries it holds
+// locally need no claim while c.Unclaimed(). Call it before use.
+func (o *Outbox) SetClaimer(c Claimer) { o.claimer = c }
 
 // channels returns the current channels.
 func (o *Outbox) channels() map[string]Notifier {
@@ -356,14 +380,21 @@ func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 		}
 		byChannel[e.Channel] = append(byChannel[e.Channel], e)
 	}
+	claim := map[string]bool{} // entries read from the store: delivered under a claim
 	for _, e := range due {
 		if _, ok := held[e.ID]; !ok { // a held state is newer
 			add(e)
+			claim[e.ID] = o.claimer != nil
 		}
 	}
+	// A held entry may be in the store all the same (an insert that
+	// timed out may have landed): with a claimer it goes out under a
+	// claim too, unless the claimer says this outbox is on its own.
+	unclaimed := o.claimer == nil || o.claimer.Unclaimed()
 	for _, h := range held {
 		if h.Entry.Status == monitor.OutboxPending && !h.Entry.NextAttempt.After(now) {
 			add(h.Entry)
+			claim[h.Entry.ID] = !unclaimed
 		}
 	}
 
@@ -405,7 +436,7 @@ func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 	g.SetLimit(parallel)
 	for _, j := range jobs {
 		g.Go(func() error {
-			j.sent, j.failed, j.retryAt, j.err = o.deliver(ctx, j.notifier, j.entries, now)
+			j.sent, j.failed, j.retryAt, j.err = o.deliver(ctx, j.notifier, j.entries, now, claim)
 			return nil
 		})
 	}
@@ -424,14 +455,19 @@ func (o *Outbox) Flush(ctx context.Context) (sent, failed int, err error) {
 }
 
 // deliver sends one channel's due entries in order until one fails in a
-// way a retry can help; then the rest wait until retryAt.
-func (o *Outbox) deliver(ctx context.Context, nt Notifier, entries []monitor.OutboxEntry, now time.Time) (sent, failed int, retryAt time.Time, err error) {
+// way a retry can help; then the rest wait until retryAt. An entry in
+// claim is sent only under a claim (see SetClaimer); one this outbox does
+// not get is left to the collector that holds it.
+func (o *Outbox) deliver(ctx context.Context, nt Notifier, entries []monitor.OutboxEntry, now time.Time, claim map[string]bool) (sent, failed int, retryAt time.Time, err error) {
 	var errs []error
 	for _, e := range entries {
 		if ctx.Err() != nil {
 			break
 		}
 		logger := o.logger.With("channel", e.Channel, "notification", e.Notification)
+		if claim[e.ID] && !o.claimed(ctx, e, logger) {
+			continue
+		}
 		var n alerts.Notification
 		sendErr := json.Unmarshal(e.Payload, &n)
 		if sendErr != nil {
@@ -466,6 +502,30 @@ func (o *Outbox) deliver(ctx context.Context, nt Notifier, entries []monitor.Out
 		}
 	}
 	return sent, failed, retryAt, errors.Join(errs...)
+}
+
+// claimed reports whether this outbox holds the claim of e's next attempt,
+// with time left on it.
+func (o *Outbox) claimed(ctx context.Context, e monitor.OutboxEntry, logger *slog.Logger) bool {
+	var (
+		until time.Time
+		ok    bool
+	)
+	err := o.call(ctx, func(ctx context.Context) (err error) {
+		until, ok, err = o.claimer.Claim(ctx, e)
+		return err
+	})
+	switch {
+	case err != nil:
+		logger.Warn("notification not claimed; tried again later", "err", err)
+		return false
+	case !ok:
+		logger.Debug("notification left to the collector that claimed it")
+		return false
+	case !o.clock.Now().Before(until):
+		return false
+	}
+	return true
 }
 
 // save records e's new state, or holds it for the next Flush when the store
@@ -605,10 +665,19 @@ func (o *Outbox) nextRetry() (time.Time, bool) {
 		consider(t)
 	}
 	o.flushMu.Unlock()
+	// A held entry still due after a Flush waits on the store (to be
+	// stored, or claimed): not before the store is asked again.
+	o.downMu.Lock()
+	storeBack := o.downUntil
+	o.downMu.Unlock()
 	o.heldMu.Lock()
 	for _, h := range o.held {
 		if h.Entry.Status == monitor.OutboxPending {
-			consider(h.Entry.NextAttempt)
+			if h.Entry.NextAttempt.After(storeBack) {
+				consider(h.Entry.NextAttempt)
+			} else {
+				consider(storeBack)
+			}
 		}
 	}
 	o.heldMu.Unlock()

@@ -47,7 +47,10 @@ type Result struct {
 	SampleMS float64 `json:"sample_ms"`
 	Cold     Round   `json:"cold"`
 	Warm     []Round `json:"warm"`
-	SSHCat   Round   `json:"ssh_cat"`
+	// Reconnect is a round over new connections with the probe cached on
+	// every server: a cold round without the upload.
+	Reconnect Round `json:"reconnect"`
+	SSHCat    Round `json:"ssh_cat"`
 	// PeakRSSMiB is the child's VmHWM after the collector's rounds, before
 	// the ssh-cat baseline.
 	PeakRSSMiB float64  `json:"peak_rss_mib"`
@@ -150,6 +153,15 @@ func runChild(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	f.Close()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	// New connections to servers that have the probe: what the cold
+	// round costs without the upload.
+	f = fleet.New(warmInv, fleet.Options{Probes: probes, Logger: logger, Concurrency: warmInv.Schedule.Concurrency, Splay: warmInv.Schedule.Splay})
+	res.Reconnect = fleetRound(ctx, f, warmInv.Servers, note)
 	f.Close()
 	if err := ctx.Err(); err != nil {
 		return err

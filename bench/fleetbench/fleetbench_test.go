@@ -87,6 +87,7 @@ func TestTargets(t *testing.T) {
 	}
 	rep := report{Results: []Result{
 		{N: 1, Warm: warm(1010, 1.5)},
+		{N: 20, Cold: Round{WallMS: 4000, OK: 20}, Warm: warm(1600, 20)},
 		{N: 100, Warm: warm(1500, 60)},
 		{N: 500, Cold: Round{OK: 499, Failed: 1}, Warm: warm(9000, 200), PeakRSSMiB: 330},
 	}}
@@ -96,6 +97,7 @@ func TestTargets(t *testing.T) {
 		{"1.50 ms (N=1)", "0.75", "yes"},
 		{"1 of 502 probes failed", "–", "no"},
 		{"330 MiB", "1.10", "no"},
+		{"4.00 s ÷ 1.60 s = 2.50×", "1.67", "no"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%d targets, want %d", len(got), len(want))

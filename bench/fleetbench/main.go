@@ -9,7 +9,7 @@
 // parent prints a markdown report and writes it to -out. Linux only: it reads
 // /proc and getrusage.
 //
-//	go run ./bench/fleetbench [-n 1,10,100,500] [-warm 3] [-out bench/results.md]
+//	go run ./bench/fleetbench [-n 1,10,20,100,500] [-warm 3] [-out bench/results.md]
 package main
 
 import (
@@ -73,7 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("fleetbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	sizes := fs.String("n", "1,10,100,500", "fleet sizes, comma-separated")
+	sizes := fs.String("n", "1,10,20,100,500", "fleet sizes, comma-separated")
 	fs.IntVar(&o.warm, "warm", 3, "warm rounds per size")
 	fs.StringVar(&o.out, "out", "bench/results.md", "markdown report to write (empty: stdout only)")
 	fs.DurationVar(&o.sample, "sample", time.Second, "the probe's CPU sample window")

@@ -14,6 +14,8 @@ const (
 	targetMemN         = 500
 	targetPeakRSSMiB   = 300
 	targetCompleteNote = "every round completes"
+	targetColdN        = 20
+	targetColdTimes    = 1.5 // cold round ÷ warm round
 )
 
 // A report is the results of one run, one Result per N.
@@ -76,6 +78,16 @@ func (rep report) targets() []target {
 		t.Met = yes(r.PeakRSSMiB < targetPeakRSSMiB)
 	}
 	out = append(out, t)
+
+	r, ok = rep.find(targetColdN)
+	t = target{What: fmt.Sprintf("cold round of %d servers: at most %.1f× the warm round", targetColdN, targetColdTimes), Met: "not measured"}
+	if ok && r.warmWall() > 0 {
+		x := r.Cold.WallMS / r.warmWall()
+		t.Measured = fmt.Sprintf("%s ÷ %s = %.2f×", secs(r.Cold.WallMS), secs(r.warmWall()), x)
+		t.Ratio = ratio(x / targetColdTimes)
+		t.Met = yes(x <= targetColdTimes)
+	}
+	out = append(out, t)
 	return out
 }
 
@@ -115,7 +127,7 @@ func (r Result) warmMachinePerSnapshot() float64 {
 
 // fleetAttempts counts the fleet's probes over all rounds, and the failed ones.
 func (r Result) fleetAttempts() (total, failed int) {
-	for _, w := range append([]Round{r.Cold}, r.Warm...) {
+	for _, w := range append([]Round{r.Cold, r.Reconnect}, r.Warm...) {
 		total += w.OK + w.Failed
 		failed += w.Failed
 	}
@@ -159,11 +171,11 @@ func (rep report) markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.What, or(t.Measured, "–"), or(t.Ratio, "–"), t.Met)
 	}
 
-	b.WriteString("\n## Where the machine's CPU went\n\n" +
-		"Busy time of all CPUs during a round (/proc/stat), per snapshot: the collector or the ssh clients, " +
-		"and sshd, the login shells and the probes or `cat`, which all run on this same machine.\n\n" +
-		"| N | collector warm: all CPU ms/snapshot | of it the collector | ssh-cat: all CPU ms/snapshot | of it the ssh clients | probes uploaded (cold / warm) | kept connections reused (warm) | connects dropped by sshd's full accept queue (cold / warm / ssh-cat) |\n" +
-		"|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	section(&b, "Where the machine's CPU went",
+		"Busy time of all CPUs during a round (/proc/stat), per snapshot: the collector or the ssh clients, "+
+			"and sshd, the login shells and the probes or `cat`, which all run on this same machine.",
+		"N", "collector warm: all CPU ms/snapshot", "of it the collector", "ssh-cat: all CPU ms/snapshot", "of it the ssh clients",
+		"probes uploaded (cold / warm)", "kept connections reused (warm)", "connects dropped by sshd's full accept queue (cold / warm / ssh-cat)")
 	for _, r := range rep.Results {
 		all := r.warmMachinePerSnapshot()
 		sshAll := r.SSHCat.MachineCPUMS / float64(r.N)
@@ -177,6 +189,20 @@ func (rep report) markdown() string {
 		fmt.Fprintf(&b, "| %d | %.1f | %s | %.1f | %s | %d of %d / %d | %d of %d | %d / %d / %d |\n",
 			r.N, all, share(r.warmCPUPerSnapshot(), all), sshAll, share(r.SSHCat.CPUMS/float64(r.N), sshAll),
 			r.Cold.Uploaded, r.N, uploaded, reused, r.N*len(r.Warm), r.Cold.ListenOverflows, overflows, r.SSHCat.ListenOverflows)
+	}
+
+	section(&b, "Cold rounds",
+		"A cold round is new connections and the probe uploaded to every server; a reconnect round is new "+
+			"connections to servers that have the probe cached: the cold round but for the upload. × is ÷ the warm round.",
+		"N", "cold wall", "reconnect wall", "warm wall", "cold ×", "reconnect ×", "upload's share of the cold round")
+	for _, r := range rep.Results {
+		warm := r.warmWall()
+		upload := "–"
+		if r.Cold.WallMS > 0 {
+			upload = fmt.Sprintf("%.0f%%", 100*max(r.Cold.WallMS-r.Reconnect.WallMS, 0)/r.Cold.WallMS)
+		}
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s |\n", r.N, secs(r.Cold.WallMS), secs(r.Reconnect.WallMS), secs(warm),
+			times(r.Cold.WallMS, warm), times(r.Reconnect.WallMS, warm), upload)
 	}
 
 	var errs []string
@@ -217,13 +243,21 @@ func (rep report) markdown() string {
   once more than the collector; real servers bring their own CPUs. The collector's own CPU is measured
   apart (RUSAGE_SELF) and is the figure the CPU target is about; the machine's total is in the table above.
 - ` + home + `
-- **Peak RSS** is the child process's VmHWM after the collector's rounds (each N runs in its own
-  process), before the ssh-cat baseline. It includes the probe builds embedded in the binary.
+- **Reconnect** is fleet.New and one Probe of every server again, with the warm rounds' inventory:
+  new connections and ` + "`uname -sm`" + `, the probe found in place.
+- **Peak RSS** is the child process's VmHWM after the cold and warm rounds (each N runs in its own
+  process), before the reconnect round and the ssh-cat baseline. It includes the probe builds embedded in the binary.
 - One sshd takes all N connections (MaxStartups raised to 1000, LogLevel ERROR). Its accept queue holds
   128 connections: beyond that a connect is dropped and its SYN retried a second or more later (the last
   column above), which lengthens cold and ssh-cat rounds at large N. A real fleet spreads them over N sshds.
 `)
 	return b.String()
+}
+
+// section writes a heading, a paragraph and the head of a table of
+// right-aligned columns.
+func section(b *strings.Builder, title, intro string, columns ...string) {
+	fmt.Fprintf(b, "\n## %s\n\n%s\n\n| %s |\n|%s\n", title, intro, strings.Join(columns, " | "), strings.Repeat("---:|", len(columns)))
 }
 
 func secs(ms float64) string {

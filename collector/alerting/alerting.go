@@ -72,9 +72,10 @@ type Alerting struct {
 	states alerts.StateStore
 	o      Options
 
-	mu     sync.Mutex
-	repeat time.Duration
-	config inventory.Alerts // what the channels were built from
+	mu           sync.Mutex
+	repeat       time.Duration
+	config       inventory.Alerts // what the channels were built from
+	memberStates bool             // the last ObserveMembers found member alerts
 }
 
 // New sets up alerting. A channel that cannot be set up (a missing

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"github.com/crawlerfleet/collector/collector/cluster"
 	"github.com/crawlerfleet/collector/collector/round"
 	"github.com/crawlerfleet/collector/collector/schedule"
 	"github.com/crawlerfleet/collector/inventory"
@@ -48,6 +49,17 @@ type Alerting interface {
 	Flush(ctx context.Context)
 }
 
+// A Cluster decides which servers of each round this collector probes, when
+// it is one member of several (collector/cluster).
+type Cluster interface {
+	// Assign returns the servers of a round for slot that this member
+	// owns, those of them it did not own before, and whether it is fenced
+	// (may probe and notify nothing).
+	Assign(slot time.Time, servers []inventory.Server) cluster.Assignment
+	// Probed counts probes that ended.
+	Probed(n int)
+}
+
 // Options configure the daemon. Inventory, Fleet and Runner are required.
 type Options struct {
 	// Inventory is the inventory to start with; its Path is read again on
@@ -68,6 +80,14 @@ type Options struct {
 	// OnReload, when set, is told the new inventory after each reload that
 	// took effect (the HTTP API serves the running inventory).
 	OnReload func(inv *inventory.Inventory)
+	// Cluster, when set, makes each round probe only the servers this
+	// member owns; a fenced member's rounds probe none and judge only the
+	// collector's own "store" alert (Runner.Alerts observes no results).
+	Cluster Cluster
+	// Adopt, when set, is told the servers a member takes over (before
+	// their first round), so their alert states are read again from the
+	// store: another member may have moved them on.
+	Adopt func(ctx context.Context, servers []string)
 	// MaxRounds stops the daemon after that many rounds; 0 runs until ctx
 	// ends.
 	MaxRounds int64
@@ -164,11 +184,42 @@ loop:
 }
 
 // round is the scheduler's RoundFunc.
-func (d *daemon) round(ctx context.Context, servers []inventory.Server, finished func(string)) {
-	d.o.Runner.Run(ctx, servers, func(r monitor.Result) { finished(r.Server) })
+func (d *daemon) round(ctx context.Context, slot time.Time, servers []inventory.Server, finished func(string)) {
+	if d.o.Cluster != nil {
+		servers = d.assign(ctx, slot, servers, finished)
+	}
+	if len(servers) > 0 {
+		results := d.o.Runner.RunSlot(ctx, slot, servers, func(r monitor.Result) { finished(r.Server) })
+		if d.o.Cluster != nil {
+			d.o.Cluster.Probed(len(results))
+		}
+	}
 	if n := d.rounds.Add(1); d.o.MaxRounds > 0 && n >= d.o.MaxRounds {
 		d.once.Do(func() { close(d.enough) })
 	}
+}
+
+// assign returns the servers of a round that this member owns, releasing
+// the others at once. A fenced member owns none: its round judges only the
+// collector's own "store" alert, which no other member can raise for it.
+func (d *daemon) assign(ctx context.Context, slot time.Time, servers []inventory.Server, finished func(string)) []inventory.Server {
+	a := d.o.Cluster.Assign(slot, servers)
+	mine := make(map[string]bool, len(a.Mine))
+	for _, s := range a.Mine {
+		mine[s.Name] = true
+	}
+	for _, s := range servers {
+		if !mine[s.Name] {
+			finished(s.Name)
+		}
+	}
+	if a.Fenced && d.o.Runner.Alerts != nil {
+		d.o.Runner.Alerts.Observe(context.WithoutCancel(ctx), nil, nil)
+	}
+	if len(a.Adopted) > 0 && d.o.Adopt != nil {
+		d.o.Adopt(ctx, a.Adopted)
+	}
+	return a.Mine
 }
 
 // pruneLoop prunes at once and then every PruneEvery until ctx ends.
@@ -233,6 +284,7 @@ func StartOnlyChanges(old, inv *inventory.Inventory) []string {
 		{"[schedule] concurrency", old.Schedule.Concurrency == inv.Schedule.Concurrency},
 		{"[schedule] splay", old.Schedule.Splay == inv.Schedule.Splay},
 		{"[http]", old.HTTP == inv.HTTP},
+		{"[cluster]", old.Cluster == inv.Cluster},
 	} {
 		if !c.same {
 			changed = append(changed, c.name)

@@ -105,7 +105,9 @@ func New(inv *inventory.Inventory, opts Options) *Fleet {
 	if f.concurrency <= 0 {
 		f.concurrency = DefaultConcurrency
 	}
-	f.dialOpts = append([]remote.Option{remote.WithLogger(f.logger), remote.WithClock(f.clock)}, opts.DialOptions...)
+	// Servers behind one jump host share one connection to it.
+	f.dialOpts = append([]remote.Option{remote.WithLogger(f.logger), remote.WithClock(f.clock), remote.WithJumpPool(remote.NewJumpPool())},
+		opts.DialOptions...)
 	return f
 }
 

@@ -132,6 +132,11 @@
 //	collector_outbox_pending                    gauge                      SetGauges (when given)
 //	collector_store_up                          gauge                      SetGauges (when given)
 //	collector_results_lost_total                counter                    SetGauges (when given)
+//	collector_cluster_members                   gauge                      SetCluster: live members
+//	collector_cluster_owned_servers             gauge                      SetCluster: servers owned now
+//	collector_cluster_fenced                    gauge                      SetCluster: 1 while fenced
+//	collector_cluster_probes_scheduled_total    counter                    SetCluster: probes asked of it
+//	collector_cluster_probes_done_total         counter                    SetCluster: of those, ended
 //
 // The process count is collector_processes, not collector_processes_total:
 // by Prometheus convention a _total suffix marks a counter.

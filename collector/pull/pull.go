@@ -7,7 +7,6 @@
 package pull
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -162,39 +161,6 @@ func (t *Target) platformBuild(ctx context.Context) (probebin.Build, error) {
 	}
 	t.build = &b
 	return b, nil
-}
-
-// StaleBuildDays is how long a probe build stays in the probe directory
-// after its upload once another build has replaced it.
-const StaleBuildDays = 30
-
-// upload writes the build to dir through the session's stdin: to a temporary
-// name first, checked for size, made executable, then renamed into place, so
-// a target never sees a half-written probe.
-//
-// Having put a new build in place, it removes older builds uploaded more than
-// StaleBuildDays ago and temporary files an interrupted upload left over an
-// hour ago, so that releases do not pile up on the targets. A build that is
-// still in use elsewhere (another collector sharing the directory) is simply
-// uploaded again by its collector. The clean-up never fails the upload.
-func (t *Target) upload(ctx context.Context, dir string, b probebin.Build) error {
-	d := shellPath(dir)
-	final := shellPath(dir + "/" + b.FileName())
-	tmp := shellPath(dir + "/." + b.FileName() + ".tmp")
-	cmd := fmt.Sprintf(`umask 077 && mkdir -p %[1]s && t=%[2]s.$$ && cat > "$t" && `+
-		`if [ "$(wc -c < "$t")" -ne %[4]d ]; then rm -f "$t"; echo "upload truncated" >&2; exit 1; fi && `+
-		`chmod 700 "$t" && mv -f "$t" %[3]s && `+
-		`{ find %[1]s -maxdepth 1 -type f \( \( -name 'probe-????????????????' -mtime +%[6]d \) -o \( -name '.probe-*.tmp.*' -mmin +60 \) \) `+
-		`! -name %[5]s -exec rm -f {} + 2>/dev/null; true; }`,
-		d, tmp, final, len(b.Binary), remote.Quote(b.FileName()), StaleBuildDays)
-	res, err := t.runner.Run(ctx, cmd, bytes.NewReader(b.Binary), 4096)
-	if err != nil {
-		return wrapRun("upload", err)
-	}
-	if res.ExitStatus != 0 {
-		return &ProbeError{Step: "upload", Err: fmt.Errorf("write probe to %s: %s: %s", dir, exitText(res), stderrText(res))}
-	}
-	return nil
 }
 
 // wrapRun names the step of a transport error. Errors of the context stay

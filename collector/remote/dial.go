@@ -80,6 +80,7 @@ type options struct {
 	keepAliveInterval time.Duration
 	keepAliveMissed   int
 	keepAliveAnswered func() // called after each keepalive reply; for tests (export_test.go)
+	jumpPool          *JumpPool
 }
 
 // WithLogger sets the logger for debug messages (keys skipped, agent not
@@ -101,9 +102,10 @@ func newOptions(opts []Option) *options {
 // is safe for concurrent use: each Run opens its own session. Done tells
 // when the connection has ended, and Err why.
 type Client struct {
-	conn  *ssh.Client
-	jumps []*ssh.Client // outermost first
-	ep    Endpoint
+	conn    *ssh.Client
+	jumps   []*ssh.Client // outermost first; none through a JumpPool
+	release func()        // through a JumpPool: lets go of the shared jump connection
+	ep      Endpoint
 
 	done      chan struct{} // closed when conn has ended
 	wg        sync.WaitGroup
@@ -136,6 +138,9 @@ func Dial(ctx context.Context, route []Endpoint, opts ...Option) (*Client, error
 		return nil, errors.New("dial: empty route")
 	}
 	o := newOptions(opts)
+	if o.jumpPool != nil && len(route) > 1 {
+		return o.jumpPool.dial(ctx, route, o)
+	}
 	jumps, err := dialJumps(ctx, route, o)
 	if err != nil {
 		return nil, err
@@ -146,7 +151,7 @@ func Dial(ctx context.Context, route []Endpoint, opts ...Option) (*Client, error
 		closeAll(jumps)
 		return nil, hopError(route, len(route)-1, err)
 	}
-	return newClient(conn, jumps, target, o), nil
+	return newClient(conn, jumps, nil, target, o), nil
 }
 
 // dialJumps connects to the jump hosts of route (all its endpoints but the

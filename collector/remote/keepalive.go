@@ -50,8 +50,8 @@ func WithClock(clock clockwork.Clock) Option {
 
 // newClient wraps an established connection and starts the goroutines that
 // watch it: one waits for its end, one sends keepalives. Close stops both.
-func newClient(conn *ssh.Client, jumps []*ssh.Client, ep Endpoint, o *options) *Client {
-	c := &Client{conn: conn, jumps: jumps, ep: ep, done: make(chan struct{})}
+func newClient(conn *ssh.Client, jumps []*ssh.Client, release func(), ep Endpoint, o *options) *Client {
+	c := &Client{conn: conn, jumps: jumps, release: release, ep: ep, done: make(chan struct{})}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -133,6 +133,9 @@ func (c *Client) end(why error) error {
 			if e := c.jumps[i].Close(); c.closeErr == nil {
 				c.closeErr = e
 			}
+		}
+		if c.release != nil {
+			c.release()
 		}
 	})
 	return c.closeErr

@@ -154,12 +154,7 @@ func TestKeepAlive(t *testing.T) {
 // takes to notice.
 func TestKeepAliveRealClock(t *testing.T) {
 	srv := sshdtest.Start(t)
-	fwd := newForwarder(t, srv.Addr)
-	if err := remote.AddKnownHost(srv.KnownHostsFile, fwd.addr, srv.HostKey); err != nil {
-		t.Fatal(err)
-	}
-	ep := endpoint(srv, "web1")
-	ep.Addr = fwd.addr
+	ep, fwd := forwarded(t, srv, "web1")
 	c, err := remote.Dial(context.Background(), []remote.Endpoint{ep}, remote.WithKeepAlive(20*time.Millisecond, 3))
 	if err != nil {
 		t.Fatal(err)

@@ -560,16 +560,25 @@ func (f *forwarder) cut() {
 	}
 }
 
-func TestDialJumpHost(t *testing.T) {
-	srv := sshdtest.Start(t)
-	// The bastion is reached through a forwarder, so that the test sees
-	// that the target connection rides on the bastion's.
+// forwarded returns the endpoint name of srv reached through a new
+// forwarder, whose address is trusted for srv's host key, so that a test
+// sees and cuts the connections to it.
+func forwarded(t *testing.T, srv *sshdtest.Server, name string) (remote.Endpoint, *forwarder) {
+	t.Helper()
 	fwd := newForwarder(t, srv.Addr)
 	if err := remote.AddKnownHost(srv.KnownHostsFile, fwd.addr, srv.HostKey); err != nil {
 		t.Fatal(err)
 	}
-	bastion := endpoint(srv, "bastion")
-	bastion.Addr = fwd.addr
+	ep := endpoint(srv, name)
+	ep.Addr = fwd.addr
+	return ep, fwd
+}
+
+func TestDialJumpHost(t *testing.T) {
+	srv := sshdtest.Start(t)
+	// The bastion is reached through a forwarder, so that the test sees
+	// that the target connection rides on the bastion's.
+	bastion, fwd := forwarded(t, srv, "bastion")
 	target := endpoint(srv, "web1")
 
 	c := dial(t, bastion, target)

@@ -55,6 +55,9 @@ type Runner struct {
 	// AfterRound, when set, is told every round's results and duration
 	// (the HTTP API's metrics).
 	AfterRound func(results []monitor.Result, d time.Duration)
+	// Member, when set, is stamped on every result (monitor.Result.Member):
+	// the name of this collector in a cluster.
+	Member string
 }
 
 // Run probes servers, writes their results in batches as they arrive, then
@@ -63,6 +66,13 @@ type Runner struct {
 // Writes and alerts outlive a cancelled ctx: what was collected is kept and
 // judged.
 func (r *Runner) Run(ctx context.Context, servers []inventory.Server, onResult func(monitor.Result)) []monitor.Result {
+	return r.RunSlot(ctx, time.Time{}, servers, onResult)
+}
+
+// RunSlot is Run for the schedule's tick slot: every result carries it
+// (monitor.Result.Slot), so that the store keeps one result per server and
+// slot. A zero slot is Run.
+func (r *Runner) RunSlot(ctx context.Context, slot time.Time, servers []inventory.Server, onResult func(monitor.Result)) []monitor.Result {
 	clock := r.clock()
 	logger := r.logger()
 	start := clock.Now()
@@ -70,7 +80,9 @@ func (r *Runner) Run(ctx context.Context, servers []inventory.Server, onResult f
 	if r.Writer != nil {
 		b = newBatcher(context.WithoutCancel(ctx), r.Writer, clock, logger)
 	}
+	stamp := func(res *monitor.Result) { res.Slot, res.Member = slot, r.Member }
 	results := r.Prober.Probe(ctx, servers, func(res monitor.Result) {
+		stamp(&res)
 		if b != nil {
 			b.add(res)
 		}
@@ -78,6 +90,9 @@ func (r *Runner) Run(ctx context.Context, servers []inventory.Server, onResult f
 			onResult(res)
 		}
 	})
+	for i := range results {
+		stamp(&results[i])
+	}
 	if b != nil {
 		b.close()
 	}

@@ -33,13 +33,15 @@ import (
 	"github.com/crawlerfleet/collector/inventory"
 )
 
-// A RoundFunc probes servers once. It is called from the scheduler's own
-// goroutines, possibly several at a time for disjoint sets of servers, and
-// never with no servers. It calls finished with each server's name as soon
-// as that server is done, so that the server is due again on its next tick
-// even while slower servers of the same round are still busy. Servers not
-// released by finished are released when the RoundFunc returns.
-type RoundFunc func(ctx context.Context, servers []inventory.Server, finished func(name string))
+// A RoundFunc probes servers once, for the tick slot of their schedule (the
+// instant the schedule named, which a late round starts after). It is
+// called from the scheduler's own goroutines, possibly several at a time for
+// disjoint sets of servers, and never with no servers. It calls finished
+// with each server's name as soon as that server is done, so that the
+// server is due again on its next tick even while slower servers of the
+// same round are still busy. Servers not released by finished are released
+// when the RoundFunc returns.
+type RoundFunc func(ctx context.Context, slot time.Time, servers []inventory.Server, finished func(name string))
 
 // An Option changes how New sets up a Scheduler.
 type Option func(*Scheduler)
@@ -166,7 +168,7 @@ func (s *Scheduler) loop(g *generation, e *entry) {
 			return
 		case <-t.Chan():
 		}
-		if !s.tick(g, e) {
+		if !s.tick(g, e, next) {
 			return
 		}
 		// The next tick is the first after the present time: ticks that
@@ -182,7 +184,7 @@ func (s *Scheduler) loop(g *generation, e *entry) {
 // earlier round, and logs those skipped. The round runs in its own
 // goroutine; it is counted in s.inflight before tick returns. tick returns
 // false when g is no longer in force (stopped, or replaced by Reload).
-func (s *Scheduler) tick(g *generation, e *entry) bool {
+func (s *Scheduler) tick(g *generation, e *entry, slot time.Time) bool {
 	s.mu.Lock()
 	if s.stopped || s.gen != g {
 		s.mu.Unlock()
@@ -212,13 +214,13 @@ func (s *Scheduler) tick(g *generation, e *entry) bool {
 		s.logger.Warn("servers skipped: previous round still running", "schedule", e.spec, "servers", skipped)
 	}
 	if len(due) > 0 {
-		go s.run(id, due)
+		go s.run(id, slot, due)
 	}
 	return true
 }
 
 // run calls the RoundFunc for round id and releases its servers.
-func (s *Scheduler) run(id uint64, due []inventory.Server) {
+func (s *Scheduler) run(id uint64, slot time.Time, due []inventory.Server) {
 	defer s.inflight.Done()
 	finished := func(name string) {
 		s.mu.Lock()
@@ -232,7 +234,7 @@ func (s *Scheduler) run(id uint64, due []inventory.Server) {
 			finished(srv.Name)
 		}
 	}()
-	s.round(s.ctx, due, finished)
+	s.round(s.ctx, slot, due, finished)
 }
 
 // Start starts scheduling in the background. Calling it again does nothing.

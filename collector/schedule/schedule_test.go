@@ -131,7 +131,7 @@ func TestSlowServerIsSkippedOthersKeepTheirSchedule(t *testing.T) {
 	rounds := make(chan []string, 10)
 	release := make(chan struct{})
 	var slowRounds int
-	h := start(t, inv, 2, func(ctx context.Context, servers []inventory.Server, finished func(string)) {
+	h := start(t, inv, 2, func(ctx context.Context, _ time.Time, servers []inventory.Server, finished func(string)) {
 		names := rec.add(servers)
 		for _, n := range names {
 			if n != "slow" {
@@ -190,7 +190,7 @@ func TestTicksFasterThanRounds(t *testing.T) {
 	rounds := make(chan []string, 10)
 	release := make(chan struct{})
 	var n int
-	h := start(t, inv, 1, func(ctx context.Context, servers []inventory.Server, finished func(string)) {
+	h := start(t, inv, 1, func(ctx context.Context, _ time.Time, servers []inventory.Server, finished func(string)) {
 		if len(servers) == 0 {
 			t.Error("a round of no servers")
 		}
@@ -253,8 +253,8 @@ func TestNextTicks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			inv := parse(t, "[schedule]\ntimezone = \""+tt.zone+"\"\ncron = \""+tt.spec+"\"\n"+servers("web1"))
-			rounds := make(chan struct{}, 10)
-			h := start(t, inv, 1, func(context.Context, []inventory.Server, func(string)) { rounds <- struct{}{} })
+			rounds := make(chan time.Time, 10)
+			h := start(t, inv, 1, func(_ context.Context, slot time.Time, _ []inventory.Server, _ func(string)) { rounds <- slot })
 			for i, w := range tt.want {
 				want, err := time.Parse(time.RFC3339, w)
 				if err != nil {
@@ -272,7 +272,9 @@ func TestNextTicks(t *testing.T) {
 					t.Fatalf("%d rounds started a nanosecond before tick %d", got, i+1)
 				}
 				h.advanceTo(want)
-				testutil.Receive(t, rounds, "round")
+				if slot := testutil.Receive(t, rounds, "round"); !slot.Equal(want) {
+					t.Errorf("round %d for slot %v, want the tick %v", i+1, slot.UTC(), want)
+				}
 			}
 		})
 	}
@@ -285,7 +287,7 @@ func TestStopWaitsForRounds(t *testing.T) {
 	rounds := make(chan struct{}, 10)
 	release := make(chan struct{})
 	ctxErr := make(chan error, 1)
-	h := start(t, inv, 1, func(ctx context.Context, _ []inventory.Server, _ func(string)) {
+	h := start(t, inv, 1, func(ctx context.Context, _ time.Time, _ []inventory.Server, _ func(string)) {
 		rounds <- struct{}{}
 		<-release
 		ctxErr <- ctx.Err()
@@ -327,7 +329,7 @@ func TestStopCancelsRoundsAfterGrace(t *testing.T) {
 	inv := parse(t, "[schedule]\ncron = \"* * * * * *\"\n"+servers("hung"))
 	rounds := make(chan struct{}, 1)
 	cancelled := make(chan struct{})
-	h := start(t, inv, 1, func(ctx context.Context, _ []inventory.Server, _ func(string)) {
+	h := start(t, inv, 1, func(ctx context.Context, _ time.Time, _ []inventory.Server, _ func(string)) {
 		rounds <- struct{}{}
 		<-ctx.Done()
 		close(cancelled)
@@ -356,7 +358,7 @@ func TestReloadSwapsSchedules(t *testing.T) {
 	rounds := make(chan []string, 10)
 	release := make(chan struct{})
 	h := start(t, parse(t, "[schedule]\ncron = \"* * * * * *\"\n"+servers("kept", "old")),
-		1, func(_ context.Context, servers []inventory.Server, finished func(string)) {
+		1, func(_ context.Context, _ time.Time, servers []inventory.Server, finished func(string)) {
 			names := rec.add(servers)
 			finished("old")
 			finished("new")
@@ -423,7 +425,7 @@ func TestRealClock(t *testing.T) {
 	inv := parse(t, "[schedule]\ncron = \"* * * * * *\"\n"+servers("web1"))
 	rounds := make(chan struct{}, 10)
 	logger, _ := testutil.Logger(t)
-	s, err := New(inv, func(context.Context, []inventory.Server, func(string)) { rounds <- struct{}{} }, logger)
+	s, err := New(inv, func(context.Context, time.Time, []inventory.Server, func(string)) { rounds <- struct{}{} }, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

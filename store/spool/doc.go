@@ -48,6 +48,10 @@
 //	{"v":1,"server":"web1","at":"2024-05-01T10:17:00Z","duration_ms":812,"snapshot":{...}}
 //	{"v":1,"server":"web2","at":"2024-05-01T10:17:00Z","duration_ms":5000,"err_kind":"timeout","err":"..."}
 //
+// A scheduled result also has "slot" (the schedule's tick, as "at") and, in
+// a cluster, "member" (the collector that probed it); lines without them
+// are unscheduled results of one collector.
+//
 // A line is read back strictly: an unknown field, trailing data or another
 // version rejects it. A spool written by an earlier release of the
 // collector replays as it is.

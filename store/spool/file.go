@@ -36,6 +36,10 @@ type entry struct {
 	// ClockSkewMS is monitor.Result.ClockSkew, when it was noted. Added
 	// after version 1 was first written; lines without it read as before.
 	ClockSkewMS int64 `json:"clock_skew_ms,omitempty"`
+	// Slot and Member are monitor.Result's, when set. Added after version
+	// 1 was first written; lines without them read as before.
+	Slot   *time.Time `json:"slot,omitempty"`
+	Member string     `json:"member,omitempty"`
 }
 
 // file is the spool on disk: an append-only file of JSON lines, one Result
@@ -137,6 +141,8 @@ func encode(r monitor.Result) ([]byte, error) {
 		Kind:        r.Kind,
 		Err:         r.Error(),
 		ClockSkewMS: r.ClockSkew.Milliseconds(),
+		Slot:        slotOf(r),
+		Member:      r.Member,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("spool result for %s at %s: %w", r.Server, r.At.Format(time.RFC3339Nano), err)
@@ -352,5 +358,17 @@ func parseLine(b []byte) (monitor.Result, error) {
 		r.Err = errors.New(e.Err)
 	}
 	r.ClockSkew = time.Duration(e.ClockSkewMS) * time.Millisecond
+	if e.Slot != nil {
+		r.Slot = *e.Slot
+	}
+	r.Member = e.Member
 	return r.Normalized()
+}
+
+// slotOf returns r's slot for a spool line: nil when it has none.
+func slotOf(r monitor.Result) *time.Time {
+	if r.Slot.IsZero() {
+		return nil
+	}
+	return &r.Slot
 }

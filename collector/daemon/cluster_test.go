@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -108,6 +109,10 @@ func TestRunProbesWhatTheMemberOwns(t *testing.T) {
 	}
 	if len(obs.calls[1]) != 0 || len(obs.calls[0]) != 2 || len(obs.calls[2]) != 1 {
 		t.Errorf("alerts observed %d, %d, %d results; want 2, 0 (fenced), 1", len(obs.calls[0]), len(obs.calls[1]), len(obs.calls[2]))
+	}
+	// Round 1 leaves b, the fenced round all three, round 3 a and c.
+	if got := strings.Join(f.released, " "); got != "b a b c a c" {
+		t.Errorf("released %q, want the servers of each round owned by others: b, a b c, a c", got)
 	}
 	if cl.probed != 3 || len(cl.adopted) != 2 || len(cl.slots) != 3 || !cl.slots[1].Equal(cl.slots[0].Add(10*time.Second)) {
 		t.Errorf("probed %d, adopted %v, slots %v", cl.probed, cl.adopted, cl.slots)

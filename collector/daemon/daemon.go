@@ -36,6 +36,10 @@ const (
 type Fleet interface {
 	round.Prober
 	SetInventory(inv *inventory.Inventory)
+	// Release lets go of what the fleet keeps running for the named
+	// servers between rounds (their watching probes): in a cluster, the
+	// servers of a round this member does not own.
+	Release(names ...string)
 }
 
 // Alerting is what the daemon needs of collector/alerting besides the
@@ -208,11 +212,16 @@ func (d *daemon) assign(ctx context.Context, slot time.Time, servers []inventory
 	for _, s := range a.Mine {
 		mine[s.Name] = true
 	}
+	var others []string
 	for _, s := range servers {
 		if !mine[s.Name] {
+			others = append(others, s.Name)
 			finished(s.Name)
 		}
 	}
+	// A server another member owns now is watched by it: a probe this one
+	// left watching would run on until its silence, for nothing.
+	d.o.Fleet.Release(others...)
 	if a.Fenced && d.o.Runner.Alerts != nil {
 		d.o.Runner.Alerts.Observe(context.WithoutCancel(ctx), nil, nil)
 	}

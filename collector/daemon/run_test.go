@@ -21,11 +21,12 @@ import (
 // fakeFleet answers every server at once, or holds each probe until its
 // context ends when hang is set.
 type fakeFleet struct {
-	mu     sync.Mutex
-	probed []string // server names, in order
-	inv    *inventory.Inventory
-	hang   bool
-	began  chan string
+	mu       sync.Mutex
+	probed   []string // server names, in order
+	released []string
+	inv      *inventory.Inventory
+	hang     bool
+	began    chan string
 }
 
 func (f *fakeFleet) Probe(ctx context.Context, servers []inventory.Server, onResult func(monitor.Result)) []monitor.Result {
@@ -50,6 +51,12 @@ func (f *fakeFleet) Probe(ctx context.Context, servers []inventory.Server, onRes
 func (f *fakeFleet) SetInventory(inv *inventory.Inventory) {
 	f.mu.Lock()
 	f.inv = inv
+	f.mu.Unlock()
+}
+
+func (f *fakeFleet) Release(names ...string) {
+	f.mu.Lock()
+	f.released = append(f.released, names...)
 	f.mu.Unlock()
 }
 

@@ -177,6 +177,11 @@ func (f *Fleet) stopWatch(names ...string) {
 	}
 }
 
+// Release ends the watching probes of the named servers, if any: a
+// cluster member calls it for the servers another member owns now. A
+// server released and probed again later starts with a one-shot probe.
+func (f *Fleet) Release(names ...string) { f.stopWatch(names...) }
+
 // Watching returns the names of the servers with a watching probe, for
 // tests and logs, sorted.
 func (f *Fleet) Watching() []string {

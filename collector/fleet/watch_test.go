@@ -1,43 +1,18 @@
 package fleet
 
 import (
-	"bytes"
 	"errors"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/crawlerfleet/collector/collector/internal/probetest"
 	"github.com/crawlerfleet/collector/collector/internal/sshdtest"
 	"github.com/crawlerfleet/collector/internal/testutil"
 	"github.com/crawlerfleet/collector/monitor"
 )
-
-// probePIDs returns the pids of the probes running from dir.
-func probePIDs(t *testing.T, dir string) []int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if argv0, _, _ := bytes.Cut(cmdline, []byte{0}); strings.HasPrefix(string(argv0), dir+"/") {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
 
 // watchingProbes waits until exactly n probes run from dir, and returns
 // their pids.
@@ -45,7 +20,7 @@ func watchingProbes(t *testing.T, dir string, n int) []int {
 	t.Helper()
 	var pids []int
 	testutil.Eventually(t, testutil.Patience, strconv.Itoa(n)+" probes running", func() bool {
-		pids = probePIDs(t, dir)
+		pids = probetest.PIDs(t, dir)
 		return len(pids) == n
 	})
 	return pids
@@ -145,7 +120,7 @@ func TestWatchOff(t *testing.T) {
 			t.Fatalf("probe: %v; want a one-shot snapshot", r.Err)
 		}
 	}
-	if len(f.Watching()) != 0 || len(probePIDs(t, dir)) != 0 {
-		t.Fatalf("watching %v, probes %v", f.Watching(), probePIDs(t, dir))
+	if len(f.Watching()) != 0 || len(probetest.PIDs(t, dir)) != 0 {
+		t.Fatalf("watching %v, probes %v", f.Watching(), probetest.PIDs(t, dir))
 	}
 }

@@ -1,12 +1,8 @@
 package pull
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,31 +13,6 @@ import (
 	"github.com/crawlerfleet/collector/collector/remote"
 	"github.com/crawlerfleet/collector/internal/testutil"
 )
-
-// probePIDs returns the pids of the processes whose command line starts
-// with a path under dir: the probes run from there.
-func probePIDs(t *testing.T, dir string) []int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if argv0, _, _ := bytes.Cut(cmdline, []byte{0}); strings.HasPrefix(string(argv0), dir+"/") {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
 
 func watchOpts(dir string) WatchOptions {
 	return WatchOptions{Keywords: []string{"watch-test-keyword"}, Resolution: 100 * time.Millisecond, Silence: time.Minute, Timeout: 10 * time.Second, ProbeDir: dir}
@@ -72,7 +43,7 @@ func TestWatch(t *testing.T) {
 			if !info.Uploaded || info.Platform == "" {
 				t.Errorf("first Watch: %+v; want the probe uploaded", info)
 			}
-			if pids := probePIDs(t, dir); len(pids) != 1 {
+			if pids := probetest.PIDs(t, dir); len(pids) != 1 {
 				t.Fatalf("%d probes running from %s, want 1", len(pids), dir)
 			}
 			// Intervals follow each other; wait for one that holds samples.
@@ -101,7 +72,7 @@ func TestWatch(t *testing.T) {
 			w2.Close()
 			w.Close()
 			testutil.Eventually(t, testutil.Patience, "no probe left once closed", func() bool {
-				return len(probePIDs(t, dir)) == 0
+				return len(probetest.PIDs(t, dir)) == 0
 			})
 			if _, _, err := w.Next(ctx); err == nil {
 				t.Error("Next after Close succeeded")
@@ -121,7 +92,7 @@ func TestWatchProbeEnds(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer w.Close()
-		for _, pid := range probePIDs(t, dir) {
+		for _, pid := range probetest.PIDs(t, dir) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 		<-w.Done()

@@ -74,8 +74,9 @@ func parsePeakText(s string) (monitor.Peak, error) {
 	}
 	rest := s[33:]
 	p := monitor.Peak{Value: unsortableFloat(key), At: time.UnixMilli(-int64(order ^ (1 << 63))).UTC()}
-	if seen, after, ok := strings.Cut(rest, "|"); ok && strings.HasPrefix(seen, "s") {
-		seen, p.Watched = strings.CutSuffix(seen[1:], "w")
+	if strings.HasPrefix(rest, "s") { // how the value was seen: s<ms>[w]|
+		seen, after, _ := strings.Cut(rest[1:], "|")
+		seen, p.Watched = strings.CutSuffix(seen, "w")
 		ms, err := strconv.ParseInt(seen, 10, 64)
 		if err != nil || ms < 0 {
 			return monitor.Peak{}, fmt.Errorf("%w: sample %.20q", errPeakText, seen)

@@ -94,8 +94,9 @@ func (e *env) scheduledFleet(inv *inventory.Inventory, logger *slog.Logger) *fle
 	return fleet.New(inv, fleet.Options{Probes: e.probes, Logger: logger, Concurrency: inv.Schedule.Concurrency, Splay: inv.Schedule.Splay})
 }
 
-// prune deletes data past retention, and old alert notifications, when the
-// last prune by any command on this store is pruneEvery ago or more. It is
+// prune deletes data past retention and old alert notifications, and seals
+// the days that ended (store.SealDays), when the last prune by any command
+// on this store is pruneEvery ago or more. It is
 // skipped while the database is down.
 func prune(ctx context.Context, st *stores, al *alerting.Alerting, now time.Time, logger *slog.Logger) {
 	if down, _ := st.storeDown(); down {
@@ -105,7 +106,14 @@ func prune(ctx context.Context, st *stores, al *alerting.Alerting, now time.Time
 	if err != nil {
 		logger.Warn("prune old data", "err", err)
 	}
-	if pruned && al != nil {
+	if !pruned {
+		return
+	}
+	// The same hourly upkeep seals the days that ended, for long reports.
+	if _, err := st.db.SealDays(ctx, now); err != nil {
+		logger.Warn("seal ended days", "err", err)
+	}
+	if al != nil {
 		if _, err := al.Outbox().Prune(ctx); err != nil {
 			logger.Warn("prune old alert notifications", "err", err)
 		}

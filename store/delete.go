@@ -81,6 +81,13 @@ func (s *Store) DeleteRange(ctx context.Context, server string, from, to, now ti
 	if _, err := s.rollups.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err != nil {
 		return d, fmt.Errorf("delete %s: rollups: %w", server, s.unavailable(err))
 	}
+	var sealed bson.A
+	for day := d.From; day.Before(d.To); day = monitor.Day.Next(day) {
+		sealed = append(sealed, sealedID(server, day))
+	}
+	if _, err := s.sealed.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: sealed}}}}); err != nil {
+		return d, fmt.Errorf("delete %s: sealed days: %w", server, s.unavailable(err))
+	}
 	snaps, err := s.Snapshots(ctx, server, d.From, d.To, 0)
 	if err != nil {
 		return d, fmt.Errorf("delete %s: rebuild rollups: %w", server, err)

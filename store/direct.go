@@ -19,11 +19,18 @@ import (
 // from the SQLite file with one indexed query. The documents come as JSON
 // and decode into the same document types as through the driver.
 
-// rollupsDirect reads the rollups of each server, one range per server.
+// rollupsDirect reads the rollups of each server, one range per server
+// (through its sealed days for long hourly ranges).
 func (s *Store) rollupsDirect(ctx context.Context, servers []string, f monitor.RollupFilter) ([]monitor.Rollup, error) {
 	var out []monitor.Rollup
 	for _, server := range slices.Compact(slices.Sorted(slices.Values(servers))) {
-		rs, err := s.rollupRange(ctx, server, f.Period, f.From, f.To)
+		var rs []monitor.Rollup
+		var err error
+		if s.sealable(f) {
+			rs, err = s.sealedRollups(ctx, server, f.From, f.To)
+		} else {
+			rs, err = s.rollupRange(ctx, server, f.Period, f.From, f.To)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", rollupsWhat(f, []string{server}), err)
 		}
@@ -125,10 +132,16 @@ func scanErr(err error) error {
 // tens of thousands of them, each of some twenty objects, so it decodes
 // them with goccy/go-json, a drop-in encoding/json that is four times
 // faster on them; an error is reported as encoding/json reports it.
-func decodeRollup(doc []byte, d *rollupDoc) error {
-	if err := gojson.Unmarshal(doc, d); err != nil {
-		*d = rollupDoc{}
-		return decodeStored(doc, d)
+func decodeRollup(doc []byte, d *rollupDoc) error { return decodeFast(doc, d) }
+
+// decodeFast decodes a document as Scan hands it over into v with
+// goccy/go-json, for the reads of many documents; an error is reported as
+// encoding/json reports it.
+func decodeFast[T any](doc []byte, v *T) error {
+	if err := gojson.Unmarshal(doc, v); err != nil {
+		var zero T
+		*v = zero
+		return decodeStored(doc, v)
 	}
 	return nil
 }

@@ -42,7 +42,7 @@ func (s *Store) checkLayout(ctx context.Context, direct directReader) error {
 		return fmt.Errorf("check the layout: the range of the canary's _id %q holds %d documents, want 1: _ids are not stored as JSON text as the range reads expect", c.ID, found)
 	}
 	var errs []error
-	for _, name := range []string{snapshotsName, pointsName, attemptsName, rollupsName} {
+	for _, name := range []string{snapshotsName, pointsName, attemptsName, rollupsName, sealedName} {
 		if err := direct.CheckIndex(ctx, s.cfg.Database, name); err != nil {
 			errs = append(errs, err)
 		}

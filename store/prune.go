@@ -20,7 +20,7 @@ import (
 const prunedAtName = "pruned-at"
 
 // Prune deletes raw snapshots and attempts older than the retention and
-// rollups older than the rollup retention, counted back from now, and the
+// rollups (and sealed days) older than the rollup retention, counted back from now, and the
 // silences that expired at now. Call it periodically (the daemon does, every
 // hour; a command run from a crontab calls PruneIfDue): the embedded store
 // has no TTL indexes.
@@ -44,6 +44,8 @@ func (s *Store) Prune(ctx context.Context, now time.Time) error {
 		{s.points, bson.D{{Key: "start", Value: bson.D{{Key: "$lt", Value: raw.Add(-BucketLength)}}}}, raw},
 		{s.attempts, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: raw}}}}, raw},
 		{s.rollups, bson.D{{Key: "start", Value: bson.D{{Key: "$lt", Value: roll}}}}, roll},
+		// A sealed day goes with the first of its hours (see SealDays).
+		{s.sealed, bson.D{{Key: "start", Value: bson.D{{Key: "$lt", Value: roll}}}}, roll},
 		// Not through s.collection: a store without alerts has no silences
 		// to create the collection for, and deleting from a missing one is
 		// a no-op.

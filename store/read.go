@@ -218,6 +218,23 @@ func (s *Store) Rollups(ctx context.Context, f monitor.RollupFilter) ([]monitor.
 	if s.direct != nil {
 		return s.rollupsDirect(ctx, servers, f)
 	}
+	if s.sealable(f) { // MongoDB: one server at a time, through its sealed days
+		if len(servers) == 0 {
+			var err error
+			if servers, err = s.Servers(ctx); err != nil {
+				return nil, fmt.Errorf("read %s: %w", rollupsWhat(f, nil), err)
+			}
+		}
+		var out []monitor.Rollup
+		for _, server := range slices.Compact(slices.Sorted(slices.Values(servers))) {
+			rs, err := s.sealedRollups(ctx, server, f.From, f.To)
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", rollupsWhat(f, []string{server}), err)
+			}
+			out = append(out, rs...)
+		}
+		return out, nil
+	}
 	var docs []rollupDoc
 	var err error
 	if n := int(f.To.Sub(f.From)/f.Period.Length()+1) * len(servers); ferret && n <= maxLookups {

@@ -48,6 +48,7 @@ const (
 	pointsName     = "points"
 	attemptsName   = "attempts"
 	rollupsName    = "rollups"
+	sealedName     = "sealed"
 	serversName    = "servers"
 	alertStateName = "alert_state"
 	silencesName   = "silences"
@@ -123,6 +124,7 @@ type Store struct {
 	points    *mongo.Collection
 	attempts  *mongo.Collection
 	rollups   *mongo.Collection
+	sealed    *mongo.Collection // sealed days, see sealed.go
 	servers   *mongo.Collection
 
 	embedded *embedded.Server // nil with an external database
@@ -231,6 +233,7 @@ func open(ctx context.Context, cfg Config, logger *slog.Logger, wrap func(direct
 	s.points = s.db.Collection(pointsName)
 	s.attempts = s.db.Collection(attemptsName)
 	s.rollups = s.db.Collection(rollupsName)
+	s.sealed = s.db.Collection(sealedName)
 	s.servers = s.db.Collection(serversName)
 
 	s.opened = make(chan struct{})
@@ -332,7 +335,7 @@ func (s *Store) setup(ctx context.Context) error {
 		_, ferret := info["ferretdbVersion"]
 		s.ferret.Store(ferret)
 	}
-	names := []string{snapshotsName, pointsName, attemptsName, rollupsName, serversName}
+	names := []string{snapshotsName, pointsName, attemptsName, rollupsName, sealedName, serversName}
 	if err := s.createCollections(ctx, names...); err != nil {
 		return err
 	}
@@ -348,6 +351,7 @@ func (s *Store) setup(ctx context.Context) error {
 		{s.attempts, bson.D{{Key: "at", Value: 1}}},
 		{s.rollups, bson.D{{Key: "server", Value: 1}, {Key: "period", Value: 1}, {Key: "start", Value: 1}}},
 		{s.rollups, bson.D{{Key: "start", Value: 1}}},
+		{s.sealed, bson.D{{Key: "start", Value: 1}}},
 	}
 	if s.ferret.Load() {
 		// FerretDB v1.24 filters outside SQLite and never uses these; on

@@ -116,16 +116,24 @@ func (r *Report) funcs() template.FuncMap {
 		"minPoints":   func() int { return MinPoints },
 		"minDistinct": func() int { return MinDistinctProcs },
 		"minR2":       func() float64 { return MinR2 },
-		"timeSeries": func(s Server) template.HTML {
-			// Safe: built by timeSeriesSVG, which escapes every string.
-			return template.HTML(r.timeSeriesSVG(&s))
-		},
+		// Safe: drawn by timeSeriesSVG and scatterSVG, which escape every
+		// string (see drawCharts).
+		"timeSeries": func(s Server) template.HTML { return template.HTML(s.charts.timeSeries) },
 		"scatter": func(s Server, class string) template.HTML {
 			if class == "cpu" {
-				return template.HTML(r.scatterSVG(&s, s.CPU, func(p Point) float64 { return p.CPU }, "cpu", "CPU"))
+				return template.HTML(s.charts.scatterCPU)
 			}
-			return template.HTML(r.scatterSVG(&s, s.Mem, func(p Point) float64 { return p.Mem }, "mem", "memory"))
+			return template.HTML(s.charts.scatterMem)
 		},
+	}
+}
+
+// drawCharts draws s's charts from its points.
+func (r *Report) drawCharts(s *Server) charts {
+	return charts{
+		timeSeries: r.timeSeriesSVG(s),
+		scatterMem: r.scatterSVG(s, s.Mem, func(p Point) float64 { return p.Mem }, "mem", "memory"),
+		scatterCPU: r.scatterSVG(s, s.CPU, func(p Point) float64 { return p.CPU }, "cpu", "CPU"),
 	}
 }
 

@@ -360,8 +360,8 @@ func TestHTMLEscaping(t *testing.T) {
 	// The charts escape it on their own.
 	s := r.Servers[0]
 	for name, svg := range map[string]string{
-		"time series": r.timeSeriesSVG(&s),
-		"scatter":     r.scatterSVG(&s, s.Mem, func(p Point) float64 { return p.Mem }, "mem", "memory"),
+		"time series": s.charts.timeSeries,
+		"scatter":     s.charts.scatterMem,
 	} {
 		t.Run(name, func(t *testing.T) {
 			if strings.Contains(svg, "<script") {

@@ -143,8 +143,18 @@ type Server struct {
 	Disks  []DiskForecast `json:"disks"`
 	Health Health         `json:"health"`
 
-	points  []Point // sorted by time, for the charts
-	allGaps []Gap   // every gap, in time order, for the charts
+	// points are sorted by time; the figures and the charts are made from
+	// them, and they are dropped once the charts are drawn (see
+	// Builder.Add), so that a report holds no more than a few servers'
+	// points at a time.
+	points  []Point
+	allGaps []Gap  // every gap, in time order, for the charts
+	charts  charts // drawn by Builder.Add
+}
+
+// charts are a server's charts, drawn as SVG.
+type charts struct {
+	timeSeries, scatterMem, scatterCPU string
 }
 
 // Peaks are a server's highest readings over the range; nil for a metric
@@ -365,6 +375,8 @@ func NewBuilder(in Input) *Builder {
 // Add computes the figures of one server. It does not keep si or modify it.
 func (b *Builder) Add(si ServerInput) {
 	s := b.r.server(si) // reads only fields that never change after NewBuilder
+	s.charts = b.r.drawCharts(&s)
+	s.points = nil
 	b.mu.Lock()
 	b.r.Servers = append(b.r.Servers, s)
 	b.mu.Unlock()

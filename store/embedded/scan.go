@@ -19,7 +19,8 @@ type file struct {
 	db   *sql.DB
 
 	mu      sync.Mutex
-	queries map[rangeKey]string // guarded by mu
+	queries map[rangeKey]string    // guarded by mu
+	stmts   map[rangeKey]*sql.Stmt // the queries prepared, guarded by mu
 }
 
 type rangeKey struct {
@@ -43,7 +44,7 @@ func (s *Server) file(database string) (*file, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	f := &file{path: path, db: db, queries: map[rangeKey]string{}}
+	f := &file{path: path, db: db, queries: map[rangeKey]string{}, stmts: map[rangeKey]*sql.Stmt{}}
 	s.files[database] = f
 	return f, nil
 }
@@ -73,6 +74,34 @@ func (f *file) rangeQuery(ctx context.Context, collection string, desc bool) (st
 	return q, nil
 }
 
+// rangeStmt returns rangeQuery prepared, once for all scans: a report
+// scans a few ranges a server, and SQLite would parse and plan each one.
+func (f *file) rangeStmt(ctx context.Context, collection string, desc bool) (*sql.Stmt, error) {
+	key := rangeKey{collection, desc}
+	f.mu.Lock()
+	st, ok := f.stmts[key]
+	f.mu.Unlock()
+	if ok {
+		return st, nil
+	}
+	q, err := f.rangeQuery(ctx, collection, desc)
+	if err != nil {
+		return nil, err
+	}
+	st, err = f.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if prev, ok := f.stmts[key]; ok { // prepared meanwhile
+		st.Close()
+		return prev, nil
+	}
+	f.stmts[key] = st
+	return st, nil
+}
+
 // Scan calls each with every document of collection in database whose _id
 // is a string in [fromID, toID), in _id order (descending with desc), until
 // each returns false or an error; each's error is returned wrapped.
@@ -91,7 +120,7 @@ func (s *Server) Scan(ctx context.Context, database, collection, fromID, toID st
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", collection, err)
 	}
-	query, err := f.rangeQuery(ctx, collection, desc)
+	stmt, err := f.rangeStmt(ctx, collection, desc)
 	if err != nil {
 		return fmt.Errorf("scan %s in %s: %w", collection, f.path, err)
 	}
@@ -103,12 +132,12 @@ func (s *Server) Scan(ctx context.Context, database, collection, fromID, toID st
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", collection, err)
 	}
-	rows, err := f.db.QueryContext(ctx, query, string(lo), string(hi))
+	rows, err := stmt.QueryContext(ctx, string(lo), string(hi))
 	if err != nil {
 		return fmt.Errorf("scan %s in %s: %w", collection, f.path, err)
 	}
 	defer rows.Close()
-	var raw []byte
+	var raw sql.RawBytes // one buffer for all rows: each must not keep doc
 	for rows.Next() {
 		if err := rows.Scan(&raw); err != nil {
 			return fmt.Errorf("scan %s in %s: %w", collection, f.path, err)

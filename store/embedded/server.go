@@ -82,6 +82,9 @@ func (s *Server) Stop() {
 		defer s.mu.Unlock()
 		s.stopped = true
 		for _, f := range s.files {
+			for _, st := range f.stmts {
+				st.Close()
+			}
 			f.db.Close() // read-only: nothing to lose
 		}
 		s.files = nil

@@ -44,6 +44,25 @@ type pointBucket struct {
 	Server string            `bson:"server" json:"server"`
 	Start  docTime           `bson:"start" json:"start"`
 	Points map[string]string `bson:"pts" json:"pts"`
+	// entries are the points as scanBucket reads them, in place of Points:
+	// a map of ten entries a bucket costs more than reading them.
+	entries []pointEntry
+}
+
+// pointEntry is one point of a bucket: its key (pointKey) and text.
+type pointEntry struct{ key, text string }
+
+// sorted returns b's points in time order.
+func (b *pointBucket) sorted() []pointEntry {
+	out := b.entries
+	if out == nil {
+		out = make([]pointEntry, 0, len(b.Points))
+		for k, v := range b.Points {
+			out = append(out, pointEntry{k, v})
+		}
+	}
+	slices.SortFunc(out, func(x, y pointEntry) int { return strings.Compare(x.key, y.key) })
+	return out
 }
 
 // pointKey is the field of a point in its bucket: milliseconds into the
@@ -137,12 +156,8 @@ func (s *Store) storedPoints(ctx context.Context, server string, from, to time.T
 			return nil
 		}
 		start := b.Start.utc()
-		keys := make([]string, 0, len(b.Points))
-		for k := range b.Points {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		for _, e := range b.sorted() {
+			k := e.key
 			ms, err := strconv.ParseInt(k, 10, 64)
 			if err != nil {
 				return fmt.Errorf("stored points %s: key %q is not milliseconds", b.ID, k)
@@ -151,7 +166,7 @@ func (s *Store) storedPoints(ctx context.Context, server string, from, to time.T
 			if at.Before(from) || !at.Before(to) {
 				continue
 			}
-			p, err := parsePointText(at, b.Points[k])
+			p, err := parsePointText(at, e.text)
 			if err != nil {
 				return fmt.Errorf("stored points %s at %s: %w", b.ID, k, err)
 			}
@@ -455,7 +470,7 @@ func scanBucket(doc []byte, b *pointBucket) bool {
 			if !expect('{') {
 				return false
 			}
-			b.Points = make(map[string]string, 16)
+			b.entries = make([]pointEntry, 0, 16)
 			for first := true; ; first = false {
 				if expect('}') {
 					break
@@ -471,12 +486,12 @@ func scanBucket(doc []byte, b *pointBucket) bool {
 				if !ok {
 					return false
 				}
-				b.Points[k] = v
+				b.entries = append(b.entries, pointEntry{k, v})
 			}
 		default:
 			return false
 		}
 	}
 	skipSpace()
-	return i == len(doc) && b.ID != "" && b.Points != nil
+	return i == len(doc) && b.ID != "" && b.entries != nil
 }

@@ -132,8 +132,8 @@ func (r *Report) funcs() template.FuncMap {
 func (r *Report) drawCharts(s *Server) charts {
 	return charts{
 		timeSeries: r.timeSeriesSVG(s),
-		scatterMem: r.scatterSVG(s, s.Mem, func(p Point) float64 { return p.Mem }, "mem", "memory"),
-		scatterCPU: r.scatterSVG(s, s.CPU, func(p Point) float64 { return p.CPU }, "cpu", "CPU"),
+		scatterMem: r.scatterSVG(s, s.Mem, func(p *Point) float64 { return p.Mem }, "mem", "memory"),
+		scatterCPU: r.scatterSVG(s, s.CPU, func(p *Point) float64 { return p.CPU }, "cpu", "CPU"),
 	}
 }
 

@@ -40,12 +40,13 @@ type xy struct {
 // segment ends where two points are more than GapLonger apart. With more than
 // maxDrawPoints points it keeps the lowest and highest value of each of
 // maxDrawPoints/2 time buckets, so spikes survive the thinning.
-func series(pts []Point, from, to time.Time, val func(Point) float64) [][]xy {
+func series(pts []Point, from, to time.Time, val func(*Point) float64) [][]xy {
 	var segs [][]xy
 	var seg []xy
 	var last time.Time
 	inRange := 0
-	for _, p := range pts {
+	for i := range pts {
+		p := &pts[i]
 		if p.At.Before(from) || p.At.After(to) {
 			continue
 		}
@@ -236,7 +237,8 @@ func dataSpan(s *Server, from, to time.Time) (time.Time, time.Time) {
 			hi = t
 		}
 	}
-	for _, p := range s.points {
+	for i := range s.points {
+		p := &s.points[i]
 		see(p.At)
 	}
 	for _, p := range []*Peak{s.Peaks.CPU, s.Peaks.Mem} {
@@ -275,7 +277,8 @@ func (r *Report) timeSeriesSVG(s *Server) string {
 	}
 	yPct := func(v float64) float64 { return f.y + (1-math.Min(math.Max(v, 0), 100)/100)*f.h }
 	top := 0.0
-	for _, p := range s.points {
+	for i := range s.points {
+		p := &s.points[i]
 		top = math.Max(top, p.Procs)
 	}
 	for _, p := range []*Peak{s.Peaks.CPU, s.Peaks.Mem} {
@@ -311,10 +314,11 @@ func (r *Report) timeSeriesSVG(s *Server) string {
 		fmt.Fprintf(&b, `<line class="tick" x1="%s" x2="%s" y1="%s" y2="%s"/>`, num(x(t)), num(x(t)), num(f.bottom()), num(f.bottom()+4))
 		fmt.Fprintf(&b, `<text class="ax" x="%s" y="%s" text-anchor="middle">%s</text>`, num(x(t)), num(f.bottom()+17), esc(t.Format(layout)))
 	}
-	fmt.Fprintf(&b, `<path class="area procs" d="%s"/>`, areaPath(series(s.points, from, to, func(p Point) float64 { return p.Procs }), x, yProcs, f.bottom()))
-	fmt.Fprintf(&b, `<path class="line procs" d="%s"/>`, linePath(series(s.points, from, to, func(p Point) float64 { return p.Procs }), x, yProcs))
-	fmt.Fprintf(&b, `<path class="line mem" d="%s"/>`, linePath(series(s.points, from, to, func(p Point) float64 { return p.Mem }), x, yPct))
-	fmt.Fprintf(&b, `<path class="line cpu" d="%s"/>`, linePath(series(s.points, from, to, func(p Point) float64 { return p.CPU }), x, yPct))
+	procs := series(s.points, from, to, func(p *Point) float64 { return p.Procs })
+	fmt.Fprintf(&b, `<path class="area procs" d="%s"/>`, areaPath(procs, x, yProcs, f.bottom()))
+	fmt.Fprintf(&b, `<path class="line procs" d="%s"/>`, linePath(procs, x, yProcs))
+	fmt.Fprintf(&b, `<path class="line mem" d="%s"/>`, linePath(series(s.points, from, to, func(p *Point) float64 { return p.Mem }), x, yPct))
+	fmt.Fprintf(&b, `<path class="line cpu" d="%s"/>`, linePath(series(s.points, from, to, func(p *Point) float64 { return p.CPU }), x, yPct))
 	thresholds := []struct {
 		v     float64
 		label string
@@ -383,11 +387,12 @@ func (r *Report) timeSeriesSVG(s *Server) string {
 // scatterSVG draws one resource's usage against the process count with the
 // fitted line and, when there is an estimate, the projection from the peak
 // to the threshold.
-func (r *Report) scatterSVG(s *Server, e Estimate, usage func(Point) float64, class, what string) string {
+func (r *Report) scatterSVG(s *Server, e Estimate, usage func(*Point) float64, class, what string) string {
 	const width, height = 460.0, 300.0
 	f := frame{x: 44, y: 26, w: width - 44 - 16, h: height - 26 - 40}
 	dataTop := 0.0
-	for _, p := range s.points {
+	for i := range s.points {
+		p := &s.points[i]
 		dataTop = math.Max(dataTop, p.Procs)
 	}
 	top := dataTop
@@ -423,7 +428,8 @@ func (r *Report) scatterSVG(s *Server, e Estimate, usage func(Point) float64, cl
 	// Dots, one per distinct pixel, at most maxDrawPoints.
 	seen := make(map[[2]int]bool)
 	var dots []string
-	for _, p := range s.points {
+	for i := range s.points {
+		p := &s.points[i]
 		px, py := x(p.Procs), y(usage(p))
 		k := [2]int{int(math.Round(px * 2)), int(math.Round(py * 2))}
 		if seen[k] {
@@ -455,7 +461,8 @@ func (r *Report) scatterSVG(s *Server, e Estimate, usage func(Point) float64, cl
 	fmt.Fprintf(&b, `<text class="ax th-t" x="%s" y="%s" text-anchor="end">threshold %s %%</text>`, num(f.right()-2), num(thY), num(th))
 	if e.Fitted {
 		lo, hi := math.Inf(1), math.Inf(-1)
-		for _, p := range s.points {
+		for i := range s.points {
+			p := &s.points[i]
 			lo, hi = math.Min(lo, p.Procs), math.Max(hi, p.Procs)
 		}
 		if x0, x1, ok := clipLine(e.Intercept, e.Slope, lo, hi); ok {

@@ -17,7 +17,7 @@ func TestSeries(t *testing.T) {
 			pts[i] = Point{Point: monitor.Point{At: minute(i), Mem: 50 + float64(i%7)}}
 		}
 		pts[1234].Mem, pts[8765].Mem = 99, 1
-		segs := series(pts, minute(0), minute(n-1), func(p Point) float64 { return p.Mem })
+		segs := series(pts, minute(0), minute(n-1), func(p *Point) float64 { return p.Mem })
 		if len(segs) != 1 {
 			t.Fatalf("%d segments, want 1", len(segs))
 		}
@@ -34,7 +34,7 @@ func TestSeries(t *testing.T) {
 	})
 	t.Run("broken at gaps", func(t *testing.T) {
 		pts := []Point{{Point: monitor.Point{At: minute(0)}}, {Point: monitor.Point{At: minute(60)}}, {Point: monitor.Point{At: minute(180)}}, {Point: monitor.Point{At: minute(301)}}, {Point: monitor.Point{At: minute(302)}}}
-		segs := series(pts, minute(0), minute(302), func(p Point) float64 { return p.Mem })
+		segs := series(pts, minute(0), minute(302), func(p *Point) float64 { return p.Mem })
 		var lens []int
 		for _, s := range segs {
 			lens = append(lens, len(s))
@@ -46,7 +46,7 @@ func TestSeries(t *testing.T) {
 	})
 	t.Run("clipped to the range", func(t *testing.T) {
 		pts := []Point{{Point: monitor.Point{At: minute(-5)}}, {Point: monitor.Point{At: minute(5)}}, {Point: monitor.Point{At: minute(500)}}}
-		if segs := series(pts, minute(0), minute(60), func(p Point) float64 { return p.Mem }); len(segs) != 1 || len(segs[0]) != 1 {
+		if segs := series(pts, minute(0), minute(60), func(p *Point) float64 { return p.Mem }); len(segs) != 1 || len(segs[0]) != 1 {
 			t.Errorf("segments = %v, want the one point inside", segs)
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -50,6 +51,11 @@ func cmdReport(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A report is a short batch run over data read once: it may hold
+	// twice as much garbage between collections as a daemon would, for
+	// about a tenth less CPU (BenchmarkReport30Days100Servers: peak RSS
+	// 95 -> 115 MiB of its 200). Left to the default in `collector serve`.
+	defer debug.SetGCPercent(debug.SetGCPercent(200))
 	return runReport(ctx, e, o, names)
 }
 

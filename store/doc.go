@@ -21,8 +21,9 @@
 // support are used:
 //
 //   - insertOne, and insertMany unordered;
-//   - find and findOne with equality, $gt, $gte, $lt, $lte and $in filters,
-//     sort, limit and projection;
+//   - find and findOne with equality, $gt, $gte, $lt, $lte and $in filters
+//     (an _id range for sealed days and days' totals), sort, limit and
+//     projection, inclusive or exclusive;
 //   - bulkWrite, unordered and at most 32 statements at a time (see
 //     maxStatements), of updateOne upserts with $setOnInsert, $inc, $min,
 //     $max and $set, and of deleteOne; updateOne with $set, also as an
@@ -67,6 +68,8 @@
 //	              unavail: {...}, swap: {...}, psi_cpu: {...}, psi_mem: {...},
 //	              psi_io: {...}, runq: {...}, net: {...}, fd: {...},
 //	              fs: {"<mount point>": {...}, ...}}
+//	sealed       {_id: "server|2024-05-01T00:00:00.000Z", server, start, total,
+//	              version: "r1", text: "<the day's hourly rollups, see sealtext.go>"}
 //	servers      {_id: "server", latest: {at, id}, last_failure: {at, duration_ms, kind, error}}
 //	alert_state  {_id: "server|rule", server, rule, state: pending|firing|resolved,
 //	              streak, since, last_notified, value, threshold, summary, kind,

@@ -44,6 +44,13 @@ import (
 // last minutes have been written by then, or are late.
 const sealAfter = time.Hour
 
+// sealLookback is how far back SealDays looks for days to seal: each day
+// is sealed in the weeks after it ends, and a day sealed then stays sealed,
+// so looking further back each hour would only read the rollups of months
+// again. (After an upgrade, days older than this are read from their hourly
+// rollups.)
+const sealLookback = 62 * 24 * time.Hour
+
 // maxSealPerCall bounds the days one SealDays seals, so that the first
 // upkeep after an upgrade (every day of the rollup retention at once)
 // spreads over a few hours of upkeep instead of holding one of them up.
@@ -256,8 +263,8 @@ func idRange(lo, hi string) bson.D {
 	return bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: lo}, {Key: "$lt", Value: hi}}}}
 }
 
-// SealDays seals the days of every server that ended sealAfter before now
-// and lie within the rollup retention, where no sealed day holds all their
+// SealDays seals the days of every server that ended sealAfter before now,
+// within sealLookback and the rollup retention, where no sealed day holds all their
 // results yet: newest first, at most maxSealPerCall of them. It returns how
 // many it sealed. Call it periodically, beside Prune (see the top of
 // sealed.go); an external FerretDB has nothing to seal.
@@ -277,6 +284,9 @@ func (s *Store) SealDays(ctx context.Context, now time.Time) (int, error) {
 	}
 	from := monitor.Day.Next(monitor.Day.Start(now.Add(-s.cfg.RollupRetention)))
 	to := monitor.Day.Start(now.Add(-sealAfter))
+	if back := to.Add(-sealLookback); from.Before(back) {
+		from = back
+	}
 	if !from.Before(to) {
 		return 0, nil
 	}

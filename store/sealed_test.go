@@ -287,3 +287,18 @@ func TestPruneSealedDays(t *testing.T) {
 		t.Errorf("SealDays after the prune = %d, %v", n, err)
 	}
 }
+
+// TestSealDaysLooksBackTwoMonths: days that ended longer ago than
+// sealLookback are left to their hourly rollups.
+func TestSealDaysLooksBackTwoMonths(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	day0, _ := sealedFleet(t, s)
+	end := day0.AddDate(0, 0, 3)
+	if n, err := s.SealDays(ctx, end.Add(sealLookback+24*time.Hour+sealAfter)); err != nil || n != 0 {
+		t.Errorf("SealDays long after = %d, %v; want 0", n, err)
+	}
+	if n, err := s.SealDays(ctx, end.Add(sealLookback-24*time.Hour+sealAfter)); err != nil || n != 2 {
+		t.Errorf("SealDays as the last day nears the lookback = %d, %v; want its 2", n, err)
+	}
+}

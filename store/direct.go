@@ -19,9 +19,10 @@ import (
 // from the SQLite file with one indexed query. The documents come as JSON
 // and decode into the same document types as through the driver.
 
-// rollupsDirect reads the rollups of each server, one range per server
-// (through its sealed days for long hourly ranges).
-func (s *Store) rollupsDirect(ctx context.Context, servers []string, f monitor.RollupFilter) ([]monitor.Rollup, error) {
+// rollupsByServer reads the rollups of each server, one range per server:
+// through its sealed days for long hourly ranges (embedded store and
+// MongoDB), else straight from the embedded store's file (s.direct set).
+func (s *Store) rollupsByServer(ctx context.Context, servers []string, f monitor.RollupFilter) ([]monitor.Rollup, error) {
 	var out []monitor.Rollup
 	for _, server := range slices.Compact(slices.Sorted(slices.Values(servers))) {
 		var rs []monitor.Rollup

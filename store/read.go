@@ -216,7 +216,7 @@ func (s *Store) Rollups(ctx context.Context, f monitor.RollupFilter) ([]monitor.
 		}
 	}
 	if s.direct != nil {
-		return s.rollupsDirect(ctx, servers, f)
+		return s.rollupsByServer(ctx, servers, f)
 	}
 	if s.sealable(f) { // MongoDB: one server at a time, through its sealed days
 		if len(servers) == 0 {
@@ -225,15 +225,7 @@ func (s *Store) Rollups(ctx context.Context, f monitor.RollupFilter) ([]monitor.
 				return nil, fmt.Errorf("read %s: %w", rollupsWhat(f, nil), err)
 			}
 		}
-		var out []monitor.Rollup
-		for _, server := range slices.Compact(slices.Sorted(slices.Values(servers))) {
-			rs, err := s.sealedRollups(ctx, server, f.From, f.To)
-			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", rollupsWhat(f, []string{server}), err)
-			}
-			out = append(out, rs...)
-		}
-		return out, nil
+		return s.rollupsByServer(ctx, servers, f)
 	}
 	var docs []rollupDoc
 	var err error

@@ -13,14 +13,13 @@ import (
 )
 
 // file is a query-only handle on one database's SQLite file, with the range
-// queries built so far.
+// queries prepared so far.
 type file struct {
 	path string
 	db   *sql.DB
 
-	mu      sync.Mutex
-	queries map[rangeKey]string    // guarded by mu
-	stmts   map[rangeKey]*sql.Stmt // the queries prepared, guarded by mu
+	mu    sync.Mutex
+	stmts map[rangeKey]*sql.Stmt // the range queries prepared, guarded by mu
 }
 
 type rangeKey struct {
@@ -44,7 +43,7 @@ func (s *Server) file(database string) (*file, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	f := &file{path: path, db: db, queries: map[rangeKey]string{}, stmts: map[rangeKey]*sql.Stmt{}}
+	f := &file{path: path, db: db, stmts: map[rangeKey]*sql.Stmt{}}
 	s.files[database] = f
 	return f, nil
 }
@@ -53,24 +52,14 @@ func (s *Server) file(database string) (*file, error) {
 // _id is in [?, ?), in _id order (descending with desc), by the index
 // IndexIDs adds.
 func (f *file) rangeQuery(ctx context.Context, collection string, desc bool) (string, error) {
-	key := rangeKey{collection, desc}
-	f.mu.Lock()
-	q, ok := f.queries[key]
-	f.mu.Unlock()
-	if ok {
-		return q, nil
-	}
 	table, err := tableOf(ctx, f.db, collection)
 	if err != nil {
 		return "", err
 	}
-	q = fmt.Sprintf(`SELECT _ferretdb_sjson FROM %q WHERE %s >= ? AND %s < ? ORDER BY %s`, table, idExpr, idExpr, idExpr)
+	q := fmt.Sprintf(`SELECT _ferretdb_sjson FROM %q WHERE %s >= ? AND %s < ? ORDER BY %s`, table, idExpr, idExpr, idExpr)
 	if desc {
 		q += " DESC"
 	}
-	f.mu.Lock()
-	f.queries[key] = q
-	f.mu.Unlock()
 	return q, nil
 }
 

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -14,14 +17,20 @@ import (
 )
 
 // An Engine runs the alert rules on each round's results, keeping
-// their state in a StateStore. Rounds over disjoint sets of servers may run
-// concurrently.
+// their state in a StateStore. Rounds may run concurrently: those over
+// disjoint sets of servers run side by side, and those that share a server
+// take turns with its rules (a slow round may still hold a server's result
+// when the next round has probed it again).
 type Engine struct {
 	queue  func(context.Context, Notification) error // see SetQueue
 	st     StateStore
 	clock  clockwork.Clock
 	logger *slog.Logger
 	trends diskTrends // the daily disk peaks of the "disk_full" forecasts
+	turns  turns
+
+	mu     sync.Mutex
+	latest map[string]time.Time // by server: the newest result evaluated
 }
 
 // NewEngine returns an engine that keeps state in st and reads the time
@@ -34,7 +43,7 @@ func NewEngine(st StateStore, clock clockwork.Clock, logger *slog.Logger) *Engin
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Engine{st: st, clock: clock, logger: logger}
+	return &Engine{st: st, clock: clock, logger: logger, latest: map[string]time.Time{}}
 }
 
 // SetQueue makes Round hand each notification to queue (the outbox) before
@@ -62,25 +71,35 @@ func (e *Engine) Round(ctx context.Context, servers []inventory.Server, results 
 	for _, s := range servers {
 		rules[s.Name] = s.Alerts
 	}
-	var rs []monitor.Result
-	seen := map[string]bool{}
+	var known []monitor.Result
 	var names []string
 	for _, r := range results {
 		if _, ok := rules[r.Server]; !ok {
 			e.logger.Warn("result of a server not in the inventory; skipped", "server", r.Server)
 			continue
 		}
-		rs = append(rs, r)
-		if !seen[r.Server] {
-			seen[r.Server] = true
-			names = append(names, r.Server)
-		}
+		known = append(known, r)
+		names = append(names, r.Server)
 	}
-	if len(rs) == 0 {
+	if len(known) == 0 {
 		return nil, nil
 	}
 	sort.Strings(names)
-	sort.SliceStable(rs, func(i, j int) bool { return rs[i].At.Before(rs[j].At) })
+	names = slices.Compact(names)
+	release, err := e.turns.take(ctx, names)
+	if err != nil {
+		return nil, fmt.Errorf("alerts: wait for another round evaluating these servers: %w", err)
+	}
+	defer release()
+
+	rs, names, latest := e.newer(known)
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	seen := make(map[string]bool, len(names))
+	for _, name := range names {
+		seen[name] = true
+	}
 
 	stored, err := e.st.LoadStates(ctx, names)
 	if err != nil {
@@ -132,6 +151,9 @@ func (e *Engine) Round(ctx context.Context, servers []inventory.Server, results 
 			}
 		}
 	}
+	e.mu.Lock()
+	maps.Copy(e.latest, latest)
+	e.mu.Unlock()
 	if len(changed) > 0 {
 		if err := e.st.SaveStates(ctx, changed); err != nil {
 			if e.queue == nil {
@@ -153,6 +175,71 @@ func (e *Engine) Round(ctx context.Context, servers []inventory.Server, results 
 	e.logger.Info("alerts to notify", "id", n.ID, "firing", firing, "resolved", len(n.Alerts)-firing,
 		"results", len(rs), "states_saved", len(changed))
 	return n, nil
+}
+
+// newer returns the results newer than the newest the engine evaluated of
+// their server (or without a time), oldest first, with their servers,
+// sorted, and the newest time of each. The caller holds the servers' turns.
+func (e *Engine) newer(results []monitor.Result) (rs []monitor.Result, names []string, latest map[string]time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	latest = map[string]time.Time{}
+	for _, r := range results {
+		if last, ok := e.latest[r.Server]; ok && r.At.Before(last) && !r.At.IsZero() {
+			e.logger.Debug("result older than one evaluated already; its alert rules are not evaluated again", "server", r.Server, "at", r.At, "evaluated", last)
+			continue
+		}
+		rs = append(rs, r)
+		if _, ok := latest[r.Server]; !ok {
+			names = append(names, r.Server)
+		}
+		if r.At.After(latest[r.Server]) {
+			latest[r.Server] = r.At
+		}
+	}
+	sort.Strings(names)
+	sort.SliceStable(rs, func(i, j int) bool { return rs[i].At.Before(rs[j].At) })
+	return rs, names, latest
+}
+
+// turns gives each server's rules to one round at a time. A turn is a
+// channel of one slot, so that a round waiting for one can give up with its
+// context.
+type turns struct {
+	mu   sync.Mutex
+	slot map[string]chan struct{}
+}
+
+// take waits for the turns of servers (sorted, so that two rounds never
+// wait on each other) and returns the function that gives them back.
+func (t *turns) take(ctx context.Context, servers []string) (release func(), err error) {
+	t.mu.Lock()
+	if t.slot == nil {
+		t.slot = map[string]chan struct{}{}
+	}
+	slots := make([]chan struct{}, len(servers))
+	for i, s := range servers {
+		if t.slot[s] == nil {
+			t.slot[s] = make(chan struct{}, 1)
+		}
+		slots[i] = t.slot[s]
+	}
+	t.mu.Unlock()
+	release = func() {
+		for _, c := range slots {
+			<-c
+		}
+	}
+	for i, c := range slots {
+		select {
+		case c <- struct{}{}:
+		case <-ctx.Done():
+			slots = slots[:i]
+			release()
+			return nil, ctx.Err()
+		}
+	}
+	return release, nil
 }
 
 // changes returns the states of servers that differ between before and

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -359,5 +361,92 @@ func TestEngineDiskForecast(t *testing.T) {
 	}
 	if st.asked != 1 {
 		t.Errorf("history read %d times in one day, want once", st.asked)
+	}
+}
+
+// gatedStore is a memStore whose Silences waits on gate while gate is set,
+// to hold a round between loading its states and saving them.
+type gatedStore struct {
+	*memStore
+	gate chan struct{}
+}
+
+func (g *gatedStore) Silences(ctx context.Context, now time.Time) ([]monitor.Silence, error) {
+	if gate := g.gate; gate != nil {
+		<-gate
+	}
+	return g.memStore.Silences(ctx, now)
+}
+
+// TestRoundsOfOneServerTakeTurns: two rounds that both hold results of one
+// server (a slow round still running when the next one probed that server
+// again) evaluate its rules one after the other, so the alert that the
+// first fires is not fired again by the second from the same old state.
+// Found under load in TestClusterFailover: one "down" mailed twice by one
+// collector.
+func TestRoundsOfOneServerTakeTurns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		servers := fleet("dead1")
+		servers[0].Alerts.Down.After = 2
+		st := &gatedStore{memStore: newMemStore()}
+		e := NewEngine(st, clockwork.NewFakeClockAt(t0.Add(time.Minute)), quietLogger(t))
+		refused := func(d time.Duration) monitor.Result {
+			return at("dead1", t0.Add(d), fail(monitor.KindUnreachable, "connection refused"))
+		}
+		if n, err := e.Round(ctx, servers, []monitor.Result{refused(0)}, 0); n != nil || err != nil {
+			t.Fatalf("first failure: %v, %v; want pending, no notification", summaries(n), err)
+		}
+
+		var mu sync.Mutex
+		var notified []string
+		round := func(r monitor.Result) {
+			n, err := e.Round(ctx, servers, []monitor.Result{r}, 0)
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			notified = append(notified, summaries(n)...)
+			mu.Unlock()
+		}
+		st.gate = make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() { round(refused(2 * time.Second)) }) // the slow round
+		synctest.Wait()                                   // holding its states
+		gate := st.gate
+		st.gate = nil
+		wg.Go(func() { round(refused(4 * time.Second)) }) // the next round
+		synctest.Wait()
+		close(gate)
+		wg.Wait()
+		if want := []string{"dead1 down firing"}; !slices.Equal(notified, want) {
+			t.Errorf("notified %q, want %q", notified, want)
+		}
+	})
+}
+
+// TestRoundSkipsOlderResults: a result older than one the engine already
+// evaluated for its server (a slow round's, evaluated after the next
+// round's) leaves the rule states alone: they follow the readings in time
+// order, so an old success does not resolve what a newer failure fired.
+func TestRoundSkipsOlderResults(t *testing.T) {
+	ctx := context.Background()
+	servers := fleet("web1")
+	st := newMemStore()
+	e := NewEngine(st, clockwork.NewFakeClockAt(t0.Add(time.Minute)), quietLogger(t))
+	n, err := e.Round(ctx, servers, []monitor.Result{at("web1", t0.Add(4*time.Second), keyChanged())}, 0)
+	if err != nil || !slices.Equal(summaries(n), []string{"web1 down firing"}) {
+		t.Fatalf("newer result: %v, %v; want down firing", summaries(n), err)
+	}
+	n, err = e.Round(ctx, servers, []monitor.Result{at("web1", t0.Add(2*time.Second), ok(rd{disk: 50}))}, 0)
+	if err != nil || n != nil {
+		t.Fatalf("older result: %v, %v; want no notification", summaries(n), err)
+	}
+	if keys := st.keys(); !slices.Equal(keys, []string{"web1|down"}) {
+		t.Errorf("states %v, want down still firing", keys)
+	}
+	n, err = e.Round(ctx, servers, []monitor.Result{at("web1", t0.Add(6*time.Second), ok(rd{disk: 50}))}, 0)
+	if err != nil || !slices.Equal(summaries(n), []string{"web1 down resolved"}) {
+		t.Errorf("newer success: %v, %v; want down resolved", summaries(n), err)
 	}
 }

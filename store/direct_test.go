@@ -345,6 +345,39 @@ func TestPointTextRoundTrip(t *testing.T) {
 	}
 }
 
+// TestPointReaderReusesOnlyTheSame: a pointReader reading a server's texts
+// one after the other reads each as parsePointText reads it alone, whatever
+// fields repeat, move (a keyword more or less shifts the file systems) or
+// turn into names, empty fields or errors between texts.
+func TestPointReaderReusesOnlyTheSame(t *testing.T) {
+	at := mustTime(t, "2024-05-01T10:00:00Z")
+	kw := func(k string, n float64) monitor.KeywordPoint {
+		return monitor.KeywordPoint{Keyword: k, Count: n, RSSBytes: n * 1e8, CPUPercent: 3, FDs: 7}
+	}
+	fs := []monitor.FilesystemUsage{{Path: "/", UsedPercent: 40}, {Path: "3", UsedPercent: 3}}
+	base := monitor.Point{At: at, CPU: 50, Load1: 1.5, CPUs: 2, Mem: 60, MemAvail: 40, MemTotal: 1 << 34, Disk: 40,
+		RunQueue: 0.5, SwapPages: 0, PressureCPU: 0, PressureMem: 0, PressureIO: 0, NetBytes: 1e6, FDUsed: 3,
+		Matched: 3, Keywords: []monitor.KeywordPoint{kw("python", 3)}, Filesystems: fs}
+	texts := []string{pointText(base)}
+	p := base
+	p.CPU, p.Keywords = 51, []monitor.KeywordPoint{kw("python", 3), kw("3", 3)} // a name where a number was
+	texts = append(texts, pointText(p))
+	p.Keywords, p.Disk, p.Load1 = nil, math.NaN(), 3 // fields move back
+	texts = append(texts, pointText(p))
+	texts = append(texts, "1;x;y", pointText(base)) // a bad text between two good ones
+	p = base
+	p.Matched, p.Keywords = -1, nil
+	texts = append(texts, pointText(p), pointText(p), pointText(base))
+	var r pointReader
+	for i, text := range texts {
+		want, wantErr := parsePointText(at, text)
+		got, err := r.parse(at, text)
+		if (err == nil) != (wantErr == nil) || !samePoint(got, want) {
+			t.Errorf("text %d %q:\n got %+v, %v\nwant %+v, %v", i, text, got, err, want, wantErr)
+		}
+	}
+}
+
 // TestPeakText: peak texts sort as $max must compare peaks (the highest
 // value, then the earliest), read back what was written, and a rollup of
 // the hour of the upgrade, with an old peak document beside a peak text,

@@ -151,6 +151,7 @@ func (s *Store) Points(ctx context.Context, server string, from, to time.Time) (
 func (s *Store) storedPoints(ctx context.Context, server string, from, to time.Time) ([]monitor.Point, error) {
 	first := bucketStart(from)
 	out := make([]monitor.Point, 0, min(int(to.Sub(from)/time.Minute)+1, 4096)) // one a minute, as the default schedule
+	var reader pointReader
 	add := func(b pointBucket) error {
 		if b.Server != server {
 			return nil
@@ -166,7 +167,7 @@ func (s *Store) storedPoints(ctx context.Context, server string, from, to time.T
 			if at.Before(from) || !at.Before(to) {
 				continue
 			}
-			p, err := parsePointText(at, e.text)
+			p, err := reader.parse(at, e.text)
 			if err != nil {
 				return fmt.Errorf("stored points %s at %s: %w", b.ID, k, err)
 			}
@@ -276,46 +277,90 @@ var errPointText = errors.New("not a point")
 
 // parsePointText reads a point written by pointText, taken at at.
 func parsePointText(at time.Time, text string) (monitor.Point, error) {
-	nfields := strings.Count(text, ";") + 1
-	rest, pos, done := text, 0, false
+	var r pointReader
+	return r.parse(at, text)
+}
+
+// A pointReader reads point texts one after the other, as a server's come:
+// a field written as the previous text's field at the same place was (the
+// memory size, a file system's use, an idle pressure, a steady count) takes
+// that field's value without being parsed again. The zero value is ready.
+type pointReader struct {
+	fields, prev []string  // this text's fields and the previous one's
+	vals, pvals  []float64 // the numbers read of them, by field
+}
+
+// parse reads a point written by pointText, taken at at.
+func (r *pointReader) parse(at time.Time, text string) (monitor.Point, error) {
+	r.fields, r.prev = r.prev[:0], r.fields
+	r.vals, r.pvals = r.pvals[:0], r.vals
+	for rest := text; ; {
+		field, tail, found := strings.Cut(rest, ";")
+		r.fields = append(r.fields, field)
+		if !found {
+			break
+		}
+		rest = tail
+	}
+	nfields := len(r.fields)
+	r.vals = slices.Grow(r.vals, nfields)[:nfields]
+	for i := range r.vals {
+		r.vals[i] = math.NaN() // not a number read (yet)
+	}
+	pos := 0
 	var err error
 	next := func() string {
-		if done {
+		if pos >= nfields {
 			if err == nil {
 				err = fmt.Errorf("%w: too few fields in %.60q", errPointText, text)
 			}
 			return ""
 		}
 		pos++
-		field, tail, found := strings.Cut(rest, ";")
-		rest, done = tail, !found
-		return field
+		return r.fields[pos-1]
 	}
 	bad := func(s string) {
 		if err == nil {
 			err = fmt.Errorf("%w: field %d %q", errPointText, pos, s)
 		}
 	}
-	float := func() float64 {
+	// number reads the next field with parse (an empty one is NaN), or
+	// takes the previous text's number at that place when the field is the
+	// same.
+	number := func(parse func(string) (float64, error)) float64 {
 		s := next()
 		if s == "" {
 			return math.NaN()
 		}
-		v, e := strconv.ParseFloat(s, 64)
+		i := pos - 1
+		if i < len(r.prev) && r.prev[i] == s && !math.IsNaN(r.pvals[i]) {
+			r.vals[i] = r.pvals[i]
+			return r.vals[i]
+		}
+		v, e := parse(s)
 		if e != nil {
 			bad(s)
+			return v
 		}
+		r.vals[i] = v
 		return v
+	}
+	float := func() float64 {
+		return number(func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
 	}
 	integer := func() int {
-		s := next()
-		v, e := strconv.Atoi(s)
-		if e != nil {
-			bad(s)
+		v := number(func(s string) (float64, error) {
+			n, e := strconv.Atoi(s)
+			return float64(n), e
+		})
+		if math.IsNaN(v) {
+			bad("")
+			return 0
 		}
-		return v
+		return int(v)
 	}
 	if v := next(); v != pointVersion {
+		r.fields = r.fields[:0]
 		return monitor.Point{}, fmt.Errorf("%w: version %.10q, want %s", errPointText, v, pointVersion)
 	}
 	p := monitor.Point{At: at}
@@ -342,6 +387,7 @@ func parsePointText(at time.Time, text string) (monitor.Point, error) {
 		p.Matched = m
 		n := integer()
 		if n < 0 || n > nfields {
+			r.fields = r.fields[:0]
 			return monitor.Point{}, fmt.Errorf("%w: %d keywords", errPointText, n)
 		}
 		p.Keywords = make([]monitor.KeywordPoint, n)
@@ -353,6 +399,7 @@ func parsePointText(at time.Time, text string) (monitor.Point, error) {
 	}
 	n := integer()
 	if n < 0 || n > nfields {
+		r.fields = r.fields[:0]
 		return monitor.Point{}, fmt.Errorf("%w: %d file systems", errPointText, n)
 	}
 	if n > 0 {
@@ -366,6 +413,7 @@ func parsePointText(at time.Time, text string) (monitor.Point, error) {
 		err = fmt.Errorf("%w: %d fields left over in %.60q", errPointText, nfields-pos, text)
 	}
 	if err != nil {
+		r.fields = r.fields[:0] // nothing of a bad text is reused
 		return monitor.Point{}, err
 	}
 	return p, nil

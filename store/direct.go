@@ -9,6 +9,7 @@ import (
 	"time"
 
 	gojson "github.com/goccy/go-json"
+	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/crawlerfleet/collector/monitor"
 )
@@ -105,6 +106,29 @@ func (s *Store) snapshotsDirect(ctx context.Context, server string, from, to tim
 	})
 	sortByAt(out)
 	return out, scanErr(err)
+}
+
+// directOne reads the document of collection whose _id is id from the
+// embedded store's file: decode decodes one document of the range around
+// id and returns its _id. No such document is mongo.ErrNoDocuments, as
+// through the driver.
+func (s *Store) directOne(ctx context.Context, collection, id string, decode func(doc []byte) (string, error)) error {
+	found := false
+	err := s.direct.Scan(ctx, s.cfg.Database, collection, id, id+"\x00", false, func(doc []byte) (bool, error) {
+		got, err := decode(doc)
+		if err != nil {
+			return false, err
+		}
+		found = got == id
+		return !found, nil
+	})
+	if err != nil {
+		return scanErr(err)
+	}
+	if !found {
+		return mongo.ErrNoDocuments
+	}
+	return nil
 }
 
 // within reports whether from <= t < to, with from and to cut to the

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -475,5 +477,63 @@ func TestDecodeRollup(t *testing.T) {
 		if err != nil && err.Error() != werr.Error() {
 			t.Errorf("%.80s: error %q, want encoding/json's %q", doc, err, werr)
 		}
+	}
+}
+
+// TestLatestDirect: the embedded store reads a server's newest snapshot and
+// failure from its file as the driver reads them, names with quotes and
+// separators included, and says "not found" alike for a server it does not
+// know, one without a failure, and a newest snapshot pruned away.
+func TestLatestDirect(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	if s.direct == nil {
+		t.Fatal("the embedded store reads through FerretDB: its layout check failed")
+	}
+	t0 := mustTime(t, "2024-05-01T10:00:00Z")
+	odd := `web1"x|" \ <&>` // its _id falls in web1's range
+	writeAll(t, s, []monitor.Result{
+		snapResult("web1", t0, reading{cpu: 10, mem: 20, disk: 30}),
+		failResult("web1", t0.Add(time.Minute), monitor.KindTimeout, "probe timed out"),
+		snapResult("web1", t0.Add(2*time.Minute), reading{cpu: 11, mem: 21, disk: 31}),
+		snapResult(odd, t0.Add(time.Minute), reading{cpu: 12, mem: 22, disk: 32}),
+		snapResult("web1x", t0.Add(3*time.Minute), reading{cpu: 13, mem: 23, disk: 33}),
+	})
+	if _, err := s.snapshots.DeleteOne(ctx, bson.D{{Key: "_id", Value: resultID("web1x", t0.Add(3*time.Minute))}}); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		latest, failure string
+	}
+	read := func() map[string]answer {
+		out := map[string]answer{}
+		for _, server := range []string{"web1", odd, "web1x", "web", "nowhere"} {
+			var a answer
+			if r, err := s.Latest(ctx, server); err != nil {
+				a.latest = fmt.Sprintf("error, not found %v", errors.Is(err, monitor.ErrNotFound))
+			} else {
+				a.latest = fmt.Sprintf("%s cpu %v", r.At.Format(time.TimeOnly), r.Snapshot.CPU.Percent)
+			}
+			if r, err := s.LastFailure(ctx, server); err != nil {
+				a.failure = fmt.Sprintf("error, not found %v", errors.Is(err, monitor.ErrNotFound))
+			} else {
+				a.failure = fmt.Sprintf("%s %s %s", r.At.Format(time.TimeOnly), r.Kind, r.Error())
+			}
+			out[server] = a
+		}
+		return out
+	}
+	direct := read()
+	scan := s.direct
+	s.direct = nil
+	viaDriver := read()
+	s.direct = scan
+	if !maps.Equal(direct, viaDriver) {
+		t.Errorf("direct reads:\n %v\nthrough the driver:\n %v", direct, viaDriver)
+	}
+	want := answer{"10:02:00 cpu 11", "10:01:00 timeout probe timed out"}
+	if direct["web1"] != want || direct[odd].latest != "10:01:00 cpu 12" || direct["web1x"].latest != "error, not found true" ||
+		direct["nowhere"].latest != "error, not found true" || direct[odd].failure != "error, not found true" {
+		t.Errorf("direct reads %v; want web1 %v, %q's snapshot, web1x's pruned, nothing of others", direct, want, odd)
 	}
 }

@@ -31,8 +31,7 @@ func (s *Store) Latest(ctx context.Context, server string) (*monitor.Result, err
 	if err := s.gate(); err != nil {
 		return nil, err
 	}
-	var sd serverDoc
-	err := findOne(ctx, s.servers, server, &sd)
+	sd, err := s.serverRefs(ctx, server)
 	if errors.Is(err, mongo.ErrNoDocuments) || err == nil && sd.Latest == nil {
 		return nil, fmt.Errorf("latest snapshot of %s: %w", server, monitor.ErrNotFound)
 	}
@@ -40,7 +39,14 @@ func (s *Store) Latest(ctx context.Context, server string) (*monitor.Result, err
 		return nil, fmt.Errorf("latest snapshot of %s: %w", server, err)
 	}
 	var d snapshotDoc
-	err = findOne(ctx, s.snapshots, sd.Latest.ID, &d)
+	if s.direct != nil {
+		err = s.directOne(ctx, snapshotsName, sd.Latest.ID, func(doc []byte) (string, error) {
+			d = snapshotDoc{}
+			return d.ID, decodeStored(doc, &d)
+		})
+	} else {
+		err = findOne(ctx, s.snapshots, sd.Latest.ID, &d)
+	}
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, fmt.Errorf("latest snapshot of %s (pruned): %w", server, monitor.ErrNotFound)
 	}
@@ -61,8 +67,7 @@ func (s *Store) LastFailure(ctx context.Context, server string) (*monitor.Result
 	if err := s.gate(); err != nil {
 		return nil, err
 	}
-	var sd serverDoc
-	err := findOne(ctx, s.servers, server, &sd)
+	sd, err := s.serverRefs(ctx, server)
 	if errors.Is(err, mongo.ErrNoDocuments) || err == nil && sd.LastFailure == nil {
 		return nil, fmt.Errorf("last failure of %s: %w", server, monitor.ErrNotFound)
 	}
@@ -72,6 +77,44 @@ func (s *Store) LastFailure(ctx context.Context, server string) (*monitor.Result
 	f := sd.LastFailure
 	r := failure(server, f.At.UTC(), f.DurationMS, f.Kind, f.Err)
 	return &r, nil
+}
+
+// serverRefs reads server's document: from the embedded store's file when
+// it can (a report asks for every server's), else through the driver. No
+// document is mongo.ErrNoDocuments.
+func (s *Store) serverRefs(ctx context.Context, server string) (serverDoc, error) {
+	var sd serverDoc
+	if s.direct == nil {
+		return sd, findOne(ctx, s.servers, server, &sd)
+	}
+	err := s.directOne(ctx, serversName, server, func(doc []byte) (string, error) {
+		// The JSON form of serverDoc: dates as milliseconds.
+		var d struct {
+			ID     string `json:"_id"`
+			Latest *struct {
+				At docTime `json:"at"`
+				ID string  `json:"id"`
+			} `json:"latest"`
+			LastFailure *struct {
+				At         docTime      `json:"at"`
+				DurationMS int64        `json:"duration_ms"`
+				Kind       monitor.Kind `json:"kind"`
+				Err        string       `json:"error"`
+			} `json:"last_failure"`
+		}
+		if err := decodeStored(doc, &d); err != nil {
+			return "", err
+		}
+		sd = serverDoc{ID: d.ID}
+		if l := d.Latest; l != nil {
+			sd.Latest = &latestRef{At: l.At.utc(), ID: l.ID}
+		}
+		if f := d.LastFailure; f != nil {
+			sd.LastFailure = &failureRef{At: f.At.utc(), DurationMS: f.DurationMS, Kind: f.Kind, Err: f.Err}
+		}
+		return d.ID, nil
+	})
+	return sd, err
 }
 
 // Snapshots returns the snapshots of server with from <= At < to, oldest

@@ -133,22 +133,44 @@ func (s *Store) OutboxDue(ctx context.Context, now time.Time, limit int) ([]moni
 	if limit > 0 {
 		opts.SetLimit(int64(limit))
 	}
-	cur, err := coll.Find(ctx, bson.D{
+	return s.outboxFind(ctx, coll, "due", bson.D{
 		{Key: "status", Value: string(monitor.OutboxPending)},
 		{Key: "next_attempt", Value: bson.D{{Key: "$lte", Value: bsonTime(now)}}},
 	}, opts)
+}
+
+// outboxFind returns the entries of the outbox coll that filter finds;
+// what says which, in errors.
+func (s *Store) outboxFind(ctx context.Context, coll *mongo.Collection, what string, filter bson.D, opts *options.FindOptions) ([]monitor.OutboxEntry, error) {
+	cur, err := coll.Find(ctx, filter, opts)
 	if err != nil {
-		return nil, fmt.Errorf("read due outbox entries: %w", s.unavailable(err))
+		return nil, fmt.Errorf("read %s outbox entries: %w", what, s.unavailable(err))
 	}
 	docs, err := decodeAll[outboxDoc](ctx, cur)
 	if err != nil {
-		return nil, fmt.Errorf("read due outbox entries: %w", err)
+		return nil, fmt.Errorf("read %s outbox entries: %w", what, err)
 	}
 	entries := make([]monitor.OutboxEntry, len(docs))
 	for i, d := range docs {
 		entries[i] = d.entry()
 	}
 	return entries, nil
+}
+
+// OutboxSince returns the entries created at or after since, whatever their
+// status, oldest first: what was notified lately, which a collector that
+// takes servers over from another member of its cluster reads (see
+// alerting.Adopt).
+func (s *Store) OutboxSince(ctx context.Context, since time.Time) ([]monitor.OutboxEntry, error) {
+	if err := s.gate(); err != nil {
+		return nil, err
+	}
+	coll, err := s.outbox(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.outboxFind(ctx, coll, "recent", bson.D{{Key: "created", Value: bson.D{{Key: "$gte", Value: bsonTime(since)}}}},
+		options.Find().SetSort(bson.D{{Key: "created", Value: 1}, {Key: "_id", Value: 1}}))
 }
 
 // OutboxPending returns how many entries are pending: waiting for their

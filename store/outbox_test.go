@@ -210,3 +210,40 @@ func TestOutboxPending(t *testing.T) {
 		t.Errorf("due = %v, want a only: OutboxPending counts more than OutboxDue", due)
 	}
 }
+
+// TestOutboxSince: the entries created at or after a time come back oldest
+// first, sent and pending alike, with their payloads.
+func TestOutboxSince(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Config{})
+	t0 := time.Date(2024, 5, 1, 10, 0, 0, 500_000_000, time.UTC)
+	for i, id := range []string{"n3", "n1", "n2", "n0"} {
+		e := outboxEntry(id, t0.Add(time.Duration(len(id)+i%3)*time.Minute))
+		if id == "n0" {
+			e.Created = t0.Add(-time.Minute)
+		}
+		if _, err := s.OutboxInsert(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent, err := s.OutboxGet(ctx, "n1|email")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent.Status = monitor.OutboxSent
+	if err := s.OutboxSave(ctx, *sent); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.OutboxSince(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range got {
+		ids = append(ids, e.ID+" "+string(e.Status)+" "+string(e.Payload))
+	}
+	want := []string{`n3|email pending {"ID":"n3"}`, `n1|email sent {"ID":"n1"}`, `n2|email pending {"ID":"n2"}`}
+	if !slices.Equal(ids, want) {
+		t.Errorf("OutboxSince = %q, want %q", ids, want)
+	}
+}

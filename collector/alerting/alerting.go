@@ -35,6 +35,9 @@ import (
 type Store interface {
 	alerts.StateStore
 	notify.OutboxStore
+	// OutboxSince returns the outbox entries created at or after since,
+	// oldest first, whatever their status (see Adopt).
+	OutboxSince(ctx context.Context, since time.Time) ([]monitor.OutboxEntry, error)
 }
 
 // StoreAlertAfter is how many rounds in a row must find the database down

@@ -1,6 +1,7 @@
 package alerting
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -70,6 +71,8 @@ func (f *fakeStore) SaveStates(_ context.Context, states []monitor.AlertState) e
 		if st.Status == monitor.AlertOK {
 			delete(f.states, st.Key())
 		} else {
+			// Times to the millisecond, as the database keeps them.
+			st.Since, st.LastNotified = st.Since.Truncate(time.Millisecond), st.LastNotified.Truncate(time.Millisecond)
 			f.states[st.Key()] = st
 		}
 	}
@@ -125,6 +128,7 @@ func (f *fakeStore) OutboxInsert(_ context.Context, e monitor.OutboxEntry) (bool
 	if _, ok := f.outbox[e.ID]; ok {
 		return false, nil
 	}
+	e.Created = e.Created.Truncate(time.Millisecond) // as the database keeps it
 	f.outbox[e.ID] = e
 	return true, nil
 }
@@ -155,6 +159,24 @@ func (f *fakeStore) OutboxSave(_ context.Context, e monitor.OutboxEntry) error {
 	}
 	f.outbox[e.ID] = e
 	return nil
+}
+
+func (f *fakeStore) OutboxSince(_ context.Context, since time.Time) ([]monitor.OutboxEntry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	var out []monitor.OutboxEntry
+	for _, e := range f.outbox {
+		if !e.Created.Before(since) {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b monitor.OutboxEntry) int {
+		return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.ID, b.ID))
+	})
+	return out, nil
 }
 
 func (f *fakeStore) OutboxPrune(context.Context, time.Time) (int64, error) { return 0, f.fail() }

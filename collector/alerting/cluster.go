@@ -2,7 +2,10 @@ package alerting
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/crawlerfleet/collector/alerts"
@@ -16,20 +19,73 @@ import (
 // member's heartbeat is live again or removed.
 const RuleMember = "member"
 
+// adoptLookback is how far back Adopt reads the outbox for what the member
+// that owned the servers before notified.
+const adoptLookback = 24 * time.Hour
+
 // Adopt reads the alert states of servers again from the database, for
 // servers this collector takes over from another member of its cluster,
 // which may have moved them on meanwhile: their rules go on from where the
-// other member left them rather than notify again. When the database does
-// not answer within StoreWait, the states held here stay.
+// other member left them rather than notify again. The other member writes
+// its states to the database behind its rounds, after it queued their
+// notifications in the outbox the members share; so Adopt also reads what
+// the outbox got in the last adoptLookback, and a notification newer than a
+// state (the member was killed in between) moves the state on: a firing it
+// notified is firing here, a resolution it notified is resolved here. When
+// the database does not answer within StoreWait, the states held here stay.
 func (a *Alerting) Adopt(ctx context.Context, servers []string) {
 	if a.local == nil || len(servers) == 0 {
 		return // the engine reads its states from the database each round
 	}
-	a.local.adopt(ctx, servers)
+	dbCtx, cancel := context.WithTimeout(ctx, StoreWait)
+	entries, err := a.o.Store.OutboxSince(dbCtx, a.o.Clock.Now().Add(-adoptLookback))
+	cancel()
+	if err != nil {
+		a.o.Logger.Warn("outbox not read for the servers taken over; going on from the database's alert states", "servers", len(servers), "err", err)
+	}
+	a.local.adopt(ctx, servers, lastNotified(entries, servers, a.o.Logger))
 }
 
-// adopt replaces the states of servers with the database's.
-func (l *localState) adopt(ctx context.Context, servers []string) {
+// A notice is an alert as it was last notified: its notification's time.
+type notice struct {
+	alerts.Alert
+	at time.Time
+}
+
+// lastNotified returns the newest alert of each rule of servers that
+// entries hold, by "server|rule".
+func lastNotified(entries []monitor.OutboxEntry, servers []string, logger *slog.Logger) map[string]notice {
+	out := map[string]notice{}
+	seen := map[string]bool{} // notifications read, one entry per channel
+	for _, e := range entries {
+		if seen[e.Notification] {
+			continue
+		}
+		seen[e.Notification] = true
+		var n alerts.Notification
+		if err := json.Unmarshal(e.Payload, &n); err != nil {
+			logger.Warn("outbox entry unreadable; left out of the states taken over", "entry", e.ID, "err", err)
+			continue
+		}
+		if n.Test {
+			continue
+		}
+		for _, al := range n.Alerts {
+			if !slices.Contains(servers, al.Server) {
+				continue
+			}
+			key := al.Server + "|" + al.Rule
+			if old, ok := out[key]; !ok || !n.Created.Before(old.at) {
+				out[key] = notice{al, n.Created}
+			}
+		}
+	}
+	return out
+}
+
+// adopt replaces the states of servers with the database's, moved on by
+// the notices newer than them.
+func (l *localState) adopt(ctx context.Context, servers []string, notices map[string]notice) {
 	ctx, cancel := context.WithTimeout(ctx, StoreWait)
 	defer cancel()
 	got, err := l.db.LoadStates(ctx, servers)
@@ -56,9 +112,56 @@ func (l *localState) adopt(ctx context.Context, servers []string) {
 	for _, st := range got {
 		l.apply(st)
 	}
+	for key, n := range notices {
+		st, have := l.states[key]
+		next, moved := catchUp(st, have, n)
+		if !moved {
+			continue
+		}
+		l.logger.Info("alert state taken over as the other member notified it", "server", n.Server, "rule", n.Rule,
+			"state", n.State, "notified", n.at, "database", st.Status)
+		l.apply(next)
+		l.unsynced[key] = next
+	}
 	if err := l.persistLocked(); err != nil {
 		l.logger.Error("alert states kept in memory only until the local file can be written", "err", err)
 	}
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// catchUp returns the state st (have: there is one; else the rule is ok)
+// moved on by the notice n when n is newer than st: a firing notified
+// after st was written, or the resolution of the very alert st is firing.
+//
+// Times are compared to the millisecond, as the database keeps them.
+func catchUp(st monitor.AlertState, have bool, n notice) (monitor.AlertState, bool) {
+	ms := func(t time.Time) time.Time { return t.Truncate(time.Millisecond) }
+	firing := have && st.Status == monitor.AlertFiring
+	sameAlert := firing && ms(st.Since).Equal(ms(n.StartsAt))
+	switch n.State {
+	case monitor.AlertFiring:
+		if sameAlert && !ms(st.LastNotified).Before(ms(n.at)) {
+			return st, false // written after it was notified
+		}
+		if have && ms(st.Since).After(ms(n.at)) {
+			return st, false // the database knows of later readings
+		}
+		next := st
+		if !have {
+			next = monitor.AlertState{Server: n.Server, Rule: n.Rule}
+		}
+		next.Status, next.Since, next.LastNotified, next.Summary = monitor.AlertFiring, n.StartsAt, n.at, n.Summary
+		next.Streak = max(next.Streak, 1)
+		return next, true
+	case monitor.AlertResolved:
+		if sameAlert {
+			return monitor.AlertState{Server: n.Server, Rule: n.Rule, Status: monitor.AlertOK}, true
+		}
+	}
+	return st, false
 }
 
 // ObserveMembers raises the "member" alert of each member whose heartbeat

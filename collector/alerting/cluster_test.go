@@ -2,12 +2,15 @@ package alerting
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/jonboulle/clockwork"
 
+	"github.com/crawlerfleet/collector/alerts"
+	"github.com/crawlerfleet/collector/inventory"
 	"github.com/crawlerfleet/collector/monitor"
 )
 
@@ -31,6 +34,68 @@ func TestAdoptReadsStatesAgain(t *testing.T) {
 	a.Flush(ctx)
 	if got := c.got(); !slices.Equal(got, []string{"web1 down resolved"}) {
 		t.Errorf("sent %q; want only the resolution of the other member's alert", got)
+	}
+}
+
+// TestAdoptSeesWhatTheOwnerNotified: a member killed after it queued a
+// notification and before its rule states reached the database (they are
+// written behind the rounds) left that notification in the shared outbox:
+// the member that takes the server over goes on from it, and notifies
+// neither the firing nor, later, the resolution again. Found under load in
+// TestClusterFailover: "firing on dead1" mailed twice.
+func TestAdoptSeesWhatTheOwnerNotified(t *testing.T) {
+	ctx := context.Background()
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 12, 5, 10, 0, 0, 123456789, time.UTC)) // the database keeps milliseconds
+	st := newFakeStore()                                                                     // the database the members share
+	victim, _ := newAlerting(t, st, t.TempDir(), clock, nil)
+	adopter, sent := newAlerting(t, st, t.TempDir(), clock, nil)
+	queued := func(what string) int {
+		n := 0
+		for _, e := range st.outbox {
+			var note alerts.Notification
+			if err := json.Unmarshal(e.Payload, &note); err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range note.Alerts {
+				if a.Server+" "+a.Rule+" "+string(a.State) == what {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	// The victim fires web1's "down" and is killed: it never writes its
+	// states to the database.
+	for range inventory.DefaultDownAfter {
+		victim.Observe(ctx, servers(), failed(clock.Now()))
+		clock.Advance(time.Minute)
+	}
+	if queued("web1 down firing") != 1 {
+		t.Fatalf("the victim queued %d firings, want 1", queued("web1 down firing"))
+	}
+	if s, ok := st.states["web1|down"]; ok && s.Status == monitor.AlertFiring {
+		t.Fatal("the firing state reached the database: the test does not test the window")
+	}
+	adopter.Adopt(ctx, []string{"web1"})
+	for range 2 * inventory.DefaultDownAfter {
+		adopter.Observe(ctx, servers(), failed(clock.Now()))
+		clock.Advance(time.Minute)
+	}
+	adopter.Flush(ctx)
+	if got := sent.got(); !slices.Equal(got, []string{"web1 down firing"}) {
+		t.Errorf("sent %q; want the victim's firing once", got)
+	}
+
+	// Now the adopter resolves it and is killed in turn: the next owner
+	// does not resolve it again.
+	adopter.Observe(ctx, servers(), ok(clock.Now()))
+	clock.Advance(time.Minute)
+	next, sentNext := newAlerting(t, st, t.TempDir(), clock, nil)
+	next.Adopt(ctx, []string{"web1"})
+	next.Observe(ctx, servers(), ok(clock.Now()))
+	next.Flush(ctx)
+	if n := queued("web1 down resolved"); n != 1 {
+		t.Errorf("%d resolutions queued, want 1 (sent by the last member: %q)", n, sentNext.got())
 	}
 }
 

@@ -131,8 +131,9 @@
 // FerretDB v1.24 evaluates every filter but a lone _id outside SQLite, so
 // reads that matter go by _id: Latest via the servers collection, and on an
 // external FerretDB Rollups by one _id per server and period. On the
-// embedded store the range reads (Rollups, Snapshots, Attempts: one server
-// over a time range, one range of _ids) go to the SQLite file through
+// embedded store the range reads (Rollups, Snapshots, Attempts, Points: one
+// server over a time range, one range of _ids) and the reads by _id of
+// Latest and LastFailure go to the SQLite file through
 // embedded.Server.Scan, which is some twenty times faster; Open first checks
 // that the file's layout is the one those reads expect, and reads through
 // FerretDB when it is not.

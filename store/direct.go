@@ -90,12 +90,21 @@ func (s *Store) attemptsDirect(ctx context.Context, server string, from, to time
 func (s *Store) snapshotsDirect(ctx context.Context, server string, from, to time.Time, limit int) ([]monitor.Result, error) {
 	var out []monitor.Result
 	err := s.direct.Scan(ctx, s.cfg.Database, snapshotsName, resultID(server, from.Add(-monitor.MaxSlotLag)), resultID(server, to), true, func(doc []byte) (bool, error) {
+		// The range holds the snapshots of up to MaxSlotLag before from,
+		// which only the server and time of are read.
+		var head struct {
+			Server string  `json:"server"`
+			At     docTime `json:"at"`
+		}
+		if err := decodeFast(doc, &head); err != nil {
+			return false, err
+		}
+		if head.Server != server || !within(head.At.utc(), from, to) {
+			return true, nil
+		}
 		var d snapshotDoc
 		if err := decodeStored(doc, &d); err != nil {
 			return false, err
-		}
-		if d.Server != server || !within(d.At.utc(), from, to) {
-			return true, nil
 		}
 		r, err := d.result()
 		if err != nil {

@@ -41,58 +41,69 @@ type xy struct {
 // maxDrawPoints points it keeps the lowest and highest value of each of
 // maxDrawPoints/2 time buckets, so spikes survive the thinning.
 func series(pts []Point, from, to time.Time, val func(*Point) float64) [][]xy {
+	inRange := 0
+	for i := range pts {
+		if at := pts[i].At; !at.Before(from) && !at.After(to) {
+			inRange++
+		}
+	}
+	// Thinned, a group is the points of one time bucket within a segment;
+	// unthinned, each point is a group of its own.
+	width := time.Duration(0)
+	if inRange > maxDrawPoints {
+		width = max(to.Sub(from)/(maxDrawPoints/2), 1)
+	}
 	var segs [][]xy
 	var seg []xy
+	var lo, hi xy    // the group's lowest and highest value, the first of equals
+	var loI, hiI int // their places in pts
+	var bucket time.Duration
+	n := 0 // points in the group
+	flush := func() {
+		switch {
+		case n == 0:
+		case loI == hiI:
+			seg = append(seg, lo)
+		case loI < hiI:
+			seg = append(seg, lo, hi)
+		default:
+			seg = append(seg, hi, lo)
+		}
+		n = 0
+	}
 	var last time.Time
-	inRange := 0
 	for i := range pts {
 		p := &pts[i]
 		if p.At.Before(from) || p.At.After(to) {
 			continue
 		}
-		inRange++
-		if seg != nil && p.At.Sub(last) > GapLonger {
+		v := xy{p.At, val(p)}
+		if (seg != nil || n > 0) && p.At.Sub(last) > GapLonger {
+			flush()
 			segs = append(segs, seg)
 			seg = nil
 		}
-		seg = append(seg, xy{p.At, val(p)})
 		last = p.At
+		if width == 0 {
+			seg = append(seg, v)
+			continue
+		}
+		if b := p.At.Sub(from) / width; n == 0 || b != bucket {
+			flush()
+			bucket, lo, hi, loI, hiI, n = b, v, v, i, i, 1
+			continue
+		}
+		n++
+		if v.v < lo.v {
+			lo, loI = v, i
+		}
+		if v.v > hi.v {
+			hi, hiI = v, i
+		}
 	}
+	flush()
 	if seg != nil {
 		segs = append(segs, seg)
-	}
-	if inRange <= maxDrawPoints {
-		return segs
-	}
-	width := to.Sub(from) / (maxDrawPoints / 2)
-	if width <= 0 {
-		width = 1
-	}
-	for i, seg := range segs {
-		var out []xy
-		for j := 0; j < len(seg); {
-			b := seg[j].t.Sub(from) / width
-			lo, hi := j, j
-			k := j + 1
-			for ; k < len(seg) && seg[k].t.Sub(from)/width == b; k++ {
-				if seg[k].v < seg[lo].v {
-					lo = k
-				}
-				if seg[k].v > seg[hi].v {
-					hi = k
-				}
-			}
-			switch {
-			case lo == hi:
-				out = append(out, seg[lo])
-			case lo < hi:
-				out = append(out, seg[lo], seg[hi])
-			default:
-				out = append(out, seg[hi], seg[lo])
-			}
-			j = k
-		}
-		segs[i] = out
 	}
 	return segs
 }

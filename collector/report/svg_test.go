@@ -1,6 +1,8 @@
 package report
 
 import (
+	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -99,5 +101,96 @@ func TestTimeTicks(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// seriesBefore is series as it was before it thinned in one pass: the
+// reference TestSeriesThinsAsBefore holds it to.
+func seriesBefore(pts []Point, from, to time.Time, val func(*Point) float64) [][]xy {
+	var segs [][]xy
+	var seg []xy
+	var last time.Time
+	inRange := 0
+	for i := range pts {
+		p := &pts[i]
+		if p.At.Before(from) || p.At.After(to) {
+			continue
+		}
+		inRange++
+		if seg != nil && p.At.Sub(last) > GapLonger {
+			segs = append(segs, seg)
+			seg = nil
+		}
+		seg = append(seg, xy{p.At, val(p)})
+		last = p.At
+	}
+	if seg != nil {
+		segs = append(segs, seg)
+	}
+	if inRange <= maxDrawPoints {
+		return segs
+	}
+	width := max(to.Sub(from)/(maxDrawPoints/2), 1)
+	for i, seg := range segs {
+		var out []xy
+		for j := 0; j < len(seg); {
+			b := seg[j].t.Sub(from) / width
+			lo, hi := j, j
+			k := j + 1
+			for ; k < len(seg) && seg[k].t.Sub(from)/width == b; k++ {
+				if seg[k].v < seg[lo].v {
+					lo = k
+				}
+				if seg[k].v > seg[hi].v {
+					hi = k
+				}
+			}
+			switch {
+			case lo == hi:
+				out = append(out, seg[lo])
+			case lo < hi:
+				out = append(out, seg[lo], seg[hi])
+			default:
+				out = append(out, seg[hi], seg[lo])
+			}
+			j = k
+		}
+		segs[i] = out
+	}
+	return segs
+}
+
+// TestSeriesThinsAsBefore: series draws exactly what it drew before it
+// thinned in one pass, over ranges with gaps, repeated values, NaNs, points
+// outside the range, a few points and many.
+func TestSeriesThinsAsBefore(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for c := range 200 {
+		n := rng.IntN(3000)
+		pts := make([]Point, 0, n)
+		at := t0.Add(-time.Duration(rng.IntN(120)) * time.Minute)
+		for range n {
+			at = at.Add(time.Duration(1+rng.IntN(90)) * time.Second)
+			if rng.IntN(500) == 0 {
+				at = at.Add(time.Duration(rng.IntN(300)) * time.Minute) // a gap, or not
+			}
+			v := float64(rng.IntN(8))
+			if rng.IntN(50) == 0 {
+				v = math.NaN()
+			}
+			pts = append(pts, Point{Point: monitor.Point{At: at, Mem: v}})
+		}
+		from, to := t0, t0.Add(time.Duration(1+rng.IntN(72))*time.Hour)
+		val := func(p *Point) float64 { return p.Mem }
+		got, want := series(pts, from, to, val), seriesBefore(pts, from, to, val)
+		same := len(got) == len(want)
+		for i := 0; same && i < len(got); i++ {
+			same = slices.EqualFunc(got[i], want[i], func(a, b xy) bool {
+				return a.t.Equal(b.t) && (a.v == b.v || math.IsNaN(a.v) && math.IsNaN(b.v))
+			})
+		}
+		if !same {
+			t.Fatalf("case %d (%d points, %s to %s): got %d segments %v\nwant %d %v", c, n, from, to, len(got), got, len(want), want)
+		}
 	}
 }

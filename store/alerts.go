@@ -64,11 +64,7 @@ func (s *Store) LoadStates(ctx context.Context, servers []string) ([]monitor.Ale
 	if err != nil {
 		return nil, fmt.Errorf("load alert states: %w", err)
 	}
-	cur, err := coll.Find(ctx, filter)
-	if err != nil {
-		return nil, fmt.Errorf("load alert states: %w", s.unavailable(err))
-	}
-	docs, err := decodeAll[alertStateDoc](ctx, cur)
+	docs, err := findAll[alertStateDoc](ctx, s, coll, filter)
 	if err != nil {
 		return nil, fmt.Errorf("load alert states: %w", err)
 	}
@@ -195,11 +191,7 @@ func (s *Store) Silences(ctx context.Context, now time.Time) ([]monitor.Silence,
 	// Until is stored to the millisecond, so comparing it with now rounded
 	// down to the millisecond (as the driver stores now) gives the same
 	// answer as comparing it with now.
-	cur, err := coll.Find(ctx, bson.D{{Key: "until", Value: bson.D{{Key: "$gt", Value: now.UTC()}}}})
-	if err != nil {
-		return nil, fmt.Errorf("read silences: %w", s.unavailable(err))
-	}
-	docs, err := decodeAll[silenceDoc](ctx, cur)
+	docs, err := findAll[silenceDoc](ctx, s, coll, bson.D{{Key: "until", Value: bson.D{{Key: "$gt", Value: now.UTC()}}}})
 	if err != nil {
 		return nil, fmt.Errorf("read silences: %w", err)
 	}

@@ -95,11 +95,7 @@ func (s *Store) Members(ctx context.Context) ([]monitor.Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read members: %w", err)
 	}
-	cur, err := coll.Find(ctx, bson.D{})
-	if err != nil {
-		return nil, fmt.Errorf("read members: %w", s.unavailable(err))
-	}
-	docs, err := decodeAll[memberDoc](ctx, cur)
+	docs, err := findAll[memberDoc](ctx, s, coll, bson.D{})
 	if err != nil {
 		return nil, fmt.Errorf("read members: %w", err)
 	}

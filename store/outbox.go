@@ -142,11 +142,7 @@ func (s *Store) OutboxDue(ctx context.Context, now time.Time, limit int) ([]moni
 // outboxFind returns the entries of the outbox coll that filter finds;
 // what says which, in errors.
 func (s *Store) outboxFind(ctx context.Context, coll *mongo.Collection, what string, filter bson.D, opts *options.FindOptions) ([]monitor.OutboxEntry, error) {
-	cur, err := coll.Find(ctx, filter, opts)
-	if err != nil {
-		return nil, fmt.Errorf("read %s outbox entries: %w", what, s.unavailable(err))
-	}
-	docs, err := decodeAll[outboxDoc](ctx, cur)
+	docs, err := findAll[outboxDoc](ctx, s, coll, filter, opts)
 	if err != nil {
 		return nil, fmt.Errorf("read %s outbox entries: %w", what, err)
 	}

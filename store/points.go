@@ -186,14 +186,10 @@ func (s *Store) storedPoints(ctx context.Context, server string, from, to time.T
 			})
 		return out, scanErr(err)
 	}
-	cur, err := s.points.Find(ctx, bson.D{
+	docs, err := findAll[pointBucket](ctx, s, s.points, bson.D{
 		{Key: "server", Value: server},
 		{Key: "start", Value: bson.D{{Key: "$gte", Value: first}, {Key: "$lt", Value: to}}},
 	}, options.Find().SetSort(bson.D{{Key: "start", Value: 1}}))
-	if err != nil {
-		return nil, s.unavailable(err)
-	}
-	docs, err := decodeAll[pointBucket](ctx, cur)
 	if err != nil {
 		return nil, err
 	}

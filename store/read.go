@@ -144,14 +144,10 @@ func (s *Store) snapshotsByQuery(ctx context.Context, server string, from, to ti
 	if limit > 0 {
 		opts.SetLimit(int64(limit))
 	}
-	cur, err := s.snapshots.Find(ctx, bson.D{
+	docs, err := findAll[snapshotDoc](ctx, s, s.snapshots, bson.D{
 		{Key: "server", Value: server},
 		{Key: "at", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lt", Value: to}}},
 	}, opts)
-	if err != nil {
-		return nil, fmt.Errorf("read snapshots of %s: %w", server, s.unavailable(err))
-	}
-	docs, err := decodeAll[snapshotDoc](ctx, cur)
 	if err != nil {
 		return nil, fmt.Errorf("read snapshots of %s: %w", server, err)
 	}
@@ -186,14 +182,10 @@ func (s *Store) Attempts(ctx context.Context, server string, from, to time.Time)
 
 // attemptsByQuery is Attempts through the database's own range query.
 func (s *Store) attemptsByQuery(ctx context.Context, server string, from, to time.Time) ([]monitor.Result, error) {
-	cur, err := s.attempts.Find(ctx, bson.D{
+	docs, err := findAll[attemptDoc](ctx, s, s.attempts, bson.D{
 		{Key: "server", Value: server},
 		{Key: "at", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lt", Value: to}}},
 	}, options.Find().SetSort(bson.D{{Key: "at", Value: 1}}))
-	if err != nil {
-		return nil, fmt.Errorf("read attempts of %s: %w", server, s.unavailable(err))
-	}
-	docs, err := decodeAll[attemptDoc](ctx, cur)
 	if err != nil {
 		return nil, fmt.Errorf("read attempts of %s: %w", server, err)
 	}
@@ -209,13 +201,9 @@ func (s *Store) Servers(ctx context.Context) ([]string, error) {
 	if err := s.gate(); err != nil {
 		return nil, err
 	}
-	cur, err := s.servers.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
-	if err != nil {
-		return nil, fmt.Errorf("list servers: %w", s.unavailable(err))
-	}
-	docs, err := decodeAll[struct {
+	docs, err := findAll[struct {
 		ID string `bson:"_id"`
-	}](ctx, cur)
+	}](ctx, s, s.servers, bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("list servers: %w", err)
 	}
@@ -317,11 +305,7 @@ func (s *Store) rollupsByRange(ctx context.Context, f monitor.RollupFilter) ([]r
 	if len(f.Servers) > 0 {
 		filter = append(bson.D{{Key: "server", Value: bson.D{{Key: "$in", Value: f.Servers}}}}, filter...)
 	}
-	cur, err := s.rollups.Find(ctx, filter)
-	if err != nil {
-		return nil, s.unavailable(err)
-	}
-	return decodeAll[rollupDoc](ctx, cur)
+	return findAll[rollupDoc](ctx, s, s.rollups, filter)
 }
 
 func (s *Store) rollupsByID(ctx context.Context, servers []string, f monitor.RollupFilter) ([]rollupDoc, error) {

@@ -196,12 +196,8 @@ func (s *Store) dayTotals(ctx context.Context, server string, from, to time.Time
 		})
 		return out, scanErr(err)
 	}
-	cur, err := s.rollups.Find(ctx, idRange(lo, hi), options.Find().SetProjection(bson.D{
+	docs, err := findAll[dayTotal](ctx, s, s.rollups, idRange(lo, hi), options.Find().SetProjection(bson.D{
 		{Key: "server", Value: 1}, {Key: "period", Value: 1}, {Key: "start", Value: 1}, {Key: "count", Value: 1}, {Key: "failed", Value: 1}}))
-	if err != nil {
-		return nil, s.unavailable(err)
-	}
-	docs, err := decodeAll[dayTotal](ctx, cur)
 	for _, d := range docs {
 		add(d)
 	}
@@ -248,11 +244,7 @@ func (s *Store) sealedDays(ctx context.Context, server string, from, to time.Tim
 	if !withText {
 		opts.SetProjection(bson.D{{Key: "text", Value: 0}})
 	}
-	cur, err := s.sealed.Find(ctx, idRange(lo, hi), opts)
-	if err != nil {
-		return nil, s.unavailable(err)
-	}
-	docs, err := decodeAll[sealedDoc](ctx, cur)
+	docs, err := findAll[sealedDoc](ctx, s, s.sealed, idRange(lo, hi), opts)
 	for _, d := range docs {
 		add(d)
 	}

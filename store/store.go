@@ -478,6 +478,16 @@ func decodeAll[T any](ctx context.Context, cur *mongo.Cursor) ([]T, error) {
 	return out, nil
 }
 
+// findAll finds the documents of coll that filter matches and decodes them
+// all; a failure to reach the database is marked by s.unavailable.
+func findAll[T any](ctx context.Context, s *Store, coll *mongo.Collection, filter any, opts ...*options.FindOptions) ([]T, error) {
+	cur, err := coll.Find(ctx, filter, opts...)
+	if err != nil {
+		return nil, s.unavailable(err)
+	}
+	return decodeAll[T](ctx, cur)
+}
+
 // findOne decodes the document of coll whose _id is id into v. Its error
 // wraps mongo.ErrNoDocuments when there is none, and is marked by
 // unavailable when the database failed; an error of decoding is not.

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/crawlerfleet/collector/internal/testutil"
 )
 
 // testState is a state of two processes, one of them a kernel thread.
@@ -343,11 +345,19 @@ func TestScanWithState(t *testing.T) {
 		}
 	})
 	t.Run("usable", func(t *testing.T) {
-		time.Sleep(300 * time.Millisecond)
 		before, err := loadState(path, &buf)
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The run after this one spans at least half a second since the
+		// first one's reading: wait for the boot clock to pass that.
+		clock, err := newBootClock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		testutil.Eventually(t, testutil.Patience, "half a second past the first run's reading", func() bool {
+			return clock.at(time.Now())-before.readAt >= int64(500*time.Millisecond)
+		})
 		r := stateRun(t, path, keywords...)
 		want(t, r, true)
 		after, err := loadState(path, &buf)

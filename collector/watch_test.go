@@ -1,22 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/crawlerfleet/collector/collector/httpapi"
+	"github.com/crawlerfleet/collector/collector/internal/probetest"
 	"github.com/crawlerfleet/collector/internal/testutil"
 	"github.com/crawlerfleet/collector/inventory"
 	"github.com/crawlerfleet/collector/probe/snapshot"
@@ -76,24 +74,8 @@ func watchedAfter(t *testing.T, addr, server string, after time.Time) *snapshot.
 // they watch.
 func probeProcs(t *testing.T, dir string) (watching, oneShot []int) {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := bytes.Split(cmdline, []byte{0})
-		if !strings.HasPrefix(string(args[0]), dir+"/") {
-			continue
-		}
-		if len(args) > 1 && string(args[1]) == "-watch" {
+	for pid, args := range probetest.Args(t, dir) {
+		if len(args) > 1 && args[1] == "-watch" {
 			watching = append(watching, pid)
 		} else {
 			oneShot = append(oneShot, pid)

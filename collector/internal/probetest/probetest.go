@@ -3,11 +3,11 @@
 package probetest
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,11 +66,23 @@ func goTool() string {
 // path under dir: the probes run from there.
 func PIDs(tb testing.TB, dir string) []int {
 	tb.Helper()
+	var pids []int
+	for pid := range Args(tb, dir) {
+		pids = append(pids, pid)
+	}
+	slices.Sort(pids)
+	return pids
+}
+
+// Args returns the command lines, by pid, of the processes whose command
+// line starts with a path under dir.
+func Args(tb testing.TB, dir string) map[int][]string {
+	tb.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var pids []int
+	out := map[int][]string{}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -80,9 +92,10 @@ func PIDs(tb testing.TB, dir string) []int {
 		if err != nil {
 			continue
 		}
-		if argv0, _, _ := bytes.Cut(cmdline, []byte{0}); strings.HasPrefix(string(argv0), dir+"/") {
-			pids = append(pids, pid)
+		args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+		if strings.HasPrefix(args[0], dir+"/") {
+			out[pid] = args
 		}
 	}
-	return pids
+	return out
 }

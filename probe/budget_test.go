@@ -205,9 +205,12 @@ func BenchmarkBudget(b *testing.B) {
 	}
 	mib := float64(rss) / 1024
 	floor := statPassFloor(b)
+	start := startCost(b)
 	var sockets [12]int
 	countTCPDiag(context.Background(), make([]byte, 64<<10), &sockets)
 	b.ReportMetric(floor, "ms-floor")
+	b.ReportMetric(start, "ms-start")
+	b.ReportMetric(start+floor, "ms-floor-total")
 	b.ReportMetric(ms, "ms-cpu/op")
 	b.ReportMetric(firstMS, "ms-cpu-first")
 	b.ReportMetric(mib, "MiB-maxrss/op")
@@ -217,6 +220,7 @@ func BenchmarkBudget(b *testing.B) {
 	b.ReportMetric(float64(procs), "processes")
 	b.ReportMetric(float64(sum(sockets[:])), "sockets")
 	b.Logf("floor: one open, read and close of every /proc/PID/stat costs %.1f ms of CPU here; with its state the probe reads one file per process (stat), and the command lines of new ones", floor)
+	b.Logf("floor: starting and ending the probe (-version) costs %.1f ms; with the stat pass, %.1f ms before the probe reads anything else (target 15: %.2fx); the probe spends %.1f ms above it", start, start+floor, (start+floor)/15, ms-start-floor)
 	b.Logf("%d processes, %d tcp sockets: %.1f ms CPU with the state (target 15: %.2fx; version 1's %v: %.2fx), %.1f ms for the first run without one; %.1f MiB peak RSS (target 10: %.2fx; version 1's %v: %.2fx; its parent %.1f MiB), binary %.2f MiB (target 3.5: %.2fx), snapshot %.1f KiB (target 16: %.2fx)",
 		procs, sum(sockets[:]), ms, ms/15, oldCPUms, ms/oldCPUms, firstMS, mib, mib/10, oldRSSMiB, mib/oldRSSMiB, float64(helper)/1024,
 		float64(info.Size())/(1<<20), float64(info.Size())/(1<<20)/3.5, float64(size)/1024, float64(size)/1024/16)
@@ -259,6 +263,20 @@ func statPassFloor(tb testing.TB) float64 {
 	}
 	slices.Sort(passes)
 	return passes[len(passes)/2]
+}
+
+// startCost returns the CPU time, in ms, of starting the probe and ending
+// it without reading anything (probe -version): the Go runtime's start and
+// exit, the median of 9 runs.
+func startCost(tb testing.TB) float64 {
+	tb.Helper()
+	var runs []float64
+	for range 9 {
+		r := measure(tb, nil, "-version")
+		runs = append(runs, float64(r.CPU().Microseconds())/1000)
+	}
+	slices.Sort(runs)
+	return runs[len(runs)/2]
 }
 
 // threadCPU returns the CPU time of the calling thread.

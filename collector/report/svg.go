@@ -171,30 +171,50 @@ func niceTicks(top float64, whole bool) []float64 {
 }
 
 // timeTicks returns tick times within [from, to] in loc at a calendar step
-// that gives at most eight ticks, and the layout to print them with.
+// that gives at most eight ticks, and the layout to print them with: steps
+// of seconds, minutes and hours on whole steps of the local clock (the
+// hour's start, or the day's for hours), then of days from local midnight.
 func timeTicks(from, to time.Time, loc *time.Location) ([]time.Time, string) {
 	span := to.Sub(from)
 	if from.IsZero() || span <= 0 {
 		return nil, ""
 	}
-	hours := []int{1, 2, 3, 6, 12}
-	days := []int{1, 2, 7, 14, 28, 56, 91, 182, 364}
 	const most = 8
 	var ticks []time.Time
 	f := from.In(loc)
-	for _, h := range hours {
-		if span/(time.Duration(h)*time.Hour) > most {
+	for _, step := range []time.Duration{
+		time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second,
+		time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+		time.Hour, 2 * time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour,
+	} {
+		if span/step > most {
 			continue
 		}
+		// The first tick: the local hour's start for steps within the
+		// hour, the hour itself for steps of hours, then on by step.
 		t := time.Date(f.Year(), f.Month(), f.Day(), f.Hour(), 0, 0, 0, loc)
-		for t.Before(from) || t.Hour()%h != 0 {
-			t = t.Add(time.Hour)
+		if step < time.Hour {
+			if n := (from.Sub(t) + step - 1) / step; n > 0 {
+				t = t.Add(n * step)
+			}
+		} else {
+			h := int(step / time.Hour)
+			for t.Before(from) || t.Hour()%h != 0 {
+				t = t.Add(time.Hour)
+			}
 		}
-		for ; !t.After(to); t = t.Add(time.Duration(h) * time.Hour) {
+		for ; !t.After(to); t = t.Add(step) {
 			ticks = append(ticks, t)
+		}
+		switch {
+		case step < time.Minute:
+			return ticks, "15:04:05"
+		case step < time.Hour:
+			return ticks, "15:04"
 		}
 		return ticks, "Jan 2 15:04"
 	}
+	days := []int{1, 2, 7, 14, 28, 56, 91, 182, 364}
 	for _, d := range days {
 		if span/(time.Duration(d)*24*time.Hour) > most && d != days[len(days)-1] {
 			continue

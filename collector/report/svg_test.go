@@ -89,9 +89,14 @@ func TestTimeTicks(t *testing.T) {
 	}{
 		{"a day: every three hours", from.Add(24 * time.Hour), "2026-03-02 09:00", "Jan 2 15:04", 8},
 		{"a week: local midnights", from.Add(7 * 24 * time.Hour), "2026-03-03 00:00", "Jan 2", 7},
+		{"an hour: every ten minutes", from.Add(time.Hour), "2026-03-02 07:30", "15:04", 7},
+		{"two and a half minutes: every thirty seconds", from.Add(150 * time.Second), "2026-03-02 07:30", "15:04:05", 6},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ticks, layout := timeTicks(from, c.to, berlin)
+			if len(ticks) == 0 {
+				t.Fatalf("no ticks; want %d from %s", c.n, c.first)
+			}
 			if len(ticks) != c.n || layout != c.layout || ticks[0].Format("2006-01-02 15:04") != c.first {
 				t.Errorf("%d ticks from %v, layout %q; want %d from %s, %q", len(ticks), ticks[0], layout, c.n, c.first, c.layout)
 			}
@@ -101,6 +106,44 @@ func TestTimeTicks(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTimeTicksEverySpan holds every span a chart may have, from seconds
+// (a demo's few rounds) to a year, to between 3 and 8 ticks on whole steps
+// of the local clock, in order and within the span.
+func TestTimeTicksEverySpan(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip("no time zone data:", err)
+	}
+	from := time.Date(2026, 3, 2, 7, 31, 17, 0, berlin)
+	for _, span := range []time.Duration{
+		12 * time.Second, 45 * time.Second, 150 * time.Second, 7 * time.Minute, 20 * time.Minute,
+		time.Hour, 90 * time.Minute, 5 * time.Hour, 13 * time.Hour, 48 * time.Hour,
+		9 * 24 * time.Hour, 30 * 24 * time.Hour, 100 * 24 * time.Hour,
+	} {
+		to := from.Add(span)
+		ticks, layout := timeTicks(from, to, berlin)
+		if len(ticks) < 3 || len(ticks) > 8 {
+			t.Errorf("%v: %d ticks, want 3 to 8: %v", span, len(ticks), ticks)
+			continue
+		}
+		step := ticks[1].Sub(ticks[0])
+		for i, tk := range ticks {
+			if tk.Before(from) || tk.After(to) {
+				t.Errorf("%v: tick %v outside the span", span, tk)
+			}
+			if i > 0 && tk.Sub(ticks[i-1]) != step && step < 24*time.Hour {
+				t.Errorf("%v: ticks %v and %v are not %v apart", span, ticks[i-1], tk, step)
+			}
+			if step < 24*time.Hour && tk.Sub(tk.Truncate(step)) != 0 && step <= time.Hour {
+				t.Errorf("%v: tick %v is not on a whole %v", span, tk, step)
+			}
+		}
+		if label := ticks[0].Format(layout); step < time.Minute && len(label) != len("15:04:05") {
+			t.Errorf("%v: a step of %v labelled %q, without its seconds", span, step, label)
+		}
 	}
 }
 

@@ -278,10 +278,13 @@ type FleetRoom struct {
 	// Unknown names the servers that counted the keyword but have no
 	// estimate.
 	Unknown []string `json:"unknown"`
-	// Best lists where the next processes fit best: the servers with the
-	// most room first (ties: the widest low end, then by name), at most
-	// MaxPlacements.
+	// Best lists where the next processes fit best: the servers with room
+	// for at least one more, the most room first (ties: the widest low
+	// end, then by name), at most MaxPlacements.
 	Best []Placement `json:"best"`
+	// Full names the servers with an estimate and no room for one more,
+	// by name.
+	Full []string `json:"full"`
 }
 
 // MaxPlacements is the most servers a FleetRoom lists.
@@ -304,7 +307,7 @@ func fleetRooms(servers []Server) []FleetRoom {
 		for _, c := range s.Capacity {
 			f := by[c.Keyword]
 			if f == nil {
-				f = &FleetRoom{Keyword: c.Keyword, Unknown: []string{}, Best: []Placement{}}
+				f = &FleetRoom{Keyword: c.Keyword, Unknown: []string{}, Best: []Placement{}, Full: []string{}}
 				by[c.Keyword] = f
 				keys = append(keys, c.Keyword)
 			}
@@ -314,6 +317,10 @@ func fleetRooms(servers []Server) []FleetRoom {
 			}
 			f.More, f.Low, f.High = f.More+c.More, f.Low+c.Low, f.High+c.High
 			f.Servers++
+			if c.More == 0 {
+				f.Full = append(f.Full, s.Name)
+				continue
+			}
 			f.Best = append(f.Best, Placement{Server: s.Name, More: c.More, Low: c.Low, High: c.High, Limit: c.Limit})
 		}
 	}
@@ -332,6 +339,7 @@ func fleetRooms(servers []Server) []FleetRoom {
 		})
 		f.Best = f.Best[:min(len(f.Best), MaxPlacements)]
 		slices.Sort(f.Unknown)
+		slices.Sort(f.Full)
 		out = append(out, *f)
 	}
 	return out

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -544,5 +545,29 @@ func TestHealthBeyondAttemptRetention(t *testing.T) {
 	_, s := buildOne(ServerInput{Name: "s", Rollups: []monitor.Rollup{ru}, Attempts: 15}, 1, "")
 	if h := s.Health; h.Attempts != 15 || h.Snapshots != 10 || h.SuccessRate == nil || math.Abs(*h.SuccessRate-200.0/3) > 1e-6 {
 		t.Errorf("health = %+v (rate %v), want 10 of 15 attempts, 66.7 %%", h, h.SuccessRate)
+	}
+}
+
+// TestFleetRooms totals the room per keyword and lists only servers with
+// room for one more where the next ones fit best: a full server is named
+// as full, never offered as a place for more.
+func TestFleetRooms(t *testing.T) {
+	room := func(kw string, more, low, high int, limit string) Capacity {
+		return Capacity{Keyword: kw, Known: true, More: more, Low: low, High: high, Limit: limit}
+	}
+	servers := []Server{
+		{Name: "c", Capacity: []Capacity{room("python", 5, 3, 7, "memory"), room("java", 0, 0, 0, "cpu")}},
+		{Name: "a", Capacity: []Capacity{room("python", 0, 0, 2, "cpu"), room("java", 0, 0, 0, "cpu")}},
+		{Name: "b", Capacity: []Capacity{room("python", 12, 9, 14, "fd"), {Keyword: "java"}}},
+		{Name: "d", Capacity: []Capacity{{Keyword: "python"}}},
+	}
+	got := fleetRooms(servers)
+	want := []FleetRoom{
+		{Keyword: "java", Servers: 2, Unknown: []string{"b"}, Best: []Placement{}, Full: []string{"a", "c"}},
+		{Keyword: "python", More: 17, Low: 12, High: 23, Servers: 3, Unknown: []string{"d"},
+			Best: []Placement{{"b", 12, 9, 14, "fd"}, {"c", 5, 3, 7, "memory"}}, Full: []string{"a"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("fleetRooms:\n got %+v\nwant %+v", got, want)
 	}
 }

@@ -358,15 +358,20 @@ func (r *Report) timeSeriesSVG(s *Server) string {
 		thresholds = thresholds[:1]
 		thresholds[0].label = "threshold"
 	}
-	// Threshold labels: each above its line at the left, or at the right
-	// end when that would overlap a label already placed; the boxes are
-	// kept so that the peak labels avoid them too.
-	var taken []box
+	// Threshold labels: each above its line at the left, or elsewhere
+	// along it (right, middle, then under it) when that would overlap a
+	// label already placed or another threshold's line; the label boxes
+	// are kept so that the peak labels avoid them too.
+	var taken, lines []box
 	for _, th := range thresholds {
-		fmt.Fprintf(&b, `<line class="threshold" x1="%s" x2="%s" y1="%s" y2="%s"/>`, num(f.x), num(f.right()), num(yPct(th.v)), num(yPct(th.v)))
+		y := yPct(th.v)
+		fmt.Fprintf(&b, `<line class="threshold" x1="%s" x2="%s" y1="%s" y2="%s"/>`, num(f.x), num(f.right()), num(y), num(y))
+		lines = append(lines, box{f.x, y - 1, f.w, 2})
+	}
+	for _, th := range thresholds {
 		text := fmt.Sprintf("%s %s %%", th.label, num(th.v))
 		w := textWidth(text)
-		lb := labelAbove(thresholdPlaces(f, yPct(th.v), w), taken)
+		lb := labelAbove(thresholdPlaces(f, yPct(th.v), w), append(lines[:len(lines):len(lines)], taken...))
 		taken = append(taken, lb)
 		fmt.Fprintf(&b, `<text class="ax th-t" x="%s" y="%s">%s</text>`, num(lb.x), num(lb.y+lb.h-2), esc(text))
 	}

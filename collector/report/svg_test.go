@@ -3,7 +3,9 @@ package report
 import (
 	"math"
 	"math/rand/v2"
+	"regexp"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -234,6 +236,41 @@ func TestSeriesThinsAsBefore(t *testing.T) {
 		}
 		if !same {
 			t.Fatalf("case %d (%d points, %s to %s): got %d segments %v\nwant %d %v", c, n, from, to, len(got), got, len(want), want)
+		}
+	}
+}
+
+// TestThresholdLabelsClearOfLines draws thresholds close together (the
+// defaults, 95 and 90 %, are 12 units apart) and holds each threshold's
+// label clear of every threshold line, its own included: a label struck
+// through by the other threshold's line is hard to read.
+func TestThresholdLabelsClearOfLines(t *testing.T) {
+	line := regexp.MustCompile(`<line class="threshold" x1="[^"]*" x2="[^"]*" y1="([^"]*)"`)
+	label := regexp.MustCompile(`<text class="ax th-t" x="[^"]*" y="([^"]*)"[^>]*>([^<]*)</text>`)
+	rs := linearRollups("s", 48)
+	for _, th := range []Thresholds{{CPU: 95, Mem: 90}, {CPU: 90, Mem: 95}, {CPU: 80, Mem: 85}, {CPU: 50, Mem: 90}, {CPU: 97, Mem: 95}} {
+		r := Build(Input{
+			From: t0, To: t0.Add(48 * time.Hour), Generated: t0.Add(48 * time.Hour), Keyword: "python",
+			Thresholds: th, Servers: []ServerInput{{Name: "s", Rollups: rs, Points: PointsFromRollups(rs, "python")}},
+		})
+		svg := r.timeSeriesSVG(&r.Servers[0])
+		var lines []float64
+		for _, m := range line.FindAllStringSubmatch(svg, -1) {
+			y, _ := strconv.ParseFloat(m[1], 64)
+			lines = append(lines, y)
+		}
+		labels := label.FindAllStringSubmatch(svg, -1)
+		if len(lines) != 2 || len(labels) != 2 {
+			t.Fatalf("%+v: %d threshold lines and %d labels, want 2 of each", th, len(lines), len(labels))
+		}
+		for _, m := range labels {
+			base, _ := strconv.ParseFloat(m[1], 64)
+			top, bottom := base-10, base+2 // the text's box: 12 units, as thresholdPlaces gives it
+			for _, y := range lines {
+				if y > top && y < bottom {
+					t.Errorf("%+v: the line at y=%v runs through the label %q (y %v to %v)", th, y, m[2], top, bottom)
+				}
+			}
 		}
 	}
 }

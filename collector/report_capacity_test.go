@@ -132,12 +132,17 @@ func (c goldenCapacity) resource(name string) (r struct {
 	fitSlope   float64
 	fitStatus  string
 	measured   float64
+	peak       float64
+	peakProcs  *int
 }, ok bool) {
 	for _, res := range c.Resources {
 		if res.Name != name {
 			continue
 		}
 		r.ceiling, r.cost = res.Ceiling, res.Cost
+		if res.Peak != nil {
+			r.peak, r.peakProcs = res.Peak.Value, res.Peak.Procs
+		}
 		if res.Saturation != nil {
 			r.satCount, r.satFigures = res.Saturation.Count, res.Saturation.Figures
 		}
@@ -213,6 +218,11 @@ func TestCapacityGolden(t *testing.T) {
 		mem, _ := c.resource("memory")
 		if !near(mem.fitSlope, 3.5) || mem.fitStatus != "ok" || !near(mem.measured, 3.5) {
 			t.Errorf("memory cost: fitted %v (%s), measured %v; want 3.5 %% each", mem.fitSlope, mem.fitStatus, mem.measured)
+		}
+		// A file system is judged by its latest reading, which has the
+		// count of that reading.
+		if disk, ok := c.resource("disk /"); !ok || disk.peak != 40 || disk.peakProcs == nil || *disk.peakProcs != 12 || disk.ceiling != nil {
+			t.Errorf("disk / = %+v (found %v), want 40 %% at the latest reading's 12, no ceiling", disk, ok)
 		}
 	})
 

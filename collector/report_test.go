@@ -74,7 +74,11 @@ type goldenCapacity struct {
 	Limit     string `json:"limit"`
 	Saturated bool   `json:"saturated"`
 	Resources []struct {
-		Name     string `json:"name"`
+		Name string `json:"name"`
+		Peak *struct {
+			Value float64 `json:"value"`
+			Procs *int    `json:"procs"`
+		} `json:"peak"`
 		Measured *struct {
 			Median float64 `json:"median"`
 			P95    float64 `json:"p95"`

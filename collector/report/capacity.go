@@ -105,7 +105,9 @@ type Resource struct {
 	// Threshold is where the projection stops, in percent.
 	Threshold float64 `json:"threshold,omitempty"`
 	// Peak is the resource's highest reading with the keyword's count at
-	// it: the projection starts there.
+	// it: the projection starts there. A file system's is its latest
+	// reading instead (how full it is now decides; the disk forecast
+	// projects its growth).
 	Peak *Peak `json:"peak"`
 	// Measured is the cost of one process as the probe measured the
 	// group (its resident memory or CPU divided by its count), nil when
@@ -591,8 +593,9 @@ func (r *Report) filesystems(kps []kpoint, now int) []Resource {
 		fs = []monitor.FilesystemUsage{{Path: "/", UsedPercent: last.Disk}}
 	}
 	for _, f := range fs {
+		n := now
 		res := Resource{Name: "disk " + f.Path, Label: "disk " + f.Path, Threshold: r.Thresholds.Disk,
-			Peak: &Peak{Value: round6(f.UsedPercent), At: last.At.In(r.loc)}}
+			Peak: &Peak{Value: round6(f.UsedPercent), At: last.At.In(r.loc), Procs: &n}}
 		if f.UsedPercent >= r.Thresholds.Disk {
 			n := now
 			res.Ceiling, res.CeilingLow, res.CeilingHigh = &n, &n, &n

@@ -316,6 +316,26 @@ func TestCapacityGolden(t *testing.T) {
 			t.Errorf("capacity = %+v: network limits without a knee", c)
 		}
 	})
+
+	t.Run("throughput falling from the first process", func(t *testing.T) {
+		// All contention (σ = 1): bytes/s fall as crawlers are added.
+		// The law's knee, √((1−σ)/κ), is 0 there and its throughput 0/0,
+		// which once made the JSON report fail (NaN) and the HTML say
+		// "peaked at about 0 processes (8192 PiB/s)".
+		boxes := ramp(countsFrom(1, 12), 2, func(n int) crawlerBox {
+			x := float64(n)
+			return crawlerBox{cpus: 8, memTotal: 16 * gib, n: n, busy: 5 + 0.2*x, running: 2, used: 20 + 0.1*x, avail: 70,
+				rssPerProc: 16 << 20, cpuPerProc: 1, netBytes: 1e6 / (1 + 0.05*(x-1))}
+		})
+		c := capacityReport(t, boxes)
+		tp := c.Throughput
+		if tp == nil || tp.Knee == nil || *tp.Knee != 1 || !tp.KneeVisible || !strings.HasPrefix(tp.Text, "network throughput peaked at the first process") {
+			t.Fatalf("throughput = %+v, want the knee at the first process", tp)
+		}
+		if !c.Known || c.Limit != "network" || c.Total != 1 || c.More != 0 {
+			t.Errorf("capacity = %+v, want network throughput: 1 in all", c)
+		}
+	})
 }
 
 // TestCapacityThroughTheRealProbe runs the real probe on this machine with

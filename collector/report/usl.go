@@ -34,8 +34,8 @@ type Throughput struct {
 	Sigma  float64 `json:"sigma"`
 	Kappa  float64 `json:"kappa"`
 	R2     float64 `json:"r2"`
-	// Knee is N*, nil when κ is 0 (throughput never falls); PeakBytes the
-	// throughput there.
+	// Knee is N*, at least 1, nil when κ is 0 (throughput never falls);
+	// PeakBytes the throughput there.
 	Knee      *float64 `json:"knee"`
 	PeakBytes float64  `json:"peak_bytes_per_second,omitempty"`
 	// KneeVisible is set when N* lies within the counts seen: adding
@@ -143,12 +143,17 @@ func throughput(kps []kpoint) *Throughput {
 	}
 	t.Status = StatusOK
 	if t.Kappa > 0 {
-		k := round6(math.Sqrt((1 - t.Sigma) / t.Kappa))
+		// With all contention (σ = 1) the formula's N* is 0, where X is
+		// 0/0: throughput then peaked at the first process.
+		k := max(round6(math.Sqrt((1-t.Sigma)/t.Kappa)), 1)
 		t.Knee = &k
 		t.PeakBytes = round6(t.X(k))
 		t.KneeVisible = k <= float64(t.MaxCount)
 	}
 	switch {
+	case t.KneeVisible && *t.Knee == 1:
+		t.Text = fmt.Sprintf("network throughput peaked at the first process (%s/s): more processes added no bytes/s",
+			bytesText(uint64(t.PeakBytes)))
 	case t.KneeVisible:
 		t.Text = fmt.Sprintf("network throughput peaked at about %s processes (%s/s): past them, more processes added no bytes/s",
 			num(*t.Knee), bytesText(uint64(t.PeakBytes)))

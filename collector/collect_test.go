@@ -71,6 +71,10 @@ func TestCollectStoresSnapshotsAndFailures(t *testing.T) {
 	if r := rows["web1"]; len(r) < 9 || r[7] != "1" || r[8] != "0" {
 		t.Errorf("status row of web1 = %q, want 1 snapshot and 0 failed\n%s", r, stdout)
 	}
+	// One-shot probes: each peak is one reading over the probe's window.
+	if r := strings.Join(rows["web1"], " "); strings.Count(r, " s sample)") != 2 {
+		t.Errorf("status row of web1 = %q, want both peaks seen as a one-shot sample\n%s", r, stdout)
+	}
 	if r := rows["hung"]; len(r) < 2 || r[1] != "-" || !strings.Contains(strings.Join(r, " "), "timeout") {
 		t.Errorf("status row of hung = %q, want no snapshot and its timeout\n%s", r, stdout)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -23,7 +24,9 @@ func cmdStatus(ctx context.Context, e *env, args []string) error {
 	var o statusOptions
 	fs := e.newFlagSet("status", "Usage: collector status [--since 24h] "+selectionUsage+"\n\n"+
 		"Show what the store holds per server: the latest snapshot, the last failure, and\n"+
-		"the peaks of the period with the matched processes at each peak.\n\n")
+		"the peaks of the period with the matched processes at each peak and how it was\n"+
+		"seen: \"max of 1 s\" (the highest sample of a watching probe, none missed) or\n"+
+		"\"1 s sample\" (one reading of a one-shot probe).\n\n")
 	o.addFlags(fs)
 	fs.StringVar(&o.since, "since", "24h", "how far back the peaks go: a duration (6h, 7d) or a date/time (RFC 3339 or YYYY-MM-DD)")
 	names, err := parseArgs(fs, args, 0, -1)
@@ -107,7 +110,11 @@ func statusRow(ctx context.Context, w io.Writer, st statusReader, name string, n
 	return nil
 }
 
-// peakText prints a peak with its time and the matched processes then.
+// peakText prints a peak with its time, the matched processes then, and
+// how it was seen (as the report's "Seen as" does, shorter): "max of 1 s"
+// for the highest of a watching probe's samples, "1 s sample" for one
+// reading of a one-shot probe; nothing for data stored before that was
+// kept.
 func peakText(p monitor.Peak) string {
 	if p.At.IsZero() {
 		return "-"
@@ -116,7 +123,17 @@ func peakText(p monitor.Peak) string {
 	if p.ProcsKnown {
 		procs = fmt.Sprint(p.MatchedTotal)
 	}
-	return fmt.Sprintf("%.1f at %s (%s)", p.Value, p.At.Local().Format("01-02 15:04"), procs)
+	seen := ""
+	sample := strconv.FormatFloat(p.Sample.Seconds(), 'f', -1, 64) + " s"
+	switch {
+	case p.Watched && p.Sample > 0:
+		seen = ", max of " + sample
+	case p.Watched:
+		seen = ", max of the samples"
+	case p.Sample > 0:
+		seen = ", " + sample + " sample"
+	}
+	return fmt.Sprintf("%.1f at %s (%s%s)", p.Value, p.At.Local().Format("01-02 15:04"), procs, seen)
 }
 
 // parseSince parses a look-back window such as "24h" or "7d".

@@ -68,7 +68,10 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "collector.service")
-	if err := os.WriteFile(path, bytes.ReplaceAll(unit, m[1], []byte(bin)), 0o644); err != nil {
+	// Quoted, '%' doubled: systemd reads %d as a specifier, and the test
+	// binary's directory may hold either.
+	quoted := `"` + strings.ReplaceAll(bin, "%", "%%") + `"`
+	if err := os.WriteFile(path, bytes.ReplaceAll(unit, m[1], []byte(quoted)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(analyze, "verify", path).CombinedOutput()

@@ -29,8 +29,8 @@ const (
 	// childEnv holds a childConfig as JSON: run the collector with the
 	// process's arguments.
 	childEnv = "COLLECTOR_TEST_CHILD"
-	// ferretEnv holds "dir addr": serve FerretDB on addr, its files in
-	// dir, until killed.
+	// ferretEnv holds "addr dir": serve FerretDB on addr, its files in
+	// dir (which may hold spaces), until killed.
 	ferretEnv = "COLLECTOR_TEST_FERRETDB"
 )
 
@@ -62,9 +62,9 @@ func childMain(cfgJSON string) int {
 
 // ferretMain serves FerretDB until the process is killed.
 func ferretMain(spec string) int {
-	dir, addr, ok := strings.Cut(spec, " ")
+	addr, dir, ok := strings.Cut(spec, " ")
 	if !ok {
-		fmt.Fprintf(os.Stderr, "%s=%q: want \"dir addr\"\n", ferretEnv, spec)
+		fmt.Fprintf(os.Stderr, "%s=%q: want \"addr dir\"\n", ferretEnv, spec)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -166,7 +166,7 @@ func (h *harness) startCollector(args ...string) *proc {
 // of its own, and waits until it listens.
 func startFerretDB(t testing.TB, dir, addr string) *proc {
 	t.Helper()
-	p := startProc(t, "ferretdb", []string{ferretEnv + "=" + dir + " " + addr})
+	p := startProc(t, "ferretdb", []string{ferretEnv + "=" + addr + " " + dir})
 	testutil.Eventually(t, testutil.Patience, "FerretDB listening", func() bool {
 		return strings.Contains(p.out.String(), "ferretdb listening on") || p.exited()
 	})

@@ -54,6 +54,11 @@ Host *
 `
 
 func TestSSHConfigApplies(t *testing.T) {
+	if strings.Contains(t.TempDir(), " ") {
+		// kevinburke/ssh_config splits an Include on spaces and takes no
+		// quotes: the test's Include cannot name a file there.
+		t.Skip("the temporary directory holds a space")
+	}
 	dir := writeSSHConfig(t, sshConfigText, `
 [defaults]
 ssh_config = "DIR/config"

@@ -179,7 +179,7 @@ func Start(t TB, opts ...Option) *Server {
 		s.HostCAFile, s.HostCA = writeCA(t, dir, "host_ca")
 		writePublicKey(t, hostKeyFiles[0]+".pub", s.HostKey)
 		signKey(t, s.HostCAFile, hostKeyFiles[0]+".pub", "-h", "-n", "127.0.0.1")
-		extra = append(extra, "HostCertificate "+hostKeyFiles[0]+"-cert.pub")
+		extra = append(extra, fmt.Sprintf("HostCertificate %q", hostKeyFiles[0]+"-cert.pub"))
 	}
 	if o.userCA {
 		s.UserCAFile, s.UserCA = writeCA(t, dir, "user_ca")
@@ -192,7 +192,7 @@ func Start(t TB, opts ...Option) *Server {
 		}
 		writePublicKey(t, s.CertKeyFile+".pub", pub)
 		signKey(t, s.UserCAFile, s.CertKeyFile+".pub", "-n", u.Username)
-		extra = append(extra, "TrustedUserCAKeys "+s.UserCAFile+".pub")
+		extra = append(extra, fmt.Sprintf("TrustedUserCAKeys %q", s.UserCAFile+".pub"))
 	}
 	o.config = append(extra, o.config...)
 
@@ -276,11 +276,13 @@ func startSSHD(t TB, sshd, dir string, port int, hostKeyFiles []string, authoriz
 	t.Helper()
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "Port %d\nListenAddress 127.0.0.1\n", port)
+	// Paths are quoted (a temporary directory may hold spaces), and '%'
+	// is doubled where sshd expands tokens in them.
 	for _, f := range hostKeyFiles {
-		fmt.Fprintf(&cfg, "HostKey %s\n", f)
+		fmt.Fprintf(&cfg, "HostKey %q\n", f)
 	}
-	fmt.Fprintf(&cfg, "AuthorizedKeysFile %s\n", authorized)
-	fmt.Fprintf(&cfg, "PidFile %s\n", filepath.Join(dir, "sshd.pid"))
+	fmt.Fprintf(&cfg, "AuthorizedKeysFile %q\n", strings.ReplaceAll(authorized, "%", "%%"))
+	fmt.Fprintf(&cfg, "PidFile %q\n", filepath.Join(dir, "sshd.pid"))
 	// A keyword that the extra lines set replaces the default: sshd keeps
 	// the first value of some keywords and the last of others.
 	set := map[string]bool{}

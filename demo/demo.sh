@@ -37,9 +37,9 @@ ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/client_key"
 cp "$work/ssh/client_key.pub" "$work/ssh/authorized_keys"
 cat >"$work/ssh/sshd_config" <<CONF
 ListenAddress 127.0.0.1:$port
-HostKey $work/ssh/host_key
-AuthorizedKeysFile $work/ssh/authorized_keys
-PidFile $work/ssh/sshd.pid
+HostKey "$work/ssh/host_key"
+AuthorizedKeysFile "${work//%/%%}/ssh/authorized_keys"
+PidFile "$work/ssh/sshd.pid"
 StrictModes no
 UsePAM no
 PasswordAuthentication no

@@ -27,10 +27,11 @@ var sshKeywords = []string{"HostName", "User", "Port", "IdentityFile", "Identiti
 // by github.com/kevinburke/ssh_config. That library follows Include
 // (relative paths from ~/.ssh, globs, ~) and knows Host and "Match host" /
 // "Match all" blocks; it refuses other Match criteria (exec, user, ...), so
-// a file that uses them cannot be read. Values found through an Include are
-// attributed to the Include line, since the library does not expose the
-// included files' positions, and "Match host" matches the name as written
-// (OpenSSH matches the HostName).
+// a file that uses them cannot be read, and so is one with a quoted Include
+// (the library would split it at its spaces and include nothing). Values
+// found through an Include are attributed to the Include line, since the
+// library does not expose the included files' positions, and "Match host"
+// matches the name as written (OpenSSH matches the HostName).
 type sshConfig struct {
 	name string // the path as written, for origins: "~/.ssh/config"
 	cfg  *ssh_config.Config
@@ -57,7 +58,29 @@ func readSSHConfig(path string, env environment, missingOK bool) (*sshConfig, er
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", p, err)
 	}
+	if line, arg := quotedInclude(data); line > 0 {
+		return nil, fmt.Errorf("line %d: Include %s: a quoted path is not supported by the SSH config parser the collector uses "+
+			"(kevinburke/ssh_config splits an Include at its spaces and keeps the quotes, so what it names would silently not apply); "+
+			"write the path without quotes (it cannot hold spaces)", line, arg)
+	}
 	return &sshConfig{name: path, cfg: cfg}, nil
+}
+
+// quotedInclude returns the line number and argument of the first Include
+// of data whose argument holds a double quote; 0 when none does.
+func quotedInclude(data []byte) (int, string) {
+	for i, line := range strings.Split(string(data), "\n") {
+		l := strings.TrimSpace(line)
+		const kw = "include"
+		if len(l) <= len(kw) || !strings.EqualFold(l[:len(kw)], kw) || !strings.ContainsRune(" \t=", rune(l[len(kw)])) {
+			continue
+		}
+		arg := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l[len(kw):]), "="))
+		if strings.ContainsRune(arg, '"') {
+			return i + 1, arg
+		}
+	}
+	return 0, ""
 }
 
 // lookup returns the values of keyword for host as OpenSSH takes them: the

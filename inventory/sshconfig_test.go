@@ -205,6 +205,10 @@ func TestSSHConfigOffAndErrors(t *testing.T) {
 		{"unsupported Match", "Match exec true\n  User x\n", `ssh_config = "DIR/config"`, "Match Exec is not supported"},
 		{"bad token", "Host web1\n  IdentityFile ~/.ssh/%C\n", `ssh_config = "DIR/config"`, "SSH client config: IdentityFile at DIR/config line 2 (Host web1): \"/home/tester/.ssh/%C\": the token %C is not supported"},
 		{"bad port", "Host web1\n  Port http\n", `ssh_config = "DIR/config"`, "Port \"http\" at DIR/config line 2 (Host web1) is not a port"},
+		// The parser would split the path at its space and skip both halves,
+		// and the settings behind it would silently not apply.
+		{"quoted Include", "Host web1\n  User x\nHost *\n  Include \"DIR/my configs/*\"\n", `ssh_config = "DIR/config"`,
+			"SSH client config DIR/config: line 4: Include \"DIR/my configs/*\": a quoted path is not supported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,6 +249,23 @@ func TestSSHTokens(t *testing.T) {
 	for _, bad := range []string{"%C", "trailing%"} {
 		if _, err := tok.expand(bad); err == nil {
 			t.Errorf("expand(%q): no error", bad)
+		}
+	}
+}
+
+func TestQuotedInclude(t *testing.T) {
+	for text, want := range map[string]int{
+		"Include ~/.ssh/conf.d/*\n":             0,
+		"# Include \"a b\"\n":                   0,
+		"Host x\n  IncludeFoo \"a\"\n":          0,
+		"Host x\n\tinclude \"a b\"\n":           2,
+		"Host x\n  User u\nInclude=\"~/x y\"\n": 3,
+		"Include a \"b c\"\n":                   1,
+		"Include\n":                             0,
+		"  INCLUDE   ~/a\n  include ~/\"b\"\n":  2,
+	} {
+		if got, _ := quotedInclude([]byte(text)); got != want {
+			t.Errorf("quotedInclude(%q) = line %d, want %d", text, got, want)
 		}
 	}
 }

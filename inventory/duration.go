@@ -46,7 +46,8 @@ func ParseDuration(s string) (time.Duration, error) {
 		if err != nil || i == 0 || strings.ContainsAny(s[:i], "eExXpP_") || n < 0 {
 			return 0, fmt.Errorf("invalid duration %q", in)
 		}
-		if n*24*float64(time.Hour) > math.MaxInt64 {
+		// float64(math.MaxInt64) is 2^63, one past the largest duration.
+		if n*24*float64(time.Hour) >= math.MaxInt64 {
 			return 0, fmt.Errorf("duration %q is too long", in)
 		}
 		days = time.Duration(n * 24 * float64(time.Hour))

@@ -30,6 +30,8 @@ func TestParseDuration(t *testing.T) {
 		{in: "--5s", wantErr: `invalid duration "--5s"`},
 		{in: "1d1d", wantErr: `invalid duration "1d1d"`},
 		{in: "200000d", wantErr: `duration "200000d" is too long`},
+		// Exactly 2^63 ns: once wrapped around to a negative duration.
+		{in: "106751.99116730064d", wantErr: `duration "106751.99116730064d" is too long`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

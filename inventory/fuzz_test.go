@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParse reads any bytes as servers.toml: an inventory, or an error that
@@ -29,6 +30,27 @@ func FuzzParse(f *testing.F) {
 		}
 		if inv == nil {
 			t.Fatal("no inventory and no error")
+		}
+	})
+}
+
+// FuzzParseDuration: any text is a duration or an error; a duration
+// without a sign is never negative (no overflow wraps around), and one
+// that time.ParseDuration takes is what it says.
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"30s", "7d", "1d12h", "1.5d", "-2h", "106751d", "106751.99116730064d", "0d", "d", "1e3d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDuration(s)
+		if err != nil {
+			return
+		}
+		if d < 0 && !strings.HasPrefix(s, "-") {
+			t.Fatalf("ParseDuration(%q) = %v: negative", s, d)
+		}
+		if want, err := time.ParseDuration(s); err == nil && want != d {
+			t.Fatalf("ParseDuration(%q) = %v, time.ParseDuration says %v", s, d, want)
 		}
 	})
 }

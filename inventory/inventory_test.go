@@ -109,6 +109,9 @@ var badConfigs = map[string][]string{
 		"retention 10m0s is shorter than an hour in [store] (bad_store.toml:3)",
 		`database name "a.b" is not usable in [store] (bad_store.toml:4)`,
 	},
+	// Exactly 2^63 ns: it once wrapped around to a negative duration, and
+	// the error said it was too short.
+	"huge_duration.toml":    {`bad value for 'rollup_retention': duration "106751.99116730064d" is too long in [store] (huge_duration.toml:2)`},
 	"unknown_top_key.toml":  {"unknown top-level key 'user' (unknown_top_key.toml:1); 'user' can only be set in [defaults] or [[server]]"},
 	"misspelled_table.toml": {"unknown table [[servers]] (misspelled_table.toml:1); did you mean [[server]]?"},
 	"single_bracket_server.toml": {

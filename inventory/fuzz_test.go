@@ -54,3 +54,23 @@ func FuzzParseDuration(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseTime: any text is a time or an error; a duration back from now
+// is never after now, and a jump host is a user, host and port (0: none
+// written) or an error.
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{"24h", "7d", "2026-11-25", "2026-11-25T08:00:00Z", "2026-11-25T08:00:00 01:00", "106751d", "0s", "ops@jump:2222"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		if tm, err := ParseTime(s, now, time.UTC); err == nil {
+			if _, derr := ParseDuration(s); derr == nil && tm.After(now) {
+				t.Fatalf("ParseTime(%q) = %v: after now (%v)", s, tm, now)
+			}
+		}
+		if user, host, port, err := parseJump(s); err == nil && (host == "" || port < 0 || port > 65535 || strings.ContainsAny(user+host, " \t\n")) {
+			t.Fatalf("parseJump(%q) = %q, %q, %d", s, user, host, port)
+		}
+	})
+}

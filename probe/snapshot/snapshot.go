@@ -440,6 +440,12 @@ func Unmarshal(data []byte) (*Snapshot, error) {
 	if s, ok := unmarshalValid(data); ok {
 		return s, nil
 	}
+	return unmarshalExplained(data)
+}
+
+// unmarshalExplained is Unmarshal in the passes whose errors say what is
+// wrong; it takes what unmarshalValid takes, and more slowly.
+func unmarshalExplained(data []byte) (*Snapshot, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New("decode snapshot: empty output")
 	}

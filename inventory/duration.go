@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -31,6 +32,10 @@ func (d Duration) MarshalText() ([]byte, error) {
 // durationHint is the fix for a bad duration.
 const durationHint = `write a number and a unit (ms, s, m, h or d) in quotes, e.g. "30s", "2m" or "7d"`
 
+// errTooLong is wrapped by the error of a duration beyond time.Duration's
+// range (about 292 years).
+var errTooLong = errors.New("too long")
+
 // ParseDuration parses a duration as time.ParseDuration does, and also accepts
 // a leading whole or decimal number of days with the unit d: "90d", "1d12h".
 func ParseDuration(s string) (time.Duration, error) {
@@ -48,7 +53,7 @@ func ParseDuration(s string) (time.Duration, error) {
 		}
 		// float64(math.MaxInt64) is 2^63, one past the largest duration.
 		if n*24*float64(time.Hour) >= math.MaxInt64 {
-			return 0, fmt.Errorf("duration %q is too long", in)
+			return 0, fmt.Errorf("duration %q is %w", in, errTooLong)
 		}
 		days = time.Duration(n * 24 * float64(time.Hour))
 		s = s[i+1:]
@@ -61,7 +66,7 @@ func ParseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("invalid duration %q", in)
 	}
 	if days > 0 && rest > math.MaxInt64-days {
-		return 0, fmt.Errorf("duration %q is too long", in)
+		return 0, fmt.Errorf("duration %q is %w", in, errTooLong)
 	}
 	d := days + rest
 	if neg {
@@ -87,6 +92,9 @@ func ParseTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
 		return t, nil
 	}
 	d, err := ParseDuration(s)
+	if errors.Is(err, errTooLong) {
+		return time.Time{}, err
+	}
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2026-11-25T08:00:00Z), a date (2026-11-25) nor a duration back from now (24h, 7d)", s)
 	}

@@ -80,6 +80,7 @@ func TestParseTime(t *testing.T) {
 		{in: "2026-02-20T08:00:00Z", want: time.Date(2026, 2, 20, 8, 0, 0, 0, time.UTC)},
 		{in: "2026-02-20T08:00:00 01:00", want: time.Date(2026, 2, 20, 7, 0, 0, 0, time.UTC)},
 		{in: "-7d", err: "must be positive"},
+		{in: "200000d", err: `duration "200000d" is too long`},
 		{in: "yesterday", err: `"yesterday" is neither RFC 3339 (2026-11-25T08:00:00Z), a date (2026-11-25) nor a duration back from now (24h, 7d)`},
 		{in: "", err: "empty"},
 	} {

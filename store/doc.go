@@ -61,6 +61,7 @@
 //	              slot, member}
 //	rollups      {_id: "server|hour|2024-05-01T10:00:00.000Z", server,
 //	              period: "hour"|"day", start, count, failed, rolled_to,
+//	              rolled_to_by: {"_<member>": <newest result folded in>},
 //	              cpu:   {pk: "<peak text>", sum, n},
 //	              mem:   {...}, disk: {...}, load1: {...},
 //	              matched: {min, max, sum, n},
@@ -119,12 +120,15 @@
 // on equal values the earliest. Rollups written before kept the peak as a
 // document {value, order, at, procs_known, matched_total, procs: [{keyword,
 // count}]} under peak, which compares the same way field by field; they
-// still decode, and where a rollup has both, the greater wins. rolled_to, the newest result
-// folded in, moves in the same update; a result found already stored is
-// folded in again only when newer than rolled_to, which is the case after a
+// still decode, and where a rollup has both, the greater wins. rolled_to_by,
+// the newest result of each member (collector) folded in, and rolled_to, of
+// any, move in the same update; a result found already stored is folded in
+// again only when newer than its member's mark, which is the case after a
 // write that stored it and failed before its rollup upkeep. So a write
 // repeated after a failure (as package spool repeats it) counts nothing
-// twice, and an interrupted write loses nothing.
+// twice, and an interrupted write loses nothing, even when another member
+// folded newer results of the server meanwhile (a failover). A rollup
+// without rolled_to_by (written before it) is judged by rolled_to.
 //
 // # Reads on FerretDB
 //

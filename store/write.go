@@ -267,12 +267,17 @@ func isDuplicateKey(code int) bool { return code == 11000 || code == 11001 || co
 // upkeepRollups folds results into their hourly and daily rollups.
 //
 // A result inserted just now is folded in. A result that was already stored
-// is folded into a rollup only when it is newer than the rollup's rolled_to,
-// the newest result that rollup has taken: that is a result whose insert
-// succeeded in an earlier pass that failed before its rollup upkeep. Each
-// rollup's counters and rolled_to change in one atomic update, so a pass
-// repeated after any failure counts each result exactly once, provided the
-// results of one server arrive in time order (the spool keeps that order).
+// is folded into a rollup only when it is newer than the newest result of
+// its member (the collector that probed it) that rollup has taken, kept in
+// rolled_to_by: that is a result whose insert succeeded in an earlier pass
+// that failed before its rollup upkeep. Each rollup's counters and marks
+// change in one atomic update, so a pass repeated after any failure counts
+// each result exactly once, provided the results of one member and server
+// arrive in time order (its spool keeps that order). The mark is the
+// member's, not the rollup's: after a member was killed between the two,
+// another member that took its servers over folds newer results before the
+// killed member's spool is replayed. A rollup written before rolled_to_by
+// existed has rolled_to alone, the newest result of any member.
 func (s *Store) upkeepRollups(ctx context.Context, results []monitor.Result, fresh, seen []bool) error {
 	type target struct {
 		period monitor.Period
@@ -284,24 +289,34 @@ func (s *Store) upkeepRollups(ctx context.Context, results []monitor.Result, fre
 		return [2]target{{monitor.Hour, rollupID(r.Server, monitor.Hour, h), h}, {monitor.Day, rollupID(r.Server, monitor.Day, d), d}}
 	}
 
-	// rolled_to of the rollups that results stored before would go to.
-	rolledTo := map[string]time.Time{}
+	// The marks of the rollups that results stored before would go to.
+	type marks struct {
+		RolledTo   time.Time            `bson:"rolled_to"`
+		RolledToBy map[string]time.Time `bson:"rolled_to_by"`
+	}
+	rolled := map[string]marks{}
 	for i, r := range results {
 		if seen[i] && !fresh[i] {
 			for _, t := range targets(r) {
-				rolledTo[t.id] = time.Time{}
+				rolled[t.id] = marks{}
 			}
 		}
 	}
-	for id := range rolledTo {
-		var d struct {
-			RolledTo time.Time `bson:"rolled_to"`
-		}
-		err := findOne(ctx, s.rollups, id, &d, options.FindOne().SetProjection(bson.D{{Key: "rolled_to", Value: 1}}))
+	for id := range rolled {
+		var d marks
+		err := findOne(ctx, s.rollups, id, &d, options.FindOne().SetProjection(bson.D{{Key: "rolled_to", Value: 1}, {Key: "rolled_to_by", Value: 1}}))
 		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
 			return fmt.Errorf("read rollup %s: %w", id, err)
 		}
-		rolledTo[id] = d.RolledTo
+		rolled[id] = d
+	}
+	// rolledTo is the newest result of r's member that rollup id has taken.
+	rolledTo := func(id string, r monitor.Result) time.Time {
+		d := rolled[id]
+		if d.RolledToBy == nil {
+			return d.RolledTo
+		}
+		return d.RolledToBy[memberField(r.Member)]
 	}
 
 	aggs := map[string]*rollupAgg{}
@@ -310,7 +325,7 @@ func (s *Store) upkeepRollups(ctx context.Context, results []monitor.Result, fre
 			continue
 		}
 		for _, t := range targets(r) {
-			if !fresh[i] && !r.At.After(rolledTo[t.id]) {
+			if !fresh[i] && !r.At.After(rolledTo(t.id, r)) {
 				continue
 			}
 			a := aggs[t.id]
@@ -430,6 +445,7 @@ type rollupAgg struct {
 
 	count, failed         int64
 	rolledTo              time.Time
+	rolledToBy            map[string]time.Time // by memberField
 	cpu, mem, disk, load1 metricAgg
 	matched               matchedAgg
 	keywords              map[string]*keywordAgg // by keyword
@@ -475,6 +491,12 @@ type matchedAgg struct {
 }
 
 func (a *rollupAgg) add(r monitor.Result) {
+	if a.rolledToBy == nil {
+		a.rolledToBy = map[string]time.Time{}
+	}
+	if m := memberField(r.Member); r.At.After(a.rolledToBy[m]) {
+		a.rolledToBy[m] = r.At
+	}
 	if r.At.After(a.rolledTo) {
 		a.rolledTo = r.At
 	}
@@ -587,12 +609,20 @@ func (m *metricAgg) add(v float64, at time.Time, snap *snapshot.Snapshot) {
 	m.peak = p
 }
 
+// memberField is the field of rolled_to_by that holds member's mark: "_"
+// and the name escaped as a keyword's is ("_" alone for a collector outside
+// a cluster).
+func memberField(member string) string { return "_" + keywordField(member) }
+
 // update builds the upsert: counters with $inc, peaks and rolled_to with
 // $max (a peak is a string compared value first, see peakText), the matched minimum with
 // $min.
 func (a *rollupAgg) update() bson.D {
 	inc := bson.D{{Key: "count", Value: a.count}, {Key: "failed", Value: a.failed}}
 	maxes := bson.D{{Key: "rolled_to", Value: a.rolledTo}}
+	for _, m := range slices.Sorted(maps.Keys(a.rolledToBy)) {
+		maxes = append(maxes, bson.E{Key: "rolled_to_by." + m, Value: a.rolledToBy[m]})
+	}
 	for _, m := range []struct {
 		name string
 		agg  *metricAgg

@@ -1,25 +1,19 @@
 package inventory
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crawlerfleet/collector/internal/testutil"
 )
 
 // FuzzParse reads any bytes as servers.toml: an inventory, or an error that
 // names the file, never a panic.
 func FuzzParse(f *testing.F) {
-	paths, _ := filepath.Glob(filepath.Join("testdata", "*.toml"))
-	paths = append(paths, filepath.Join("..", "servers.toml"))
-	for _, path := range paths {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
+	testutil.AddFiles(f, filepath.Join("testdata", "*.toml"))
+	testutil.AddFiles(f, filepath.Join("..", "servers.toml"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		inv, err := parse(strings.NewReader(string(data)), "servers.toml", testEnv)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crawlerfleet/collector/collector/report"
+	"github.com/crawlerfleet/collector/internal/testutil"
 	"github.com/crawlerfleet/collector/monitor"
 	"github.com/crawlerfleet/collector/probe/snapshot"
 )
@@ -17,40 +18,40 @@ import (
 // go: nothing panics, and a snapshot check passes always makes a report
 // that prints, as JSON (which has no NaN) and as HTML.
 func FuzzCheck(f *testing.F) {
-	seeds, _ := filepath.Glob(filepath.Join("..", "..", "probe", "snapshot", "testdata", "*.json"))
-	for _, path := range seeds {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
+	testutil.AddFiles(f, filepath.Join("..", "..", "probe", "snapshot", "testdata", "*.json"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := snapshot.Unmarshal(data)
 		if err != nil {
 			return
 		}
-		now := s.Time // the clock is check's business, tested on its own
-		if err := check(s, []string{"python", "node"}, now); err != nil {
+		// The clock is check's business, tested on its own.
+		if err := check(s, []string{"python", "node"}, s.Time); err != nil {
 			return
 		}
-		var results []monitor.Result
-		for i := range 3 {
-			results = append(results, monitor.Result{Server: "s", At: now.Add(time.Duration(i) * time.Minute), Snapshot: s})
-		}
-		for _, kw := range []string{"python", ""} {
-			r := report.Build(report.Input{
-				From: now.Add(-time.Hour), To: now.Add(time.Hour), Generated: now, Keyword: kw,
-				Servers: []report.ServerInput{{Name: "s", Points: report.PointsFromResults(results, kw), Attempts: 3}},
-			})
-			if err := r.WriteJSON(io.Discard); err != nil {
-				t.Fatalf("keyword %q: %v", kw, err)
-			}
-			if err := r.WriteHTML(io.Discard); err != nil {
-				t.Fatalf("keyword %q: %v", kw, err)
-			}
-		}
+		reportPrints(t, s, "python", 0)
 	})
+}
+
+// reportPrints builds a report of three results holding s, for keyword and
+// for all matched processes, and fails t unless it prints as JSON and HTML.
+func reportPrints(t *testing.T, s *snapshot.Snapshot, keyword string, memTotal uint64) {
+	t.Helper()
+	var results []monitor.Result
+	for i := range 3 {
+		results = append(results, monitor.Result{Server: "s", At: s.Time.Add(time.Duration(i) * time.Minute), Snapshot: s})
+	}
+	for _, kw := range []string{keyword, ""} {
+		r := report.Build(report.Input{
+			From: s.Time.Add(-time.Hour), To: s.Time.Add(time.Hour), Generated: s.Time, Keyword: kw,
+			Servers: []report.ServerInput{{Name: "s", Points: report.PointsFromResults(results, kw), Attempts: 3, MemTotalBytes: memTotal}},
+		})
+		if err := r.WriteJSON(io.Discard); err != nil {
+			t.Fatalf("keyword %q: %v", kw, err)
+		}
+		if err := r.WriteHTML(io.Discard); err != nil {
+			t.Fatalf("keyword %q: %v", kw, err)
+		}
+	}
 }
 
 // FuzzCheckFigures sets a real probe's snapshot's figures to any values
@@ -84,21 +85,6 @@ func FuzzCheckFigures(f *testing.F) {
 		if err := check(s, []string{"python", "bash"}, s.Time); err != nil {
 			return
 		}
-		var results []monitor.Result
-		for i := range 3 {
-			results = append(results, monitor.Result{Server: "s", At: s.Time.Add(time.Duration(i) * time.Minute), Snapshot: s})
-		}
-		for _, kw := range []string{"bash", ""} {
-			r := report.Build(report.Input{
-				From: s.Time.Add(-time.Hour), To: s.Time.Add(time.Hour), Generated: s.Time, Keyword: kw,
-				Servers: []report.ServerInput{{Name: "s", Points: report.PointsFromResults(results, kw), Attempts: 3, MemTotalBytes: total}},
-			})
-			if err := r.WriteJSON(io.Discard); err != nil {
-				t.Fatalf("keyword %q: %v", kw, err)
-			}
-			if err := r.WriteHTML(io.Discard); err != nil {
-				t.Fatalf("keyword %q: %v", kw, err)
-			}
-		}
+		reportPrints(t, s, "bash", total)
 	})
 }

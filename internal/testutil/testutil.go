@@ -1,8 +1,9 @@
 // Package testutil holds the helpers that tests of several packages share:
 // a buffer safe for concurrent writers, a logger that shows its output only
 // when a test fails, a wait for a condition that other goroutines make true,
-// and waits for a fake clock's timers and for a channel's next value, each
-// bounded by a safety net (Patience) rather than an expected time. Clocks
+// waits for a fake clock's timers and for a channel's next value, each
+// bounded by a safety net (Patience) rather than an expected time, and a
+// fuzz test's seeds read from files. Clocks
 // come from github.com/jonboulle/clockwork (clockwork.NewFakeClock).
 package testutil
 
@@ -10,6 +11,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -96,5 +99,23 @@ func Receive[T any](tb testing.TB, c <-chan T, what string) T {
 		tb.Fatalf("after %v: still no %s", Patience, what)
 		var zero T
 		return zero
+	}
+}
+
+// AddFiles adds the content of every file that pattern (filepath.Glob)
+// matches to f's seed corpus, and fails when none does: a fuzz test seeded
+// with nothing would only search from empty input.
+func AddFiles(f *testing.F, pattern string) {
+	f.Helper()
+	paths, err := filepath.Glob(pattern)
+	if err != nil || len(paths) == 0 {
+		f.Fatalf("seed files %s: none (%v)", pattern, err)
+	}
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
 	}
 }

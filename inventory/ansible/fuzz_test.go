@@ -1,24 +1,20 @@
 package ansible
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/crawlerfleet/collector/internal/testutil"
 )
 
 // FuzzParse reads any bytes as an Ansible inventory (INI, or the JSON of
 // ansible-inventory --list): an inventory or an error naming the file,
 // never a panic.
 func FuzzParse(f *testing.F) {
-	paths, _ := filepath.Glob(filepath.Join("testdata", "*"))
-	for _, path := range paths {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
+	// By extension: testdata/fuzz holds the fuzzer's own corpus.
+	testutil.AddFiles(f, filepath.Join("testdata", "*.ini"))
+	testutil.AddFiles(f, filepath.Join("testdata", "*.json"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		inv, err := Parse(strings.NewReader(string(data)), "hosts")
 		if err != nil {

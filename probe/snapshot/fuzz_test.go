@@ -1,10 +1,11 @@
 package snapshot
 
 import (
-	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/crawlerfleet/collector/internal/testutil"
 )
 
 // FuzzUnmarshal feeds any bytes to Unmarshal, as a broken or hostile probe
@@ -12,14 +13,7 @@ import (
 // decoder and the passes that explain errors agree on every snapshot the
 // first takes.
 func FuzzUnmarshal(f *testing.F) {
-	paths, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	for _, path := range paths {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
+	testutil.AddFiles(f, filepath.Join("testdata", "*.json"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fast, ok := unmarshalValid(data)
 		slow, err := unmarshalExplained(data)

@@ -128,7 +128,8 @@
 // repeated after a failure (as package spool repeats it) counts nothing
 // twice, and an interrupted write loses nothing, even when another member
 // folded newer results of the server meanwhile (a failover). A rollup
-// without rolled_to_by (written before it) is judged by rolled_to.
+// without rolled_to_by (written before it) is judged by rolled_to, which is
+// still kept for collectors of earlier versions sharing the database.
 //
 // # Reads on FerretDB
 //

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -123,8 +122,8 @@ type reportReader interface {
 	Rollups(ctx context.Context, f monitor.RollupFilter) ([]monitor.Rollup, error)
 	Points(ctx context.Context, server string, from, to time.Time) ([]monitor.Point, error)
 	Attempts(ctx context.Context, server string, from, to time.Time) ([]monitor.Result, error)
-	Latest(ctx context.Context, server string) (*monitor.Result, error)
-	LastFailure(ctx context.Context, server string) (*monitor.Result, error)
+	// Newest returns the newest snapshot and failure, each nil when none.
+	Newest(ctx context.Context, server string) (latest, failure *monitor.Result, err error)
 }
 
 // buildReport reads what the report needs from st and computes it: the one
@@ -204,16 +203,12 @@ func loadServer(ctx context.Context, st reportReader, s inventory.Server, from, 
 	for _, a := range attempts {
 		si.Failures[string(a.Kind)]++
 	}
-	latest, err := st.Latest(ctx, s.Name)
-	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
+	latest, last, err := st.Newest(ctx, s.Name)
+	if err != nil {
 		return si, err
 	}
 	if latest != nil {
 		si.MemTotalBytes = latest.Snapshot.Memory.Total
-	}
-	last, err := st.LastFailure(ctx, s.Name)
-	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
-		return si, err
 	}
 	if last != nil && (latest == nil || last.At.After(latest.At)) {
 		si.LastError = last.Error()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -61,19 +60,14 @@ func runStatus(ctx context.Context, e *env, o statusOptions, names []string) err
 
 // statusReader is what status reads of the store.
 type statusReader interface {
-	Latest(ctx context.Context, server string) (*monitor.Result, error)
-	LastFailure(ctx context.Context, server string) (*monitor.Result, error)
+	Newest(ctx context.Context, server string) (latest, failure *monitor.Result, err error)
 	Rollups(ctx context.Context, f monitor.RollupFilter) ([]monitor.Rollup, error)
 }
 
 // statusRow prints one server's line.
 func statusRow(ctx context.Context, w io.Writer, st statusReader, name string, now, from time.Time) error {
-	latest, err := st.Latest(ctx, name)
-	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
-		return err
-	}
-	failure, err := st.LastFailure(ctx, name)
-	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
+	latest, failure, err := st.Newest(ctx, name)
+	if err != nil {
 		return err
 	}
 	rollups, err := st.Rollups(ctx, monitor.RollupFilter{Servers: []string{name}, Period: monitor.Hour, From: from, To: now.Add(time.Hour)})

@@ -521,6 +521,21 @@ func TestLatestDirect(t *testing.T) {
 			} else {
 				a.failure = fmt.Sprintf("%s %s %s", r.At.Format(time.TimeOnly), r.Kind, r.Error())
 			}
+			// Newest is both, from one read of the server's document.
+			latest, failure, err := s.Newest(ctx, server)
+			if err != nil {
+				t.Fatalf("Newest(%q): %v", server, err)
+			}
+			b := answer{"error, not found true", "error, not found true"}
+			if latest != nil {
+				b.latest = fmt.Sprintf("%s cpu %v", latest.At.Format(time.TimeOnly), latest.Snapshot.CPU.Percent)
+			}
+			if failure != nil {
+				b.failure = fmt.Sprintf("%s %s %s", failure.At.Format(time.TimeOnly), failure.Kind, failure.Error())
+			}
+			if b != a {
+				t.Errorf("Newest(%q) = %v; Latest and LastFailure say %v", server, b, a)
+			}
 			out[server] = a
 		}
 		return out

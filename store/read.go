@@ -32,13 +32,61 @@ func (s *Store) Latest(ctx context.Context, server string) (*monitor.Result, err
 		return nil, err
 	}
 	sd, err := s.serverRefs(ctx, server)
-	if errors.Is(err, mongo.ErrNoDocuments) || err == nil && sd.Latest == nil {
+	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, fmt.Errorf("latest snapshot of %s: %w", server, monitor.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("latest snapshot of %s: %w", server, err)
 	}
+	return s.latestOf(ctx, server, sd)
+}
+
+// LastFailure returns the newest failed attempt of server as a Result with
+// Kind and Err (the stored message) set, or an error wrapping
+// monitor.ErrNotFound.
+func (s *Store) LastFailure(ctx context.Context, server string) (*monitor.Result, error) {
+	if err := s.gate(); err != nil {
+		return nil, err
+	}
+	sd, err := s.serverRefs(ctx, server)
+	if errors.Is(err, mongo.ErrNoDocuments) || err == nil && sd.LastFailure == nil {
+		return nil, fmt.Errorf("last failure of %s: %w", server, monitor.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("last failure of %s: %w", server, err)
+	}
+	return failureOf(server, sd), nil
+}
+
+// Newest returns the newest snapshot and the newest failure of server, each
+// nil when there is none (or the snapshot was pruned): Latest and
+// LastFailure together, reading the server's document once, as a report,
+// status and the live page ask for them of every server.
+func (s *Store) Newest(ctx context.Context, server string) (latest, failure *monitor.Result, err error) {
+	if err := s.gate(); err != nil {
+		return nil, nil, err
+	}
+	sd, err := s.serverRefs(ctx, server)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("newest results of %s: %w", server, err)
+	}
+	latest, err = s.latestOf(ctx, server, sd)
+	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
+		return nil, nil, err
+	}
+	return latest, failureOf(server, sd), nil
+}
+
+// latestOf reads the snapshot that server's document sd points at.
+func (s *Store) latestOf(ctx context.Context, server string, sd serverDoc) (*monitor.Result, error) {
+	if sd.Latest == nil {
+		return nil, fmt.Errorf("latest snapshot of %s: %w", server, monitor.ErrNotFound)
+	}
 	var d snapshotDoc
+	var err error
 	if s.direct != nil {
 		err = s.directOne(ctx, snapshotsName, sd.Latest.ID, func(doc []byte) (string, error) {
 			d = snapshotDoc{}
@@ -60,23 +108,15 @@ func (s *Store) Latest(ctx context.Context, server string) (*monitor.Result, err
 	return &r, nil
 }
 
-// LastFailure returns the newest failed attempt of server as a Result with
-// Kind and Err (the stored message) set, or an error wrapping
-// monitor.ErrNotFound.
-func (s *Store) LastFailure(ctx context.Context, server string) (*monitor.Result, error) {
-	if err := s.gate(); err != nil {
-		return nil, err
-	}
-	sd, err := s.serverRefs(ctx, server)
-	if errors.Is(err, mongo.ErrNoDocuments) || err == nil && sd.LastFailure == nil {
-		return nil, fmt.Errorf("last failure of %s: %w", server, monitor.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("last failure of %s: %w", server, err)
-	}
+// failureOf returns the failure that server's document sd holds, nil when
+// none.
+func failureOf(server string, sd serverDoc) *monitor.Result {
 	f := sd.LastFailure
+	if f == nil {
+		return nil
+	}
 	r := failure(server, f.At.UTC(), f.DurationMS, f.Kind, f.Err)
-	return &r, nil
+	return &r
 }
 
 // serverRefs reads server's document: from the embedded store's file when

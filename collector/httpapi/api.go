@@ -224,12 +224,8 @@ func (s *Server) summary(ctx context.Context, srv inventory.Server) (ServerSumma
 	if sum.Tags == nil {
 		sum.Tags = []string{}
 	}
-	rec, err := s.o.Store.Latest(ctx, srv.Name)
-	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
-		return sum, err
-	}
-	fail, err := s.o.Store.LastFailure(ctx, srv.Name)
-	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
+	rec, fail, err := s.o.Store.Newest(ctx, srv.Name)
+	if err != nil {
 		return sum, err
 	}
 	if rec != nil {

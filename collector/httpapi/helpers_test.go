@@ -54,17 +54,17 @@ func (f *fakeStore) Latest(_ context.Context, server string) (*monitor.Result, e
 	return &r, nil
 }
 
-func (f *fakeStore) LastFailure(_ context.Context, server string) (*monitor.Result, error) {
+func (f *fakeStore) Newest(ctx context.Context, server string) (latest, failure *monitor.Result, err error) {
+	latest, err = f.Latest(ctx, server)
+	if err != nil && !errors.Is(err, monitor.ErrNotFound) {
+		return nil, nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.err != nil {
-		return nil, f.err
+	if a, ok := f.fails[server]; ok {
+		failure = &a
 	}
-	a, ok := f.fails[server]
-	if !ok {
-		return nil, fmt.Errorf("last failure of %s: %w", server, monitor.ErrNotFound)
-	}
-	return &a, nil
+	return latest, failure, nil
 }
 
 func (f *fakeStore) Snapshots(_ context.Context, server string, from, to time.Time, limit int) ([]monitor.Result, error) {

@@ -25,9 +25,9 @@ type Store interface {
 	// server, or an error that wraps monitor.ErrNotFound when there is
 	// none.
 	Latest(ctx context.Context, server string) (*monitor.Result, error)
-	// LastFailure returns the newest failed result of server (Kind and
-	// Err), or an error that wraps monitor.ErrNotFound.
-	LastFailure(ctx context.Context, server string) (*monitor.Result, error)
+	// Newest returns the newest successful and the newest failed result
+	// of server (Kind and Err), each nil when there is none.
+	Newest(ctx context.Context, server string) (latest, failure *monitor.Result, err error)
 	// Snapshots returns the newest limit successful results of server
 	// with from <= At < to, oldest first.
 	Snapshots(ctx context.Context, server string, from, to time.Time, limit int) ([]monitor.Result, error)
